@@ -1,0 +1,114 @@
+"""`leadheat serve | migrate | sites create | sites list`."""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker
+from app.sites import service as sites_service
+
+
+def _print_keys(created: sites_service.CreatedSite) -> None:
+    print(f"Site:       {created.site.name} ({created.site.id})")
+    print(f"Write key:  {created.write_key}   (public: goes into the shop's pages)")
+    print(f"Secret key: {created.secret_key}   (shown once: keep it on your server)")
+
+
+async def _create_site(settings: Settings, name: str, origins: list[str]) -> None:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            created = await sites_service.create_site(session, name, origins)
+            await session.commit()
+        _print_keys(created)
+    finally:
+        await engine.dispose()
+
+
+async def _list_sites(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            for site in await sites_service.list_sites(session):
+                origins = ", ".join(site.allowed_origins) or "any origin"
+                print(f"{site.id}  {site.write_key}  {site.name}  [{origins}]")
+    finally:
+        await engine.dispose()
+
+
+async def _ensure_demo_site(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            if await sites_service.count_sites(session):
+                return
+            created = await sites_service.create_site(session, "Demo shop", [])
+            await session.commit()
+        print("First start: created a demo site.")
+        _print_keys(created)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.migrate import upgrade
+
+    if settings.auto_migrate and not args.no_migrate:
+        upgrade(settings.database_url)
+    if settings.create_demo_site:
+        asyncio.run(_ensure_demo_site(settings))
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    print(f"Leadheat listening on http://{host}:{port}", flush=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="leadheat", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="migrate, then serve the API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    sites = sub.add_parser("sites", help="manage sites (shops)")
+    sites_sub = sites.add_subparsers(dest="sites_command", required=True)
+    create = sites_sub.add_parser("create", help="create a site and print its keys once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--origin", action="append", default=[], help="allowed page origin (repeatable)"
+    )
+    sites_sub.add_parser("list", help="list sites")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.command == "serve":
+        _serve(settings, args)
+    elif args.command == "migrate":
+        from app.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print("Database is up to date.")
+    elif args.sites_command == "create":
+        asyncio.run(_create_site(settings, args.name, args.origin))
+    else:
+        asyncio.run(_list_sites(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

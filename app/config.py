@@ -1,0 +1,47 @@
+"""Configuration: one settings class, read from `LEADHEAT_*` environment variables.
+
+Nested groups use a double underscore, e.g. `LEADHEAT_INGESTION__VISIT_TIMEOUT_MINUTES=45`.
+Every industry figure from DOMAIN.md that the service uses is a setting here, never a constant.
+"""
+
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IngestionSettings(BaseModel):
+    max_event_bytes: int = Field(32 * 1024, description="Segment's per-event limit")
+    max_request_bytes: int = Field(500 * 1024, description="Segment's per-request limit")
+    max_batch_events: int = Field(2500, description="events in one /v1/batch call")
+    visit_timeout_minutes: float = Field(30, description="silence that starts a new visit")
+    store_bot_events: bool = Field(True, description="keep crawler events (never scored)")
+    group_commit_max_events: int = Field(2000, description="events in one group transaction")
+    flushers: int = Field(2, description="concurrent group transactions (PostgreSQL)")
+    write_key_cache_seconds: float = 30.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./leadheat.db"
+    database_pool_size: int = 10
+    database_echo: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    auto_migrate: bool = Field(True, description="`leadheat serve` migrates before it listens")
+    create_demo_site: bool = Field(True, description="create a demo site when there is none")
+    log_level: str = "info"
+    ingestion: IngestionSettings = IngestionSettings()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

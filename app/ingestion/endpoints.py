@@ -1,0 +1,189 @@
+"""The Segment HTTP tracking API: `/v1/batch` and the single calls.
+
+Existing Segment libraries work by pointing their host here. The write key comes the Segment
+way: HTTP Basic with the key as user name (empty password), or `writeKey` in the body.
+"""
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.config import Settings
+from app.db import utcnow
+from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized
+from app.http import JSONResponse
+from app.ingestion.parsing import IngestEvent, Rejection, parse_json, read_body, validate_event
+from app.ingestion.pipeline import IngestPipeline
+from app.ingestion.schemas import IngestResponse, RejectedEvent, as_utc
+from app.ingestion.store import BOT, DUPLICATE, Submission
+from app.sites.service import SiteRef, WriteKeyCache
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+
+SINGLE_CALLS = ("track", "page", "screen", "identify", "alias", "group")
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _basic_write_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized("Send the write key as HTTP Basic user name, or as 'writeKey'.")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise Unauthorized("The Basic credentials are not valid base64.") from exc
+    return decoded.partition(":")[0] or None
+
+
+async def _site_for(request: Request, write_key: Any) -> SiteRef:
+    if not isinstance(write_key, str) or not write_key:
+        raise Unauthorized(
+            "No write key: send it as HTTP Basic user name (empty password) or as 'writeKey'."
+        )
+    cache: WriteKeyCache = request.app.state.write_keys
+    site = await cache.get(write_key)
+    if site is None:
+        raise Unauthorized("Unknown write key.")
+    origin = request.headers.get("origin")
+    if not site.allows_origin(origin):
+        raise Forbidden(f"Origin {origin} is not allowed for this site.", code="origin_not_allowed")
+    return site
+
+
+def _cors(request: Request, response: Response) -> Response:
+    origin = request.headers.get("origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+async def _read(request: Request) -> tuple[dict[str, Any], SiteRef, datetime]:
+    received_at = utcnow()
+    settings: Settings = request.app.state.settings
+    header_key = _basic_write_key(request)
+    site = await _site_for(request, header_key) if header_key else None
+    payload = parse_json(await read_body(request, settings.ingestion.max_request_bytes))
+    if not isinstance(payload, dict):
+        raise AppError("The body must be a JSON object.", code="invalid_json")
+    if site is None:
+        site = await _site_for(request, payload.get("writeKey"))
+    return payload, site, received_at
+
+
+async def _ingest(
+    request: Request, site: SiteRef, results: list[IngestEvent | Rejection]
+) -> IngestResponse:
+    events = [r for r in results if isinstance(r, IngestEvent)]
+    rejections = [r for r in results if isinstance(r, Rejection)]
+    outcomes: list[str] = []
+    if events:
+        pipeline: IngestPipeline = request.app.state.ingest_pipeline
+        outcomes = (await pipeline.submit(Submission(site.id, events))).outcomes
+    duplicates = outcomes.count(DUPLICATE)
+    bots = outcomes.count(BOT)
+    return IngestResponse(
+        accepted=len(outcomes) - duplicates,
+        duplicates=duplicates,
+        rejected=len(rejections),
+        bots=bots,
+        errors=[RejectedEvent(index=r.index, code=r.code, message=r.message) for r in rejections],
+    )
+
+
+def _answer(request: Request, body: IngestResponse) -> Response:
+    return _cors(request, JSONResponse(body.model_dump()))
+
+
+@router.post("/batch", response_model=IngestResponse)
+@router.post("/import", response_model=IngestResponse, include_in_schema=False)
+async def batch(request: Request) -> Response:
+    """Many events in one call. Each event is validated on its own: good ones are stored,
+    bad ones are listed with their index and reason; the answer is 200 either way."""
+    payload, site, received_at = await _read(request)
+    settings: Settings = request.app.state.settings
+    raw_events = payload.get("batch")
+    if not isinstance(raw_events, list):
+        raise AppError("The body needs 'batch', a list of events.", code="invalid_batch")
+    if len(raw_events) > settings.ingestion.max_batch_events:
+        raise PayloadTooLarge(
+            f"A batch holds at most {settings.ingestion.max_batch_events} events."
+        )
+    batch_sent_at = _batch_sent_at(payload.get("sentAt"))
+    shared_context = payload.get("context") if isinstance(payload.get("context"), dict) else None
+    results = []
+    for index, raw in enumerate(raw_events):
+        if shared_context and isinstance(raw, dict):
+            raw = {**raw, "context": {**shared_context, **(raw.get("context") or {})}}
+        results.append(
+            validate_event(
+                raw,
+                index=index,
+                forced_type=None,
+                batch_sent_at=batch_sent_at,
+                received_at=received_at,
+                max_event_bytes=settings.ingestion.max_event_bytes,
+            )
+        )
+    return _answer(request, await _ingest(request, site, results))
+
+
+def _batch_sent_at(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _single_call(call: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        payload, site, received_at = await _read(request)
+        settings: Settings = request.app.state.settings
+        result = validate_event(
+            payload,
+            index=0,
+            forced_type=call,
+            batch_sent_at=None,
+            received_at=received_at,
+            max_event_bytes=settings.ingestion.max_event_bytes,
+        )
+        if isinstance(result, Rejection):
+            detail = [{"index": 0, "code": result.code, "message": result.message}]
+            error = PayloadTooLarge if result.code == "event_too_large" else AppError
+            raise error(
+                f"The {call} call is not valid: {result.message}.", code=result.code, details=detail
+            )
+        return _answer(request, await _ingest(request, site, [result]))
+
+    endpoint.__name__ = call
+    endpoint.__doc__ = f"One `{call}` call (Segment spec)."
+    return endpoint
+
+
+for _call in SINGLE_CALLS:
+    router.add_api_route(
+        f"/{_call}", _single_call(_call), methods=["POST"], response_model=IngestResponse
+    )
+
+
+@router.options("/{call}", include_in_schema=False)
+async def preflight(call: str, request: Request) -> Response:
+    """CORS preflight. It cannot carry the write key, so it is answered for any origin; the
+    actual request is then checked against the site's allowed origins."""
+    if call not in (*SINGLE_CALLS, "batch", "import"):
+        raise AppError("Not found.", code="not_found", status_code=404)
+    response = Response(status_code=204, headers=PREFLIGHT_HEADERS)
+    return _cors(request, response)

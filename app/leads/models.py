@@ -1,0 +1,101 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Lead(Base):
+    """A visitor's profile, kept current at ingestion (no recomputation over history)."""
+
+    __tablename__ = "leads"
+    __table_args__ = (Index("ix_leads_site_id_updated_at", "site_id", "updated_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    # Set when this lead was merged into another: the row stays so old ids still resolve.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), default=None
+    )
+    user_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    visit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    page_views: Mapped[int] = mapped_column(Integer, default=0)
+    events_count: Mapped[int] = mapped_column(Integer, default=0)
+    session_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    engaged_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    revenue: Mapped[float] = mapped_column(Float, default=0.0)
+    identified: Mapped[bool] = mapped_column(Boolean, default=False)
+    city: Mapped[str | None] = mapped_column(String(200), default=None)
+    country: Mapped[str | None] = mapped_column(String(200), default=None)
+    last_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    contacts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    interests: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    products_viewed: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    cart: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    subscribed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+
+
+class LeadIdentity(Base):
+    """An id a lead is known by (`anonymous` or `user`); unique per site."""
+
+    __tablename__ = "lead_identities"
+    __table_args__ = (UniqueConstraint("site_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(255))
+    lead_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Event(Base):
+    """An accepted event, stored as received (Segment spec fields), unique by messageId."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("site_id", "message_id"),
+        Index("ix_events_lead_id_timestamp", "lead_id", "timestamp"),
+        Index("ix_events_site_id_timestamp", "site_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(String(255))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(255))
+    anonymous_id: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    previous_id: Mapped[str | None] = mapped_column(String(255))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    original_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -1,0 +1,59 @@
+"""The application factory: routers, error handlers, lifespan (engine, ingestion pipeline)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker
+from app.errors import install_error_handlers
+from app.http import JSONResponse
+from app.ingestion import endpoints as ingestion_endpoints
+from app.ingestion.parsing import is_crawler
+from app.ingestion.pipeline import IngestPipeline
+from app.sites.service import WriteKeyCache
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        sessionmaker = make_sessionmaker(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.write_keys = WriteKeyCache(
+            sessionmaker, settings.ingestion.write_key_cache_seconds
+        )
+        is_crawler("warm-up")  # compiles the crawler patterns now, not on the first request
+        pipeline = IngestPipeline(engine, settings.ingestion)
+        app.state.ingest_pipeline = pipeline
+        pipeline.start()
+        try:
+            yield
+        finally:
+            await pipeline.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Leadheat",
+        version="0.1.0",
+        summary="Which visitors are about to buy, and a first contact within five minutes.",
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    install_error_handlers(app)
+    app.include_router(ingestion_endpoints.router)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        """Liveness and database reachability."""
+        async with app.state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app

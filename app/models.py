@@ -1,0 +1,9 @@
+"""Every domain's tables, imported once so that metadata (and alembic) sees them all."""
+
+from app.db import Base
+from app.leads import models as leads_models
+from app.sites import models as sites_models
+
+metadata = Base.metadata
+
+__all__ = ["leads_models", "metadata", "sites_models"]

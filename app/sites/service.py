@@ -1,0 +1,106 @@
+"""Sites and their keys: the write key is public (it goes into the shop's pages), the secret
+key is shown once and only its SHA-256 is stored (it is 256 random bits, so a slow password
+hash would add nothing but latency to every dashboard poll)."""
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.sites.models import Site
+
+WRITE_KEY_PREFIX = "wk_"
+SECRET_KEY_PREFIX = "sk_"
+
+
+def hash_secret_key(secret_key: str) -> str:
+    return hashlib.sha256(secret_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSite:
+    site: Site
+    write_key: str
+    secret_key: str
+
+
+async def create_site(
+    session: AsyncSession, name: str, allowed_origins: list[str] | None = None
+) -> CreatedSite:
+    """Create a site with fresh keys; the caller shows the secret key once."""
+    write_key = WRITE_KEY_PREFIX + secrets.token_urlsafe(18)
+    secret_key = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
+    site = Site(
+        name=name,
+        write_key=write_key,
+        secret_key_hash=hash_secret_key(secret_key),
+        allowed_origins=[normalize_origin(o) for o in allowed_origins or []],
+    )
+    session.add(site)
+    await session.flush()
+    return CreatedSite(site=site, write_key=write_key, secret_key=secret_key)
+
+
+async def count_sites(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Site)) or 0)
+
+
+async def list_sites(session: AsyncSession) -> list[Site]:
+    return list(await session.scalars(select(Site).order_by(Site.created_at)))
+
+
+async def get_by_secret_key(session: AsyncSession, secret_key: str) -> Site | None:
+    return await session.scalar(
+        select(Site).where(Site.secret_key_hash == hash_secret_key(secret_key))
+    )
+
+
+def normalize_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRef:
+    """What ingestion needs to know about a site, cached by write key."""
+
+    id: uuid.UUID
+    allowed_origins: frozenset[str]
+
+    def allows_origin(self, origin: str | None) -> bool:
+        """No origins listed means any origin may send (the write key is public anyway)."""
+        if origin is None or not self.allowed_origins:
+            return True
+        return normalize_origin(origin) in self.allowed_origins
+
+
+class WriteKeyCache:
+    """Write key -> site, kept in memory for a short time so ingestion skips a query."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl_seconds: float) -> None:
+        self._sessionmaker = sessionmaker
+        self._ttl = ttl_seconds
+        self._entries: dict[str, tuple[float, SiteRef | None]] = {}
+
+    async def get(self, write_key: str) -> SiteRef | None:
+        now = time.monotonic()
+        entry = self._entries.get(write_key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        async with self._sessionmaker() as session:
+            site = await session.scalar(select(Site).where(Site.write_key == write_key))
+        ref = (
+            SiteRef(id=site.id, allowed_origins=frozenset(site.allowed_origins or []))
+            if site
+            else None
+        )
+        if len(self._entries) > 10_000:  # unknown keys must not grow memory without bound
+            self._entries.clear()
+        self._entries[write_key] = (now + self._ttl, ref)
+        return ref
+
+    def invalidate(self) -> None:
+        self._entries.clear()
