@@ -1,0 +1,1 @@
+"""Scoring: rule-set schemas, the pure scoring engine, versions and preview."""

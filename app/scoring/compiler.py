@@ -1,0 +1,357 @@
+"""Compile a validated rule set into plain structures and closures for the engine's hot path.
+
+Compilation happens once per rule-set version; applying an event then costs a dict lookup by
+event kind and a few closure calls: no pydantic, no copies, no regex compilation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from app.scoring.schemas import (
+    BehaviourRule,
+    Condition,
+    ContactsFit,
+    HardRule,
+    MatchFit,
+    RangeFit,
+    RuleSet,
+)
+
+if TYPE_CHECKING:
+    from app.scoring.engine import LeadFacts, ScoringEvent
+
+Check = Callable[["ScoringEvent"], bool]
+FitFn = Callable[["LeadFacts", float], float]  # (facts, now as epoch seconds) -> coefficient
+
+ONCE_PER_LEAD, ONCE_PER_VISIT, EVERY_TIME = 0, 1, 2
+_FREQUENCIES = {"once_per_lead": ONCE_PER_LEAD, "once_per_visit": ONCE_PER_VISIT}
+_LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBehaviour:
+    id: str
+    label: str
+    points: float
+    frequency: int
+    decay_rate: float  # ln 2 / half-life in 1/s; 0.0 means no decay
+    cap_low: float
+    cap_high: float
+    check: Check | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFit:
+    id: str
+    label: str
+    weight: float
+    coefficient: FitFn
+    uses_now: bool  # recency depends on the evaluation time; other fit rules do not
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledHard:
+    id: str
+    label: str
+    steps: int
+    within: float
+    hold: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRuleSet:
+    version: int
+    name: str
+    max_score: float
+    warm: float
+    hot: float
+    hysteresis: float
+    min_hold: float
+    behaviour: Mapping[str, CompiledBehaviour]  # by id, in rule-set order
+    behaviour_by_kind: Mapping[str, tuple[CompiledBehaviour, ...]]
+    fit: tuple[CompiledFit, ...]
+    hard: Mapping[str, CompiledHard]
+    hard_steps_by_kind: Mapping[str, tuple[tuple[CompiledHard, int, Check | None], ...]]
+
+
+def compile_rule_set(rule_set: RuleSet) -> CompiledRuleSet:
+    """Turn a validated `RuleSet` into the engine's plain structures (do this once per version)."""
+    default_half_life = rule_set.decay.half_life
+    behaviour = {r.id: _compile_behaviour(r, default_half_life) for r in rule_set.behaviour}
+    by_kind: dict[str, list[CompiledBehaviour]] = {}
+    for source, compiled in zip(rule_set.behaviour, behaviour.values(), strict=True):
+        by_kind.setdefault(source.event, []).append(compiled)
+    hard: dict[str, CompiledHard] = {}
+    hard_by_kind: dict[str, list[tuple[CompiledHard, int, Check | None]]] = {}
+    for rule in rule_set.hard:
+        compiled_hard = _compile_hard(rule)
+        hard[rule.id] = compiled_hard
+        for index, step in enumerate(rule.steps):
+            hard_by_kind.setdefault(step.event, []).append(
+                (compiled_hard, index, compile_conditions(step.conditions))
+            )
+    return CompiledRuleSet(
+        version=rule_set.version,
+        name=rule_set.name,
+        max_score=rule_set.max_score,
+        warm=rule_set.thresholds.warm,
+        hot=rule_set.thresholds.hot,
+        hysteresis=rule_set.hysteresis_points,
+        min_hold=rule_set.min_hold,
+        behaviour=behaviour,
+        behaviour_by_kind={kind: tuple(rules) for kind, rules in by_kind.items()},
+        fit=tuple(_compile_fit(rule) for rule in rule_set.fit),
+        hard=hard,
+        hard_steps_by_kind={kind: tuple(steps) for kind, steps in hard_by_kind.items()},
+    )
+
+
+def _compile_behaviour(rule: BehaviourRule, default_half_life: float | None) -> CompiledBehaviour:
+    half_life = rule.half_life if rule.half_life is not None else default_half_life
+    rate = 0.0 if half_life is None or half_life == "never" else _LN2 / float(half_life)
+    cap = math.inf if rule.cap is None else rule.cap
+    # The cap bounds the rule's total in the direction its points push the score.
+    cap_low, cap_high = (-math.inf, cap) if rule.points >= 0 else (-cap, math.inf)
+    return CompiledBehaviour(
+        id=rule.id,
+        label=rule.label or rule.id,
+        points=rule.points,
+        frequency=_FREQUENCIES.get(rule.frequency, EVERY_TIME),
+        decay_rate=rate,
+        cap_low=cap_low,
+        cap_high=cap_high,
+        check=compile_conditions(rule.conditions),
+    )
+
+
+def _compile_hard(rule: HardRule) -> CompiledHard:
+    hold = rule.hold if rule.hold is not None else 0.0
+    return CompiledHard(
+        id=rule.id,
+        label=rule.label or rule.id,
+        steps=len(rule.steps),
+        within=rule.within if rule.within is not None else 0.0,
+        hold=hold,
+    )
+
+
+# --- conditions -------------------------------------------------------------------------------
+
+
+def compile_conditions(conditions: list[Condition]) -> Check | None:
+    """One closure testing all conditions (AND); None when there are none (the fast path)."""
+    checks = [_compile_condition(c) for c in conditions]
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+
+    def all_hold(event: ScoringEvent) -> bool:
+        return all(check(event) for check in checks)
+
+    return all_hold
+
+
+def _getter(field: str) -> Callable[[ScoringEvent], Any]:
+    if field == "url":
+        return lambda e: e.url if e.url is not None else e.properties.get("url")
+    if field == "visit":
+        return lambda e: e.visit
+    path = field.split(".")[1:]
+    if len(path) == 1:
+        key = path[0]
+        return lambda e: e.properties.get(key)
+
+    def nested(event: ScoringEvent) -> Any:
+        value: Any = event.properties
+        for part in path:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        return value
+
+    return nested
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _equals(target: Any) -> Callable[[Any], bool]:
+    """Equality as a shop owner means it: text ignores case, "42" equals 42."""
+    if isinstance(target, bool):
+        return lambda x: x is target
+    if isinstance(target, int | float):
+        number = float(target)
+        return lambda x: _as_number(x) == number
+    text = str(target).casefold()
+    return lambda x: isinstance(x, str) and x.casefold() == text
+
+
+def _member_of(values: list[Any]) -> Callable[[Any], bool]:
+    texts = {v.casefold() for v in values if isinstance(v, str)}
+    numbers = {float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)}
+    flags = {v for v in values if isinstance(v, bool)}
+
+    def member(x: Any) -> bool:
+        if isinstance(x, bool):
+            return x in flags
+        if isinstance(x, str) and x.casefold() in texts:
+            return True
+        return bool(numbers) and _as_number(x) in numbers
+
+    return member
+
+
+def _compile_condition(condition: Condition) -> Check:
+    get = _getter(condition.field)
+    op, target = condition.op, condition.value
+    test: Callable[[Any], bool]
+    if op in ("eq", "ne"):
+        test = _equals(target)
+    elif op in ("in", "not_in"):
+        test = _member_of(target)
+    elif op in ("gt", "gte", "lt", "lte"):
+        test = _compare(op, float(target))
+    elif op == "contains":
+        test = _contains(target)
+    elif op == "matches":
+        search = re.compile(target).search
+        test = lambda x: isinstance(x, str) and search(x) is not None  # noqa: E731
+    else:  # exists
+        test = (lambda x: x is not None) if target else (lambda x: x is None)
+    if op in ("ne", "not_in"):  # a missing property is "not equal" to anything
+        return lambda e: not test(get(e))
+    return lambda e: test(get(e))
+
+
+def _compare(op: str, bound: float) -> Callable[[Any], bool]:
+    def compare(x: Any) -> bool:
+        n = _as_number(x)
+        if n is None:
+            return False
+        if op == "gt":
+            return n > bound
+        if op == "gte":
+            return n >= bound
+        if op == "lt":
+            return n < bound
+        return n <= bound
+
+    return compare
+
+
+def _contains(target: Any) -> Callable[[Any], bool]:
+    equals = _equals(target)
+    needle = str(target).casefold()
+
+    def contains(x: Any) -> bool:
+        if isinstance(x, str):
+            return needle in x.casefold()
+        if isinstance(x, list | tuple | set | frozenset):
+            return any(equals(item) for item in x)
+        return False
+
+    return contains
+
+
+# --- fit --------------------------------------------------------------------------------------
+
+
+def _compile_fit(rule: MatchFit | RangeFit | ContactsFit) -> CompiledFit:
+    label = rule.label or rule.id
+    if isinstance(rule, MatchFit):
+        fn = _match_fit(rule)
+    elif isinstance(rule, RangeFit):
+        fn = _range_fit(rule)
+    else:
+        fn = _contacts_fit(rule)
+    uses_now = isinstance(rule, RangeFit) and rule.field == "recency_hours"
+    return CompiledFit(rule.id, label, rule.weight, fn, uses_now)
+
+
+def _match_fit(rule: MatchFit) -> FitFn:
+    options = [
+        (frozenset(v.strip().casefold() for v in o.values), o.coefficient) for o in rule.options
+    ]
+    if rule.field == "interests":
+
+        def interests(facts: LeadFacts, now: float) -> float:
+            seen = {str(k).strip().casefold() for k, views in facts.interests.items() if views}
+            for values, coefficient in options:
+                if not seen.isdisjoint(values):
+                    return coefficient
+            return 0.0
+
+        return interests
+    lookup: dict[str, float] = {}
+    for values, coefficient in options:
+        for value in values:
+            lookup.setdefault(value, coefficient)  # first matching option wins
+    if rule.field.startswith("traits."):
+        trait = rule.field.removeprefix("traits.")
+        read: Callable[[LeadFacts], Any] = lambda f: f.traits.get(trait)  # noqa: E731
+    else:
+        attribute = rule.field
+        read = lambda f: getattr(f, attribute)  # noqa: E731
+
+    def match(facts: LeadFacts, now: float) -> float:
+        value = read(facts)
+        if value is None or isinstance(value, Mapping | list):
+            return 0.0
+        return lookup.get(str(value).strip().casefold(), 0.0)
+
+    return match
+
+
+def _range_fit(rule: RangeFit) -> FitFn:
+    bands = [
+        (
+            -math.inf if b.min is None else b.min,
+            math.inf if b.max is None else b.max,
+            b.coefficient,
+        )
+        for b in rule.bands
+    ]
+    field = rule.field
+
+    def in_band(facts: LeadFacts, now: float) -> float:
+        if field == "recency_hours":
+            if facts.last_seen_at is None:
+                return 0.0
+            value = max(0.0, (now - facts.last_seen_at.timestamp()) / 3600.0)
+        else:
+            value = float(getattr(facts, field))
+        for low, high, coefficient in bands:
+            if low <= value < high:
+                return coefficient
+        return 0.0
+
+    return in_band
+
+
+def _contacts_fit(rule: ContactsFit) -> FitFn:
+    options = [
+        (frozenset(v.strip().casefold() for v in o.values), o.coefficient) for o in rule.options
+    ]
+
+    def contacts(facts: LeadFacts, now: float) -> float:
+        present = {str(k).strip().casefold() for k, v in facts.contacts.items() if v}
+        total = sum(c for values, c in options if not present.isdisjoint(values))
+        return min(1.0, total)
+
+    return contacts

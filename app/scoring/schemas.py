@@ -1,0 +1,336 @@
+"""The rule set: how a shop turns visitor behaviour and profile facts into a lead temperature.
+
+A rule set is data, not code. It is validated once here (`parse_rule_set`), then compiled by
+`app.scoring.compiler` into plain Python structures for the engine's hot path. Durations are
+stored as seconds (floats); they may be written as "7d", "12h", "30m", "45s", "1h30m" or a
+number of seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+_UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+_DURATION_TEXT = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
+_NUMBER_TEXT = re.compile(r"\d+(?:\.\d+)?")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from "7d", "12h", "30m", "45s", "1h30m", "2w" or a number of seconds (>= 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("a duration is a string like '7d', '12h', '30m' or a number of seconds")
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if _NUMBER_TEXT.fullmatch(text):
+            seconds = float(text)
+        elif _DURATION_TEXT.fullmatch(text):
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        else:
+            raise ValueError(f"not a duration: {value!r}; use e.g. '7d', '12h', '30m' or seconds")
+    else:
+        seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("a duration must be a finite number of seconds >= 0")
+    return seconds
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("a duration here must be longer than zero")
+    return seconds
+
+
+def _half_life(value: Any) -> float | str | None:
+    # None inherits the rule set's decay.half_life; "never" switches decay off for one rule.
+    if value is None:
+        return None
+    if value == "never":
+        return "never"
+    return _positive_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+HalfLife = Annotated[float | Literal["never"] | None, PlainValidator(_half_life)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Coefficient = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Scalar = str | int | float | bool
+
+ConditionOp = Literal[
+    "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "matches", "exists"
+]
+Frequency = Literal["once_per_lead", "once_per_visit", "every_time"]
+MATCH_FIELDS = ("city", "country", "interests")
+RANGE_FIELDS = ("visits", "page_views", "time_on_site_seconds", "orders", "recency_hours")
+
+
+class _Model(BaseModel):
+    # A typo in a rule set ("frequncy") must fail loudly, not silently use a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Model):
+    """A test on the event: `url`, `visit` (the visit number) or `properties.<name>[.<sub>]`."""
+
+    field: str
+    op: ConditionOp
+    value: Any = Field(default=None, validate_default=True)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, field: str) -> str:
+        if field in ("url", "visit"):
+            return field
+        parts = field.split(".")
+        if parts[0] == "properties" and len(parts) > 1 and all(parts[1:]):
+            return field
+        raise ValueError("field must be 'url', 'visit' or 'properties.<name>'")
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_op(cls, value: Any, info: ValidationInfo) -> Any:
+        op = info.data.get("op")
+        if op is None:  # the op itself is invalid and already reported
+            return value
+        if op == "exists":
+            if value is None:
+                return True
+            if not isinstance(value, bool):
+                raise ValueError("'exists' takes true or false")
+        elif op in ("in", "not_in"):
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"'{op}' takes a non-empty list of values")
+            if not all(isinstance(v, Scalar) for v in value):
+                raise ValueError(f"'{op}' values must be strings, numbers or booleans")
+        elif op in ("gt", "gte", "lt", "lte"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"'{op}' takes a number")
+            if not math.isfinite(value):
+                raise ValueError(f"'{op}' takes a finite number")
+        elif op == "matches":
+            if not isinstance(value, str):
+                raise ValueError("'matches' takes a regular expression string")
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        elif not isinstance(value, Scalar):
+            raise ValueError(f"'{op}' takes a string, number or boolean")
+        return value
+
+
+class _Rule(_Model):
+    id: Slug
+    label: str | None = None
+
+
+class BehaviourRule(_Rule):
+    """Points for an event; `event` is the exact kind ("page", "Product Viewed", ...) or "*"."""
+
+    event: str = Field(min_length=1)
+    conditions: list[Condition] = []
+    points: Number
+    frequency: Frequency = "every_time"
+    cap: Number | None = Field(default=None, ge=0)  # at most this many points (absolute)
+    half_life: HalfLife = None
+
+
+class MatchOption(_Model):
+    values: list[str] = Field(min_length=1)
+    coefficient: Coefficient
+
+
+class RangeBand(_Model):
+    min: Number | None = None  # inclusive
+    max: Number | None = None  # exclusive
+    coefficient: Coefficient
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, high: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min")
+        if high is not None and low is not None and high <= low:
+            raise ValueError("max must be greater than min")
+        return high
+
+
+class MatchFit(_Rule):
+    """Profile field against options; case-insensitive, first matching option wins."""
+
+    type: Literal["match"]
+    field: str
+    weight: Number
+    options: list[MatchOption] = Field(min_length=1)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, field: str) -> str:
+        if field in MATCH_FIELDS or (field.startswith("traits.") and len(field) > 7):
+            return field
+        raise ValueError("field must be 'city', 'country', 'interests' or 'traits.<name>'")
+
+
+class RangeFit(_Rule):
+    """Numeric profile field against bands; the first band containing the value wins."""
+
+    type: Literal["range"]
+    field: Literal["visits", "page_views", "time_on_site_seconds", "orders", "recency_hours"]
+    weight: Number
+    bands: list[RangeBand] = Field(min_length=1)
+
+
+class ContactsFit(_Rule):
+    """Sum of the coefficients of the contact channels the lead left, capped at 1."""
+
+    type: Literal["contacts"]
+    weight: Number
+    options: list[MatchOption] = Field(min_length=1)
+
+
+FitRule = Annotated[MatchFit | RangeFit | ContactsFit, Field(discriminator="type")]
+
+
+class HardStep(_Model):
+    event: str = Field(min_length=1)
+    conditions: list[Condition] = []
+
+
+class HardRule(_Rule):
+    """Steps in event-time order, all within `within`; the lead stays hot for `hold` after."""
+
+    steps: list[HardStep] = Field(min_length=1, max_length=8)
+    within: PositiveDuration | None = None
+    hold: PositiveDuration | None = Field(default=None, validate_default=True)
+
+    @field_validator("within")
+    @classmethod
+    def _needed_for_sequences(cls, within: float | None, info: ValidationInfo) -> float | None:
+        steps = info.data.get("steps")
+        if within is None and steps is not None and len(steps) > 1:
+            raise ValueError("a rule with several steps needs 'within'")
+        return within
+
+    @field_validator("hold")
+    @classmethod
+    def _hold_or_within(cls, hold: float | None, info: ValidationInfo) -> float | None:
+        if hold is None:
+            hold = info.data.get("within")
+            if hold is None and "within" not in info.data:
+                return None  # 'within' is invalid and already reported
+            if hold is None:
+                raise ValueError("'hold' is required when 'within' is not given")
+        return hold
+
+
+class Thresholds(_Model):
+    warm: Number = Field(ge=0)
+    hot: Number
+
+    @field_validator("hot")
+    @classmethod
+    def _above_warm(cls, hot: float, info: ValidationInfo) -> float:
+        warm = info.data.get("warm")
+        if warm is not None and hot <= warm:
+            raise ValueError("hot must be greater than warm")
+        return hot
+
+
+class Decay(_Model):
+    half_life: PositiveDuration | None = None  # None: behaviour points never fade
+
+
+class RuleSet(_Model):
+    version: int = Field(ge=1)
+    name: str = Field(min_length=1)
+    max_score: Number = Field(default=100.0, gt=0)
+    decay: Decay = Decay()
+    behaviour: list[BehaviourRule] = []
+    fit: list[FitRule] = []
+    hard: list[HardRule] = []
+    thresholds: Thresholds
+    hysteresis_points: Number = Field(default=0.0, ge=0)
+    min_hold: Duration = 0.0
+
+
+class RuleSetInvalid(Exception):
+    """The rule set was rejected; `.errors` holds {rule, field, message} dicts for a 422."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+_RULE_LISTS = ("behaviour", "fit", "hard")
+
+
+def parse_rule_set(data: dict[str, Any]) -> RuleSet:
+    """Validate a rule set document; raise `RuleSetInvalid` naming every bad rule and field."""
+    try:
+        rule_set = RuleSet.model_validate(data)
+    except ValidationError as exc:
+        raise RuleSetInvalid([_describe(data, err) for err in exc.errors()]) from None
+    errors = _cross_check(rule_set)
+    if errors:
+        raise RuleSetInvalid(errors)
+    return rule_set
+
+
+def _describe(data: Any, err: Any) -> dict[str, Any]:
+    loc = list(err["loc"])
+    rule_id = None
+    if len(loc) >= 2 and loc[0] in _RULE_LISTS and isinstance(loc[1], int):
+        if loc[0] == "fit" and len(loc) >= 3 and loc[2] in ("match", "range", "contacts"):
+            del loc[2]  # the discriminator tag pydantic inserts is not part of the document
+        try:
+            raw = data[loc[0]][loc[1]]
+            rule_id = raw.get("id") if isinstance(raw, dict) else None
+        except (KeyError, IndexError, TypeError):
+            rule_id = None
+    message = err["msg"].removeprefix("Value error, ")
+    return {"rule": rule_id, "field": ".".join(str(p) for p in loc) or None, "message": message}
+
+
+def _cross_check(rule_set: RuleSet) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for list_name in _RULE_LISTS:
+        for index, rule in enumerate(getattr(rule_set, list_name)):
+            if rule.id in seen:
+                errors.append(
+                    {
+                        "rule": rule.id,
+                        "field": f"{list_name}.{index}.id",
+                        "message": f"duplicate rule id {rule.id!r}; ids are unique in a rule set",
+                    }
+                )
+            seen.add(rule.id)
+    thresholds = rule_set.thresholds
+    if thresholds.hot > rule_set.max_score:
+        errors.append(
+            {"rule": None, "field": "thresholds.hot", "message": "hot must be <= max_score"}
+        )
+    if rule_set.hysteresis_points > thresholds.hot - thresholds.warm:
+        errors.append(
+            {
+                "rule": None,
+                "field": "hysteresis_points",
+                "message": "hysteresis_points must be <= hot - warm",
+            }
+        )
+    return errors
