@@ -12,6 +12,7 @@ async def create_site(
 ) -> sites_service.CreatedSite:
     created = await sites_service.create_site(session, name, origins)
     await session.commit()
+    session.expunge(created.site)  # tests expire the session to see the service's writes
     return created
 
 

@@ -1,0 +1,95 @@
+"""Write keys the Segment way, and CORS for the shop's pages."""
+
+import base64
+
+import pytest
+
+from tests.factories import basic_auth, create_site, stored_events, track
+
+
+@pytest.fixture
+async def site(session):
+    return await create_site(session, origins=["https://shop.example"])
+
+
+async def test_write_key_as_basic_user_name(client, session, site):
+    r = await client.post("/v1/track", auth=basic_auth(site.write_key), json=track("a", "X"))
+    assert r.status_code == 200
+    assert len(await stored_events(session, site.site.id)) == 1
+
+
+async def test_write_key_in_the_body(client, session, site):
+    r = await client.post("/v1/track", json=track("a", "X") | {"writeKey": site.write_key})
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": "Basic " + base64.b64encode(b"wk_nope:").decode()},
+        {"authorization": "Basic !!!"},
+        {"authorization": "Bearer something"},
+    ],
+)
+async def test_a_wrong_or_missing_key_is_a_401_with_a_json_body(client, session, site, headers):
+    r = await client.post("/v1/batch", json={"batch": [track("a", "X")]}, headers=headers)
+    assert r.status_code == 401
+    assert r.json()["code"] == "unauthorized"
+    assert r.json()["message"]
+    assert await stored_events(session, site.site.id) == []
+
+
+async def test_the_secret_key_is_not_a_write_key(client, site):
+    r = await client.post("/v1/track", auth=basic_auth(site.secret_key), json=track("a", "X"))
+    assert r.status_code == 401
+
+
+async def test_preflight_is_answered_for_the_ingestion_paths(client):
+    r = await client.options(
+        "/v1/batch",
+        headers={
+            "origin": "https://shop.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "POST" in r.headers["access-control-allow-methods"]
+    assert "content-type" in r.headers["access-control-allow-headers"].lower()
+
+
+async def test_an_allowed_origin_gets_cors_headers(client, site):
+    r = await client.post(
+        "/v1/batch",
+        json={"batch": [track("a", "X")], "writeKey": site.write_key},
+        headers={"origin": "https://shop.example"},
+    )
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://shop.example"
+    assert r.headers["vary"] == "Origin"
+
+
+async def test_an_origin_the_site_does_not_list_is_refused(client, session, site):
+    r = await client.post(
+        "/v1/batch",
+        json={"batch": [track("a", "X")], "writeKey": site.write_key},
+        headers={"origin": "https://evil.example"},
+    )
+    assert r.status_code == 403
+    assert r.json()["code"] == "origin_not_allowed"
+    assert await stored_events(session, site.site.id) == []
+
+
+async def test_a_site_without_origins_accepts_any(client, session):
+    open_site = await create_site(session, origins=[])
+    r = await client.post(
+        "/v1/track",
+        auth=basic_auth(open_site.write_key),
+        json=track("a", "X"),
+        headers={"origin": "https://anything.example"},
+    )
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://anything.example"

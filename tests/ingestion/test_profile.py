@@ -1,0 +1,165 @@
+"""The lead profile is current the moment ingestion answers: visits, time, interests, cart."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+@pytest.fixture
+async def site(session):
+    return await create_site(session)
+
+
+async def send(client, site, *events):
+    r = await client.post(
+        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
+    )
+    assert r.status_code == 200
+    assert r.json()["rejected"] == 0, r.json()
+    return r.json()
+
+
+def page(minutes: float, url: str = "https://shop.example/") -> dict:
+    return {
+        "type": "page",
+        "anonymousId": "v",
+        "timestamp": at(minutes),
+        "properties": {"url": url},
+    }
+
+
+async def test_a_new_visit_starts_after_30_minutes_of_silence(client, session, site):
+    await send(client, site, page(0), page(10), page(25))
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert (lead.visits, lead.page_views, lead.session_seconds) == (1, 3, 25 * 60)
+    await send(client, site, page(56), page(60, "https://shop.example/fridges"))
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert (lead.visits, lead.page_views) == (2, 5)
+    assert lead.session_seconds == 29 * 60
+    assert lead.first_seen_at == T0
+    assert lead.last_seen_at == T0 + timedelta(minutes=60)
+    assert lead.last_url == "https://shop.example/fridges"
+
+
+async def test_late_events_count_but_do_not_reopen_visits(client, session, site):
+    await send(client, site, page(0), page(100))
+    await send(client, site, page(50))
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert (lead.visits, lead.page_views) == (2, 3)
+    assert lead.last_seen_at == T0 + timedelta(minutes=100)
+
+
+async def test_visible_time_reported_by_the_tracker_is_time_on_site(client, session, site):
+    await send(
+        client,
+        site,
+        page(0),
+        track("v", "Page Engaged", timestamp=at(2), properties={"engaged_seconds": 42.5}),
+        track("v", "Page Engaged", timestamp=at(3), properties={"engaged_seconds": 10_000}),
+    )
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert lead.engaged_seconds == 42.5 + 30 * 60  # one report is capped at 30 minutes
+
+
+async def test_interests_and_products_viewed(client, session, site):
+    await send(
+        client,
+        site,
+        track(
+            "v",
+            "Product Viewed",
+            timestamp=at(0),
+            properties={"product_id": "f1", "category": "fridges", "price": 500},
+        ),
+        track(
+            "v",
+            "Product Viewed",
+            timestamp=at(1),
+            properties={"product_id": "f2", "category": "fridges"},
+        ),
+        track(
+            "v",
+            "Product Viewed",
+            timestamp=at(2),
+            properties={"product_id": "o1", "category": "ovens"},
+        ),
+        track(
+            "v",
+            "Product Viewed",
+            timestamp=at(3),
+            properties={"product_id": "f1", "category": "fridges"},
+        ),
+    )
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert lead.interests == {"fridges": 3, "ovens": 1}
+    assert [p["product_id"] for p in lead.products_viewed] == ["f1", "o1", "f2"]
+
+
+async def test_cart_holds_items_added_and_not_yet_ordered(client, session, site):
+    await send(
+        client,
+        site,
+        track(
+            "v",
+            "Product Added",
+            timestamp=at(0),
+            properties={"product_id": "f1", "price": 500, "quantity": 2, "name": "Fridge"},
+        ),
+        track("v", "Product Added", timestamp=at(1), properties={"product_id": "k1", "price": 20}),
+        track(
+            "v", "Product Removed", timestamp=at(2), properties={"product_id": "f1", "quantity": 1}
+        ),
+        track("v", "Checkout Started", timestamp=at(3)),
+    )
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert lead.cart["item_count"] == 2
+    assert lead.cart["value"] == 520
+    assert lead.cart["items"]["f1"]["name"] == "Fridge"
+    assert lead.cart["checkout_started_at"].startswith("2026-11-01T10:03")
+
+    await send(
+        client, site, track("v", "Order Completed", timestamp=at(4), properties={"revenue": 520})
+    )
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert (lead.orders, lead.revenue) == (1, 520)
+    assert lead.cart["item_count"] == 0
+
+
+async def test_subscriptions_and_contact_requests(client, session, site):
+    await send(client, site, track("v", "Subscribed", timestamp=at(0)))
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert lead.subscribed is True
+    await send(
+        client,
+        site,
+        track("v", "Unsubscribed", timestamp=at(1)),
+        track("v", "Contact Requested", timestamp=at(2), properties={"phone": "+1 555 0100"}),
+    )
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert lead.subscribed is False
+    assert lead.contacts == {"phone": "+1 555 0100"}
+    assert lead.identified is True
+
+
+async def test_city_from_context_location(client, session, site):
+    await send(
+        client, site, page(0) | {"context": {"location": {"city": "Moscow", "country": "RU"}}}
+    )
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert (lead.city, lead.country) == ("Moscow", "RU")
+
+
+async def test_duplicates_do_not_count_twice(client, session, site):
+    event = page(0) | {"messageId": "once"}
+    await send(client, site, event)
+    await send(client, site, event)
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert (lead.page_views, lead.events_count) == (1, 1)
