@@ -7,7 +7,10 @@ from app.leads.models import Lead
 from tests.factories import basic_auth, create_site, stored_events, track
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Safari/537.36"
+)
 
 
 @pytest.fixture
@@ -29,7 +32,9 @@ async def test_crawler_events_are_counted_and_stored_without_a_lead(client, sess
     assert r.json()["accepted"] == 2
     assert r.json()["bots"] == 1
     events = {e.message_id: e for e in await stored_events(session, site.site.id)}
-    assert events["b1"].is_bot and events["b1"].lead_id is None
-    assert not events["h1"].is_bot and events["h1"].lead_id is not None
+    assert events["b1"].is_bot
+    assert events["b1"].lead_id is None
+    assert not events["h1"].is_bot
+    assert events["h1"].lead_id is not None
     leads = await session.scalar(select(func.count()).select_from(Lead))
     assert leads == 1

@@ -228,7 +228,8 @@
   const ready = () => allowed() && cfg.host && cfg.writeKey;
   const flush = (force) => flushNow(force).catch(log);
   const flushNow = async (force) => {
-    if (busy || !ready() || (!force && now() < retryAt)) return;
+    if (busy || !ready()) return;
+    if (!force && now() < retryAt) return schedule(retryAt - now() + 9); // timers may fire early
     if (!lock()) return schedule(cfg.flushInterval);
     busy = 1;
     let retry = 0;
