@@ -30,7 +30,9 @@ def test_once_per_lead_counts_only_the_first_event() -> None:
 
 
 def test_once_per_lead_late_earlier_event_replaces_the_counted_one() -> None:
-    rules = compiled(decay=WEEK, behaviour=[rule("sub", "Subscribed", 10, frequency="once_per_lead")])
+    rules = compiled(
+        decay=WEEK, behaviour=[rule("sub", "Subscribed", 10, frequency="once_per_lead")]
+    )
     early, late = event("Subscribed", T0), event("Subscribed", at(days=7))
     result = apply_all(rules, [late, early])
     assert result.breakdown[0].message_ids == (early.message_id,)

@@ -66,7 +66,9 @@ def _fires(condition: dict[str, Any], item: ScoringEvent) -> bool:
         ("exists", False, {"category": 0}, False),
     ],
 )
-def test_property_operators(op: str, value: Any, properties: dict[str, Any], expected: bool) -> None:
+def test_property_operators(
+    op: str, value: Any, properties: dict[str, Any], expected: bool
+) -> None:
     condition = {"field": "properties.category", "op": op, "value": value}
     assert _fires(condition, event("Product Viewed", **properties)) is expected
 
