@@ -1,10 +1,11 @@
 """Hard rules: event sequences that make a lead hot whatever its score.
 
-Each multi-step rule keeps, per step, the few most recent matching events (as [t, message_id])
-inside the rule's window; a chain is the steps in strict event-time order with the first no
-earlier than `within` before the last. Chains are searched again whenever a step arrives, so
-a late-arriving earlier step still completes a sequence: the outcome does not depend on arrival
-order (as long as the late event is inside the window of the newest one seen).
+Each multi-step rule keeps, per step, the few most recent matching events (as [t, message_id],
+at most STEP_MEMORY, so the state stays bounded); a chain is the steps in strict event-time
+order with the first no earlier than `within` before the last. Chains are searched again
+whenever a step arrives, so a late-arriving earlier step still completes a sequence: the outcome
+does not depend on arrival order, unless a step's event arrives after STEP_MEMORY newer events
+matching the same step.
 """
 
 from __future__ import annotations
@@ -88,11 +89,6 @@ def _find_chains(rule: CompiledHard, entry: dict[str, Any]) -> None:
         if chain is not None:
             fired.append(end)
             _fire(entry, rule, chain)
-    newest = max((keys[-1][0] for keys in steps if keys), default=None)
-    if newest is not None:  # older events can no longer start a chain with the newest
-        horizon = newest - rule.within
-        for keys in steps:
-            keys[:] = [k for k in keys if k[0] >= horizon]
     entry["fired"] = [k for k in fired if k in steps[-1]]
 
 
