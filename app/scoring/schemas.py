@@ -215,7 +215,7 @@ class HardRule(_Rule):
     """Steps in event-time order, all within `within`; the lead stays hot for `hold` after."""
 
     steps: list[HardStep] = Field(min_length=1, max_length=8)
-    within: PositiveDuration | None = None
+    within: PositiveDuration | None = Field(default=None, validate_default=True)
     hold: PositiveDuration | None = Field(default=None, validate_default=True)
 
     @field_validator("within")
