@@ -41,6 +41,8 @@ class IngestPipeline:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        # Counters for operators and benchmarks: how well commits are being grouped.
+        self.stats = {"groups": 0, "submissions": 0, "events": 0, "retries": 0}
         # SQLite has one writer: more flushers would only queue on its lock.
         self._flushers = 1 if engine.dialect.name == "sqlite" else settings.flushers
 
@@ -115,12 +117,16 @@ class IngestPipeline:
                         store_bots=self._settings.store_bot_events,
                         hooks=self._hooks,
                     )
+                self.stats["groups"] += 1
+                self.stats["submissions"] += len(subs)
+                self.stats["events"] += sum(len(s.events) for s in subs)
                 return
             except RetryGroup:
                 pass
             except DBAPIError as exc:
                 if _sqlstate(exc) not in RETRYABLE_SQLSTATES:
                     raise
+            self.stats["retries"] += 1
             if attempt == MAX_ATTEMPTS:
                 raise RuntimeError("gave up storing a group after repeated conflicts")
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))

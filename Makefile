@@ -1,0 +1,45 @@
+# Leadheat: `make run` serves the API on http://127.0.0.1:8000, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format typecheck bench tracker clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Leadheat needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/leadheat serve
+
+test: $(VENV)/.test-installed lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.test-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy app
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/ingest.py
+
+tracker:
+	cd tracker && npm ci --no-audit --no-fund && npm run build
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
