@@ -29,13 +29,14 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "points": 3,
             "cap": 15,
         },
-        # A cart add is intent: DOMAIN.md lists it among warm signals.
+        # A cart add is intent (a warm signal in DOMAIN.md): with the product view before it,
+        # recency and a contact left it reaches warm; two adds are the most that count.
         {
             "id": "product-added",
             "label": "Added to cart",
             "event": "Product Added",
-            "points": 10,
-            "cap": 25,
+            "points": 15,
+            "cap": 30,
         },
         # Taking something out of the cart cools a little, never more than 9 points in all.
         {
@@ -45,9 +46,9 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "points": -3,
             "cap": 9,
         },
-        # The first hot signal in DOMAIN.md; with a cart add and a product view it is already
-        # 48 + recency 5, so any contact or a longer visit tips it over 60. Carts go stale in
-        # days ("a follow-up the next day works, one a month later does not"): half-life 3d.
+        # The first hot signal in DOMAIN.md: with a cart add, a product view and recency it is
+        # 58, so a contact or a few minutes on the site tip it over 60. Carts go stale in days
+        # ("a follow-up the next day works, one a month later does not"): half-life 3d.
         {
             "id": "checkout-started",
             "label": "Started checkout",
