@@ -98,15 +98,16 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "points": 40,
             "cap": 40,
         },
-        # Coming back is how interest shows: 3 points per return visit, up to four of them.
+        # Coming back is how interest shows (repeat visits are DOMAIN.md's first warm signal):
+        # 5 points per return visit, up to three of them.
         {
             "id": "return-visit",
             "label": "Came back",
             "event": "*",
             "conditions": [{"field": "visit", "op": "gte", "value": 2}],
-            "points": 3,
+            "points": 5,
             "frequency": "once_per_visit",
-            "cap": 12,
+            "cap": 15,
         },
     ],
     "fit": [

@@ -11,7 +11,7 @@ from app.scoring.engine import CompiledRuleSet, LeadFacts, empty_state, evaluate
 
 from .helpers import T0, at, compiled
 
-CITY = {
+CITY: dict[str, Any] = {
     "id": "geo",
     "label": "Geolocation",
     "type": "match",
