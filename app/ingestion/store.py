@@ -223,8 +223,8 @@ async def _insert_new_leads(
         if identities.find(lead_id) == lead_id:  # not merged away within this group
             profiles[lead_id] = lead_profile.new_profile(lead_id, site_id, now)
             rows.append(profiles[lead_id])
-    for start in range(0, len(rows), _CHUNK):
-        await conn.execute(insert(Lead.__table__), rows[start : start + _CHUNK])
+    if rows:
+        await conn.execute(insert(Lead.__table__), rows)
 
 
 async def _insert_identities(conn: AsyncConnection, identities: _Identities, now: datetime) -> None:
@@ -239,17 +239,16 @@ async def _insert_identities(conn: AsyncConnection, identities: _Identities, now
         }
         for s, k, v in sorted(identities.new_identities)
     ]
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        stmt = (
-            _insert(conn, table)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["site_id", "kind", "value"])
-            .returning(table.c.id)
-        )
-        created = (await conn.execute(stmt)).all()
-        if len(created) != len(chunk):
-            raise RetryGroup("an identity was created concurrently")
+    if not rows:
+        return
+    stmt = (
+        _insert(conn, table)
+        .on_conflict_do_nothing(index_elements=["site_id", "kind", "value"])
+        .returning(table.c.id)
+    )
+    created = (await conn.execute(stmt, rows)).all()
+    if len(created) != len(rows):
+        raise RetryGroup("an identity was created concurrently")
 
 
 async def _merge_leads(
@@ -293,14 +292,17 @@ async def _insert_events(
         }
         for site_id, e in events
     ]
-    for start in range(0, len(rows), _CHUNK):
-        stmt = (
-            _insert(conn, table)
-            .values(rows[start : start + _CHUNK])
-            .on_conflict_do_nothing(index_elements=["site_id", "message_id"])
-            .returning(table.c.site_id, table.c.message_id)
-        )
-        inserted.update((site_id, message_id) for site_id, message_id in await conn.execute(stmt))
+    if not rows:
+        return inserted
+    # executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues") with one
+    # cached statement, and still returns the rows that were actually inserted.
+    stmt = (
+        _insert(conn, table)
+        .on_conflict_do_nothing(index_elements=["site_id", "message_id"])
+        .returning(table.c.site_id, table.c.message_id)
+    )
+    result = await conn.execute(stmt, rows)
+    inserted.update((site_id, message_id) for site_id, message_id in result)
     return inserted
 
 
