@@ -194,6 +194,11 @@
   const schedule = (ms) => {
     if (!timer) timer = setTimeout(() => { timer = 0; flush(); }, ms);
   };
+  const reschedule = (ms) => {
+    clearTimeout(timer);
+    timer = 0;
+    schedule(ms);
+  };
   const endpoint = () => cfg.host + '/v1/batch';
   const body = (batch) => JSON.stringify({ batch, sentAt: iso(), writeKey: cfg.writeKey });
   const byteSize = (s) => new Blob([s]).size;
@@ -238,15 +243,19 @@
       if (!ids.size) return;
       let done = !batch.length;
       if (!done) {
+        const payload = body(batch);
+        const post = (keepalive) => fetch(endpoint(), {
+          method: 'POST',
+          body: payload,
+          headers: { 'Content-Type': 'text/plain' },
+          keepalive,
+          credentials: 'omit',
+          signal: w.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(1e4) : void 0,
+        });
         try {
-          const r = await fetch(endpoint(), {
-            method: 'POST',
-            body: body(batch),
-            headers: { 'Content-Type': 'text/plain' },
-            keepalive: true,
-            credentials: 'omit',
-            signal: w.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(1e4) : void 0,
-          });
+          // keepalive requests share a 64 KB in-flight quota per page (beacons included),
+          // released a moment after each response: when it is spent, send without keepalive.
+          const r = await post(true).catch(() => post(false));
           const s = r.status;
           // 4xx other than 408/429: the batch itself is bad, and retrying will not fix it.
           done = r.ok || (s >= 400 && s < 500 && s != 408 && s != 429);
@@ -258,7 +267,7 @@
       if (done) {
         removeFromQueue(ids);
         failures = retryAt = 0;
-        if (loadQueue().length) schedule(0);
+        if (loadQueue().length) reschedule(0);
       } else retry = 1;
     } finally {
       busy = 0;
@@ -268,9 +277,7 @@
       const base = Math.min(6e4, 1e3 * 2 ** failures++);
       const wait = base / 2 + (Math.random() * base) / 2;
       retryAt = now() + wait;
-      clearTimeout(timer);
-      timer = 0;
-      schedule(wait);
+      reschedule(wait);
     }
   };
   // Page being hidden or unloaded: hand the queue to sendBeacon. The messages stay queued
