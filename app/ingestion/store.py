@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
+from app.ingestion.bulk import Bulk, bulk_for
 from app.ingestion.parsing import IngestEvent
 from app.leads import profile as lead_profile
 from app.leads.models import Event, Lead, LeadIdentity
@@ -28,10 +28,6 @@ from app.leads.models import Event, Lead, LeadIdentity
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 BOT = "bot"
-
-LEAD_COLUMNS = tuple(c.name for c in Lead.__table__.columns)
-_UPDATABLE = tuple(c for c in LEAD_COLUMNS if c not in ("id", "site_id", "created_at"))
-_CHUNK = 500  # rows per multi-row statement, well under both drivers' parameter limits
 
 
 class RetryGroup(Exception):
@@ -51,11 +47,6 @@ class Submission:
     outcomes: list[str] = field(default_factory=list)
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 class _Identities:
     """Resolves ids to leads for one group, merging leads when one event links two of them."""
 
@@ -66,19 +57,10 @@ class _Identities:
         self.new_identities: list[tuple[uuid.UUID, str, str]] = []
         self.existing: set[uuid.UUID] = set()
 
-    async def load(self, conn: AsyncConnection, keys: set[tuple[uuid.UUID, str, str]]) -> None:
-        table = LeadIdentity.__table__
-        ordered = sorted(keys)
-        for start in range(0, len(ordered), _CHUNK):
-            chunk = ordered[start : start + _CHUNK]
-            rows = await conn.execute(
-                select(table.c.site_id, table.c.kind, table.c.value, table.c.lead_id).where(
-                    tuple_(table.c.site_id, table.c.kind, table.c.value).in_(chunk)
-                )
-            )
-            for site_id, kind, value, lead_id in rows:
-                self.known[(site_id, kind, value)] = lead_id
-                self.existing.add(lead_id)
+    async def load(self, bulk: Bulk, keys: set[tuple[uuid.UUID, str, str]]) -> None:
+        for key, lead_id in await bulk.find_identities(sorted(keys)):
+            self.known[key] = lead_id
+            self.existing.add(lead_id)
 
     def find(self, lead_id: uuid.UUID) -> uuid.UUID:
         root = lead_id
@@ -128,6 +110,7 @@ async def store_group(
 ) -> None:
     """Store every submission's events in the caller's transaction, filling in outcomes."""
     now = utcnow()
+    bulk = bulk_for(conn)
     fresh: list[tuple[Submission, int, IngestEvent]] = []
     seen: set[tuple[uuid.UUID, str]] = set()
     for sub in submissions:
@@ -154,7 +137,7 @@ async def store_group(
             ):
                 if value:
                     keys.add((sub.site_id, kind, value))
-    await identities.load(conn, keys)
+    await identities.load(bulk, keys)
     for sub, _, event in fresh:
         if not event.is_bot:
             event.lead_id = identities.resolve(sub.site_id, event)
@@ -162,100 +145,81 @@ async def store_group(
         if event.lead_id is not None:
             event.lead_id = identities.find(event.lead_id)
 
-    profiles: dict[uuid.UUID, dict[str, Any]] = {}
-    await _lock_existing_leads(conn, identities, profiles)
-    await _insert_new_leads(conn, identities, profiles, now)
-    await _insert_identities(conn, identities, now)
-    await _merge_leads(conn, identities, profiles)
+    profiles = await _lock_existing_leads(bulk, identities)
+    new_leads = [lead for lead in identities.new_leads if identities.find(lead) == lead]
+    for lead_id in new_leads:
+        profiles[lead_id] = lead_profile.new_profile(lead_id, identities.new_leads[lead_id], now)
+    merges = identities.merges()
+    for loser, survivor in merges:
+        lead_profile.merge_profiles(profiles[survivor], profiles[loser])
+
+    def apply(events: list[IngestEvent]) -> None:
+        for event in sorted(events, key=lambda e: e.timestamp):
+            assert event.lead_id is not None
+            profile = profiles[event.lead_id]
+            lead_profile.apply_event(profile, event, visit_timeout)
+            for hook in hooks:
+                hook(profile, event, now)
+
+    # A lead first seen in this group has no stored events, so none of its events can be a
+    # duplicate: fold them in now and insert each new lead once, complete.
+    new_set = set(new_leads)
+    apply([e for _, _, e in fresh if e.lead_id in new_set])
+    await bulk.insert_leads([profiles[lead_id] for lead_id in new_leads])
+    rows = [
+        {
+            "site_id": key[0],
+            "kind": key[1],
+            "value": key[2],
+            "lead_id": identities.find(identities.known[key]),
+            "created_at": now,
+        }
+        for key in sorted(identities.new_identities)
+    ]
+    if await bulk.insert_identities(rows) != len(rows):
+        raise RetryGroup("an identity was created concurrently")
+    await _merge_in_database(conn, merges)
 
     to_store = [(sub, i, e) for sub, i, e in fresh if store_bots or not e.is_bot]
-    inserted = await _insert_events(conn, [(sub.site_id, e) for sub, _, e in to_store])
+    inserted = await bulk.insert_events([_event_row(sub.site_id, e) for sub, _, e in to_store])
+    existing_events = []
     for sub, i, event in to_store:
         if (sub.site_id, event.message_id) not in inserted:
+            if event.lead_id in new_set:
+                raise RetryGroup("an event of a new lead was stored concurrently")
             sub.outcomes[i] = DUPLICATE
-
-    new_events = sorted(
-        (e for sub, i, e in to_store if sub.outcomes[i] == ACCEPTED and e.lead_id is not None),
-        key=lambda e: e.timestamp,
-    )
-    touched: set[uuid.UUID] = {s for _, s in identities.merges()}
-    for event in new_events:
-        assert event.lead_id is not None
-        profile = profiles[event.lead_id]
-        lead_profile.apply_event(profile, event, visit_timeout)
-        for hook in hooks:
-            hook(profile, event, now)
-        touched.add(event.lead_id)
-    await _write_profiles(conn, [profiles[lead_id] for lead_id in sorted(touched)], now)
+        elif event.lead_id is not None and event.lead_id not in new_set:
+            existing_events.append(event)
+    apply(existing_events)
+    touched = {e.lead_id for e in existing_events} | {s for _, s in merges if s not in new_set}
+    updated = [profiles[lead_id] for lead_id in sorted(touched, key=str) if lead_id is not None]
+    for profile in updated:
+        profile["updated_at"] = now
+    await bulk.update_leads(updated)
 
 
 async def _lock_existing_leads(
-    conn: AsyncConnection, identities: _Identities, profiles: dict[uuid.UUID, dict[str, Any]]
-) -> None:
+    bulk: Bulk, identities: _Identities
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Lock the group's existing leads in id order, so that replicas never deadlock."""
+    profiles: dict[uuid.UUID, dict[str, Any]] = {}
     ids = sorted(identities.existing)
-    table = Lead.__table__
-    for start in range(0, len(ids), _CHUNK):
-        rows = await conn.execute(
-            select(table)
-            .where(table.c.id.in_(ids[start : start + _CHUNK]))
-            .order_by(table.c.id)
-            # FOR NO KEY UPDATE: does not block the FK checks of concurrent event inserts.
-            .with_for_update(key_share=True)
-        )
-        for row in rows.mappings():
-            if row["merged_into_id"] is not None:
-                # A concurrent group merged this lead after we read its identities.
-                raise RetryGroup(f"lead {row['id']} was merged meanwhile")
-            profiles[row["id"]] = dict(row)
-    missing = set(ids) - profiles.keys()
-    if missing:
-        raise RetryGroup(f"leads {sorted(missing)[:3]} vanished meanwhile")
+    for row in await bulk.lock_leads(ids):
+        if row["merged_into_id"] is not None:
+            # A concurrent group merged this lead after we read its identities.
+            raise RetryGroup(f"lead {row['id']} was merged meanwhile")
+        profiles[row["id"]] = row
+    if len(profiles) != len(ids):
+        raise RetryGroup("a lead vanished meanwhile")
+    return profiles
 
 
-async def _insert_new_leads(
-    conn: AsyncConnection,
-    identities: _Identities,
-    profiles: dict[uuid.UUID, dict[str, Any]],
-    now: datetime,
+async def _merge_in_database(
+    conn: AsyncConnection, merges: list[tuple[uuid.UUID, uuid.UUID]]
 ) -> None:
-    rows = []
-    for lead_id, site_id in identities.new_leads.items():
-        if identities.find(lead_id) == lead_id:  # not merged away within this group
-            profiles[lead_id] = lead_profile.new_profile(lead_id, site_id, now)
-            rows.append(profiles[lead_id])
-    if rows:
-        await conn.execute(insert(Lead.__table__), rows)
-
-
-async def _insert_identities(conn: AsyncConnection, identities: _Identities, now: datetime) -> None:
-    table = LeadIdentity.__table__
-    rows = [
-        {
-            "site_id": s,
-            "kind": k,
-            "value": v,
-            "lead_id": identities.find(identities.known[(s, k, v)]),
-            "created_at": now,
-        }
-        for s, k, v in sorted(identities.new_identities)
-    ]
-    if not rows:
-        return
-    stmt = (
-        _insert(conn, table)
-        .on_conflict_do_nothing(index_elements=["site_id", "kind", "value"])
-        .returning(table.c.id)
-    )
-    created = (await conn.execute(stmt, rows)).all()
-    if len(created) != len(rows):
-        raise RetryGroup("an identity was created concurrently")
-
-
-async def _merge_leads(
-    conn: AsyncConnection, identities: _Identities, profiles: dict[uuid.UUID, dict[str, Any]]
-) -> None:
+    """Point the merged leads' identities and events at the survivor (rare: Core is fine)."""
     leads, idents, events = Lead.__table__, LeadIdentity.__table__, Event.__table__
-    for loser, survivor in identities.merges():
+    for loser, survivor in merges:
         await conn.execute(update(idents).where(idents.c.lead_id == loser).values(lead_id=survivor))
         await conn.execute(update(events).where(events.c.lead_id == loser).values(lead_id=survivor))
         await conn.execute(
@@ -263,62 +227,24 @@ async def _merge_leads(
             .where((leads.c.merged_into_id == loser) | (leads.c.id == loser))
             .values(merged_into_id=survivor)
         )
-        lead_profile.merge_profiles(profiles[survivor], profiles[loser])
 
 
-async def _insert_events(
-    conn: AsyncConnection, events: list[tuple[uuid.UUID, IngestEvent]]
-) -> set[tuple[uuid.UUID, str]]:
-    table = Event.__table__
-    inserted: set[tuple[uuid.UUID, str]] = set()
-    rows = [
-        {
-            "site_id": site_id,
-            "message_id": e.message_id,
-            "lead_id": e.lead_id,
-            "type": e.type,
-            "name": e.name,
-            "anonymous_id": e.anonymous_id,
-            "user_id": e.user_id,
-            "previous_id": e.previous_id,
-            "timestamp": e.timestamp,
-            "original_timestamp": e.original_timestamp,
-            "sent_at": e.sent_at,
-            "received_at": e.received_at,
-            "is_bot": e.is_bot,
-            "properties": e.properties,
-            "traits": e.traits,
-            "context": e.context,
-        }
-        for site_id, e in events
-    ]
-    if not rows:
-        return inserted
-    # executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues") with one
-    # cached statement, and still returns the rows that were actually inserted.
-    stmt = (
-        _insert(conn, table)
-        .on_conflict_do_nothing(index_elements=["site_id", "message_id"])
-        .returning(table.c.site_id, table.c.message_id)
-    )
-    result = await conn.execute(stmt, rows)
-    inserted.update((site_id, message_id) for site_id, message_id in result)
-    return inserted
-
-
-async def _write_profiles(
-    conn: AsyncConnection, profiles: list[dict[str, Any]], now: datetime
-) -> None:
-    if not profiles:
-        return
-    table = Lead.__table__
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("_id"))
-        .values({c: bindparam(c) for c in _UPDATABLE})
-    )
-    params = []
-    for p in profiles:
-        p["updated_at"] = now
-        params.append({"_id": p["id"], **{c: p[c] for c in _UPDATABLE}})
-    await conn.execute(stmt, params)
+def _event_row(site_id: uuid.UUID, e: IngestEvent) -> dict[str, Any]:
+    return {
+        "site_id": site_id,
+        "message_id": e.message_id,
+        "lead_id": e.lead_id,
+        "type": e.type,
+        "name": e.name,
+        "anonymous_id": e.anonymous_id,
+        "user_id": e.user_id,
+        "previous_id": e.previous_id,
+        "timestamp": e.timestamp,
+        "original_timestamp": e.original_timestamp,
+        "sent_at": e.sent_at,
+        "received_at": e.received_at,
+        "is_bot": e.is_bot,
+        "properties": e.properties,
+        "traits": e.traits,
+        "context": e.context,
+    }
