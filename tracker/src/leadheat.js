@@ -15,7 +15,7 @@
   const iso = () => new Date().toISOString();
   const assign = Object.assign;
   const AID = 'lh_aid', VID = 'lh_vid', UID = 'lh_uid', QUEUE = 'lh_queue',
-    CART = 'lh_cart', CHECKOUT = 'lh_co', LOCK = 'lh_lock', CONSENT = 'lh_consent';
+    CART = 'lh_cart', CHECKOUT = 'lh_co', LOCK = 'lh_lock', CONSENT = 'lh_consent', TAB = 'lh_tab';
   const VISIT_MS = 18e5; // a visit ends after 30 minutes without events
   const BODY_MAX = 6e4; // keepalive/beacon bodies must stay under 64 KB
   const LEAVE_GRACE_MS = 3e3; // time for orderCompleted() to arrive after leaving checkout
@@ -82,6 +82,13 @@
       },
       move() {
         for (const k in m) o.set(k, m[k]);
+      },
+      keys() {
+        const out = [];
+        if (persist && s) try {
+          for (let i = 0; i < s.length; i++) out.push(s.key(i));
+        } catch (e) {}
+        return out;
       },
     };
     return o;
@@ -155,9 +162,33 @@
   };
 
   // Queue: persisted before sending, removed only once the server has answered.
-  const loadQueue = () => parse(ls.get(QUEUE)) || [];
-  const saveQueue = (q) => ls.set(QUEUE, JSON.stringify(q.slice(-cfg.maxQueue)));
+  // One key per tab (lh_queue.<tab id kept in sessionStorage>), written by that tab only:
+  // localStorage is not kept consistent between tabs from moment to moment, and tabs
+  // rewriting one shared queue lose each other's events. A tab's queue outlives its pages;
+  // the queue of a closed tab is taken over by the next tab that flushes.
+  let tab = uuid();
+  const queueKey = () => QUEUE + '.' + tab;
+  const readQueue = (k) => (parse(ls.get(k)) || {}).q || [];
+  const loadQueue = () => readQueue(queueKey());
+  const saveQueue = (q, closing) => {
+    if (q.length) ls.set(queueKey(), JSON.stringify({ t: now(), c: closing, q: q.slice(-cfg.maxQueue) }));
+    else ls.del(queueKey());
+  };
   const removeFromQueue = (ids) => saveQueue(loadQueue().filter((m) => !ids.has(m.messageId)));
+  const adoptQueues = () => {
+    let q = loadQueue(), n = q.length;
+    for (const k of ls.keys()) {
+      if (!k.startsWith(QUEUE + '.') || k == queueKey()) continue;
+      const v = parse(ls.get(k));
+      const age = v ? now() - v.t : 0;
+      // closed a while ago (not a reload of that tab), or silent for 10 minutes
+      if (v && ((v.c && age > 5e3) || age > 6e5)) {
+        q = (v.q || []).concat(q);
+        ls.del(k);
+      }
+    }
+    if (q.length != n) saveQueue(q);
+  };
 
   const send = (type, fields, page) => {
     if (!inited || optedOut()) return;
@@ -190,7 +221,6 @@
 
   // Transport
   let busy = 0, failures = 0, retryAt = 0, timer = 0;
-  const tab = uuid();
   const schedule = (ms) => {
     if (!timer) timer = setTimeout(() => { timer = 0; flush(); }, ms);
   };
@@ -239,6 +269,7 @@
     busy = 1;
     let retry = 0;
     try {
+      adoptQueues();
       const [batch, ids] = pack(loadQueue());
       if (!ids.size) return;
       let done = !batch.length;
@@ -418,6 +449,7 @@
       inited = 1;
       persist = allowed();
       if (persist) saveAnonymousId(anonymousId());
+      ss.set(TAB, (tab = ss.get(TAB) || tab));
       current = snapshot();
       tick();
       const h = w.history;
@@ -431,7 +463,10 @@
       }
       w.addEventListener('popstate', onNavigate);
       d.addEventListener('visibilitychange', onVisibility);
-      w.addEventListener('pagehide', onHide);
+      w.addEventListener('pagehide', safe(() => {
+        onHide();
+        saveQueue(loadQueue(), 1); // other tabs may take this queue over if no page follows
+      }));
       w.addEventListener('pageshow', safe(tick));
       w.addEventListener('online', safe(() => flush(1)));
       if (cfg.autoPage) sendPage();
@@ -443,6 +478,7 @@
       try { localStorage.setItem(CONSENT, consentGiven); } catch (e) {}
       if (!inited) return;
       const was = persist;
+      const keys = ls.keys().concat(AID, UID, CART, CHECKOUT, LOCK, queueKey());
       persist = allowed();
       if (persist && !was) {
         for (const s of [ls, ss]) s.move(); // events and ids kept in memory until now
@@ -451,8 +487,9 @@
         flush(1);
       }
       if (!granted) {
-        for (const k of [AID, UID, QUEUE, CART, CHECKOUT, LOCK]) ls.del(k);
+        for (const k of keys) if (k.startsWith('lh_') && k != CONSENT) ls.del(k);
         ss.del(VID);
+        ss.del(TAB);
         for (const k of [AID, VID]) {
           delete cookieMem[k];
           try {
