@@ -445,6 +445,9 @@
         debug: false,
       }, options);
       cfg.host = ('' + (cfg.host || '')).replace(/\/+$/, '');
+      for (const [k, dflt] of [['flushInterval', 1e3], ['maxBatch', 20], ['maxQueue', 500]]) {
+        cfg[k] = cfg[k] >= 1 ? +cfg[k] : dflt;
+      }
       consentGiven = readConsent();
       inited = 1;
       persist = allowed();
