@@ -75,13 +75,17 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
     return {"code": code, "message": message, "details": details or []}
 
 
-async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+def error_response(exc: AppError) -> JSONResponse:
     return JSONResponse(
         error_body(exc.code, exc.message, exc.details),
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

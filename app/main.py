@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONResponse,
     )
     install_error_handlers(app)
+    app.add_middleware(ingestion_endpoints.IngestionFastPath)
     app.include_router(ingestion_endpoints.router)
 
     @app.get("/health", tags=["ops"])

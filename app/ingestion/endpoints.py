@@ -6,15 +6,17 @@ way: HTTP Basic with the key as user name (empty password), or `writeKey` in the
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.db import utcnow
-from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized
+from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
 from app.http import JSONResponse
 from app.ingestion.parsing import IngestEvent, Rejection, parse_json, read_body, validate_event
 from app.ingestion.pipeline import IngestPipeline
@@ -173,10 +175,37 @@ def _single_call(call: str) -> Any:
     return endpoint
 
 
+# Path -> handler, for the FastAPI routes (docs, OpenAPI) and the fast path below alike.
+HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
+    "/v1/batch": batch,
+    "/v1/import": batch,
+}
 for _call in SINGLE_CALLS:
+    HANDLERS[f"/v1/{_call}"] = _single_call(_call)
     router.add_api_route(
-        f"/{_call}", _single_call(_call), methods=["POST"], response_model=IngestResponse
+        f"/{_call}", HANDLERS[f"/v1/{_call}"], methods=["POST"], response_model=IngestResponse
     )
+
+
+class IngestionFastPath:
+    """ASGI middleware that serves POST on the ingestion paths straight to their handlers,
+    skipping FastAPI's routing and dependency machinery: the same handlers and answers, a
+    third less CPU per request on the hottest path (see bench/ingest.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await handler(request)
+        except AppError as exc:
+            response = error_response(exc)
+        await response(scope, receive, send)
 
 
 @router.options("/{call}", include_in_schema=False)

@@ -124,7 +124,8 @@ class IngestPipeline:
             except RetryGroup:
                 pass
             except DBAPIError as exc:
-                if _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                # A deadlock, or a pooled connection the server closed (restart, failover).
+                if not exc.connection_invalidated and _sqlstate(exc) not in RETRYABLE_SQLSTATES:
                     raise
             self.stats["retries"] += 1
             if attempt == MAX_ATTEMPTS:
