@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,7 +74,12 @@ class LeadIdentity(Base):
 
 
 class Event(Base):
-    """An accepted event, stored as received (Segment spec fields), unique by messageId."""
+    """An accepted event, stored as received (Segment spec fields), unique by messageId.
+
+    An append-only log written only by ingestion, which always knows the site and lead it
+    writes: it has no foreign keys, because PostgreSQL's per-row key checks (a lookup and a
+    row lock on the site and the lead) more than doubled the cost of inserting an event
+    (24 us vs 10 us a row, measured in bench)."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -83,9 +89,9 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    site_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     message_id: Mapped[str] = mapped_column(String(255))
-    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     type: Mapped[str] = mapped_column(String(16))
     name: Mapped[str | None] = mapped_column(String(255))
     anonymous_id: Mapped[str | None] = mapped_column(String(255))

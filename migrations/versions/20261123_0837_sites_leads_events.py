@@ -97,12 +97,7 @@ def upgrade() -> None:
         sa.Column("properties", JSON, nullable=False),
         sa.Column("traits", JSON, nullable=False),
         sa.Column("context", JSON, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["lead_id"], ["leads.id"], name=op.f("fk_events_lead_id_leads"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["site_id"], ["sites.id"], name=op.f("fk_events_site_id_sites"), ondelete="CASCADE"
-        ),
+        # No foreign keys on purpose: see app.leads.models.Event.
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("site_id", "message_id", name=op.f("uq_events_site_id_message_id")),
     )
