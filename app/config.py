@@ -21,6 +21,11 @@ class IngestionSettings(BaseModel):
     write_key_cache_seconds: float = 30.0
 
 
+class ScoringSettings(BaseModel):
+    enabled: bool = Field(True, description="score leads at ingestion (off: for benchmarks)")
+    rule_set_cache_seconds: float = Field(5.0, description="how soon replicas see a new version")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -36,6 +41,7 @@ class Settings(BaseSettings):
     create_demo_site: bool = Field(True, description="create a demo site when there is none")
     log_level: str = "info"
     ingestion: IngestionSettings = IngestionSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from app.http import JSONResponse
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
+from app.scoring import service as scoring_service
 from app.sites.service import WriteKeyCache
 
 
@@ -30,7 +32,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessionmaker, settings.ingestion.write_key_cache_seconds
         )
         is_crawler("warm-up")  # compiles the crawler patterns now, not on the first request
-        pipeline = IngestPipeline(engine, settings.ingestion)
+        rule_sets = scoring_service.RuleSetCache(settings.scoring.rule_set_cache_seconds)
+        app.state.rule_sets = rule_sets
+        scorer = (
+            scoring_service.LeadScorer(
+                rule_sets, timedelta(minutes=settings.ingestion.visit_timeout_minutes)
+            )
+            if settings.scoring.enabled
+            else None
+        )
+        pipeline = IngestPipeline(engine, settings.ingestion, scorer=scorer)
         app.state.ingest_pipeline = pipeline
         pipeline.start()
         try:

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.config import IngestionSettings, Settings
+from app.config import IngestionSettings, ScoringSettings, Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.migrate import upgrade
@@ -108,6 +108,7 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         create_demo_site=False,
         ingestion=IngestionSettings(write_key_cache_seconds=0),
+        scoring=ScoringSettings(rule_set_cache_seconds=0),
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import IngestionSettings
-from app.ingestion.store import LeadEventHook, RetryGroup, Submission, store_group
+from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,13 @@ class IngestPipeline:
         self,
         engine: AsyncEngine,
         settings: IngestionSettings,
-        hooks: Sequence[LeadEventHook] = (),
+        scorer: Scorer | None = None,
+        after_group: Sequence[AfterGroup] = (),
     ) -> None:
         self._engine = engine
         self._settings = settings
-        self._hooks = tuple(hooks)
+        self._scorer = scorer
+        self._after_group = tuple(after_group)
         self._visit_timeout = timedelta(minutes=settings.visit_timeout_minutes)
         self._queue: deque[tuple[Submission, asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
@@ -115,7 +117,8 @@ class IngestPipeline:
                         subs,
                         visit_timeout=self._visit_timeout,
                         store_bots=self._settings.store_bot_events,
-                        hooks=self._hooks,
+                        scorer=self._scorer,
+                        after_group=self._after_group,
                     )
                 self.stats["groups"] += 1
                 self.stats["submissions"] += len(subs)

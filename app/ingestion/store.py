@@ -11,10 +11,10 @@ per group is a fixed number of statements, whatever the number of events:
 """
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,8 +34,30 @@ class RetryGroup(Exception):
     """Another transaction changed identities under us; the whole group is tried again."""
 
 
-# Called once per new event after its lead's profile has been updated (scoring hooks in here).
-LeadEventHook = Callable[[dict[str, Any], IngestEvent, datetime], None]
+class Scorer(Protocol):
+    """Keeps a lead's score current as its events are folded in (app.scoring.service)."""
+
+    async def prepare(self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]) -> None: ...
+
+    async def rescore_stale(
+        self, conn: AsyncConnection, profiles: Sequence[dict[str, Any]], force: set[uuid.UUID]
+    ) -> None: ...
+
+    def apply(self, profile: dict[str, Any], event: IngestEvent, now: datetime) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeadChange:
+    """What a group did to one lead, for consumers in the same transaction (webhook outbox)."""
+
+    profile: dict[str, Any]  # the lead after the group
+    previous_temperature: str | None  # None: the lead is new
+    previously_identified: bool
+    events: tuple[IngestEvent, ...]  # the group's new events of this lead, in time order
+
+
+# Called inside the group's transaction after every lead is written (the webhook outbox).
+AfterGroup = Callable[[AsyncConnection, list[LeadChange]], Awaitable[None]]
 
 
 @dataclass
@@ -106,7 +128,8 @@ async def store_group(
     *,
     visit_timeout: timedelta,
     store_bots: bool,
-    hooks: Sequence[LeadEventHook] = (),
+    scorer: Scorer | None = None,
+    after_group: Sequence[AfterGroup] = (),
 ) -> None:
     """Store every submission's events in the caller's transaction, filling in outcomes."""
     now = utcnow()
@@ -145,7 +168,10 @@ async def store_group(
         if event.lead_id is not None:
             event.lead_id = identities.find(event.lead_id)
 
+    if scorer is not None:
+        await scorer.prepare(conn, {sub.site_id for sub in submissions})
     profiles = await _lock_existing_leads(bulk, identities)
+    before = {lead_id: (p["temperature"], bool(p["identified"])) for lead_id, p in profiles.items()}
     new_leads = [lead for lead in identities.new_leads if identities.find(lead) == lead]
     for lead_id in new_leads:
         profiles[lead_id] = lead_profile.new_profile(lead_id, identities.new_leads[lead_id], now)
@@ -158,8 +184,8 @@ async def store_group(
             assert event.lead_id is not None
             profile = profiles[event.lead_id]
             lead_profile.apply_event(profile, event, visit_timeout)
-            for hook in hooks:
-                hook(profile, event, now)
+            if scorer is not None:
+                scorer.apply(profile, event, now)
 
     # A lead first seen in this group has no stored events, so none of its events can be a
     # duplicate: fold them in now and insert each new lead once, complete.
@@ -179,6 +205,10 @@ async def store_group(
     if await bulk.insert_identities(rows) != len(rows):
         raise RetryGroup("an identity was created concurrently")
     await _merge_in_database(conn, merges)
+    if scorer is not None:
+        survivors = {s for _, s in merges}
+        existing = [p for lead_id, p in profiles.items() if lead_id not in new_set]
+        await scorer.rescore_stale(conn, existing, force=survivors)
 
     to_store = [(sub, i, e) for sub, i, e in fresh if store_bots or not e.is_bot]
     inserted = await bulk.insert_events([_event_row(sub.site_id, e) for sub, _, e in to_store])
@@ -196,6 +226,39 @@ async def store_group(
     for profile in updated:
         profile["updated_at"] = now
     await bulk.update_leads(updated)
+    if after_group:
+        changes = _changes(profiles, before, [e for _, _, e in to_store], new_set, inserted)
+        for consumer in after_group:
+            await consumer(conn, changes)
+
+
+def _changes(
+    profiles: dict[uuid.UUID, dict[str, Any]],
+    before: dict[uuid.UUID, tuple[str, bool]],
+    events: list[IngestEvent],
+    new_leads: set[uuid.UUID],
+    inserted: set[tuple[uuid.UUID, str]],
+) -> list[LeadChange]:
+    by_lead: dict[uuid.UUID, list[IngestEvent]] = {}
+    for event in events:
+        if event.lead_id is not None:
+            by_lead.setdefault(event.lead_id, []).append(event)
+    changes = []
+    for lead_id, lead_events in by_lead.items():
+        profile = profiles[lead_id]
+        stored = [e for e in lead_events if (profile["site_id"], e.message_id) in inserted]
+        if not stored:
+            continue
+        temperature, identified = before.get(lead_id, (None, False))
+        changes.append(
+            LeadChange(
+                profile=profile,
+                previous_temperature=None if lead_id in new_leads else temperature,
+                previously_identified=identified,
+                events=tuple(sorted(stored, key=lambda e: e.timestamp)),
+            )
+        )
+    return changes
 
 
 async def _lock_existing_leads(

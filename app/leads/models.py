@@ -10,6 +10,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -24,7 +25,10 @@ class Lead(Base):
     """A visitor's profile, kept current at ingestion (no recomputation over history)."""
 
     __tablename__ = "leads"
-    __table_args__ = (Index("ix_leads_site_id_updated_at", "site_id", "updated_at"),)
+    __table_args__ = (
+        Index("ix_leads_site_id_updated_at", "site_id", "updated_at"),
+        Index("ix_leads_site_id_score", "site_id", "score"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
@@ -55,6 +59,18 @@ class Lead(Base):
     products_viewed: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     cart: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     subscribed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    # The sales funnel: new -> contacted -> qualified -> won, or lost with a reason.
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    lost_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    lost_note: Mapped[str | None] = mapped_column(Text, default=None)
+    # Scoring, kept current at ingestion (app.scoring.service.LeadScorer).
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    temperature: Mapped[str] = mapped_column(String(8), default="cold")
+    score_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    rule_set_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    became_hot_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class LeadIdentity(Base):

@@ -57,6 +57,16 @@ def new_profile(lead_id: Any, site_id: Any, now: datetime) -> dict[str, Any]:
         "products_viewed": [],
         "cart": {},
         "subscribed": None,
+        "status": "new",
+        "status_changed_at": None,
+        "lost_reason": None,
+        "lost_note": None,
+        "score": 0.0,
+        "temperature": "cold",
+        "score_state": None,
+        "rule_set_version": None,
+        "scored_at": None,
+        "became_hot_at": None,
     }
 
 

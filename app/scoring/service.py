@@ -1,0 +1,221 @@
+"""Scoring in the service: which rule set a site uses, and keeping each lead's score current
+at ingestion. The arithmetic is all in the pure `app.scoring.engine`; this module feeds it."""
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.ingestion.parsing import IngestEvent
+from app.leads import profile as lead_profile
+from app.leads.models import Event
+from app.scoring import engine
+from app.scoring.defaults import DEFAULT_RULE_SET
+from app.scoring.models import RuleSetVersion
+from app.scoring.schemas import RuleSet, parse_rule_set
+
+Profile = dict[str, Any]
+
+
+def scoring_kind(event_type: str, name: str | None) -> str:
+    """The event kind rules name: "page" for page and screen calls, the event name for track."""
+    if event_type == "track":
+        return name or ""
+    if event_type == "screen":
+        return "page"
+    return event_type
+
+
+def facts_from_profile(profile: Mapping[str, Any]) -> engine.LeadFacts:
+    return engine.LeadFacts(
+        city=profile.get("city"),
+        country=profile.get("country"),
+        traits=profile.get("traits") or {},
+        contacts=profile.get("contacts") or {},
+        visits=profile.get("visits") or 0,
+        page_views=profile.get("page_views") or 0,
+        time_on_site_seconds=lead_profile.time_on_site(profile),
+        orders=profile.get("orders") or 0,
+        last_seen_at=profile.get("last_seen_at"),
+        interests=profile.get("interests") or {},
+    )
+
+
+def scoring_event(event: IngestEvent, visit: int) -> engine.ScoringEvent:
+    return engine.ScoringEvent(
+        message_id=event.message_id,
+        kind=scoring_kind(event.type, event.name),
+        properties=event.properties,
+        at=event.timestamp,
+        visit=visit,
+        url=event.url,
+    )
+
+
+def stored_scoring_events(
+    rows: Iterable[Any], visit_timeout: timedelta
+) -> list[engine.ScoringEvent]:
+    """Stored events (message_id, type, name, properties, context, timestamp; in time order)
+    as scoring events, with visit numbers worked out as ingestion does."""
+    out = []
+    visit, last = 0, None
+    for message_id, event_type, name, properties, context, at in rows:
+        if last is None or at - last > visit_timeout:
+            visit += 1
+        last = at
+        page = (context or {}).get("page")
+        url = page.get("url") if isinstance(page, dict) else None
+        out.append(
+            engine.ScoringEvent(
+                message_id=message_id,
+                kind=scoring_kind(event_type, name),
+                properties=properties or {},
+                at=at,
+                visit=visit,
+                url=url or (properties or {}).get("url"),
+            )
+        )
+    return out
+
+
+def record_result(profile: Profile, result: engine.ScoreResult, now: datetime) -> None:
+    """Write a score result into the lead's columns."""
+    profile["score_state"] = result.state
+    profile["score"] = result.score
+    profile["temperature"] = result.temperature
+    profile["rule_set_version"] = result.rule_set_version
+    profile["scored_at"] = now
+    if result.became_hot_at is not None:
+        profile["became_hot_at"] = result.became_hot_at
+
+
+def rule_set_for_version(definition: Mapping[str, Any], version: int) -> RuleSet:
+    return parse_rule_set({**definition, "version": version})
+
+
+def default_definition() -> dict[str, Any]:
+    return {k: v for k, v in DEFAULT_RULE_SET.items() if k != "version"}
+
+
+async def publish_default(session: AsyncSession, site_id: uuid.UUID) -> None:
+    """Every site starts with the built-in rule set as its version 1."""
+    session.add(RuleSetVersion(site_id=site_id, version=1, definition=default_definition()))
+    await session.flush()
+
+
+class RuleSetCache:
+    """Each site's active compiled rule set, re-read at most every `ttl` seconds, so that a
+    version published through any replica is in use everywhere within that time."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[uuid.UUID, tuple[float, engine.CompiledRuleSet]] = {}
+        self._default: engine.CompiledRuleSet | None = None
+
+    def invalidate(self, site_id: uuid.UUID | None = None) -> None:
+        if site_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(site_id, None)
+
+    async def get_many(
+        self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, engine.CompiledRuleSet]:
+        now = time.monotonic()
+        found: dict[uuid.UUID, engine.CompiledRuleSet] = {}
+        stale = []
+        for site_id in set(site_ids):
+            entry = self._entries.get(site_id)
+            if entry is not None and entry[0] > now:
+                found[site_id] = entry[1]
+            else:
+                stale.append(site_id)
+        if stale:
+            t = RuleSetVersion.__table__
+            latest = (
+                select(t.c.site_id, func.max(t.c.version).label("version"))
+                .where(t.c.site_id.in_(stale))
+                .group_by(t.c.site_id)
+                .subquery()
+            )
+            rows = await conn.execute(
+                select(t.c.site_id, t.c.version, t.c.definition).join(
+                    latest, (latest.c.site_id == t.c.site_id) & (latest.c.version == t.c.version)
+                )
+            )
+            for site_id, version, definition in rows:
+                entry = self._entries.get(site_id)
+                if entry is not None and entry[1].version == version:
+                    compiled = entry[1]
+                else:
+                    compiled = engine.compile_rule_set(rule_set_for_version(definition, version))
+                found[site_id] = compiled
+                self._entries[site_id] = (now + self._ttl, compiled)
+            for site_id in stale:
+                if site_id not in found:  # a site with no version (made outside the service)
+                    found[site_id] = self._default_compiled()
+        return found
+
+    def _default_compiled(self) -> engine.CompiledRuleSet:
+        if self._default is None:
+            self._default = engine.compile_rule_set(rule_set_for_version(default_definition(), 1))
+        return self._default
+
+
+class LeadScorer:
+    """Keeps leads' scores current inside ingestion's group transaction."""
+
+    def __init__(self, cache: RuleSetCache, visit_timeout: timedelta) -> None:
+        self._cache = cache
+        self._visit_timeout = visit_timeout
+        self._compiled: dict[uuid.UUID, engine.CompiledRuleSet] = {}
+
+    async def prepare(self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]) -> None:
+        self._compiled = await self._cache.get_many(conn, site_ids)
+
+    async def rescore_stale(
+        self, conn: AsyncConnection, profiles: Sequence[Profile], force: set[uuid.UUID]
+    ) -> None:
+        """Replay the stored history of leads scored by another rule-set version (or merged,
+        in `force`), so that a lead's score never mixes versions."""
+        for profile in profiles:
+            compiled = self._compiled[profile["site_id"]]
+            scored_with = profile["rule_set_version"]
+            if profile["id"] in force or (
+                scored_with is not None and scored_with != compiled.version
+            ):
+                await rescore_from_history(conn, profile, compiled, self._visit_timeout)
+
+    def apply(self, profile: Profile, event: IngestEvent, now: datetime) -> None:
+        compiled = self._compiled[profile["site_id"]]
+        state = profile["score_state"] or engine.empty_state()
+        result = engine.apply_event(
+            compiled, state, scoring_event(event, profile["visits"]), facts_from_profile(profile)
+        )
+        record_result(profile, result, now)
+
+
+async def rescore_from_history(
+    conn: AsyncConnection,
+    profile: Profile,
+    compiled: engine.CompiledRuleSet,
+    visit_timeout: timedelta,
+    now: datetime | None = None,
+) -> engine.ScoreResult:
+    """Score a lead from scratch over its stored events with `compiled` (at `now`, or at its
+    last event)."""
+    t = Event.__table__
+    rows = await conn.execute(
+        select(t.c.message_id, t.c.type, t.c.name, t.c.properties, t.c.context, t.c.timestamp)
+        .where(t.c.lead_id == profile["id"], t.c.is_bot.is_(False))
+        .order_by(t.c.timestamp, t.c.id)
+    )
+    events = stored_scoring_events(rows, visit_timeout)
+    at = now or (events[-1].at if events else profile["last_seen_at"]) or profile["created_at"]
+    result = engine.replay(compiled, events, facts_from_profile(profile), at)
+    record_result(profile, result, at)
+    return result
