@@ -71,6 +71,9 @@ class Lead(Base):
     rule_set_version: Mapped[int | None] = mapped_column(Integer, default=None)
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     became_hot_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Speed to lead: when first contact is due (hot + the first-contact window), and when made.
+    contact_by: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    first_contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class LeadIdentity(Base):

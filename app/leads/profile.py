@@ -67,6 +67,8 @@ def new_profile(lead_id: Any, site_id: Any, now: datetime) -> dict[str, Any]:
         "rule_set_version": None,
         "scored_at": None,
         "became_hot_at": None,
+        "contact_by": None,
+        "first_contacted_at": None,
     }
 
 

@@ -74,12 +74,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("rule_set_version", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("became_hot_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("contact_by", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("first_contacted_at", sa.DateTime(timezone=True), nullable=True)
+        )
         batch_op.create_index("ix_leads_site_id_score", ["site_id", "score"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_index("ix_leads_site_id_score")
+        batch_op.drop_column("first_contacted_at")
+        batch_op.drop_column("contact_by")
         batch_op.drop_column("became_hot_at")
         batch_op.drop_column("scored_at")
         batch_op.drop_column("rule_set_version")
