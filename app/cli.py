@@ -1,4 +1,4 @@
-"""`leadheat serve | migrate | sites create | sites list`."""
+"""`leadheat serve | worker | migrate | sites create | sites list`."""
 
 import argparse
 import asyncio
@@ -76,6 +76,34 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+async def _worker(settings: Settings) -> None:
+    import signal
+
+    from app.scoring.service import RuleSetCache
+    from app.worker import BackgroundContext, BackgroundRunner
+
+    engine = make_engine(settings)
+    runner = BackgroundRunner(
+        BackgroundContext(
+            settings,
+            engine,
+            make_sessionmaker(engine),
+            RuleSetCache(settings.scoring.rule_set_cache_seconds),
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner.start()
+    print("Leadheat worker running (Ctrl-C to stop).", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.stop()
+        await engine.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="leadheat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--workers", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
     sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("worker", help="run background work only (delivery, timers, re-scoring)")
     sites = sub.add_parser("sites", help="manage sites (shops)")
     sites_sub = sites.add_subparsers(dest="sites_command", required=True)
     create = sites_sub.add_parser("create", help="create a site and print its keys once")
@@ -98,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     if args.command == "serve":
         _serve(settings, args)
+    elif args.command == "worker":
+        asyncio.run(_worker(settings))
     elif args.command == "migrate":
         from app.migrate import upgrade
 

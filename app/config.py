@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     auto_migrate: bool = Field(True, description="`leadheat serve` migrates before it listens")
+    run_background: bool = Field(
+        True, description="run background work (delivery, timers, re-scoring) inside serve"
+    )
     create_demo_site: bool = Field(True, description="create a demo site when there is none")
     log_level: str = "info"
     ingestion: IngestionSettings = IngestionSettings()

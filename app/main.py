@@ -16,6 +16,7 @@ from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
 from app.scoring import service as scoring_service
 from app.sites.service import WriteKeyCache
+from app.worker import BackgroundContext, BackgroundRunner
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,9 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipeline = IngestPipeline(engine, settings.ingestion, scorer=scorer)
         app.state.ingest_pipeline = pipeline
         pipeline.start()
+        background = BackgroundRunner(BackgroundContext(settings, engine, sessionmaker, rule_sets))
+        if settings.run_background:
+            background.start()
+        app.state.background = background
         try:
             yield
         finally:
+            await background.stop()
             await pipeline.stop()
             await engine.dispose()
 
