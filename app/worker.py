@@ -6,6 +6,7 @@ that expire when a worker dies), so replicas and workers never need to know of e
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,10 +57,8 @@ class BackgroundRunner:
                 await loop(self.context, self._stop)
             except Exception:
                 logger.exception("background loop %s crashed; restarting in 1 s", name)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
 
     async def stop(self) -> None:
         self._stop.set()
