@@ -38,7 +38,8 @@ local mode = "MODE"
 local batch_size = BATCH
 local visitors = VISITORS
 local auth = "AUTH"
-local ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+local ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) " ..
+  "Chrome/126.0 Safari/537.36"
 local threads = {}
 
 function setup(thread)
