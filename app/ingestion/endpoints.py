@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -19,7 +20,7 @@ from app.db import utcnow
 from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
 from app.http import JSONResponse
 from app.ingestion.parsing import IngestEvent, Rejection, parse_json, read_body, validate_event
-from app.ingestion.pipeline import IngestPipeline
+from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.schemas import IngestResponse, RejectedEvent, as_utc
 from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.sites.service import SiteRef, WriteKeyCache
@@ -54,13 +55,26 @@ async def _site_for(request: Request, write_key: Any) -> SiteRef:
             "No write key: send it as HTTP Basic user name (empty password) or as 'writeKey'."
         )
     cache: WriteKeyCache = request.app.state.write_keys
-    site = await cache.get(write_key)
+    try:
+        site = await cache.get(write_key)
+    except (OSError, DBAPIError) as exc:
+        raise _unavailable() from exc
     if site is None:
         raise Unauthorized("Unknown write key.")
     origin = request.headers.get("origin")
     if not site.allows_origin(origin):
         raise Forbidden(f"Origin {origin} is not allowed for this site.", code="origin_not_allowed")
     return site
+
+
+def _unavailable() -> AppError:
+    """Nothing was stored: the client keeps the events and retries (Segment clients do on 5xx)."""
+    return AppError(
+        "Events cannot be stored right now; nothing was accepted, retry later.",
+        code="storage_unavailable",
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def _cors(request: Request, response: Response) -> Response:
@@ -92,7 +106,10 @@ async def _ingest(
     outcomes: list[str] = []
     if events:
         pipeline: IngestPipeline = request.app.state.ingest_pipeline
-        outcomes = (await pipeline.submit(Submission(site.id, events))).outcomes
+        try:
+            outcomes = (await pipeline.submit(Submission(site.id, events))).outcomes
+        except StorageUnavailable as exc:
+            raise _unavailable() from exc
     duplicates = outcomes.count(DUPLICATE)
     bots = outcomes.count(BOT)
     return IngestResponse(

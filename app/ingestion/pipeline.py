@@ -26,6 +26,10 @@ MAX_ATTEMPTS = 8
 RETRYABLE_SQLSTATES = {"40P01", "40001"}
 
 
+class StorageUnavailable(Exception):
+    """The database could not store a submission (down, unreachable, or shutting down)."""
+
+
 class IngestPipeline:
     def __init__(
         self,
@@ -62,7 +66,7 @@ class IngestPipeline:
 
     async def submit(self, submission: Submission) -> Submission:
         if self._closing:
-            raise RuntimeError("the ingestion pipeline is shutting down")
+            raise StorageUnavailable("the ingestion pipeline is shutting down")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((submission, future))
         self._wake.set()
@@ -90,6 +94,10 @@ class IngestPipeline:
             group = self._take()
             try:
                 await self._store_with_retries([s for s, _ in group])
+            except StorageUnavailable as exc:
+                for _, fut in group:  # the database is away: every request gets a 503 now
+                    _fail(fut, exc)
+                continue
             except Exception as exc:
                 if len(group) > 1:
                     # One bad request must not fail the others: store each on its own.
@@ -130,9 +138,12 @@ class IngestPipeline:
                 # A deadlock, or a pooled connection the server closed (restart, failover).
                 if not exc.connection_invalidated and _sqlstate(exc) not in RETRYABLE_SQLSTATES:
                     raise
+            except OSError as exc:  # the database is unreachable: a short retry, then a 503
+                if attempt >= 3:
+                    raise StorageUnavailable(str(exc)) from exc
             self.stats["retries"] += 1
             if attempt == MAX_ATTEMPTS:
-                raise RuntimeError("gave up storing a group after repeated conflicts")
+                raise StorageUnavailable("gave up storing a group after repeated conflicts")
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
 
 
