@@ -24,6 +24,15 @@ class IngestionSettings(BaseModel):
 class ScoringSettings(BaseModel):
     enabled: bool = Field(True, description="score leads at ingestion (off: for benchmarks)")
     rule_set_cache_seconds: float = Field(5.0, description="how soon replicas see a new version")
+    rescore_sync_max_leads: int = Field(
+        2000, description="publishing re-scores this many leads before answering; more: a job"
+    )
+    rescore_batch_leads: int = Field(200, description="leads per re-scoring transaction")
+    rescore_lease_seconds: float = Field(60.0, description="a silent worker's job is taken over")
+    rescore_poll_seconds: float = Field(1.0, description="how often idle workers look for jobs")
+    refresh_interval_seconds: float = Field(
+        30.0, description="warm/hot leads re-evaluated this often (decay, expired holds)"
+    )
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ from app.http import JSONResponse
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
+from app.scoring import endpoints as scoring_endpoints
 from app.scoring import service as scoring_service
 from app.sites.service import WriteKeyCache
 from app.worker import BackgroundContext, BackgroundRunner
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(ingestion_endpoints.IngestionFastPath)
     app.include_router(ingestion_endpoints.router)
+    app.include_router(scoring_endpoints.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

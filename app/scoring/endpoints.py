@@ -1,0 +1,137 @@
+"""The rule-set API (secret key): read versions, publish, preview a draft, follow re-scoring."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+
+from app.db import SessionDep, utcnow
+from app.errors import NotFound
+from app.scoring import rules_service
+from app.scoring.models import RuleSetVersion
+from app.sites.dependencies import SecretSiteDep
+
+router = APIRouter(prefix="/v1/rules", tags=["rules"])
+
+RuleSetDocument = Annotated[
+    dict[str, Any],
+    Body(
+        description="A rule set (name, thresholds, behaviour, fit, hard, decay, ...); "
+        "`version`, `created_at` and `active` are ignored.",
+    ),
+]
+
+
+def _version_view(row: RuleSetVersion, active: bool) -> dict[str, Any]:
+    return {
+        **row.definition,
+        "version": row.version,
+        "created_at": row.created_at,
+        "active": active,
+    }
+
+
+@router.get("")
+async def get_active_rule_set(site: SecretSiteDep, session: SessionDep) -> dict[str, Any]:
+    """The rule set the site's leads are scored with now."""
+    row = await rules_service.get_version(session, site.id)
+    if row is None:
+        raise NotFound("This site has no rule set.")
+    return _version_view(row, active=True)
+
+
+@router.put("")
+async def publish_rule_set(
+    request: Request, site: SecretSiteDep, session: SessionDep, document: RuleSetDocument
+) -> dict[str, Any]:
+    """Validate and publish a new version, then re-score the site's leads with it: before
+    answering for a small site, otherwise in the background (follow the job's `url`)."""
+    settings = request.app.state.settings
+    config = rules_service.RescoreConfig.from_settings(settings)
+    published = await rules_service.publish(
+        session,
+        site.id,
+        document,
+        now=utcnow(),
+        sync_max_leads=settings.scoring.rescore_sync_max_leads,
+        lease=config.lease,
+    )
+    await session.commit()  # the version must be visible before the caches drop theirs
+    request.app.state.rule_sets.invalidate(site.id)
+    job = published.job
+    if published.synchronous:
+        await rules_service.run_job(
+            request.app.state.engine, job, config, utcnow, release_on_error=True
+        )
+        await session.refresh(job)
+    return {
+        "version": published.version.version,
+        "created_at": published.version.created_at,
+        "job": rules_service.job_view(job),
+    }
+
+
+@router.get("/versions")
+async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> dict[str, Any]:
+    """Every published version, newest (the active one) first."""
+    rows = await rules_service.list_versions(session, site.id)
+    return {
+        "versions": [
+            {
+                "version": row.version,
+                "name": row.definition.get("name"),
+                "created_at": row.created_at,
+                "active": index == 0,
+            }
+            for index, row in enumerate(rows)
+        ]
+    }
+
+
+@router.get("/versions/{version}")
+async def get_rule_set_version(
+    version: int, site: SecretSiteDep, session: SessionDep
+) -> dict[str, Any]:
+    row = await rules_service.get_version(session, site.id, version)
+    if row is None:
+        raise NotFound(f"This site has no rule-set version {version}.")
+    latest = await rules_service.latest_version_number(session, site.id)
+    return _version_view(row, active=row.version == latest)
+
+
+@router.get("/jobs/{job_id}")
+async def get_rescore_job(
+    job_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
+) -> dict[str, Any]:
+    """A re-scoring job's progress."""
+    job = await rules_service.get_job(session, site.id, job_id)
+    if job is None:
+        raise NotFound("No such re-scoring job.")
+    return rules_service.job_view(job)
+
+
+@router.post("/preview")
+async def preview_rule_set(
+    request: Request,
+    site: SecretSiteDep,
+    session: SessionDep,
+    document: RuleSetDocument,
+    at: Annotated[
+        datetime | None, Query(description="evaluate at this moment (default: now)")
+    ] = None,
+    limit: Annotated[int, Query(ge=0, le=1000, description="changed leads listed")] = 100,
+) -> dict[str, Any]:
+    """How the site's leads would be scored by a draft, against the active rule set, from
+    their stored events, without publishing anything or changing any lead."""
+    settings = request.app.state.settings
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=utcnow().tzinfo)  # a time without a zone is UTC
+    return await rules_service.preview(
+        await session.connection(),
+        site.id,
+        document,
+        now=at or utcnow(),
+        visit_timeout=timedelta(minutes=settings.ingestion.visit_timeout_minutes),
+        limit=limit,
+    )

@@ -1,0 +1,483 @@
+"""A site's rule sets through the API: versions, publishing, previews of a draft, re-scoring.
+
+Publishing adds version max + 1 (the site row is locked, so concurrent publishes queue up)
+and a re-scoring job; the job replays every lead's stored events with the new version, in
+batches that lock the leads as ingestion does, so jobs, ingestion and the temperature
+refresher meet safely. Preview replays the stored events with a draft and the active set and
+writes nothing.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Float, Integer, String, bindparam, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from app.config import Settings
+from app.db import UTCDateTime
+from app.errors import AppError
+from app.leads.models import Event, Lead
+from app.scoring import engine
+from app.scoring.models import RescoreJob, RuleSetVersion
+from app.scoring.schemas import RuleSet, RuleSetInvalid, parse_rule_set
+from app.scoring.service import (
+    default_definition,
+    facts_from_profile,
+    rescore_from_history,
+    rule_set_for_version,
+    stored_scoring_events,
+)
+from app.sites.models import Site
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+READ_ONLY_FIELDS = ("version", "created_at", "active")  # answered by GET; PUT ignores them
+ACTIVE_JOB_STATUSES = ("pending", "running")
+PREVIEW_LEADS_PER_QUERY = 250  # leads whose events are fetched in one query
+
+
+class InvalidRuleSet(AppError):
+    status_code = 422
+    code = "invalid_rule_set"
+
+
+@dataclass(frozen=True, slots=True)
+class RescoreConfig:
+    batch_leads: int
+    lease: timedelta
+    visit_timeout: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RescoreConfig":
+        return cls(
+            batch_leads=settings.scoring.rescore_batch_leads,
+            lease=timedelta(seconds=settings.scoring.rescore_lease_seconds),
+            visit_timeout=timedelta(minutes=settings.ingestion.visit_timeout_minutes),
+        )
+
+
+def validate_draft(document: Mapping[str, Any], version: int) -> tuple[dict[str, Any], RuleSet]:
+    """The definition to store (the document without read-only fields) and the parsed rule
+    set; `InvalidRuleSet` names every bad rule and field."""
+    definition = {k: v for k, v in document.items() if k not in READ_ONLY_FIELDS}
+    try:
+        return definition, parse_rule_set({**definition, "version": version})
+    except RuleSetInvalid as exc:
+        count = len(exc.errors)
+        raise InvalidRuleSet(
+            f"The rule set is not valid ({count} error{'s' if count != 1 else ''}).",
+            details=exc.errors,
+        ) from None
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+async def latest_version_number(session: AsyncSession, site_id: uuid.UUID) -> int:
+    found = await session.scalar(
+        select(func.max(RuleSetVersion.version)).where(RuleSetVersion.site_id == site_id)
+    )
+    return int(found or 0)
+
+
+async def get_version(
+    session: AsyncSession, site_id: uuid.UUID, version: int | None = None
+) -> RuleSetVersion | None:
+    """One version of the site's rule set; None: the active one (the highest)."""
+    query = select(RuleSetVersion).where(RuleSetVersion.site_id == site_id)
+    if version is None:
+        query = query.order_by(RuleSetVersion.version.desc()).limit(1)
+    else:
+        query = query.where(RuleSetVersion.version == version)
+    return await session.scalar(query)
+
+
+async def list_versions(session: AsyncSession, site_id: uuid.UUID) -> list[RuleSetVersion]:
+    """Every version, newest first."""
+    rows = await session.scalars(
+        select(RuleSetVersion)
+        .where(RuleSetVersion.site_id == site_id)
+        .order_by(RuleSetVersion.version.desc())
+    )
+    return list(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    version: RuleSetVersion
+    job: RescoreJob
+    synchronous: bool  # re-score before answering (a small site)
+
+
+async def publish(
+    session: AsyncSession,
+    site_id: uuid.UUID,
+    document: Mapping[str, Any],
+    *,
+    now: datetime,
+    sync_max_leads: int,
+    lease: timedelta,
+) -> Published:
+    """Validate and add version max + 1, supersede older re-scoring jobs and enqueue one.
+
+    A small site's job is created already claimed (running, leased to the caller), who runs
+    it with `run_job` after committing; a large site's job waits for a worker."""
+    # Publishes of one site queue up: on PostgreSQL on the site's row (NO KEY: inserts that
+    # reference it still pass); on SQLite the superseding UPDATE, a write, comes before reading
+    # the highest version, so the transaction holds the database's one write lock by then.
+    await session.execute(select(Site.id).where(Site.id == site_id).with_for_update(key_share=True))
+    await session.execute(
+        update(RescoreJob)
+        .where(RescoreJob.site_id == site_id, RescoreJob.status.in_(ACTIVE_JOB_STATUSES))
+        .values(
+            status="superseded",
+            finished_at=now,
+            lease_until=None,
+            error="superseded by a newer rule-set version",
+        )
+    )
+    number = await latest_version_number(session, site_id) + 1
+    definition, _ = validate_draft(document, number)
+    version = RuleSetVersion(site_id=site_id, version=number, definition=definition, created_at=now)
+    session.add(version)
+    leads = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Lead)
+            .where(Lead.site_id == site_id, Lead.merged_into_id.is_(None))
+        )
+        or 0
+    )
+    synchronous = leads <= sync_max_leads
+    job = RescoreJob(site_id=site_id, rule_set_version=number, total=leads, created_at=now)
+    if synchronous:
+        job.status, job.started_at, job.lease_until = "running", now, now + lease
+    session.add(job)
+    await session.flush()
+    return Published(version=version, job=job, synchronous=synchronous)
+
+
+async def get_job(
+    session: AsyncSession, site_id: uuid.UUID, job_id: uuid.UUID
+) -> RescoreJob | None:
+    return await session.scalar(
+        select(RescoreJob).where(RescoreJob.id == job_id, RescoreJob.site_id == site_id)
+    )
+
+
+def job_view(job: RescoreJob) -> dict[str, Any]:
+    percent = 100.0 if not job.total else round(100.0 * job.processed / job.total, 1)
+    return {
+        "id": str(job.id),
+        "rule_set_version": job.rule_set_version,
+        "status": job.status,
+        "processed": job.processed,
+        "total": job.total,
+        "percent": percent,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "error": job.error,
+        "url": f"/v1/rules/jobs/{job.id}",
+    }
+
+
+# --- re-scoring jobs --------------------------------------------------------------------------
+
+_leads, _jobs = Lead.__table__, RescoreJob.__table__
+_WRITE_SCORES = (
+    update(_leads)
+    .where(_leads.c.id == bindparam("_id"))
+    .values(
+        score=bindparam("_score", type_=Float()),
+        temperature=bindparam("_temperature", type_=String()),
+        score_state=bindparam("_score_state", type_=_leads.c.score_state.type),
+        rule_set_version=bindparam("_rule_set_version", type_=Integer()),
+        scored_at=bindparam("_scored_at", type_=UTCDateTime()),
+        became_hot_at=bindparam("_became_hot_at", type_=UTCDateTime()),
+    )
+)
+
+
+async def write_scores(conn: AsyncConnection, profiles: list[dict[str, Any]]) -> None:
+    """Write the scoring columns of leads the caller has locked."""
+    if profiles:
+        await conn.execute(
+            _WRITE_SCORES,
+            [
+                {
+                    "_id": p["id"],
+                    "_score": p["score"],
+                    "_temperature": p["temperature"],
+                    "_score_state": p["score_state"],
+                    "_rule_set_version": p["rule_set_version"],
+                    "_scored_at": p["scored_at"],
+                    "_became_hot_at": p["became_hot_at"],
+                }
+                for p in profiles
+            ],
+        )
+
+
+def _stale_leads(site_id: uuid.UUID, version: int) -> Any:
+    return (
+        (_leads.c.site_id == site_id)
+        & _leads.c.merged_into_id.is_(None)
+        & or_(_leads.c.rule_set_version.is_(None), _leads.c.rule_set_version != version)
+    )
+
+
+async def claim_job(engine_: AsyncEngine, now: datetime, lease: timedelta) -> RescoreJob | None:
+    """Take the oldest pending job, or a running one whose worker let its lease expire."""
+    async with engine_.begin() as conn:
+        row = (
+            await conn.execute(
+                select(_jobs)
+                .where(
+                    (_jobs.c.status == "pending")
+                    | ((_jobs.c.status == "running") & (_jobs.c.lease_until < now))
+                )
+                .order_by(_jobs.c.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        if row is None:
+            return None
+        site_id, version = row.site_id, row.rule_set_version
+        total = await conn.scalar(
+            select(func.count())
+            .select_from(_leads)
+            .where(_leads.c.site_id == site_id, _leads.c.merged_into_id.is_(None))
+        )
+        stale = await conn.scalar(
+            select(func.count()).select_from(_leads).where(_stale_leads(site_id, version))
+        )
+        values = {
+            "status": "running",
+            "started_at": row.started_at or now,
+            "lease_until": now + lease,
+            "total": int(total or 0),
+            "processed": int(total or 0) - int(stale or 0),
+        }
+        await conn.execute(update(_jobs).where(_jobs.c.id == row.id).values(**values))
+    return RescoreJob(**{**row._asdict(), **values})
+
+
+async def run_job(
+    engine_: AsyncEngine,
+    job: RescoreJob,
+    config: RescoreConfig,
+    clock: Clock,
+    *,
+    release_on_error: bool = False,
+) -> str:
+    """Re-score the job's leads in batches while the job is ours; answer how it ended:
+    "done", "stopped" (superseded by a newer version, or taken over after our lease expired),
+    "failed" (the error is recorded), or "released" (back to pending for the workers)."""
+    lease = job.lease_until
+    async with engine_.connect() as conn:
+        definition = await conn.scalar(
+            select(RuleSetVersion.definition).where(
+                RuleSetVersion.site_id == job.site_id,
+                RuleSetVersion.version == job.rule_set_version,
+            )
+        )
+    after: uuid.UUID | None = None
+    try:
+        compiled = engine.compile_rule_set(rule_set_for_version(definition, job.rule_set_version))
+        while True:
+            now = clock()
+            async with engine_.begin() as conn:
+                owned = await conn.execute(
+                    update(_jobs)
+                    .where(_jobs.c.id == job.id, _jobs.c.status == "running")
+                    .where(_jobs.c.lease_until == lease)
+                    .values(lease_until=now + config.lease)
+                )
+                if owned.rowcount != 1:
+                    return "stopped"
+                lease = now + config.lease
+                done = await _rescore_batch(conn, job, compiled, after, config, now)
+                if done is None:
+                    await conn.execute(
+                        update(_jobs)
+                        .where(_jobs.c.id == job.id)
+                        .values(
+                            status="done",
+                            finished_at=now,
+                            lease_until=None,
+                            processed=_jobs.c.total,
+                        )
+                    )
+                    return "done"
+                after = done
+    except Exception as exc:
+        logger.exception("re-scoring job %s (version %s) failed", job.id, job.rule_set_version)
+        outcome = "released" if release_on_error else "failed"
+        values: dict[str, Any] = {"lease_until": None, "error": repr(exc)[:2000]}
+        if release_on_error:
+            values["status"] = "pending"
+        else:
+            values.update(status="failed", finished_at=clock())
+        async with engine_.begin() as conn:
+            await conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job.id, _jobs.c.lease_until == lease)
+                .values(values)
+            )
+        return outcome
+
+
+async def _rescore_batch(
+    conn: AsyncConnection,
+    job: RescoreJob,
+    compiled: engine.CompiledRuleSet,
+    after: uuid.UUID | None,
+    config: RescoreConfig,
+    now: datetime,
+) -> uuid.UUID | None:
+    """Re-score the next batch of leads not yet scored by the job's version (locked in id
+    order, as ingestion locks them); answer the last lead's id, or None when none are left."""
+    query = select(_leads).where(_stale_leads(job.site_id, job.rule_set_version))
+    if after is not None:
+        query = query.where(_leads.c.id > after)
+    rows = await conn.execute(
+        query.order_by(_leads.c.id).limit(config.batch_leads).with_for_update(key_share=True)
+    )
+    profiles = [dict(row) for row in rows.mappings()]
+    if not profiles:
+        return None
+    for profile in profiles:
+        await rescore_from_history(conn, profile, compiled, config.visit_timeout, now)
+    await write_scores(conn, profiles)
+    processed = _jobs.c.processed + len(profiles)
+    await conn.execute(
+        update(_jobs)
+        .where(_jobs.c.id == job.id)
+        .values(processed=case((processed > _jobs.c.total, _jobs.c.total), else_=processed))
+    )
+    last: uuid.UUID = profiles[-1]["id"]
+    return last
+
+
+# --- preview ----------------------------------------------------------------------------------
+
+_events = Event.__table__
+_FACT_COLUMNS = [
+    _leads.c[name]
+    for name in (
+        "id", "created_at", "city", "country", "traits", "contacts", "visits", "page_views",
+        "engaged_seconds", "session_seconds", "orders", "last_seen_at", "interests",
+    )
+]  # fmt: skip
+
+
+async def preview(
+    conn: AsyncConnection,
+    site_id: uuid.UUID,
+    document: Mapping[str, Any],
+    *,
+    now: datetime,
+    visit_timeout: timedelta,
+    limit: int,
+) -> dict[str, Any]:
+    """How the site's leads would be scored by a draft vs. the active rule set, at `now`.
+
+    Leads are read in id order, a few hundred at a time, each batch's events in one query
+    ordered by (lead, time); each lead is replayed with both rule sets, compiled once."""
+    active_row = (
+        await conn.execute(
+            select(RuleSetVersion.version, RuleSetVersion.definition)
+            .where(RuleSetVersion.site_id == site_id)
+            .order_by(RuleSetVersion.version.desc())
+            .limit(1)
+        )
+    ).first()
+    active_number = active_row.version if active_row else 0
+    _, draft_set = validate_draft(document, active_number + 1)
+    draft = engine.compile_rule_set(draft_set)
+    active = engine.compile_rule_set(
+        rule_set_for_version(active_row.definition, active_number)
+        if active_row
+        else rule_set_for_version(default_definition(), 1)  # a site made outside the service
+    )
+    counts = {"active": _zero(), "draft": _zero()}
+    changes: list[dict[str, Any]] = []
+    changed = leads = events_replayed = 0
+    after: uuid.UUID | None = None
+    while True:
+        query = select(*_FACT_COLUMNS).where(
+            _leads.c.site_id == site_id, _leads.c.merged_into_id.is_(None)
+        )
+        if after is not None:
+            query = query.where(_leads.c.id > after)
+        profiles = [
+            dict(row)
+            for row in (
+                await conn.execute(query.order_by(_leads.c.id).limit(PREVIEW_LEADS_PER_QUERY))
+            ).mappings()
+        ]
+        if not profiles:
+            break
+        after = profiles[-1]["id"]
+        history = await _histories(conn, site_id, [p["id"] for p in profiles])
+        for profile in profiles:
+            rows = history.get(profile["id"], [])
+            scoring_events = stored_scoring_events(rows, visit_timeout)
+            facts = facts_from_profile(profile)
+            before = engine.replay(active, scoring_events, facts, now)
+            after_draft = engine.replay(draft, scoring_events, facts, now)
+            leads += 1
+            events_replayed += len(scoring_events)
+            counts["active"][before.temperature] += 1
+            counts["draft"][after_draft.temperature] += 1
+            if before.temperature != after_draft.temperature:
+                changed += 1
+                if len(changes) < limit:
+                    changes.append(
+                        {
+                            "lead_id": str(profile["id"]),
+                            "from": before.temperature,
+                            "to": after_draft.temperature,
+                            "score_active": before.score,
+                            "score_draft": after_draft.score,
+                        }
+                    )
+    return {
+        "active_version": active_number,
+        "evaluated_at": now,
+        "leads": leads,
+        "events": events_replayed,
+        "active": counts["active"],
+        "draft": counts["draft"],
+        "changed": changed,
+        "changes": changes,
+        "changes_truncated": changed > len(changes),
+    }
+
+
+def _zero() -> dict[str, int]:
+    return {"cold": 0, "warm": 0, "hot": 0}
+
+
+async def _histories(
+    conn: AsyncConnection, site_id: uuid.UUID, lead_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[Any, ...]]]:
+    """The leads' stored (not bot) events as scoring rows, each lead's in time order."""
+    t = _events
+    result = await conn.execute(
+        select(t.c.lead_id, t.c.message_id, t.c.type, t.c.name, t.c.properties, t.c.context)
+        .add_columns(t.c.timestamp)
+        .where(t.c.site_id == site_id, t.c.lead_id.in_(lead_ids), t.c.is_bot.is_(False))
+        .order_by(t.c.lead_id, t.c.timestamp, t.c.id)
+    )
+    by_lead: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+    for lead_id, *row in result:
+        by_lead.setdefault(lead_id, []).append(tuple(row))
+    return by_lead

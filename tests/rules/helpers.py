@@ -1,0 +1,65 @@
+"""Builders for rule-set tests: sites, secret-key auth, events, and small exact rule sets."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.leads.models import Lead
+from tests.factories import basic_auth
+
+T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+
+def bearer(secret_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret_key}"}
+
+
+def at(minutes: float, origin: datetime = T0) -> str:
+    return (origin + timedelta(minutes=minutes)).isoformat()
+
+
+def views_rule_set(points: float = 10, warm: float = 30, hot: float = 60, **extra: Any) -> dict:
+    """Only product views count, `points` each, no decay: scores are exact multiples."""
+    return {
+        "name": f"{points} per view",
+        "behaviour": [
+            {"id": "view", "event": "Product Viewed", "points": points},
+            *extra.pop("behaviour", []),
+        ],
+        "thresholds": {"warm": warm, "hot": hot},
+        **extra,
+    }
+
+
+def views(visitor: str, count: int, start: float = 0, origin: datetime = T0) -> list[dict]:
+    return [
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "anonymousId": visitor,
+            "messageId": f"{visitor}-view-{i}",
+            "timestamp": at(start + i, origin),
+            "properties": {"product_id": f"p{i}", "category": "fridges"},
+        }
+        for i in range(count)
+    ]
+
+
+async def send(client: Any, write_key: str, events: list[dict]) -> None:
+    r = await client.post("/v1/batch", auth=basic_auth(write_key), json={"batch": events})
+    assert r.status_code == 200, r.text
+    assert r.json()["rejected"] == 0, r.json()
+
+
+async def publish(client: Any, secret_key: str, document: dict) -> dict:
+    r = await client.put("/v1/rules", headers=bearer(secret_key), json=document)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def leads_of(session: AsyncSession, site_id: Any) -> list[Lead]:
+    session.expire_all()
+    rows = await session.scalars(select(Lead).where(Lead.site_id == site_id).order_by(Lead.id))
+    return list(rows)
