@@ -33,17 +33,18 @@ def views_rule_set(points: float = 10, warm: float = 30, hot: float = 60, **extr
     }
 
 
-def views(visitor: str, count: int, start: float = 0, origin: datetime = T0) -> list[dict]:
+def views(visitor: str, count: int, start: int = 0, origin: datetime = T0) -> list[dict]:
+    """`count` product views, one a minute from `start` minutes after `origin`."""
     return [
         {
             "type": "track",
             "event": "Product Viewed",
             "anonymousId": visitor,
-            "messageId": f"{visitor}-view-{i}",
-            "timestamp": at(start + i, origin),
+            "messageId": f"{visitor}-view-{origin.timestamp():.0f}-{i}",
+            "timestamp": at(i, origin),
             "properties": {"product_id": f"p{i}", "category": "fridges"},
         }
-        for i in range(count)
+        for i in range(start, start + count)
     ]
 
 
@@ -61,5 +62,8 @@ async def publish(client: Any, secret_key: str, document: dict) -> dict:
 
 async def leads_of(session: AsyncSession, site_id: Any) -> list[Lead]:
     session.expire_all()
-    rows = await session.scalars(select(Lead).where(Lead.site_id == site_id).order_by(Lead.id))
-    return list(rows)
+    rows = list(
+        await session.scalars(select(Lead).where(Lead.site_id == site_id).order_by(Lead.id))
+    )
+    await session.commit()  # end the read: on SQLite every transaction holds the write lock
+    return rows

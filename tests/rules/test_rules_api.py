@@ -137,9 +137,7 @@ async def test_publishing_for_one_site_leaves_other_sites_alone(client, session,
 async def test_concurrent_publishes_get_distinct_versions(client, site):
     answers = await asyncio.gather(
         *(
-            client.put(
-                "/v1/rules", headers=bearer(site.secret_key), json=views_rule_set(points=p)
-            )
+            client.put("/v1/rules", headers=bearer(site.secret_key), json=views_rule_set(points=p))
             for p in (1, 2, 3, 4)
         )
     )

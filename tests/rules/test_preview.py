@@ -1,0 +1,126 @@
+"""Previewing a draft rule set against the site's stored events, without publishing."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.scoring.models import RescoreJob
+from tests.factories import create_site, lead_by_anonymous_id
+from tests.rules.helpers import T0, at, bearer, leads_of, publish, send, views, views_rule_set
+
+ACTIVE = views_rule_set(points=10, warm=30, hot=60)
+DRAFT = views_rule_set(
+    points=20,
+    warm=35,
+    hot=70,
+    behaviour=[{"id": "unsubscribed", "event": "Unsubscribed", "points": -50}],
+)
+BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.fixture
+async def site(client, session):
+    """Views per lead: a 1, b 2, c 4, d 7, e 4 then unsubscribed; and a crawler's page."""
+    created = await create_site(session)
+    await publish(client, created.secret_key, ACTIVE)
+    events = views("a", 1) + views("b", 2) + views("c", 4) + views("d", 7) + views("e", 4)
+    events.append(
+        {"type": "track", "event": "Unsubscribed", "anonymousId": "e", "timestamp": at(10)}
+    )
+    events.append(
+        {
+            "type": "page",
+            "anonymousId": "crawler",
+            "timestamp": at(1),
+            "context": {"userAgent": BOT_UA},
+        }
+    )
+    await send(client, created.write_key, events)
+    return created
+
+
+async def preview(client, site, document, **params):
+    params.setdefault("at", (T0 + timedelta(hours=1)).isoformat())
+    return await client.post(
+        "/v1/rules/preview", headers=bearer(site.secret_key), json=document, params=params
+    )
+
+
+async def ids_by_visitor(session, site):
+    return {v: str((await lead_by_anonymous_id(session, site.site.id, v)).id) for v in "abcde"}
+
+
+async def test_preview_counts_temperatures_under_the_draft_and_the_active_set(
+    client, session, site
+):
+    r = await preview(client, site, DRAFT)
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["active_version"] == 2
+    assert body["evaluated_at"].startswith("2026-01-10T13:00:00")
+    assert (body["leads"], body["events"]) == (5, 19)  # the crawler is neither
+    assert body["active"] == {"cold": 2, "warm": 2, "hot": 1}
+    assert body["draft"] == {"cold": 2, "warm": 1, "hot": 2}
+    ids = await ids_by_visitor(session, site)
+    assert body["changed"] == 3
+    assert body["changes_truncated"] is False
+    assert sorted(body["changes"], key=lambda c: c["score_active"] - c["score_draft"]) == [
+        {"lead_id": ids["c"], "from": "warm", "to": "hot", "score_active": 40, "score_draft": 80},
+        {"lead_id": ids["b"], "from": "cold", "to": "warm", "score_active": 20, "score_draft": 40},
+        {"lead_id": ids["e"], "from": "warm", "to": "cold", "score_active": 40, "score_draft": 30},
+    ]
+
+
+async def test_the_list_of_changed_leads_is_bounded(client, site):
+    body = (await preview(client, site, DRAFT, limit=1)).json()
+    assert body["changed"] == 3
+    assert len(body["changes"]) == 1
+    assert body["changes_truncated"] is True
+
+
+async def test_previewing_the_active_set_changes_no_temperature(client, site):
+    body = (await preview(client, site, ACTIVE)).json()
+    assert body["active"] == body["draft"] == {"cold": 2, "warm": 2, "hot": 1}
+    assert (body["changed"], body["changes"]) == (0, [])
+
+
+async def test_preview_changes_no_stored_lead_and_publishes_nothing(client, session, site):
+    def snapshot(leads):
+        return [
+            (lead.id, lead.score, lead.temperature, lead.score_state, lead.rule_set_version)
+            + (lead.scored_at, lead.updated_at)
+            for lead in leads
+        ]
+
+    before = snapshot(await leads_of(session, site.site.id))
+    jobs_before = await session.scalar(select(func.count()).select_from(RescoreJob))
+    await session.commit()
+
+    assert (await preview(client, site, DRAFT)).status_code == 200
+
+    assert snapshot(await leads_of(session, site.site.id)) == before
+    assert await session.scalar(select(func.count()).select_from(RescoreJob)) == jobs_before
+    await session.commit()
+    active = (await client.get("/v1/rules", headers=bearer(site.secret_key))).json()
+    assert active["version"] == 2
+
+
+async def test_an_invalid_draft_is_refused_like_a_publish(client, site):
+    draft = views_rule_set()
+    draft["behaviour"][0]["frequency"] = "sometimes"
+    r = await preview(client, site, draft)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "invalid_rule_set"
+    assert body["details"][0]["rule"] == "view"
+    assert body["details"][0]["field"] == "behaviour.0.frequency"
+
+
+async def test_a_site_without_leads_previews_empty(client, session):
+    empty = await create_site(session, "Empty shop")
+    body = (await preview(client, empty, DRAFT)).json()
+    assert body["active_version"] == 1
+    assert (body["leads"], body["events"], body["changed"]) == (0, 0, 0)
+    assert body["draft"] == {"cold": 0, "warm": 0, "hot": 0}

@@ -1,0 +1,173 @@
+"""Publishing re-scores the site's existing leads, so that no score mixes rule-set versions:
+before answering for a small site, otherwise with a background job that workers lease."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from app.db import utcnow
+from app.scoring import rules_service
+from app.scoring import worker as scoring_worker
+from tests.factories import create_site
+from tests.rules.helpers import bearer, leads_of, publish, send, views, views_rule_set
+
+
+@pytest.fixture
+async def site(session):
+    return await create_site(session)
+
+
+@pytest.fixture
+async def five_leads(client, site):
+    """Leads v1..v4 with 1..4 product views, and v0 with a page view only."""
+    events = [{"type": "page", "anonymousId": "v0", "messageId": "v0-page"}]
+    for n in range(1, 5):
+        events += views(f"v{n}", n)
+    await send(client, site.write_key, events)
+
+
+def background(app):
+    return app.state.background.context
+
+
+async def test_a_small_site_is_rescored_before_publishing_answers(
+    client, session, site, five_leads
+):
+    before = await leads_of(session, site.site.id)
+    assert {lead.rule_set_version for lead in before} == {1}
+
+    body = await publish(client, site.secret_key, views_rule_set(points=10, warm=20, hot=40))
+
+    job = body["job"]
+    assert job["status"] == "done"
+    assert (job["processed"], job["total"], job["percent"]) == (5, 5, 100.0)
+    assert job["started_at"]
+    assert job["finished_at"]
+    leads = await leads_of(session, site.site.id)
+    assert {lead.rule_set_version for lead in leads} == {2}
+    by_score = sorted((lead.score, lead.temperature) for lead in leads)
+    assert by_score == [
+        (0.0, "cold"),
+        (10.0, "cold"),
+        (20.0, "warm"),
+        (30.0, "warm"),
+        (40.0, "hot"),
+    ]
+
+
+async def test_a_large_site_is_rescored_by_a_background_job_in_batches(
+    app, client, session, settings, site, five_leads
+):
+    settings.scoring.rescore_sync_max_leads = 4
+    settings.scoring.rescore_batch_leads = 2
+    body = await publish(client, site.secret_key, views_rule_set(points=10, warm=20, hot=40))
+
+    job = body["job"]
+    assert (job["status"], job["processed"], job["total"], job["percent"]) == (
+        "pending",
+        0,
+        5,
+        0.0,
+    )
+    assert job["started_at"] is None
+    assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {1}
+
+    stop = asyncio.Event()
+    await scoring_worker.rescore_jobs_loop(background(app), stop, iterations=2)
+
+    progress = (await client.get(job["url"], headers=bearer(site.secret_key))).json()
+    assert (progress["status"], progress["processed"], progress["total"]) == ("done", 5, 5)
+    assert progress["percent"] == 100.0
+    assert progress["started_at"]
+    assert progress["finished_at"]
+    leads = await leads_of(session, site.site.id)
+    assert {lead.rule_set_version for lead in leads} == {2}
+    assert sorted(lead.score for lead in leads) == [0, 10, 20, 30, 40]
+
+
+async def test_job_progress_counts_leads_ingestion_already_rescored(
+    app, client, session, settings, site, five_leads
+):
+    settings.scoring.rescore_sync_max_leads = 0
+    body = await publish(client, site.secret_key, views_rule_set(points=10, warm=20, hot=40))
+    # Ingestion re-scores the stale leads it touches, before the job gets to them.
+    await send(client, site.write_key, views("v1", 1, start=60) + views("v2", 1, start=60))
+
+    job = await rules_service.claim_job(background(app).engine, utcnow(), timedelta(seconds=60))
+    assert job is not None
+    assert (job.processed, job.total) == (2, 5)
+    progress = (await client.get(body["job"]["url"], headers=bearer(site.secret_key))).json()
+    assert (progress["status"], progress["processed"], progress["percent"]) == (
+        "running",
+        2,
+        40.0,
+    )
+
+
+async def test_a_job_whose_worker_died_is_taken_over_when_its_lease_expires(
+    app, client, session, settings, site, five_leads
+):
+    settings.scoring.rescore_sync_max_leads = 0
+    await publish(client, site.secret_key, views_rule_set(points=10, warm=20, hot=40))
+    context = background(app)
+    lease = timedelta(seconds=settings.scoring.rescore_lease_seconds)
+    start = utcnow()
+    dead = await rules_service.claim_job(context.engine, start, lease)  # ...and never runs it
+    assert dead is not None
+
+    # While the lease holds, no other worker takes the job.
+    assert await scoring_worker.rescore_next_job(context, clock=lambda: start) is None
+    later = start + lease + timedelta(seconds=1)
+    assert await scoring_worker.rescore_next_job(context, clock=lambda: later) == "done"
+
+    assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {2}
+    # The first worker, back to life, finds the job is no longer its own and stops.
+    config = rules_service.RescoreConfig.from_settings(settings)
+    outcome = await rules_service.run_job(context.engine, dead, config, lambda: later)
+    assert outcome == "stopped"
+
+
+async def test_a_newer_publish_supersedes_a_pending_job(
+    app, client, session, settings, site, five_leads
+):
+    settings.scoring.rescore_sync_max_leads = 0
+    first = await publish(client, site.secret_key, views_rule_set(points=10))
+    second = await publish(client, site.secret_key, views_rule_set(points=1))
+
+    old = (await client.get(first["job"]["url"], headers=bearer(site.secret_key))).json()
+    assert old["status"] == "superseded"
+    assert "newer rule-set version" in old["error"]
+    assert old["finished_at"]
+
+    await scoring_worker.rescore_jobs_loop(background(app), asyncio.Event(), iterations=2)
+    new = (await client.get(second["job"]["url"], headers=bearer(site.secret_key))).json()
+    assert new["status"] == "done"
+    leads = await leads_of(session, site.site.id)
+    assert {lead.rule_set_version for lead in leads} == {3}
+    assert sorted(lead.score for lead in leads) == [0, 1, 2, 3, 4]
+
+
+async def test_a_running_job_stops_when_a_newer_version_is_published(
+    app, client, session, settings, site, five_leads
+):
+    settings.scoring.rescore_sync_max_leads = 0
+    await publish(client, site.secret_key, views_rule_set(points=10))
+    context = background(app)
+    config = rules_service.RescoreConfig.from_settings(settings)
+    running = await rules_service.claim_job(context.engine, utcnow(), config.lease)
+    assert running is not None
+
+    await publish(client, site.secret_key, views_rule_set(points=1))
+
+    assert await rules_service.run_job(context.engine, running, config, utcnow) == "stopped"
+    assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {1}
+    assert await scoring_worker.rescore_next_job(context) == "done"
+    assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {3}
+
+
+async def test_an_unknown_job_is_not_found(client, site):
+    r = await client.get(
+        "/v1/rules/jobs/00000000-0000-4000-8000-000000000000", headers=bearer(site.secret_key)
+    )
+    assert r.status_code == 404
