@@ -89,10 +89,20 @@ def make_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
+def _sqlite_begin(conn: Any) -> None:
+    # Python's sqlite3 only opens a transaction at the first write, so the reads before it
+    # would see no snapshot and two writers could lose each other's updates. Every
+    # transaction takes the write lock up front instead: writers queue (busy_timeout), which
+    # on an embedded single-node database costs little, and no read-then-write goes stale.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged event survives a power cut
