@@ -35,6 +35,32 @@ class ScoringSettings(BaseModel):
     )
 
 
+class WebhookSettings(BaseModel):
+    first_contact_window_minutes: float = Field(5, description="hot -> first contact due by")
+    escalation_marks_minutes: list[float] = Field(
+        [10, 15, 30], description="minutes after turning hot: lead.first_contact_escalated"
+    )
+    cart_abandoned_after_minutes: float = Field(60, description="cart silence: cart.abandoned")
+    cart_follow_up_days: list[float] = Field(
+        [1, 3, 7], description="cart.follow_up delays after abandonment (at most three)"
+    )
+    retry_schedule_seconds: list[float] = Field(
+        [5, 300, 1800, 7200, 18000, 36000], description="waits after the first attempt fails"
+    )
+    retry_jitter: float = Field(0.1, description="each wait is +- this share, at random")
+    attempt_timeout_seconds: float = Field(15, description="one delivery attempt's timeout")
+    disable_after_failures: int = Field(15, description="consecutive failures disable an endpoint")
+    rotation_grace_hours: float = Field(24, description="the old secret still signs this long")
+    allow_private_networks: bool = Field(
+        False, description="deliver to loopback/private addresses (local development, tests)"
+    )
+    max_payload_bytes: int = Field(64 * 1024, description="larger payloads drop cart details")
+    response_body_bytes: int = Field(2048, description="kept of each response, in the log")
+    poll_seconds: float = Field(1.0, description="outbox poll (other replicas' messages)")
+    concurrency: int = Field(64, description="delivery attempts in flight per process")
+    lease_seconds: float = Field(60, description="a dead worker's claimed attempts come back")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -54,6 +80,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     ingestion: IngestionSettings = IngestionSettings()
     scoring: ScoringSettings = ScoringSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def is_sqlite(self) -> bool:

@@ -17,6 +17,9 @@ from app.ingestion.pipeline import IngestPipeline
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring import service as scoring_service
 from app.sites.service import WriteKeyCache
+from app.webhooks import endpoints as webhooks_endpoints
+from app.webhooks.consumer import WebhookConsumer
+from app.webhooks.outbox import notifier_for
 from app.worker import BackgroundContext, BackgroundRunner
 
 
@@ -43,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.scoring.enabled
             else None
         )
-        pipeline = IngestPipeline(engine, settings.ingestion, scorer=scorer)
+        notifier_for(engine)  # the webhook loops are woken right after each commit
+        webhooks = WebhookConsumer(settings.webhooks, rule_sets)
+        pipeline = IngestPipeline(engine, settings.ingestion, scorer=scorer, after_group=[webhooks])
         app.state.ingest_pipeline = pipeline
         pipeline.start()
         background = BackgroundRunner(BackgroundContext(settings, engine, sessionmaker, rule_sets))
@@ -67,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(ingestion_endpoints.IngestionFastPath)
     app.include_router(ingestion_endpoints.router)
+    app.include_router(webhooks_endpoints.router)
+    app.include_router(webhooks_endpoints.leads_router)
     app.include_router(scoring_endpoints.router)
 
     @app.get("/health", tags=["ops"])

@@ -4,7 +4,8 @@ from app.db import Base
 from app.leads import models as leads_models
 from app.scoring import models as scoring_models
 from app.sites import models as sites_models
+from app.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
-__all__ = ["leads_models", "metadata", "scoring_models", "sites_models"]
+__all__ = ["leads_models", "metadata", "scoring_models", "sites_models", "webhooks_models"]

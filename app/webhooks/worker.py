@@ -1,5 +1,26 @@
 """This domain's background loops, run by app.worker (in `leadheat serve` and `leadheat worker`)."""
 
-from app.worker import BackgroundLoop
+import asyncio
 
-LOOPS: list[tuple[str, BackgroundLoop]] = []
+from app.webhooks.dispatch import DeliveryService
+from app.webhooks.outbox import notifier_for
+from app.webhooks.timers import TimerService
+from app.worker import BackgroundContext, BackgroundLoop
+
+
+async def deliver_webhooks(context: BackgroundContext, stop: asyncio.Event) -> None:
+    """Send the outbox's due deliveries (woken at once by local commits, else polling)."""
+    service = DeliveryService(context.engine, context.settings.webhooks)
+    await service.run(stop, notifier_for(context.engine))
+
+
+async def fire_timers(context: BackgroundContext, stop: asyncio.Event) -> None:
+    """Fire due first-contact and cart timers."""
+    service = TimerService(context.engine, context.settings.webhooks, context.rule_sets)
+    await service.run(stop, notifier_for(context.engine))
+
+
+LOOPS: list[tuple[str, BackgroundLoop]] = [
+    ("webhook-delivery", deliver_webhooks),
+    ("webhook-timers", fire_timers),
+]

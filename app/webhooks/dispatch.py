@@ -1,0 +1,249 @@
+"""The delivery worker: claims due deliveries from the outbox, sends them, logs every attempt
+and schedules retries.
+
+Any number of processes share the outbox. A claim takes due rows with `FOR UPDATE SKIP
+LOCKED` (ignored on SQLite, whose single writer serializes claims) and sets a lease
+(`locked_until`): no two workers send one delivery at the same time, and a worker that dies
+mid-attempt only delays its deliveries until the lease expires.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import WebhookSettings
+from app.db import utcnow
+from app.webhooks import outbox, signing
+from app.webhooks.delivery import AttemptOutcome, Sender
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    delivery_id: uuid.UUID
+    attempts: int
+    locked_until: datetime
+    message_id: uuid.UUID
+    payload: dict[str, Any]
+    endpoint_id: uuid.UUID
+    url: str
+    secrets: list[str]
+
+
+class DeliveryService:
+    """Sends the outbox's due deliveries. `now` is injectable so that tests control time;
+    the signature's `webhook-timestamp` is always the wall clock (receivers check it)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: WebhookSettings,
+        now: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._now = now
+        self._rng = rng or random.Random()
+        self._sender = Sender(settings)
+
+    async def aclose(self) -> None:
+        await self._sender.aclose()
+
+    async def __aenter__(self) -> "DeliveryService":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def claim(self, limit: int) -> list[Claimed]:
+        """Lease up to `limit` due deliveries of enabled endpoints to this worker."""
+        d, e, m = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookMessage.__table__
+        now = self._now()
+        until = now + timedelta(seconds=self._settings.lease_seconds)
+        free = or_(d.c.locked_until.is_(None), d.c.locked_until < now)
+        async with self._engine.begin() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        select(d.c.id)
+                        .join(e, e.c.id == d.c.endpoint_id)
+                        .where(
+                            d.c.status == "pending",
+                            d.c.next_attempt_at <= now,
+                            free,
+                            e.c.enabled.is_(True),
+                        )
+                        .order_by(d.c.next_attempt_at)
+                        .limit(limit)
+                        .with_for_update(of=d, skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            # The lease condition again: on SQLite two connections may have read the same ids.
+            taken = (
+                (
+                    await conn.execute(
+                        update(d)
+                        .where(d.c.id.in_(ids), free)
+                        .values(locked_until=until)
+                        .returning(d.c.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not taken:
+                return []
+            rows = await conn.execute(
+                select(
+                    d.c.id, d.c.attempts, m.c.id, m.c.payload, e.c.id, e.c.url,
+                    e.c.secret, e.c.previous_secret, e.c.previous_secret_until,
+                )
+                .join(m, m.c.id == d.c.message_id)
+                .join(e, e.c.id == d.c.endpoint_id)
+                .where(d.c.id.in_(taken))
+            )  # fmt: skip
+            claimed = []
+            for did, attempts, mid, payload, eid, url, secret, previous, previous_until in rows:
+                secrets = [secret]
+                if previous and previous_until is not None and previous_until > now:
+                    secrets.append(previous)
+                claimed.append(Claimed(did, attempts, until, mid, payload, eid, url, secrets))
+        return claimed
+
+    async def attempt(self, claimed: Claimed) -> AttemptOutcome:
+        """Send one claimed delivery and record the outcome."""
+        body = orjson.dumps(claimed.payload).decode()
+        msg_id = signing.message_id(claimed.message_id)
+        headers = signing.headers(claimed.secrets, msg_id, utcnow(), body)
+        outcome = await self._sender.send(claimed.url, headers, body.encode())
+        await self._record(claimed, outcome)
+        return outcome
+
+    def retry_delay(self, attempts: int, outcome: AttemptOutcome) -> timedelta | None:
+        """The wait before the next attempt after `attempts` failed ones; None: give up."""
+        schedule = self._settings.retry_schedule_seconds
+        if attempts > len(schedule):
+            return None
+        if outcome.retry_after_seconds is not None:
+            return timedelta(seconds=min(outcome.retry_after_seconds, max(schedule)))
+        base = schedule[attempts - 1]
+        jitter = self._settings.retry_jitter
+        return timedelta(seconds=base * self._rng.uniform(1 - jitter, 1 + jitter))
+
+    async def _record(self, claimed: Claimed, outcome: AttemptOutcome) -> None:
+        d, e = WebhookDelivery.__table__, WebhookEndpoint.__table__
+        now = self._now()
+        attempts = claimed.attempts + 1
+        mine = (d.c.id == claimed.delivery_id) & (d.c.locked_until == claimed.locked_until)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(WebhookAttempt.__table__).values(
+                    delivery_id=claimed.delivery_id,
+                    endpoint_id=claimed.endpoint_id,
+                    message_id=claimed.message_id,
+                    attempted_at=now,
+                    status_code=outcome.status_code,
+                    response_body=outcome.response_body,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    succeeded=outcome.succeeded,
+                )
+            )
+            done = {"attempts": attempts, "last_attempt_at": now, "locked_until": None}
+            endpoint = e.c.id == claimed.endpoint_id
+            if outcome.succeeded:
+                await conn.execute(update(d).where(mine).values(status="succeeded", **done))
+                await conn.execute(
+                    update(e).where(endpoint, e.c.consecutive_failures != 0)
+                    .values(consecutive_failures=0)
+                )  # fmt: skip
+                return
+            delay = self.retry_delay(attempts, outcome)
+            if delay is None:
+                await conn.execute(update(d).where(mine).values(status="failed", **done))
+            else:
+                await conn.execute(
+                    update(d).where(mine).values(next_attempt_at=now + delay, **done)
+                )
+            failures = (
+                await conn.execute(
+                    update(e)
+                    .where(endpoint)
+                    .values(consecutive_failures=e.c.consecutive_failures + 1)
+                    .returning(e.c.consecutive_failures, e.c.enabled)
+                )  # fmt: skip
+            ).first()
+            reason = None
+            if outcome.status_code == 410:
+                reason = "the endpoint answered 410 Gone"
+            elif failures is not None and failures[0] >= self._settings.disable_after_failures:
+                reason = f"{failures[0]} consecutive failed attempts"
+            if reason and failures is not None and failures[1]:
+                await conn.execute(
+                    update(e).where(endpoint)
+                    .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
+                )  # fmt: skip
+                logger.warning("webhook endpoint %s disabled: %s", claimed.endpoint_id, reason)
+
+    async def run_once(self, limit: int = 100) -> int:
+        """Claim what is due and send it all (tests, and one pass of the loop)."""
+        claimed = await self.claim(limit)
+        await asyncio.gather(*(self.attempt(c) for c in claimed))
+        return len(claimed)
+
+    async def run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
+        """The worker loop: keep up to `concurrency` attempts in flight; claim again when
+        woken (a local commit), when an attempt ends, or at the poll interval."""
+        in_flight: set[asyncio.Task[Any]] = set()
+        try:
+            while not stop.is_set():
+                notifier.deliveries.clear()
+                free = self._settings.concurrency - len(in_flight)
+                claimed = await self.claim(free) if free > 0 else []
+                for c in claimed:
+                    task = asyncio.create_task(self._attempt_logged(c))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if claimed and len(claimed) == free:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                waiters = {
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(notifier.deliveries.wait()),
+                }
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait(
+                        waiters,
+                        timeout=self._settings.poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                for w in waiters:
+                    w.cancel()
+        finally:
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=self._settings.attempt_timeout_seconds + 1)
+            await self.aclose()
+
+    async def _attempt_logged(self, claimed: Claimed) -> None:
+        try:
+            await self.attempt(claimed)
+        except Exception:
+            logger.exception("webhook delivery %s failed to run", claimed.delivery_id)

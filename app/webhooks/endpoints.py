@@ -1,0 +1,188 @@
+"""HTTP: webhook endpoints (secret key), recorded first contacts, speed-to-lead figures."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.config import WebhookSettings
+from app.db import SessionDep, utcnow
+from app.errors import Unprocessable
+from app.sites.dependencies import SecretSiteDep
+from app.webhooks import contacts as contacts_service
+from app.webhooks import service, signing
+from app.webhooks.models import WebhookEndpoint
+from app.webhooks.schemas import (
+    ContactIn,
+    ContactOut,
+    DeliveryAttemptOut,
+    MessageQueued,
+    SpeedToLead,
+    WebhookEndpointCreate,
+    WebhookEndpointOut,
+    WebhookEndpointUpdate,
+    WebhookEndpointWithSecret,
+)
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+leads_router = APIRouter(tags=["speed to lead"])
+
+
+def _settings(request: Request) -> WebhookSettings:
+    settings: WebhookSettings = request.app.state.settings.webhooks
+    return settings
+
+
+def _out(endpoint: WebhookEndpoint) -> dict[str, object]:
+    return {
+        "id": str(endpoint.id),
+        "url": endpoint.url,
+        "event_types": endpoint.event_types,
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "disabled_at": endpoint.disabled_at,
+        "consecutive_failures": endpoint.consecutive_failures,
+        "previous_secret_until": endpoint.previous_secret_until,
+        "created_at": endpoint.created_at,
+        "updated_at": endpoint.updated_at,
+    }
+
+
+@router.post("", status_code=201, response_model=WebhookEndpointWithSecret)
+async def create_endpoint(
+    body: WebhookEndpointCreate, site: SecretSiteDep, session: SessionDep, request: Request
+) -> dict[str, object]:
+    """Add an endpoint. The signing secret is in this answer only."""
+    endpoint = await service.create(session, site.id, body, _settings(request))
+    return {**_out(endpoint), "secret": endpoint.secret}
+
+
+@router.get("", response_model=list[WebhookEndpointOut])
+async def list_endpoints(site: SecretSiteDep, session: SessionDep) -> list[dict[str, object]]:
+    return [_out(e) for e in await service.list_for_site(session, site.id)]
+
+
+@router.get("/{endpoint_id}", response_model=WebhookEndpointOut)
+async def get_endpoint(
+    endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
+) -> dict[str, object]:
+    return _out(await service.get(session, site.id, endpoint_id))
+
+
+@router.patch("/{endpoint_id}", response_model=WebhookEndpointOut)
+async def update_endpoint(
+    endpoint_id: uuid.UUID,
+    body: WebhookEndpointUpdate,
+    site: SecretSiteDep,
+    session: SessionDep,
+    request: Request,
+) -> dict[str, object]:
+    """Change an endpoint; `enabled: true` re-enables one that was disabled automatically."""
+    endpoint = await service.get(session, site.id, endpoint_id)
+    return _out(await service.change(session, endpoint, body, _settings(request)))
+
+
+@router.delete("/{endpoint_id}", status_code=204)
+async def delete_endpoint(
+    endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
+) -> Response:
+    endpoint = await service.get(session, site.id, endpoint_id)
+    await session.delete(endpoint)
+    return Response(status_code=204)
+
+
+@router.post("/{endpoint_id}/rotate", response_model=WebhookEndpointWithSecret)
+async def rotate_secret(
+    endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep, request: Request
+) -> dict[str, object]:
+    """A new signing secret (shown once); the old one also signs until previous_secret_until."""
+    endpoint = await service.get(session, site.id, endpoint_id)
+    endpoint = await service.rotate(session, endpoint, _settings(request))
+    return {**_out(endpoint), "secret": endpoint.secret}
+
+
+@router.post("/{endpoint_id}/test", status_code=202, response_model=MessageQueued)
+async def send_test(endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep) -> dict:
+    """Queue a `webhook.test` event to this endpoint."""
+    endpoint = await service.get(session, site.id, endpoint_id)
+    message_id = await service.send_test(session, endpoint)
+    return {"message_id": signing.message_id(message_id), "deliveries": 1}
+
+
+@router.get("/{endpoint_id}/deliveries", response_model=list[DeliveryAttemptOut])
+async def list_attempts(
+    endpoint_id: uuid.UUID,
+    site: SecretSiteDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: datetime | None = None,
+) -> list[dict[str, object]]:
+    """Every delivery attempt to this endpoint, newest first (page with `before`)."""
+    endpoint = await service.get(session, site.id, endpoint_id)
+    rows = await service.attempts(session, endpoint, limit, before)
+    return [
+        {
+            "id": a.id,
+            "message_id": signing.message_id(a.message_id),
+            "event_type": event_type,
+            "delivery_status": status,
+            "attempted_at": a.attempted_at,
+            "status_code": a.status_code,
+            "succeeded": a.succeeded,
+            "response_body": a.response_body,
+            "error": a.error,
+            "duration_ms": a.duration_ms,
+        }
+        for a, event_type, status in rows
+    ]
+
+
+@router.post("/messages/{message_id}/resend", status_code=202, response_model=MessageQueued)
+async def resend_message(message_id: str, site: SecretSiteDep, session: SessionDep) -> dict:
+    """Send a message again, now, to every endpoint it was for."""
+    count = await service.resend(session, site.id, service.parse_message_id(message_id))
+    return {"message_id": message_id, "deliveries": count}
+
+
+@leads_router.post("/v1/leads/{lead_id}/contacts", status_code=201, response_model=ContactOut)
+async def record_contact(
+    lead_id: uuid.UUID, body: ContactIn, site: SecretSiteDep, session: SessionDep
+) -> dict[str, object]:
+    """Record a contact with the lead; the first one stops the speed-to-lead clock."""
+    contact, lead = await contacts_service.record_contact(session, site.id, lead_id, body)
+    waited = (
+        (lead.first_contacted_at - lead.became_hot_at).total_seconds()
+        if lead.first_contacted_at and lead.became_hot_at
+        else None
+    )
+    return {
+        "id": str(contact.id),
+        "lead_id": str(lead.id),
+        "channel": contact.channel,
+        "by": contact.by,
+        "note": contact.note,
+        "at": contact.at,
+        "first_contacted_at": lead.first_contacted_at,
+        "seconds_to_first_contact": waited,
+        "lead_status": lead.status,
+    }
+
+
+@leads_router.get("/v1/stats/speed-to-lead", response_model=SpeedToLead)
+async def speed_to_lead(
+    site: SecretSiteDep,
+    session: SessionDep,
+    request: Request,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> dict[str, object]:
+    """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
+    for leads that turned hot in [from, to) (default: the last 30 days)."""
+    end = to or utcnow()
+    start = from_ or end - timedelta(days=30)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Unprocessable("Give 'from' and 'to' with a time zone (e.g. ...Z).")
+    figures = await contacts_service.speed_to_lead(session, site.id, start, end, _settings(request))
+    return {"from": start, "to": end, **figures.__dict__}

@@ -1,0 +1,161 @@
+"""The transactional outbox: messages are written in the same transaction as the change that
+causes them, so a crash at any moment loses nothing and delivery is at least once.
+
+`enqueue` writes one message and a delivery row per subscribed, enabled endpoint. The process
+that committed wakes its delivery loop right after the commit (`Notifier`); other replicas'
+loops find the rows by polling.
+"""
+
+import asyncio
+import contextlib
+import uuid
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+LEAD_HOT = "lead.hot"
+LEAD_TEMPERATURE_CHANGED = "lead.temperature_changed"
+LEAD_IDENTIFIED = "lead.identified"
+LEAD_FIRST_CONTACT_OVERDUE = "lead.first_contact_overdue"
+LEAD_FIRST_CONTACT_ESCALATED = "lead.first_contact_escalated"
+CART_ABANDONED = "cart.abandoned"
+CART_FOLLOW_UP = "cart.follow_up"
+WEBHOOK_TEST = "webhook.test"
+EVENT_TYPES = (
+    LEAD_HOT,
+    LEAD_TEMPERATURE_CHANGED,
+    LEAD_IDENTIFIED,
+    LEAD_FIRST_CONTACT_OVERDUE,
+    LEAD_FIRST_CONTACT_ESCALATED,
+    CART_ABANDONED,
+    CART_FOLLOW_UP,
+)
+
+_WAKE_KEY = "leadheat.webhooks.wake"
+
+
+class Notifier:
+    """Wakes this process's delivery and timer loops once a transaction that wrote outbox
+    rows or timers has committed (the pooled connection's check-in comes after the commit)."""
+
+    def __init__(self) -> None:
+        self.deliveries = asyncio.Event()
+        self.timers = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def wake(self, deliveries: bool = True, timers: bool = False) -> None:
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to wake
+            if deliveries:
+                self._loop.call_soon_threadsafe(self.deliveries.set)
+            if timers:
+                self._loop.call_soon_threadsafe(self.timers.set)
+
+
+_notifiers: "weakref.WeakKeyDictionary[Any, Notifier]" = weakref.WeakKeyDictionary()
+
+
+def notifier_for(engine: AsyncEngine) -> Notifier:
+    """The notifier of this engine's process (created, and hooked to check-ins, once)."""
+    sync_engine = engine.sync_engine
+    notifier = _notifiers.get(sync_engine)
+    if notifier is None:
+        notifier = _notifiers[sync_engine] = Notifier()
+
+        def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+            wake = record.info.pop(_WAKE_KEY, None) if record is not None else None
+            if wake:
+                notifier.wake(deliveries="d" in wake, timers="t" in wake)
+
+        event.listen(sync_engine, "checkin", on_checkin)
+    with contextlib.suppress(RuntimeError):
+        notifier.bind()
+    return notifier
+
+
+def wake_after_commit(conn: AsyncConnection, deliveries: bool = True, timers: bool = False) -> None:
+    """Ask for this process's loops to be woken when `conn`'s transaction has ended."""
+    flags = conn.info.get(_WAKE_KEY, "")
+    conn.info[_WAKE_KEY] = flags + ("d" if deliveries else "") + ("t" if timers else "")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    site_id: uuid.UUID
+    event_type: str
+    data: dict[str, Any]
+    lead_id: uuid.UUID | None = None
+    endpoint_id: uuid.UUID | None = None  # only to this endpoint (test events)
+
+
+def envelope(event_type: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """The body every consumer gets (the Standard Webhooks recommended shape)."""
+    return {"type": event_type, "timestamp": at.isoformat(), "data": data}
+
+
+async def enqueue(
+    conn: AsyncConnection, messages: Sequence[NewMessage], now: datetime
+) -> list[uuid.UUID]:
+    """Write messages and their deliveries in the caller's transaction; returns the ids of
+    the messages that some endpoint wants (others are not stored)."""
+    if not messages:
+        return []
+    e = WebhookEndpoint.__table__
+    rows = await conn.execute(
+        select(e.c.id, e.c.site_id, e.c.event_types).where(
+            e.c.site_id.in_({m.site_id for m in messages}), e.c.enabled.is_(True)
+        )
+    )
+    endpoints: dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]] = {}
+    for endpoint_id, site_id, types in rows:
+        endpoints.setdefault(site_id, []).append((endpoint_id, types or []))
+    message_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    for m in messages:
+        targets = [
+            endpoint_id
+            for endpoint_id, types in endpoints.get(m.site_id, [])
+            if (m.endpoint_id is None and (not types or m.event_type in types))
+            or endpoint_id == m.endpoint_id
+        ]
+        if not targets:
+            continue
+        message_id = uuid.uuid4()
+        message_rows.append(
+            {
+                "id": message_id,
+                "site_id": m.site_id,
+                "event_type": m.event_type,
+                "lead_id": m.lead_id,
+                "payload": envelope(m.event_type, now, m.data),
+                "created_at": now,
+            }
+        )
+        delivery_rows.extend(
+            {
+                "id": uuid.uuid4(),
+                "message_id": message_id,
+                "endpoint_id": endpoint_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for endpoint_id in targets
+        )
+    if message_rows:
+        await conn.execute(insert(WebhookMessage.__table__), message_rows)
+        await conn.execute(insert(WebhookDelivery.__table__), delivery_rows)
+        wake_after_commit(conn)
+    return [row["id"] for row in message_rows]

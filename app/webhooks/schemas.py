@@ -1,0 +1,101 @@
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.webhooks.outbox import EVENT_TYPES
+
+EventType = Literal[
+    "lead.hot",
+    "lead.temperature_changed",
+    "lead.identified",
+    "lead.first_contact_overdue",
+    "lead.first_contact_escalated",
+    "cart.abandoned",
+    "cart.follow_up",
+]
+assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+
+
+class WebhookEndpointCreate(BaseModel):
+    url: str = Field(max_length=2048, description="http(s) URL receiving signed POSTs")
+    event_types: list[EventType] = Field(default_factory=list, description="empty: every type")
+    description: str | None = Field(None, max_length=500)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(BaseModel):
+    url: str | None = Field(None, max_length=2048)
+    event_types: list[EventType] | None = None
+    description: str | None = Field(None, max_length=500)
+    enabled: bool | None = Field(None, description="true also undoes an automatic disable")
+
+
+class WebhookEndpointOut(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    consecutive_failures: int
+    previous_secret_until: datetime | None = Field(
+        description="during a rotation: until then the old secret signs too"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointWithSecret(WebhookEndpointOut):
+    secret: str = Field(description="whsec_...: shown only now")
+
+
+class MessageQueued(BaseModel):
+    message_id: str = Field(description="the webhook-id of every delivery of the message")
+    deliveries: int
+
+
+class DeliveryAttemptOut(BaseModel):
+    id: int
+    message_id: str
+    event_type: str
+    delivery_status: str
+    attempted_at: datetime
+    status_code: int | None
+    succeeded: bool
+    response_body: str | None
+    error: str | None
+    duration_ms: float
+
+
+class ContactIn(BaseModel):
+    channel: Literal["phone", "email", "messenger", "chat", "other"]
+    by: str | None = Field(None, max_length=200, description="who made the contact")
+    note: str | None = Field(None, max_length=5000)
+    at: datetime | None = Field(None, description="when (default: now)")
+
+
+class ContactOut(BaseModel):
+    id: str
+    lead_id: str
+    channel: str
+    by: str | None
+    note: str | None
+    at: datetime
+    first_contacted_at: datetime | None
+    seconds_to_first_contact: float | None
+    lead_status: str
+
+
+class SpeedToLead(BaseModel):
+    from_: datetime = Field(alias="from", serialization_alias="from")
+    to: datetime
+    hot_leads: int = Field(description="leads that turned hot in [from, to)")
+    contacted: int
+    median_seconds: float | None = Field(description="hot -> first contact, contacted leads")
+    p90_seconds: float | None
+    within_minutes: dict[str, float] = Field(
+        description="share of the hot leads contacted within each mark (minutes)"
+    )
+    overdue_now: int = Field(description="past contact_by, nobody has contacted them")

@@ -1,0 +1,250 @@
+"""Deadlines as database rows: the first-contact clock (overdue at `contact_by`, escalations
+at DOMAIN.md's marks) and cart abandonment with its follow-ups.
+
+Timers are written in the transaction of the change that starts them, and fired by whichever
+worker claims them once due (`FOR UPDATE SKIP LOCKED`, in one transaction with the messages
+they cause), so they survive restarts and fire once.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Insert, Table, and_, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.config import WebhookSettings
+from app.db import utcnow
+from app.ingestion.store import LeadChange
+from app.leads.models import Lead
+from app.scoring import service as scoring_service
+from app.webhooks import outbox
+from app.webhooks.models import LeadTimer
+
+logger = logging.getLogger(__name__)
+
+FIRST_CONTACT = "first_contact"
+CART_ABANDONED = "cart_abandoned"
+CART_FOLLOW_UP = "cart_follow_up"
+CART_KINDS = (CART_ABANDONED, CART_FOLLOW_UP)
+
+
+def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Insert:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def cart_episode(cart: dict[str, Any]) -> str:
+    """A cart lasts until an order (the profile keeps the last order's time in the cart)."""
+    return f"cart:{cart.get('ordered_at') or '-'}"
+
+
+def _timer(p: dict[str, Any], kind: str, episode: str, mark: float, due: datetime) -> dict:
+    return {
+        "id": uuid.uuid4(),
+        "site_id": p["site_id"],
+        "lead_id": p["id"],
+        "kind": kind,
+        "episode": episode,
+        "mark": mark,
+        "due_at": due,
+        "status": "pending",
+        "created_at": utcnow(),
+    }
+
+
+async def schedule_first_contact(
+    conn: AsyncConnection, profiles: Sequence[dict[str, Any]], settings: WebhookSettings
+) -> None:
+    """Start the clock of leads that turned hot: overdue at contact_by, then escalations."""
+    if not profiles:
+        return
+    t = LeadTimer.__table__
+    episodes = [{"lead": p["id"], "ep": p["became_hot_at"].isoformat()} for p in profiles]
+    await conn.execute(
+        update(t)
+        .where(
+            t.c.lead_id == bindparam("lead"),
+            t.c.kind == FIRST_CONTACT,
+            t.c.status == "pending",
+            t.c.episode != bindparam("ep"),
+        )
+        .values(status="cancelled"),
+        episodes,
+    )
+    marks = [settings.first_contact_window_minutes, *settings.escalation_marks_minutes]
+    rows = []
+    for p in profiles:
+        hot_at = p["became_hot_at"]
+        rows.extend(
+            _timer(p, FIRST_CONTACT, hot_at.isoformat(), m, hot_at + timedelta(minutes=m))
+            for m in sorted(set(marks))
+        )
+    await conn.execute(insert_ignoring_conflicts(conn, t), rows)
+
+
+async def track_carts(
+    conn: AsyncConnection, changes: Sequence[LeadChange], settings: WebhookSettings, now: datetime
+) -> None:
+    """Start or push back each active cart's abandonment timer; `Cart Abandoned` from the
+    tracker makes it due now; an order cancels the cart's timers, an unsubscribe its
+    follow-ups."""
+    t = LeadTimer.__table__
+    cancel_cart, cancel_follow_ups, timers = [], [], []
+    wake = False
+    for change in changes:
+        p = change.profile
+        names = {e.name for e in change.events if e.type == "track"}
+        if "Order Completed" in names:
+            cancel_cart.append({"lead": p["id"]})
+        if "Unsubscribed" in names or p.get("subscribed") is False:
+            cancel_follow_ups.append({"lead": p["id"]})
+        cart = p.get("cart") or {}
+        if "Cart Abandoned" in names:
+            due, wake = now, True
+        elif cart.get("items"):
+            due = now + timedelta(minutes=settings.cart_abandoned_after_minutes)
+        else:
+            continue
+        timers.append(_timer(p, CART_ABANDONED, cart_episode(cart), 0, due))
+    pending = and_(t.c.lead_id == bindparam("lead"), t.c.status == "pending")
+    if cancel_cart:
+        await conn.execute(
+            update(t).where(pending, t.c.kind.in_(CART_KINDS)).values(status="cancelled"),
+            cancel_cart,
+        )
+    if cancel_follow_ups:
+        await conn.execute(
+            update(t).where(pending, t.c.kind == CART_FOLLOW_UP).values(status="cancelled"),
+            cancel_follow_ups,
+        )
+    if timers:
+        await conn.execute(
+            update(t)
+            .where(pending, t.c.kind == CART_ABANDONED, t.c.episode == bindparam("ep"))
+            .values(due_at=bindparam("due")),
+            [{"lead": r["lead_id"], "ep": r["episode"], "due": r["due_at"]} for r in timers],
+        )
+        await conn.execute(insert_ignoring_conflicts(conn, t), timers)
+    if wake:
+        outbox.wake_after_commit(conn, deliveries=False, timers=True)
+
+
+class TimerService:
+    """Fires due timers: checks the lead still needs it, writes the message, marks it fired."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: WebhookSettings,
+        rule_sets: scoring_service.RuleSetCache | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._rule_sets = rule_sets
+        self._now = now
+
+    async def run_once(self, limit: int = 200) -> int:
+        """Fire the timers due now (at most `limit`); returns how many were claimed."""
+        from app.webhooks.consumer import lead_data, top_rules
+
+        now = self._now()
+        t, leads = LeadTimer.__table__, Lead.__table__
+        async with self._engine.begin() as conn:
+            due = (
+                await conn.execute(
+                    select(t)
+                    .where(t.c.status == "pending", t.c.due_at <= now)
+                    .order_by(t.c.due_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return 0
+            rows = await conn.execute(select(leads).where(leads.c.id.in_({r.lead_id for r in due})))
+            profiles = {row.id: dict(row._mapping) for row in rows}
+            breakdowns = await top_rules(conn, self._rule_sets, profiles.values())
+            messages: list[outbox.NewMessage] = []
+            fired, cancelled, follow_ups = [], [], []
+            for timer in due:
+                p = profiles.get(timer.lead_id)
+                notice = self._notice(timer, p, now) if p else None
+                if notice is None:
+                    cancelled.append({"tid": timer.id})
+                    continue
+                event_type, extra = notice
+                assert p is not None
+                data = lead_data(
+                    p, breakdowns.get(p["id"], []), self._settings.max_payload_bytes, **extra
+                )
+                messages.append(outbox.NewMessage(p["site_id"], event_type, data, lead_id=p["id"]))
+                fired.append({"tid": timer.id})
+                if timer.kind == CART_ABANDONED and p.get("subscribed") is not False:
+                    follow_ups.extend(
+                        _timer(p, CART_FOLLOW_UP, timer.episode, n, now + timedelta(days=days))
+                        for n, days in enumerate(self._settings.cart_follow_up_days[:3], 1)
+                    )
+            by_id = t.c.id == bindparam("tid")
+            if fired:
+                await conn.execute(
+                    update(t).where(by_id).values(status="fired", fired_at=now), fired
+                )
+            if cancelled:
+                await conn.execute(update(t).where(by_id).values(status="cancelled"), cancelled)
+            if follow_ups:
+                await conn.execute(insert_ignoring_conflicts(conn, t), follow_ups)
+            await outbox.enqueue(conn, messages, now)
+        return len(due)
+
+    def _notice(
+        self, timer: Any, p: dict[str, Any], now: datetime
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The message a due timer sends, or None when it no longer applies."""
+        if p["merged_into_id"] is not None:
+            return None
+        if timer.kind == FIRST_CONTACT:
+            if p["first_contacted_at"] is not None or p["status"] != "new":
+                return None
+            minutes_waiting = round((now - p["became_hot_at"]).total_seconds() / 60, 1)
+            extra = {"mark_minutes": timer.mark, "minutes_waiting": minutes_waiting}
+            if timer.mark <= self._settings.first_contact_window_minutes:
+                return outbox.LEAD_FIRST_CONTACT_OVERDUE, extra
+            return outbox.LEAD_FIRST_CONTACT_ESCALATED, extra
+        cart = p["cart"] or {}
+        if cart_episode(cart) != timer.episode:  # ordered meanwhile
+            return None
+        if timer.kind == CART_ABANDONED:
+            if not cart.get("items"):
+                return None
+            return outbox.CART_ABANDONED, {}
+        if p["subscribed"] is False:
+            return None
+        total = len(self._settings.cart_follow_up_days[:3])
+        return outbox.CART_FOLLOW_UP, {"follow_up": int(timer.mark), "of": total}
+
+    async def run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
+        """The worker loop: fire what is due, then sleep until woken or the next poll."""
+        while not stop.is_set():
+            notifier.timers.clear()
+            claimed = await self.run_once()
+            if claimed:
+                continue
+            waiters = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(notifier.timers.wait()),
+            ]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait(
+                    waiters,
+                    timeout=self._settings.poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            for w in waiters:
+                w.cancel()

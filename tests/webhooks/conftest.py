@@ -1,0 +1,122 @@
+"""Webhook test helpers: a real HTTP receiver on 127.0.0.1, a controllable clock, and a site
+with its secret key."""
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from app.config import IngestionSettings, ScoringSettings, Settings, WebhookSettings
+from tests.factories import create_site
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """Answers with `responses` in turn (then `default`): (status, headers, body)."""
+
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    responses: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    default: tuple[int, dict[str, str], bytes] = (200, {}, b"ok")
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_response(self) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            return self.responses.pop(0) if self.responses else self.default
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """What arrived once `count` requests have (or the timeout passed); the event loop
+        keeps running meanwhile (the service's delivery loop is on it)."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return list(self.received)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            length = int(self.headers.get("content-length", 0))
+            body = self.rfile.read(length)
+            with state.lock:
+                state.received.append(Received(self.path, dict(self.headers.items()), body))
+            status, headers, answer = state.next_response()
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def webhook_settings(**overrides: Any) -> WebhookSettings:
+    return WebhookSettings(allow_private_networks=True, retry_jitter=0, **overrides)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The service's settings in these tests: private addresses allowed (the receiver is on
+    127.0.0.1); background loops on, polling fast."""
+    return Settings(
+        database_url=database_url,
+        create_demo_site=False,
+        ingestion=IngestionSettings(write_key_cache_seconds=0),
+        scoring=ScoringSettings(rule_set_cache_seconds=0),
+        webhooks=webhook_settings(poll_seconds=0.2),
+    )
+
+
+@pytest.fixture
+async def site(session):
+    return await create_site(session)
+
+
+def bearer(site: Any) -> dict[str, str]:
+    return {"authorization": f"Bearer {site.secret_key}"}
