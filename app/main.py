@@ -8,12 +8,14 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.config import Settings, get_settings
-from app.db import make_engine, make_sessionmaker
+from app.dashboard import endpoints as dashboard_endpoints
+from app.db import make_engine, make_sessionmaker, writer
 from app.errors import install_error_handlers
 from app.http import JSONResponse
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
+from app.leads import endpoints as leads_endpoints
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring import service as scoring_service
 from app.sites.service import WriteKeyCache
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
+        app.state.write_sessionmaker = make_sessionmaker(writer(engine))
         app.state.write_keys = WriteKeyCache(
             sessionmaker, settings.ingestion.write_key_cache_seconds
         )
@@ -74,7 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingestion_endpoints.router)
     app.include_router(webhooks_endpoints.router)
     app.include_router(webhooks_endpoints.leads_router)
+    app.include_router(dashboard_endpoints.router)
     app.include_router(scoring_endpoints.router)
+    app.include_router(leads_endpoints.router)
+    app.include_router(leads_endpoints.stats_router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

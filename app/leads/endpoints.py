@@ -1,0 +1,217 @@
+"""The leads read API (`/v1/leads`) and the funnel (`/v1/stats/funnel`), read with the site's
+secret key. Another site's lead is a 404, never a 403: its existence is not revealed."""
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from app.db import SessionDep, utcnow
+from app.errors import NotFound, Unprocessable
+from app.http import JSONResponse
+from app.leads import profile as lead_profile
+from app.leads import service, stats
+from app.leads.models import Lead
+from app.leads.schemas import (
+    STATUSES,
+    TEMPERATURES,
+    FunnelStats,
+    LeadDetail,
+    LeadPage,
+    LeadUpdate,
+    Sort,
+)
+from app.sites.dependencies import SecretSiteDep
+
+router = APIRouter(prefix="/v1/leads", tags=["leads"])
+stats_router = APIRouter(prefix="/v1/stats", tags=["leads"])
+
+LIST_PARAMS = {
+    "temperature",
+    "status",
+    "min_score",
+    "interest",
+    "city",
+    "identified",
+    "updated_since",
+    "sort",
+    "limit",
+    "cursor",
+}
+FUNNEL_DAYS = 30
+
+
+def current_time() -> datetime:
+    """The clock the card's score is evaluated at (tests override this dependency)."""
+    return utcnow()
+
+
+NowDep = Annotated[datetime, Depends(current_time)]
+
+
+def _query_error(name: str, message: str) -> Unprocessable:
+    return Unprocessable(
+        message, details=[{"loc": ["query", name], "message": message, "type": "value_error"}]
+    )
+
+
+def _choices(name: str, raw: list[str] | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable parameter that also takes a comma list: `?temperature=warm,hot`."""
+    values = tuple(v.strip() for item in raw or () for v in item.split(",") if v.strip())
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise _query_error(name, f"Unknown {name} {', '.join(unknown)}: use {', '.join(allowed)}.")
+    return values
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _summary(lead: Lead) -> dict[str, Any]:
+    cart = lead.cart or {}
+    return {
+        "id": str(lead.id),
+        "score": lead.score,
+        "temperature": lead.temperature,
+        "status": lead.status,
+        "lost_reason": lead.lost_reason,
+        "identified": lead.identified,
+        "contacts": lead.contacts or {},
+        "city": lead.city,
+        "country": lead.country,
+        "top_interests": service.top_interests(lead.interests or {}),
+        "last_seen_at": lead.last_seen_at,
+        "last_url": lead.last_url,
+        "visits": lead.visits,
+        "time_on_site_seconds": lead_profile.time_on_site(service.as_profile(lead)),
+        "cart": {"item_count": cart.get("item_count", 0), "value": cart.get("value", 0)},
+        "became_hot_at": lead.became_hot_at,
+        "contact_by": lead.contact_by,
+        "first_contacted_at": lead.first_contacted_at,
+        "updated_at": lead.updated_at,
+        "rule_set_version": lead.rule_set_version,
+    }
+
+
+@router.get("", response_model=LeadPage, responses={304: {"description": "Page unchanged"}})
+async def list_leads(
+    request: Request,
+    site: SecretSiteDep,
+    session: SessionDep,
+    temperature: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    min_score: Annotated[float | None, Query(ge=0)] = None,
+    interest: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    city: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    identified: bool | None = None,
+    updated_since: datetime | None = None,
+    sort: Sort = "score",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Live leads (merged ones are not listed), hottest first or most recently seen first, one
+    keyset page at a time. Send the page's ETag back as If-None-Match to poll for 304s."""
+    unknown = sorted(set(request.query_params) - LIST_PARAMS)
+    if unknown:
+        raise _query_error(unknown[0], f"Unknown query parameter {unknown[0]}.")
+    filters = service.LeadFilter(
+        temperatures=_choices("temperature", temperature, TEMPERATURES),
+        statuses=_choices("status", status, STATUSES),
+        min_score=min_score,
+        interest=interest,
+        city=city,
+        identified=identified,
+        updated_since=_utc(updated_since),
+    )
+    keys = await service.page_keys(session, site.id, filters, sort, limit + 1, cursor)
+    has_more = len(keys) > limit
+    keys = keys[:limit]
+    fingerprint = {**filters.fingerprint(), "sort": sort, "limit": limit, "cursor": cursor}
+    etag = service.page_etag(fingerprint, keys, has_more)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if service.etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    leads = await service.load_leads(session, [key.id for key in keys])
+    next_cursor = service.encode_cursor(sort, keys[-1]) if has_more else None
+    return JSONResponse(
+        {"data": [_summary(lead) for lead in leads], "next_cursor": next_cursor}, headers=headers
+    )
+
+
+async def _site_lead(session: SessionDep, site_id: uuid.UUID, lead_id: uuid.UUID) -> Lead:
+    lead = await service.resolve_lead(session, site_id, lead_id)
+    if lead is None:
+        raise NotFound(f"No lead {lead_id}.")
+    return lead
+
+
+async def _card(request: Request, session: SessionDep, lead: Lead, now: datetime) -> dict:
+    settings = request.app.state.settings
+    visit_timeout = timedelta(minutes=settings.ingestion.visit_timeout_minutes)
+    result = await service.score_now(session, lead, request.app.state.rule_sets, visit_timeout, now)
+    profile = service.as_profile(lead)
+    return {
+        **profile,
+        "merged_ids": await service.merged_ids(session, lead),
+        "score": result.score,
+        "temperature": result.temperature,
+        "score_at_last_event": lead.score,
+        "temperature_at_last_event": lead.temperature,
+        "active_rule_set_version": result.rule_set_version,
+        "rule_set_outdated": lead.rule_set_version not in (None, result.rule_set_version),
+        "breakdown": [
+            {**dataclasses.asdict(item), "message_ids": list(item.message_ids)}
+            for item in result.breakdown
+        ],
+        "note": lead.lost_note,
+        "time_on_site_seconds": lead_profile.time_on_site(profile),
+        "timeline": await service.timeline(session, lead),
+    }
+
+
+@router.get("/{lead_id}", response_model=LeadDetail)
+async def get_lead(
+    lead_id: uuid.UUID, request: Request, site: SecretSiteDep, session: SessionDep, now: NowDep
+) -> dict:
+    """A lead's card. The id of a lead merged into another answers the surviving lead."""
+    lead = await _site_lead(session, site.id, lead_id)
+    return await _card(request, session, lead, now)
+
+
+@router.patch("/{lead_id}", response_model=LeadDetail)
+async def update_lead(
+    lead_id: uuid.UUID,
+    body: LeadUpdate,
+    request: Request,
+    site: SecretSiteDep,
+    session: SessionDep,
+    now: NowDep,
+) -> dict:
+    """Move a lead through the sales funnel, or mark it lost with a reason."""
+    lead = await _site_lead(session, site.id, lead_id)
+    service.update_status(lead, body.model_dump(exclude_unset=True), now)
+    await session.flush()
+    return await _card(request, session, lead, now)
+
+
+@stats_router.get("/funnel", response_model=FunnelStats)
+async def funnel(
+    site: SecretSiteDep,
+    session: SessionDep,
+    now: NowDep,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> dict:
+    """The funnel of the leads first seen in [from, to) (default: the last 30 days)."""
+    end = _utc(end) or now
+    start = _utc(start) or end - timedelta(days=FUNNEL_DAYS)
+    if start >= end:
+        raise _query_error("from", "'from' must be before 'to'.")
+    return await stats.funnel(session, site.id, start, end)

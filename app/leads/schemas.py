@@ -1,0 +1,160 @@
+"""The leads read API's shapes: a lead in a list, a lead's card, a status change, the funnel."""
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Temperature = Literal["cold", "warm", "hot"]
+Status = Literal["new", "contacted", "qualified", "won", "lost"]
+LostReason = Literal[
+    "not_our_profile",
+    "bought_elsewhere",
+    "bought_from_competitor",
+    "waited_too_long",
+    "nothing_in_budget",
+    "spam",
+    "other",
+]
+Sort = Literal["score", "recent"]
+
+TEMPERATURES: tuple[str, ...] = ("cold", "warm", "hot")
+STATUSES: tuple[str, ...] = ("new", "contacted", "qualified", "won", "lost")
+LOST_REASONS: tuple[str, ...] = LostReason.__args__  # type: ignore[attr-defined]
+
+
+class Interest(BaseModel):
+    category: str
+    views: int
+
+
+class CartSummary(BaseModel):
+    item_count: float
+    value: float
+
+
+class LeadSummary(BaseModel):
+    """A lead as a list shows it: who, how hot, what they look at now, where they are in sales."""
+
+    id: uuid.UUID
+    score: float
+    temperature: Temperature
+    status: Status
+    lost_reason: LostReason | None
+    identified: bool
+    contacts: dict[str, str]
+    city: str | None
+    country: str | None
+    top_interests: list[Interest]
+    last_seen_at: datetime | None
+    last_url: str | None
+    visits: int
+    time_on_site_seconds: float
+    cart: CartSummary
+    became_hot_at: datetime | None
+    contact_by: datetime | None
+    first_contacted_at: datetime | None
+    updated_at: datetime
+    rule_set_version: int | None
+
+
+class LeadPage(BaseModel):
+    data: list[LeadSummary]
+    next_cursor: str | None
+
+
+class BreakdownItem(BaseModel):
+    rule_id: str
+    kind: Literal["behaviour", "fit", "hard"]
+    label: str
+    points_raw: float
+    points: float
+    events: int
+    message_ids: list[str]
+    hot_until: datetime | None
+
+
+class TimelineEvent(BaseModel):
+    message_id: str
+    type: str
+    name: str | None
+    timestamp: datetime
+    url: str | None
+    properties: dict[str, Any]
+
+
+class LeadDetail(BaseModel):
+    """A lead's card: the profile, the score now and why, the recent timeline, sales status."""
+
+    id: uuid.UUID
+    merged_ids: list[uuid.UUID]
+    # The score evaluated now (decay applied, active rule set) and as stored at the last event.
+    score: float
+    temperature: Temperature
+    score_at_last_event: float
+    temperature_at_last_event: Temperature
+    rule_set_version: int | None
+    active_rule_set_version: int
+    rule_set_outdated: bool
+    breakdown: list[BreakdownItem]
+    status: Status
+    status_changed_at: datetime | None
+    lost_reason: LostReason | None
+    note: str | None
+    became_hot_at: datetime | None
+    contact_by: datetime | None
+    first_contacted_at: datetime | None
+    identified: bool
+    user_id: str | None
+    contacts: dict[str, str]
+    traits: dict[str, Any]
+    city: str | None
+    country: str | None
+    interests: dict[str, int]
+    products_viewed: list[dict[str, Any]]
+    visits: int
+    page_views: int
+    events_count: int
+    time_on_site_seconds: float
+    cart: dict[str, Any]
+    orders: int
+    revenue: float
+    subscribed: bool | None
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    last_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    timeline: list[TimelineEvent]
+
+
+class LeadUpdate(BaseModel):
+    """A move through the sales funnel: `lost` needs a `lost_reason`, nothing else takes one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    lost_reason: LostReason | None = None
+    note: str | None = Field(None, max_length=2000)
+
+
+class FunnelStep(BaseModel):
+    step: Literal["first_touch", "lead", "contacted", "qualified", "won"]
+    count: int
+    # Share of the previous step's leads that reached this one (null for the first step, or
+    # when the previous step is empty).
+    conversion_rate: float | None
+
+
+class FunnelStats(BaseModel):
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    leads: int
+    by_temperature: dict[str, int]
+    by_status: dict[str, int]
+    funnel: list[FunnelStep]
+    overall_conversion_rate: float | None
+    lost_by_reason: dict[str, int]
+    spam: int
+    notes: list[str]

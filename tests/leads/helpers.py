@@ -1,0 +1,83 @@
+"""Sending events the way a shop does (write key) and reading leads the way its server does
+(secret key)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.factories import basic_auth, lead_by_anonymous_id
+
+# Explicit event times, in the past so that "now" is after every event.
+T0 = datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def secret(site: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {site.secret_key}"}
+
+
+async def send(client: Any, site: Any, *events: dict) -> None:
+    r = await client.post(
+        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["rejected"] == 0, r.json()
+
+
+def page(visitor: str, minutes: float, url: str = "https://shop.example/", **fields: Any) -> dict:
+    return {
+        "type": "page",
+        "anonymousId": visitor,
+        "timestamp": at(minutes),
+        "properties": {"url": url},
+        **fields,
+    }
+
+
+def event(visitor: str, name: str, minutes: float, **properties: Any) -> dict:
+    return {
+        "type": "track",
+        "event": name,
+        "anonymousId": visitor,
+        "timestamp": at(minutes),
+        "properties": properties,
+    }
+
+
+def identify(visitor: str, minutes: float, **traits: Any) -> dict:
+    return {"type": "identify", "anonymousId": visitor, "timestamp": at(minutes), "traits": traits}
+
+
+def hot(visitor: str, minutes: float = 0) -> list[dict]:
+    """A contact request: hot at once."""
+    return [event(visitor, "Contact Requested", minutes, phone="+7 900 000 00 00")]
+
+
+def warm(visitor: str, minutes: float = 0, category: str = "fridges") -> list[dict]:
+    """Product views over two visits and a long read: warm."""
+    views = [
+        event(visitor, "Product Viewed", minutes + m, product_id=f"p{m}", category=category)
+        for m in (0, 2, 4, 120, 122)
+    ]
+    engaged = event(visitor, "Page Engaged", minutes + 123, engaged_seconds=540)
+    return [*views, engaged]
+
+
+def cold(visitor: str, minutes: float = 0) -> list[dict]:
+    return [page(visitor, minutes)]
+
+
+async def list_leads(client: Any, site: Any, **params: Any) -> dict:
+    r = await client.get("/v1/leads", headers=secret(site), params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def lead_ids(client: Any, site: Any, **params: Any) -> list[str]:
+    return [lead["id"] for lead in (await list_leads(client, site, **params))["data"]]
+
+
+async def id_of(session: Any, site: Any, visitor: str) -> str:
+    return str((await lead_by_anonymous_id(session, site.site.id, visitor)).id)
