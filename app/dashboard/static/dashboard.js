@@ -1,0 +1,292 @@
+/*
+ * Leadheat dashboard: sign-in, the lead list kept current by polling GET /v1/leads with
+ * If-None-Match (a 304 means nothing to redraw), one-click contacts and statuses, the detail.
+ */
+(() => {
+  'use strict';
+  const api = window.LeadheatApi;
+  const v = window.LeadheatViews;
+  const { h } = v;
+  const options = Object.assign({ pollMs: 3000, statsMs: 30000, limit: 100 }, window.LEADHEAT_DASHBOARD);
+  const CHANNELS = ['phone', 'email', 'messenger', 'chat', 'other'];
+  const STATUSES = ['contacted', 'qualified', 'won'];
+  const FUNNEL = ['new', ...STATUSES];
+  const LOST_REASONS = ['not_our_profile', 'bought_elsewhere', 'bought_from_competitor', 'waited_too_long', 'nothing_in_budget', 'spam', 'other'];
+  const AGENT = 'leadheat.agentName';
+  const $ = (id) => document.getElementById(id);
+
+  const state = { filter: '', leads: [], etag: null, etagUrl: null, timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false };
+
+  // Messages
+  let toastTimer = 0;
+  const toast = (text) => {
+    $('toast').textContent = text;
+    $('toast').hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { $('toast').hidden = true; }, 3000);
+  };
+  const banner = (text) => {
+    $('banner').textContent = text || '';
+    $('banner').hidden = !text;
+  };
+  /** 401/403: back to sign-in. Anything else: a visible banner, and polling goes on. */
+  const fail = (error, what) => {
+    if (error.status === 401 || error.status === 403) {
+      signOut(`${error.message} Sign in again.`);
+      return;
+    }
+    if (error.status === 0) {
+      banner(`${what}: the service cannot be reached. Retrying…`);
+      $('sync-status').textContent = 'offline';
+      $('sync-status').className = 'sync is-offline';
+      return;
+    }
+    banner(`${what}: ${error.message}${error.status ? ` (${error.status})` : ''}`);
+  };
+
+  // Sign-in
+  const showSignedIn = (signedIn) => {
+    state.signedIn = signedIn;
+    $('signin').hidden = signedIn;
+    $('app').hidden = !signedIn;
+    $('session-bar').hidden = !signedIn;
+  };
+  const signIn = async (event) => {
+    event.preventDefault();
+    const key = $('secret-key').value.trim();
+    const error = $('signin-error');
+    error.hidden = true;
+    if (key.startsWith('wk_')) {
+      error.textContent = 'That is the write key (it goes into the shop pages). Use the secret key, sk_…';
+      error.hidden = false;
+      return;
+    }
+    try {
+      await api.request('GET', '/v1/leads?limit=1', { key });
+    } catch (e) {
+      error.textContent = e.status === 401 || e.status === 403 ? 'This key was not accepted.' : e.message;
+      error.hidden = false;
+      return;
+    }
+    api.key.set(key);
+    $('secret-key').value = '';
+    start();
+  };
+  const signOut = (message) => {
+    api.key.clear();
+    clearTimeout(state.timer);
+    Object.assign(state, { leads: [], etag: null, etagUrl: null, detailId: null, statsAt: 0 });
+    $('lead-list').replaceChildren();
+    $('detail').hidden = true;
+    banner('');
+    showSignedIn(false);
+    const error = $('signin-error');
+    error.textContent = typeof message === 'string' ? message : '';
+    error.hidden = typeof message !== 'string';
+    $('secret-key').focus();
+  };
+  const start = () => {
+    showSignedIn(true);
+    poll();
+  };
+
+  // Polling
+  const leadsUrl = () => {
+    const q = new URLSearchParams({ sort: 'score', limit: String(options.limit) });
+    if (state.filter) q.set('temperature', state.filter);
+    return `/v1/leads?${q}`;
+  };
+  const poll = async () => {
+    if (state.polling) { state.again = true; return; }
+    clearTimeout(state.timer);
+    state.polling = true;
+    const url = leadsUrl();
+    try {
+      const r = await api.get(url, { etag: state.etagUrl === url ? state.etag : null });
+      if (!state.signedIn) return;
+      const changed = r.status !== 304;
+      if (changed) {
+        Object.assign(state, { leads: r.data.data || [], etag: r.etag, etagUrl: url });
+        renderLeads();
+        if (state.detailId) openDetail(state.detailId, true);
+      }
+      banner('');
+      $('sync-status').textContent = `live · ${changed ? 'updated' : 'checked'} ${v.clock(new Date().toISOString())}`;
+      $('sync-status').className = 'sync is-live';
+      if (changed || Date.now() - state.statsAt > options.statsMs) loadStats();
+    } catch (e) {
+      fail(e, 'Loading leads');
+    } finally {
+      state.polling = false;
+      if (state.signedIn) state.timer = setTimeout(poll, state.again ? 0 : options.pollMs);
+      state.again = false;
+    }
+  };
+
+  // Stats
+  const loadStats = async () => {
+    state.statsAt = Date.now();
+    const load = async (path, root, render) => {
+      try {
+        render(root, (await api.get(path)).data);
+      } catch (e) {
+        if (e.status === 404 || e.status === 405) root.replaceChildren(h('p', { class: 'muted' }, 'Not available on this server.'));
+        else if (e.status === 0 || e.status >= 500) root.replaceChildren(h('p', { class: 'form-error' }, e.message));
+        else fail(e, 'Loading stats');
+      }
+    };
+    await Promise.all([load('/v1/stats/funnel', $('funnel'), v.renderFunnel), load('/v1/stats/speed-to-lead', $('speed'), v.renderSpeed)]);
+  };
+
+  // The list
+  const RANK = { hot: 0, warm: 1, cold: 2 };
+  const byUrgency = (a, b) => {
+    if (RANK[a.temperature] !== RANK[b.temperature]) return RANK[a.temperature] - RANK[b.temperature];
+    const due = (l) => (l.contact_by && !l.first_contacted_at ? Date.parse(l.contact_by) : Infinity);
+    if (due(a) !== due(b)) return due(a) - due(b); // the most overdue first contact on top
+    return b.score - a.score;
+  };
+  const who = (lead) => {
+    const c = lead.contacts || {};
+    return c.name || c.email || c.phone || Object.values(c)[0] || `Anonymous visitor ${String(lead.id).slice(0, 8)}`;
+  };
+  const contactLinks = (contacts) => h('div', { class: 'lead-contacts', dataset: { testid: 'contacts' } },
+    Object.entries(contacts || {}).map(([kind, value]) => {
+      const href = kind === 'phone' ? `tel:${String(value).replace(/[^+\d]/g, '')}` : kind === 'email' ? `mailto:${value}` : null;
+      return h('span', { class: 'contact' }, h('span', { class: 'muted small' }, `${kind} `), href ? h('a', { href }, value) : value);
+    }));
+  const actions = (lead) => {
+    const contactButtons = CHANNELS.slice(0, 4).map((channel) => h('button', {
+      type: 'button', class: `btn btn-small${(lead.contacts || {})[channel] ? ' btn-suggested' : ''}`, dataset: { testid: `contact-${channel}` },
+      title: `Record a ${channel} contact`, onclick: () => recordContact(lead, channel),
+    }, channel));
+    // Leads move forward through the funnel; lost or won ones can be reopened as new.
+    const at = FUNNEL.indexOf(lead.status);
+    const statusButtons = STATUSES.map((status) => h('button', {
+      type: 'button', class: `btn btn-small btn-quiet${lead.status === status ? ' is-current' : ''}`, dataset: { testid: `status-${status}` },
+      disabled: at < 0 || FUNNEL.indexOf(status) <= at, onclick: () => setStatus(lead, { status }),
+    }, status));
+    if (lead.status === 'lost' || lead.status === 'won') {
+      statusButtons.push(h('button', { type: 'button', class: 'btn btn-small btn-quiet', dataset: { testid: 'status-new' }, onclick: () => setStatus(lead, { status: 'new' }) }, 'reopen'));
+    }
+    const lost = h('details', { class: 'lost-menu' }, h('summary', { class: 'btn btn-small btn-quiet', dataset: { testid: 'status-lost' } }, 'lost…'),
+      h('div', { class: 'lost-reasons' }, LOST_REASONS.map((reason) => h('button', {
+        type: 'button', class: 'btn btn-small btn-quiet', dataset: { testid: `lost-${reason}` }, onclick: () => setStatus(lead, { status: 'lost', lost_reason: reason }),
+      }, v.humanize(reason)))));
+    return h('div', { class: 'lead-actions' },
+      v.countdown(lead),
+      h('div', { class: 'btn-row', role: 'group', 'aria-label': 'Record a contact' }, h('span', { class: 'muted small' }, 'Contacted via'), contactButtons),
+      h('div', { class: 'btn-row', role: 'group', 'aria-label': 'Status' }, statusButtons, lost));
+  };
+  const leadRow = (lead) => {
+    const cart = lead.cart || {};
+    const interests = v.interestsOf(lead).slice(0, 4);
+    return h('li', { class: `card lead-row temp-border-${lead.temperature}${state.detailId === lead.id ? ' is-open' : ''}`, dataset: { testid: 'lead-row', leadId: lead.id, temperature: lead.temperature } },
+      h('div', { class: 'lead-heat' }, v.tempPill(lead.temperature), h('span', { class: 'score', dataset: { testid: 'score' } }, v.number(lead.score)), h('span', { class: 'muted small' }, 'score')),
+      h('div', { class: 'lead-main' },
+        h('div', { class: 'lead-title' },
+          h('button', { type: 'button', class: 'link', dataset: { testid: 'open-lead' }, onclick: () => openDetail(lead.id) }, who(lead)),
+          h('span', { class: `status status-${lead.status}`, dataset: { testid: 'status' } }, lead.status === 'lost' && lead.lost_reason ? `lost: ${v.humanize(lead.lost_reason)}` : lead.status)),
+        contactLinks(lead.contacts),
+        h('div', { class: 'lead-meta muted small' }, [
+          lead.city, `${lead.visits} visit${lead.visits === 1 ? '' : 's'}`, `${v.duration(lead.time_on_site_seconds)} on site`,
+          cart.item_count ? `cart: ${v.number(cart.item_count)} item${cart.item_count === 1 ? '' : 's'}${cart.value ? `, ${v.number(cart.value, 2)}` : ''}` : null,
+        ].filter(Boolean).join(' · ')),
+        interests.length ? h('div', { class: 'interests', dataset: { testid: 'interests' } }, interests.map((i) => h('span', { class: 'interest' }, i.category, i.views ? h('span', { class: 'muted' }, ` ${i.views}`) : null))) : null,
+        lead.last_url ? h('div', { class: 'now', dataset: { testid: 'last-url' } }, h('span', { class: 'muted small' }, 'Looking at '), v.safeLink(lead.last_url, v.pathOf(lead.last_url)), h('span', { class: 'muted small' }, ` · ${v.ago(lead.last_seen_at)}`)) : null),
+      actions(lead));
+  };
+  const renderLeads = () => {
+    const leads = [...state.leads].sort(byUrgency);
+    $('lead-list').replaceChildren(...leads.map(leadRow));
+    $('lead-empty').hidden = leads.length > 0;
+  };
+
+  // Actions
+  const agent = () => $('agent-name').value.trim() || 'dashboard';
+  const afterAction = (message) => {
+    toast(message);
+    poll();
+  };
+  const recordContact = async (lead, channel) => {
+    try {
+      await api.post(`/v1/leads/${lead.id}/contacts`, { channel, by: agent() });
+      afterAction(`Contact by ${channel} recorded.`);
+    } catch (e) {
+      fail(e, `Recording the ${channel} contact`);
+    }
+  };
+  const setStatus = async (lead, change) => {
+    try {
+      await api.patch(`/v1/leads/${lead.id}`, change);
+      afterAction(`Status set to ${change.status}.`);
+    } catch (e) {
+      fail(e, 'Changing the status');
+    }
+  };
+
+  // Detail
+  const openDetail = async (id, quiet) => {
+    state.detailId = id;
+    const root = $('detail');
+    if (!quiet) {
+      root.hidden = false;
+      root.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+      document.querySelectorAll('.lead-row').forEach((row) => row.classList.toggle('is-open', row.dataset.leadId === id));
+    }
+    try {
+      const lead = (await api.get(`/v1/leads/${id}`)).data;
+      if (state.detailId === id) renderDetail(lead);
+    } catch (e) {
+      if (e.status === 404) root.replaceChildren(h('p', { class: 'form-error' }, 'This lead no longer exists.'));
+      else fail(e, 'Loading the lead');
+    }
+  };
+  const closeDetail = () => {
+    state.detailId = null;
+    $('detail').hidden = true;
+    document.querySelectorAll('.lead-row.is-open').forEach((row) => row.classList.remove('is-open'));
+  };
+  const renderDetail = (lead) => {
+    const facts = [
+      ['City', [lead.city, lead.country].filter(Boolean).join(', ') || '–'], ['Visits', lead.visits], ['Page views', lead.page_views],
+      ['Time on site', v.duration(lead.time_on_site_seconds)], ['Cart', lead.cart && lead.cart.item_count ? `${v.number(lead.cart.item_count)} items, ${v.number(lead.cart.value, 2)}` : 'empty'],
+      ['Orders', lead.orders ? `${lead.orders} (${v.number(lead.revenue, 2)})` : '0'], ['First seen', v.ago(lead.first_seen_at)], ['Last seen', v.ago(lead.last_seen_at)],
+    ];
+    const note = h('textarea', { rows: 2, maxlength: 2000, placeholder: 'Note for the team', dataset: { testid: 'note' } });
+    note.value = lead.note || '';
+    $('detail').replaceChildren(
+      h('div', { class: 'detail-head' },
+        v.tempPill(lead.temperature), h('span', { class: 'score' }, v.number(lead.score)),
+        h('h2', { dataset: { testid: 'detail-title' } }, who(lead)),
+        h('button', { type: 'button', class: 'btn btn-quiet btn-small close', dataset: { testid: 'close-detail' }, 'aria-label': 'Close', onclick: closeDetail }, '×')),
+      lead.rule_set_outdated ? h('p', { class: 'muted small' }, `Scored with rule set v${lead.rule_set_version}; v${lead.active_rule_set_version} is active.`) : null,
+      contactLinks(lead.contacts),
+      actions(lead),
+      h('dl', { class: 'facts' }, facts.map(([k, val]) => [h('dt', null, k), h('dd', null, String(val))])),
+      lead.last_url ? h('p', { class: 'now' }, h('span', { class: 'muted small' }, 'Looking at '), v.safeLink(lead.last_url, lead.last_url)) : null,
+      h('form', { class: 'note-form', onsubmit: (e) => { e.preventDefault(); setStatus(lead, { note: note.value }); } }, note, h('button', { type: 'submit', class: 'btn btn-small' }, 'Save note')),
+      h('h3', null, 'Why this score'), v.renderBreakdown(lead.breakdown),
+      h('h3', null, 'Timeline'), v.renderTimeline(lead.timeline));
+  };
+
+  const init = () => {
+    $('tracker-origin').textContent = location.origin;
+    $('signin-form').addEventListener('submit', signIn);
+    $('sign-out').addEventListener('click', () => signOut());
+    try { $('agent-name').value = localStorage.getItem(AGENT) || ''; } catch (e) { /* no storage */ }
+    $('agent-name').addEventListener('change', () => { try { localStorage.setItem(AGENT, $('agent-name').value.trim()); } catch (e) { /* no storage */ } });
+    $('filters').addEventListener('click', (e) => {
+      const chip = e.target.closest('[data-filter]');
+      if (!chip) return;
+      state.filter = chip.dataset.filter;
+      document.querySelectorAll('#filters .chip').forEach((c) => c.classList.toggle('is-active', c === chip));
+      poll();
+    });
+    document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
+    setInterval(() => v.tickCountdowns(document), 1000);
+    if (api.key.get()) start();
+    else signOut();
+  };
+  init();
+})();
