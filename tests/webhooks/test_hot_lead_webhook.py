@@ -6,21 +6,8 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from app.webhooks.models import WebhookDelivery
-from tests.factories import basic_auth, lead_by_anonymous_id, track
-from tests.webhooks.conftest import bearer
-
-
-async def add_endpoint(client, site, url, **fields):
-    r = await client.post("/v1/webhooks", headers=bearer(site), json={"url": url, **fields})
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-async def send(client, site, *events):
-    r = await client.post(
-        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
-    )
-    assert r.status_code == 200, r.text
+from tests.factories import lead_by_anonymous_id, track
+from tests.webhooks.helpers import add_endpoint, send
 
 
 async def test_a_contact_request_sends_lead_hot_signed_with_contact_by(
