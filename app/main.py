@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.config import Settings, get_settings
 from app.dashboard import endpoints as dashboard_endpoints
-from app.db import make_engine, make_sessionmaker, writer
+from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.http import JSONResponse
 from app.ingestion import endpoints as ingestion_endpoints
@@ -35,7 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
-        app.state.write_sessionmaker = make_sessionmaker(writer(engine))
         app.state.write_keys = WriteKeyCache(
             sessionmaker, settings.ingestion.write_key_cache_seconds
         )
