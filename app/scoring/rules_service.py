@@ -369,11 +369,12 @@ async def _rescore_batch(
 # --- preview ----------------------------------------------------------------------------------
 
 _events = Event.__table__
-_FACT_COLUMNS = [
+_PREVIEW_COLUMNS = [
     _leads.c[name]
     for name in (
         "id", "created_at", "city", "country", "traits", "contacts", "visits", "page_views",
         "engaged_seconds", "session_seconds", "orders", "last_seen_at", "interests",
+        "rule_set_version", "score_state",
     )
 ]  # fmt: skip
 
@@ -390,7 +391,10 @@ async def preview(
     """How the site's leads would be scored by a draft vs. the active rule set, at `now`.
 
     Leads are read in id order, a few hundred at a time, each batch's events in one query
-    ordered by (lead, time); each lead is replayed with both rule sets, compiled once."""
+    ordered by (lead, time). Each lead's events are replayed with the draft (compiled once);
+    under the active set a lead is its stored state evaluated at `now` (what replaying would
+    give: ingestion applied the same events with the same engine), or, scored by another
+    version, a replay too."""
     active_row = (
         await conn.execute(
             select(RuleSetVersion.version, RuleSetVersion.definition)
@@ -412,7 +416,7 @@ async def preview(
     changed = leads = events_replayed = 0
     after: uuid.UUID | None = None
     while True:
-        query = select(*_FACT_COLUMNS).where(
+        query = select(*_PREVIEW_COLUMNS).where(
             _leads.c.site_id == site_id, _leads.c.merged_into_id.is_(None)
         )
         if after is not None:
@@ -431,7 +435,11 @@ async def preview(
             rows = history.get(profile["id"], [])
             scoring_events = stored_scoring_events(rows, visit_timeout)
             facts = facts_from_profile(profile)
-            before = engine.replay(active, scoring_events, facts, now)
+            state = profile["score_state"]
+            if state and profile["rule_set_version"] == active.version:
+                before = engine.evaluate(active, state, facts, now)
+            else:
+                before = engine.replay(active, scoring_events, facts, now)
             after_draft = engine.replay(draft, scoring_events, facts, now)
             leads += 1
             events_replayed += len(scoring_events)
@@ -469,15 +477,19 @@ def _zero() -> dict[str, int]:
 async def _histories(
     conn: AsyncConnection, site_id: uuid.UUID, lead_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[Any, ...]]]:
-    """The leads' stored (not bot) events as scoring rows, each lead's in time order."""
+    """The leads' stored (not bot) events as rows for `stored_scoring_events`, each lead's in
+    time order. Of the context only the page url matters to scoring: the database extracts
+    it, so the rest (user agent, ...) is neither sent nor decoded."""
     t = _events
+    page_url = t.c.context[("page", "url")].as_string()
     result = await conn.execute(
-        select(t.c.lead_id, t.c.message_id, t.c.type, t.c.name, t.c.properties, t.c.context)
+        select(t.c.lead_id, t.c.message_id, t.c.type, t.c.name, t.c.properties, page_url)
         .add_columns(t.c.timestamp)
         .where(t.c.site_id == site_id, t.c.lead_id.in_(lead_ids), t.c.is_bot.is_(False))
         .order_by(t.c.lead_id, t.c.timestamp, t.c.id)
     )
     by_lead: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
-    for lead_id, *row in result:
-        by_lead.setdefault(lead_id, []).append(tuple(row))
+    for lead_id, message_id, kind, name, properties, url, at in result:
+        context = {"page": {"url": url}} if url else None
+        by_lead.setdefault(lead_id, []).append((message_id, kind, name, properties, context, at))
     return by_lead

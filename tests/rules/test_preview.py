@@ -124,3 +124,17 @@ async def test_a_site_without_leads_previews_empty(client, session):
     assert body["active_version"] == 1
     assert (body["leads"], body["events"], body["changed"]) == (0, 0, 0)
     assert body["draft"] == {"cold": 0, "warm": 0, "hot": 0}
+
+
+async def test_leads_not_yet_rescored_are_replayed_under_the_active_set(
+    client, session, settings, site
+):
+    settings.scoring.rescore_sync_max_leads = 0  # v3's job waits: every lead is still at v2
+    await publish(client, site.secret_key, views_rule_set(points=5, warm=10, hot=20))
+    assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {2}
+
+    body = (await preview(client, site, DRAFT)).json()
+
+    assert body["active_version"] == 3
+    assert body["active"] == {"cold": 1, "warm": 1, "hot": 3}  # 5, 10, 20, 35, 20 points
+    assert body["draft"] == {"cold": 2, "warm": 1, "hot": 2}
