@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from app.config import Settings, get_settings
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_sessionmaker, writer
 from app.sites import service as sites_service
 
 
@@ -87,7 +87,7 @@ async def _worker(settings: Settings) -> None:
         BackgroundContext(
             settings,
             engine,
-            make_sessionmaker(engine),
+            make_sessionmaker(writer(engine)),
             RuleSetCache(settings.scoring.rule_set_cache_seconds),
         )
     )

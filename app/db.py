@@ -95,10 +95,19 @@ def make_engine(settings: Settings) -> AsyncEngine:
 
 def _sqlite_begin(conn: Any) -> None:
     # Python's sqlite3 only opens a transaction at the first write, so the reads before it
-    # would see no snapshot and two writers could lose each other's updates. Every
-    # transaction takes the write lock up front instead: writers queue (busy_timeout), which
-    # on an embedded single-node database costs little, and no read-then-write goes stale.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # would see no snapshot and two writers could lose each other's updates. We open it
+    # ourselves; writers (`writer(engine)`) take the write lock up front, so a read-then-write
+    # queues behind other writers (busy_timeout) instead of failing or going stale.
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for transactions that read then write (no effect on PostgreSQL, whose row
+    locks do this job)."""
+    return engine.execution_options(sqlite_immediate=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -115,9 +124,16 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed once on success, rolled back on error."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    """One session per request: committed once on success, rolled back on error. Requests
+    that may write get a writer session (see `writer`)."""
+    state = request.app.state
+    sessionmaker: async_sessionmaker[AsyncSession] = (
+        state.sessionmaker if request.method in READ_METHODS else state.write_sessionmaker
+    )
     async with sessionmaker() as session:
         try:
             yield session

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.config import Settings, get_settings
 from app.dashboard import endpoints as dashboard_endpoints
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_sessionmaker, writer
 from app.errors import install_error_handlers
 from app.http import JSONResponse
 from app.ingestion import endpoints as ingestion_endpoints
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
+        app.state.write_sessionmaker = make_sessionmaker(writer(engine))
         app.state.write_keys = WriteKeyCache(
             sessionmaker, settings.ingestion.write_key_cache_seconds
         )
@@ -50,10 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         notifier_for(engine)  # the webhook loops are woken right after each commit
         webhooks = WebhookConsumer(settings.webhooks, rule_sets)
-        pipeline = IngestPipeline(engine, settings.ingestion, scorer=scorer, after_group=[webhooks])
+        pipeline = IngestPipeline(
+            writer(engine), settings.ingestion, scorer=scorer, after_group=[webhooks]
+        )
         app.state.ingest_pipeline = pipeline
         pipeline.start()
-        background = BackgroundRunner(BackgroundContext(settings, engine, sessionmaker, rule_sets))
+        # Background work reads then writes: writer sessions.
+        background = BackgroundRunner(
+            BackgroundContext(settings, engine, app.state.write_sessionmaker, rule_sets)
+        )
         if settings.run_background:
             background.start()
         app.state.background = background

@@ -97,8 +97,10 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session for factories and assertions; commit what the service should see."""
-    async with make_sessionmaker(db_engine)() as session:
+    """A session for factories and assertions. Autocommit: every read sees what the service
+    committed so far (on SQLite a transaction would hold one snapshot)."""
+    autocommit = db_engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with make_sessionmaker(autocommit)() as session:
         yield session
 
 
