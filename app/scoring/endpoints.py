@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Request
 from app.db import SessionDep, utcnow
 from app.errors import NotFound
 from app.scoring import rules_service
+from app.scoring import worker as scoring_worker
 from app.scoring.models import RuleSetVersion
 from app.sites.dependencies import SecretSiteDep
 
@@ -48,7 +49,7 @@ async def publish_rule_set(
     """Validate and publish a new version, then re-score the site's leads with it: before
     answering for a small site, otherwise in the background (follow the job's `url`)."""
     settings = request.app.state.settings
-    config = rules_service.RescoreConfig.from_settings(settings)
+    config = scoring_worker.RescoreConfig.from_settings(settings)
     published = await rules_service.publish(
         session,
         site.id,
@@ -61,7 +62,7 @@ async def publish_rule_set(
     request.app.state.rule_sets.invalidate(site.id)
     job = published.job
     if published.synchronous:
-        await rules_service.run_job(
+        await scoring_worker.run_job(
             request.app.state.engine, job, config, utcnow, release_on_error=True
         )
         await session.refresh(job)

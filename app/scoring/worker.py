@@ -1,7 +1,8 @@
 """This domain's background loops, run by app.worker (in `leadheat serve` and `leadheat worker`).
 
 - re-scoring jobs: claim a pending job (or one whose worker's lease expired) and re-score the
-  site's leads with the job's rule-set version (`rules_service.run_job`);
+  site's leads with the job's rule-set version (`run_job`), in batches that lock the leads as
+  ingestion does, so jobs, ingestion and the refresher meet safely through the row locks;
 - temperature refresher: decay and expiring hard-rule holds change a lead's temperature with
   time alone, but ingestion only stores it when an event arrives, so warm and hot leads not
   scored for a while are re-evaluated at the current time and written back when they change.
@@ -15,15 +16,36 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import (
+    Float,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db import utcnow
+from app.config import Settings
+from app.db import UTCDateTime, utcnow
 from app.leads.models import Lead
-from app.scoring import engine, rules_service
-from app.scoring.service import RuleSetCache, facts_from_profile, record_result
+from app.scoring import engine
+from app.scoring.models import RescoreJob, RuleSetVersion
+from app.scoring.service import (
+    RuleSetCache,
+    facts_from_profile,
+    record_result,
+    rescore_from_history,
+    rule_set_for_version,
+)
 from app.worker import BackgroundContext, BackgroundLoop
 
 logger = logging.getLogger(__name__)
@@ -31,10 +53,210 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
+@dataclass(frozen=True, slots=True)
+class RescoreConfig:
+    batch_leads: int
+    lease: timedelta
+    visit_timeout: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RescoreConfig":
+        return cls(
+            batch_leads=settings.scoring.rescore_batch_leads,
+            lease=timedelta(seconds=settings.scoring.rescore_lease_seconds),
+            visit_timeout=timedelta(minutes=settings.ingestion.visit_timeout_minutes),
+        )
+
+
+# --- re-scoring jobs (run by a worker, or for a small site by the publishing request) --------
+
+_leads = cast(Table, Lead.__table__)
+_jobs = cast(Table, RescoreJob.__table__)
+_WRITE_SCORES = (
+    update(_leads)
+    .where(_leads.c.id == bindparam("_id"))
+    .values(
+        score=bindparam("_score", type_=Float()),
+        temperature=bindparam("_temperature", type_=String()),
+        score_state=bindparam("_score_state", type_=_leads.c.score_state.type),
+        rule_set_version=bindparam("_rule_set_version", type_=Integer()),
+        scored_at=bindparam("_scored_at", type_=UTCDateTime()),
+        became_hot_at=bindparam("_became_hot_at", type_=UTCDateTime()),
+    )
+)
+
+
+async def write_scores(conn: AsyncConnection, profiles: list[dict[str, Any]]) -> None:
+    """Write the scoring columns of leads the caller has locked."""
+    if profiles:
+        await conn.execute(
+            _WRITE_SCORES,
+            [
+                {
+                    "_id": p["id"],
+                    "_score": p["score"],
+                    "_temperature": p["temperature"],
+                    "_score_state": p["score_state"],
+                    "_rule_set_version": p["rule_set_version"],
+                    "_scored_at": p["scored_at"],
+                    "_became_hot_at": p["became_hot_at"],
+                }
+                for p in profiles
+            ],
+        )
+
+
+def _stale_leads(site_id: uuid.UUID, version: int) -> Any:
+    return (
+        (_leads.c.site_id == site_id)
+        & _leads.c.merged_into_id.is_(None)
+        & or_(_leads.c.rule_set_version.is_(None), _leads.c.rule_set_version != version)
+    )
+
+
+async def claim_job(engine_: AsyncEngine, now: datetime, lease: timedelta) -> RescoreJob | None:
+    """Take the oldest pending job, or a running one whose worker let its lease expire."""
+    async with engine_.begin() as conn:
+        row = (
+            await conn.execute(
+                select(_jobs)
+                .where(
+                    (_jobs.c.status == "pending")
+                    | ((_jobs.c.status == "running") & (_jobs.c.lease_until < now))
+                )
+                .order_by(_jobs.c.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        if row is None:
+            return None
+        site_id, version = row.site_id, row.rule_set_version
+        total = await conn.scalar(
+            select(func.count())
+            .select_from(_leads)
+            .where(_leads.c.site_id == site_id, _leads.c.merged_into_id.is_(None))
+        )
+        stale = await conn.scalar(
+            select(func.count()).select_from(_leads).where(_stale_leads(site_id, version))
+        )
+        values = {
+            "status": "running",
+            "started_at": row.started_at or now,
+            "lease_until": now + lease,
+            "total": int(total or 0),
+            "processed": int(total or 0) - int(stale or 0),
+        }
+        await conn.execute(update(_jobs).where(_jobs.c.id == row.id).values(**values))
+    return RescoreJob(**{**row._asdict(), **values})
+
+
+async def run_job(
+    engine_: AsyncEngine,
+    job: RescoreJob,
+    config: RescoreConfig,
+    clock: Clock,
+    *,
+    release_on_error: bool = False,
+) -> str:
+    """Re-score the job's leads in batches while the job is ours; answer how it ended:
+    "done", "stopped" (superseded by a newer version, or taken over after our lease expired),
+    "failed" (the error is recorded), or "released" (back to pending for the workers)."""
+    lease = job.lease_until
+    after: uuid.UUID | None = None
+    try:
+        async with engine_.connect() as conn:
+            definition = await conn.scalar(
+                select(RuleSetVersion.definition).where(
+                    RuleSetVersion.site_id == job.site_id,
+                    RuleSetVersion.version == job.rule_set_version,
+                )
+            )
+        if definition is None:
+            raise LookupError(f"rule-set version {job.rule_set_version} is gone")
+        compiled = engine.compile_rule_set(rule_set_for_version(definition, job.rule_set_version))
+        while True:
+            now = clock()
+            async with engine_.begin() as conn:
+                owned = await conn.execute(
+                    update(_jobs)
+                    .where(_jobs.c.id == job.id, _jobs.c.status == "running")
+                    .where(_jobs.c.lease_until == lease)
+                    .values(lease_until=now + config.lease)
+                )
+                if owned.rowcount != 1:
+                    return "stopped"
+                lease = now + config.lease
+                done = await _rescore_batch(conn, job, compiled, after, config, now)
+                if done is None:
+                    await conn.execute(
+                        update(_jobs)
+                        .where(_jobs.c.id == job.id)
+                        .values(
+                            status="done",
+                            finished_at=now,
+                            lease_until=None,
+                            processed=_jobs.c.total,
+                        )
+                    )
+                    return "done"
+                after = done
+    except Exception as exc:
+        logger.exception("re-scoring job %s (version %s) failed", job.id, job.rule_set_version)
+        outcome = "released" if release_on_error else "failed"
+        values: dict[str, Any] = {"lease_until": None, "error": repr(exc)[:2000]}
+        if release_on_error:
+            values["status"] = "pending"
+        else:
+            values.update(status="failed", finished_at=clock())
+        async with engine_.begin() as conn:
+            await conn.execute(
+                update(_jobs)
+                .where(_jobs.c.id == job.id, _jobs.c.lease_until == lease)
+                .values(values)
+            )
+        return outcome
+
+
+async def _rescore_batch(
+    conn: AsyncConnection,
+    job: RescoreJob,
+    compiled: engine.CompiledRuleSet,
+    after: uuid.UUID | None,
+    config: RescoreConfig,
+    now: datetime,
+) -> uuid.UUID | None:
+    """Re-score the next batch of leads not yet scored by the job's version (locked in id
+    order, as ingestion locks them); answer the last lead's id, or None when none are left."""
+    query = select(_leads).where(_stale_leads(job.site_id, job.rule_set_version))
+    if after is not None:
+        query = query.where(_leads.c.id > after)
+    rows = await conn.execute(
+        query.order_by(_leads.c.id).limit(config.batch_leads).with_for_update(key_share=True)
+    )
+    profiles = [dict(row) for row in rows.mappings()]
+    if not profiles:
+        return None
+    for profile in profiles:
+        await rescore_from_history(conn, profile, compiled, config.visit_timeout, now)
+    await write_scores(conn, profiles)
+    processed = _jobs.c.processed + len(profiles)
+    await conn.execute(
+        update(_jobs)
+        .where(_jobs.c.id == job.id)
+        .values(processed=case((processed > _jobs.c.total, _jobs.c.total), else_=processed))
+    )
+    last: uuid.UUID = profiles[-1]["id"]
+    return last
+
+
+# --- loops ------------------------------------------------------------------------------------
+
+
 async def rescore_next_job(context: BackgroundContext, clock: Clock = utcnow) -> str | None:
     """Claim one re-scoring job and run it; answer how it ended (None: no job was waiting)."""
-    config = rules_service.RescoreConfig.from_settings(context.settings)
-    job = await rules_service.claim_job(context.engine, clock(), config.lease)
+    config = RescoreConfig.from_settings(context.settings)
+    job = await claim_job(context.engine, clock(), config.lease)
     if job is None:
         return None
     logger.info(
@@ -43,7 +265,7 @@ async def rescore_next_job(context: BackgroundContext, clock: Clock = utcnow) ->
         job.site_id,
         job.rule_set_version,
     )
-    return await rules_service.run_job(context.engine, job, config, clock)
+    return await run_job(context.engine, job, config, clock)
 
 
 async def rescore_jobs_loop(
@@ -72,7 +294,7 @@ async def refresh_temperatures(
     settings = context.settings.scoring
     cutoff = now - timedelta(seconds=settings.refresh_interval_seconds)
     cache = rule_sets or context.rule_sets
-    t = Lead.__table__
+    t = _leads
     written = 0
     after: uuid.UUID | None = None
     while True:
@@ -95,7 +317,7 @@ async def refresh_temperatures(
             after = profiles[-1]["id"]
             compiled = await cache.get_many(conn, {p["site_id"] for p in profiles})
             changed = [p for p in profiles if _reevaluate(p, compiled[p["site_id"]], now)]
-            await rules_service.write_scores(conn, changed)
+            await write_scores(conn, changed)
             written += len(changed)
 
 

@@ -5,10 +5,11 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from app.db import utcnow
-from app.scoring import rules_service
 from app.scoring import worker as scoring_worker
+from app.scoring.models import RuleSetVersion
 from tests.factories import create_site
 from tests.rules.helpers import bearer, leads_of, publish, send, views, views_rule_set
 
@@ -94,7 +95,7 @@ async def test_job_progress_counts_leads_ingestion_already_rescored(
     # Ingestion re-scores the stale leads it touches, before the job gets to them.
     await send(client, site.write_key, views("v1", 1, start=60) + views("v2", 1, start=60))
 
-    job = await rules_service.claim_job(background(app).engine, utcnow(), timedelta(seconds=60))
+    job = await scoring_worker.claim_job(background(app).engine, utcnow(), timedelta(seconds=60))
     assert job is not None
     assert (job.processed, job.total) == (2, 5)
     progress = (await client.get(body["job"]["url"], headers=bearer(site.secret_key))).json()
@@ -113,7 +114,7 @@ async def test_a_job_whose_worker_died_is_taken_over_when_its_lease_expires(
     context = background(app)
     lease = timedelta(seconds=settings.scoring.rescore_lease_seconds)
     start = utcnow()
-    dead = await rules_service.claim_job(context.engine, start, lease)  # ...and never runs it
+    dead = await scoring_worker.claim_job(context.engine, start, lease)  # ...and never runs it
     assert dead is not None
 
     # While the lease holds, no other worker takes the job.
@@ -123,8 +124,8 @@ async def test_a_job_whose_worker_died_is_taken_over_when_its_lease_expires(
 
     assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {2}
     # The first worker, back to life, finds the job is no longer its own and stops.
-    config = rules_service.RescoreConfig.from_settings(settings)
-    outcome = await rules_service.run_job(context.engine, dead, config, lambda: later)
+    config = scoring_worker.RescoreConfig.from_settings(settings)
+    outcome = await scoring_worker.run_job(context.engine, dead, config, lambda: later)
     assert outcome == "stopped"
 
 
@@ -154,13 +155,13 @@ async def test_a_running_job_stops_when_a_newer_version_is_published(
     settings.scoring.rescore_sync_max_leads = 0
     await publish(client, site.secret_key, views_rule_set(points=10))
     context = background(app)
-    config = rules_service.RescoreConfig.from_settings(settings)
-    running = await rules_service.claim_job(context.engine, utcnow(), config.lease)
+    config = scoring_worker.RescoreConfig.from_settings(settings)
+    running = await scoring_worker.claim_job(context.engine, utcnow(), config.lease)
     assert running is not None
 
     await publish(client, site.secret_key, views_rule_set(points=1))
 
-    assert await rules_service.run_job(context.engine, running, config, utcnow) == "stopped"
+    assert await scoring_worker.run_job(context.engine, running, config, utcnow) == "stopped"
     assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {1}
     assert await scoring_worker.rescore_next_job(context) == "done"
     assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {3}
@@ -171,3 +172,23 @@ async def test_an_unknown_job_is_not_found(client, site):
         "/v1/rules/jobs/00000000-0000-4000-8000-000000000000", headers=bearer(site.secret_key)
     )
     assert r.status_code == 404
+
+
+async def test_a_job_that_fails_records_the_error(app, client, session, settings, site, five_leads):
+    settings.scoring.rescore_sync_max_leads = 0
+    body = await publish(client, site.secret_key, views_rule_set())
+    # A stored version no longer valid (edited by hand in the database, say).
+    await session.execute(
+        update(RuleSetVersion)
+        .where(RuleSetVersion.site_id == site.site.id, RuleSetVersion.version == 2)
+        .values(definition={"name": "broken"})
+    )
+    await session.commit()
+
+    assert await scoring_worker.rescore_next_job(background(app)) == "failed"
+
+    job = (await client.get(body["job"]["url"], headers=bearer(site.secret_key))).json()
+    assert job["status"] == "failed"
+    assert "thresholds" in job["error"]
+    assert job["finished_at"]
+    assert await scoring_worker.rescore_next_job(background(app)) is None  # not retried
