@@ -102,14 +102,14 @@ class WebhookConsumer:
         self,
         settings: WebhookSettings,
         rule_sets: scoring_service.RuleSetCache | None,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._settings = settings
         self._rule_sets = rule_sets
         self._now = now
 
     async def __call__(self, conn: AsyncConnection, changes: list[LeadChange]) -> None:
-        now = self._now()
+        now = self._now() if self._now is not None else utcnow()
         window = timedelta(minutes=self._settings.first_contact_window_minutes)
         turned_hot: list[dict[str, Any]] = []
         notices: list[tuple[str, LeadChange]] = []

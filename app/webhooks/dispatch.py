@@ -53,7 +53,9 @@ class DeliveryService:
         now: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
-        self._engine = engine
+        # Claims read then write: on SQLite the transaction takes the write lock up front
+        # (BEGIN IMMEDIATE), so claims queue instead of failing on a stale snapshot.
+        self._engine = engine.execution_options(sqlite_immediate=True)
         self._settings = settings
         self._now = now
         self._rng = rng or random.Random()

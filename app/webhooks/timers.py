@@ -145,7 +145,7 @@ class TimerService:
         rule_sets: scoring_service.RuleSetCache | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._engine = engine
+        self._engine = engine.execution_options(sqlite_immediate=True)  # read, then write
         self._settings = settings
         self._rule_sets = rule_sets
         self._now = now

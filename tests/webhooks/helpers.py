@@ -41,3 +41,11 @@ async def message_types(session: Any) -> list[str]:
     session.expire_all()
     rows = await session.scalars(select(WebhookMessage).order_by(WebhookMessage.created_at))
     return [m.event_type for m in rows]
+
+
+async def messages_of(session: Any, event_type: str | None = None) -> list[WebhookMessage]:
+    session.expire_all()
+    query = select(WebhookMessage).order_by(WebhookMessage.created_at)
+    if event_type:
+        query = query.where(WebhookMessage.event_type == event_type)
+    return list(await session.scalars(query))

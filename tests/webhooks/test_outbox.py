@@ -1,0 +1,90 @@
+"""The outbox: a committed message survives a crash before sending, and any number of
+delivery loops share one database without sending a message twice."""
+
+import asyncio
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from app.config import Settings
+from app.db import make_engine, utcnow
+from app.main import create_app
+from app.webhooks import outbox
+from app.webhooks.dispatch import DeliveryService
+from app.webhooks.models import WebhookAttempt
+from tests.factories import track
+from tests.webhooks.conftest import webhook_settings
+from tests.webhooks.helpers import add_endpoint, deliveries, send
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"run_background": False})
+
+
+async def test_a_message_committed_before_a_crash_is_delivered_after_restart(
+    client, site, receiver, session, settings
+):
+    await add_endpoint(client, site, receiver.url, event_types=["lead.hot"])
+    # The app has no delivery loop running: as if it died right after the commit.
+    await send(client, site, track("v", "Contact Requested", properties={"email": "a@b.c"}))
+    [pending] = await deliveries(session)
+    assert pending.status == "pending"
+    await asyncio.sleep(0.3)
+    assert receiver.received == []
+
+    restarted = create_app(settings.model_copy(update={"run_background": True}))
+    async with restarted.router.lifespan_context(restarted):
+        [got] = await receiver.wait_for(1)
+    assert got.headers["webhook-id"] == f"msg_{pending.message_id.hex}"
+    [done] = await deliveries(session)
+    assert done.status == "succeeded"
+
+
+async def test_two_delivery_loops_never_send_one_message_twice(
+    site, receiver, db_engine, database_url, session
+):
+    async with db_engine.begin() as conn:
+        from app.webhooks.models import WebhookEndpoint
+
+        endpoint_id = (
+            await conn.execute(
+                WebhookEndpoint.__table__.insert()
+                .values(
+                    site_id=site.site.id, url=receiver.url, event_types=[], enabled=True,
+                    secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", consecutive_failures=0,
+                    created_at=utcnow(), updated_at=utcnow(),
+                )
+                .returning(WebhookEndpoint.id)
+            )
+        ).scalar_one()  # fmt: skip
+        messages = [
+            outbox.NewMessage(site.site.id, "webhook.test", {"n": n}, endpoint_id=endpoint_id)
+            for n in range(300)
+        ]
+        await outbox.enqueue(conn, messages, utcnow())
+
+    engines = [make_engine(Settings(database_url=database_url)) for _ in range(2)]
+    stop = asyncio.Event()
+    loops = [
+        asyncio.create_task(
+            DeliveryService(engine, webhook_settings(concurrency=16, poll_seconds=0.05)).run(
+                stop, outbox.Notifier()
+            )
+        )
+        for engine in engines
+    ]
+    received = await receiver.wait_for(300, timeout=60)
+    await asyncio.sleep(0.3)  # anything sent twice would arrive by now
+    stop.set()
+    await asyncio.gather(*loops)
+    for engine in engines:
+        await engine.dispose()
+
+    ids = Counter(r.headers["webhook-id"] for r in receiver.received)
+    assert len(received) == 300
+    assert len(ids) == 300
+    assert max(ids.values()) == 1
+    assert await session.scalar(select(func.count()).select_from(WebhookAttempt)) == 300
+    assert {d.status for d in await deliveries(session)} == {"succeeded"}
