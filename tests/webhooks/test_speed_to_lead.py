@@ -1,0 +1,56 @@
+"""Speed to lead on crafted data: median and p90 from hot to first contact, the share
+contacted within each mark, and the leads overdue now."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from app.leads.models import Lead
+from tests.webhooks.helpers import bearer
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def hot_lead(site_id, hot_at, waited_minutes=None, **fields):
+    contacted = None if waited_minutes is None else hot_at + timedelta(minutes=waited_minutes)
+    return Lead(
+        id=uuid.uuid4(),
+        site_id=site_id,
+        temperature="hot",
+        became_hot_at=hot_at,
+        contact_by=hot_at + timedelta(minutes=5),
+        first_contacted_at=contacted,
+        status="new" if waited_minutes is None else "contacted",
+        **fields,
+    )
+
+
+async def test_speed_to_lead_figures(client, session, site):
+    waits = [1, 2, 3, 4, 6, 8, 12, 20, 40]  # minutes; and one lead never contacted
+    leads = [hot_lead(site.site.id, T0 + timedelta(hours=i), w) for i, w in enumerate(waits)]
+    leads.append(hot_lead(site.site.id, T0 + timedelta(hours=20)))
+    leads.append(hot_lead(site.site.id, T0 - timedelta(days=3)))  # before the period: overdue
+    session.add_all(leads)
+    await session.commit()
+
+    r = await client.get(
+        "/v1/stats/speed-to-lead",
+        headers=bearer(site),
+        params={"from": T0.isoformat(), "to": (T0 + timedelta(days=1)).isoformat()},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["hot_leads"] == 10
+    assert body["contacted"] == 9
+    assert body["median_seconds"] == 6 * 60
+    assert body["p90_seconds"] == round((20 + (40 - 20) * 0.2) * 60, 1)
+    assert body["within_minutes"] == {"5": 0.4, "10": 0.6, "15": 0.7, "30": 0.8}
+    assert body["overdue_now"] == 2
+    assert body["from"].startswith("2026-11-01T09:00:00")
+
+
+async def test_an_empty_period(client, site):
+    r = await client.get("/v1/stats/speed-to-lead", headers=bearer(site))
+    body = r.json()
+    assert body["hot_leads"] == 0
+    assert body["median_seconds"] is None
+    assert body["within_minutes"]["5"] == 0.0
