@@ -206,6 +206,8 @@
   const agent = () => $('agent-name').value.trim() || 'dashboard';
   const afterAction = (message) => {
     toast(message);
+    // Redraw from a full answer: not every change moves a lead's updated_at (and so the ETag).
+    state.etag = null;
     poll();
   };
   const recordContact = async (lead, channel) => {

@@ -25,12 +25,6 @@
     children.forEach(add);
     return el;
   };
-  const svg = (tag, attrs, ...children) => {
-    const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
-    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
-    children.forEach((c) => el.append(c instanceof Node ? c : document.createTextNode(String(c))));
-    return el;
-  };
 
   const pad = (n) => String(n).padStart(2, '0');
   /** mm:ss of a number of seconds (minutes may pass 59; past 99 minutes: whole hours). */
@@ -119,7 +113,7 @@
     const temps = stats.by_temperature || {};
     const total = TEMPERATURES.reduce((n, t) => n + (temps[t] || 0), 0);
     const lost = Object.entries(stats.lost_by_reason || {}).filter(([, n]) => n > 0);
-    root.replaceChildren(
+    root.replaceChildren(...[
       h('div', { class: 'funnel' }, steps.map((s) => h('div', { class: 'funnel-step', dataset: { testid: 'funnel-step', step: s.step } },
         h('span', { class: 'funnel-label' }, humanize(s.step)),
         bar(s.count, max, 'bar-funnel'),
@@ -128,28 +122,27 @@
       total ? h('div', { class: 'temp-split', title: 'Leads by temperature' }, TEMPERATURES.filter((t) => temps[t]).map((t) =>
         h('span', { class: `temp-split-part bg-${t}`, style: { flexGrow: temps[t] } }, `${t} ${temps[t]}`))) : null,
       lost.length ? h('p', { class: 'muted small' }, 'Lost: ', lost.map(([r, n]) => `${humanize(r)} ${n}`).join(' · ')) : null,
-    );
+    ].filter(Boolean));
   };
 
-  /** Speed to lead: numbers as tiles, lists of {label|bucket, count} as bars. */
+  /** Speed to lead: hot -> first contact (median, p90), overdue now, share within each mark. */
   const renderSpeed = (root, stats) => {
-    const tiles = [], charts = [];
-    for (const [k, v] of Object.entries(stats || {})) {
-      if (typeof v === 'number') tiles.push([k, v]);
-      else if (Array.isArray(v) && v.length && typeof v[0] === 'object') charts.push([k, v]);
-    }
-    const show = (k, v) => (/seconds$/.test(k) ? mmss(v) : /rate|share|ratio/.test(k) ? percent(v) : number(v, 1));
-    root.replaceChildren(
-      h('div', { class: 'tiles' }, tiles.slice(0, 6).map(([k, v]) => h('div', { class: 'tile', dataset: { testid: 'speed-tile' } },
-        h('span', { class: 'tile-value' }, show(k, v)), h('span', { class: 'tile-label muted small' }, humanize(k.replace(/_seconds$/, ''))))),
-      charts.slice(0, 1).map(([k, rows]) => {
-        const label = (r) => r.label || r.bucket || r.name || r.range || Object.values(r)[0];
-        const max = Math.max(1, ...rows.map((r) => +r.count || 0));
-        return h('div', { class: 'funnel' }, h('p', { class: 'muted small' }, humanize(k)), rows.map((r) => h('div', { class: 'funnel-step' },
-          h('span', { class: 'funnel-label' }, String(label(r))), bar(+r.count || 0, max, 'bar-speed'), h('span', { class: 'funnel-count' }, number(r.count)))));
-      }),
-    );
-    if (!tiles.length && !charts.length) root.replaceChildren(h('p', { class: 'muted' }, 'No contacts recorded yet.'));
+    const tile = (value, label, cls) => h('div', { class: `tile ${cls || ''}`, dataset: { testid: 'speed-tile' } },
+      h('span', { class: 'tile-value' }, value), h('span', { class: 'tile-label muted small' }, label));
+    const time = (s) => (s == null ? '–' : mmss(s));
+    const marks = Object.entries(stats.within_minutes || {}).sort((a, b) => +a[0] - +b[0]);
+    root.replaceChildren(...[
+      h('div', { class: 'tiles' },
+        tile(number(stats.hot_leads), 'turned hot'),
+        tile(number(stats.contacted), 'contacted'),
+        tile(time(stats.median_seconds), 'median to contact'),
+        tile(time(stats.p90_seconds), '90% within'),
+        tile(number(stats.overdue_now), 'overdue now', stats.overdue_now > 0 ? 'tile-alert' : '')),
+      marks.length ? h('div', { class: 'funnel', title: 'Share of hot leads contacted within' }, marks.map(([minutes, share]) =>
+        h('div', { class: 'funnel-step', dataset: { testid: 'speed-mark' } },
+          h('span', { class: 'funnel-label' }, `≤ ${minutes} min`), bar(share, 1, +minutes <= 5 ? 'bar-speed' : 'bar-slow'),
+          h('span', { class: 'funnel-count' }, percent(share)), h('span')))) : null,
+    ].filter(Boolean));
   };
 
   const summarize = (props) => {
@@ -179,7 +172,7 @@
   };
 
   window.LeadheatViews = {
-    h, svg, mmss, duration, ago, clock, number, percent, humanize, pathOf, safeLink,
+    h, mmss, duration, ago, clock, number, percent, humanize, pathOf, safeLink,
     tempPill, interestsOf, countdown, tickCountdowns, bar,
     renderFunnel, renderSpeed, renderBreakdown, renderTimeline, TEMPERATURES,
   };
