@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format typecheck bench tracker clean
+.PHONY: run test test-browser lint format typecheck bench tracker clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Leadheat needs Python 3.11+"'
@@ -23,6 +23,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.test-installed lint
 	$(BIN)/pytest
+
+# Only the end-to-end tests in headless Chromium (they need /usr/bin/chromium: apt-get install chromium).
+test-browser: $(VENV)/.test-installed
+	$(BIN)/pytest -m browser
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
