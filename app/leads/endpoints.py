@@ -140,13 +140,16 @@ async def list_leads(
         return Response(status_code=304, headers=headers)
     leads = await service.load_leads(session, [key.id for key in keys])
     next_cursor = service.encode_cursor(sort, keys[-1]) if has_more else None
-    return JSONResponse(
-        {"data": [_summary(lead) for lead in leads], "next_cursor": next_cursor}, headers=headers
+    page = LeadPage.model_validate(
+        {"data": [_summary(lead) for lead in leads], "next_cursor": next_cursor}
     )
+    return JSONResponse(page.model_dump(mode="json"), headers=headers)
 
 
-async def _site_lead(session: SessionDep, site_id: uuid.UUID, lead_id: uuid.UUID) -> Lead:
-    lead = await service.resolve_lead(session, site_id, lead_id)
+async def _site_lead(
+    session: SessionDep, site_id: uuid.UUID, lead_id: uuid.UUID, *, for_update: bool = False
+) -> Lead:
+    lead = await service.resolve_lead(session, site_id, lead_id, for_update=for_update)
     if lead is None:
         raise NotFound(f"No lead {lead_id}.")
     return lead
@@ -195,7 +198,7 @@ async def update_lead(
     now: NowDep,
 ) -> dict:
     """Move a lead through the sales funnel, or mark it lost with a reason."""
-    lead = await _site_lead(session, site.id, lead_id)
+    lead = await _site_lead(session, site.id, lead_id, for_update=True)
     service.update_status(lead, body.model_dump(exclude_unset=True), now)
     await session.flush()
     return await _card(request, session, lead, now)

@@ -199,16 +199,17 @@ async def load_leads(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Le
 
 
 async def resolve_lead(
-    session: AsyncSession, site_id: uuid.UUID, lead_id: uuid.UUID
+    session: AsyncSession, site_id: uuid.UUID, lead_id: uuid.UUID, *, for_update: bool = False
 ) -> Lead | None:
     """The site's lead by id; a merged lead's id answers the lead it was merged into."""
-    lead = await session.scalar(select(Lead).where(Lead.id == lead_id, Lead.site_id == site_id))
+    query = select(Lead).where(Lead.site_id == site_id)
+    if for_update:  # a status change reads the status it checks under a row lock
+        query = query.with_for_update()
+    lead = await session.scalar(query.where(Lead.id == lead_id))
     for _ in range(8):  # merges re-point their chains, so this is one hop at most in practice
         if lead is None or lead.merged_into_id is None:
             break
-        lead = await session.scalar(
-            select(Lead).where(Lead.id == lead.merged_into_id, Lead.site_id == site_id)
-        )
+        lead = await session.scalar(query.where(Lead.id == lead.merged_into_id))
     return lead
 
 
@@ -291,7 +292,9 @@ def _transition_allowed(current: str, target: str) -> bool:
 def update_status(lead: Lead, changes: dict[str, Any], now: datetime) -> None:
     """Apply a PATCH (the fields the client sent) to the lead: forward through
     new -> contacted -> qualified -> won, `lost` with a reason from any status, and
-    lost/won back to new. 422 for an inconsistent request, 409 for a move not allowed."""
+    lost/won back to new. 422 for an inconsistent request, 409 for a move not allowed.
+    First contact is recorded through the contacts API (it stops the speed-to-lead clock), not
+    by this status change."""
     if not changes:
         raise _field_error("status", "Send at least one of status, lost_reason, note.", "missing")
     target = changes.get("status") or lead.status
@@ -316,8 +319,6 @@ def update_status(lead: Lead, changes: dict[str, Any], now: datetime) -> None:
         lead.lost_note = None
         if target != "lost":
             lead.lost_reason = None
-        if target == "contacted" and lead.first_contacted_at is None:
-            lead.first_contacted_at = now
     if reason is not None:
         lead.lost_reason = reason
     if "note" in changes:

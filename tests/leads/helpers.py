@@ -36,7 +36,7 @@ def page(visitor: str, minutes: float, url: str = "https://shop.example/", **fie
     }
 
 
-def event(visitor: str, name: str, minutes: float, **properties: Any) -> dict:
+def event(visitor: str, name: str, minutes: float, /, **properties: Any) -> dict:
     return {
         "type": "track",
         "event": name,

@@ -65,7 +65,7 @@ async def test_a_lead_in_the_list_shows_who_how_hot_and_what_they_look_at(client
             {"category": "fridges", "views": 2},
             {"category": "ovens", "views": 1},
         ],
-        "last_seen_at": "2026-10-01T10:06:00+00:00",
+        "last_seen_at": "2026-10-01T10:06:00Z",
         "last_url": "https://shop.example/fridges/f1",
         "visits": 1,
         "time_on_site_seconds": 90.0,
@@ -73,7 +73,7 @@ async def test_a_lead_in_the_list_shows_who_how_hot_and_what_they_look_at(client
         "became_hot_at": None,
         "contact_by": None,
         "first_contacted_at": None,
-        "updated_at": stored.updated_at.isoformat(),
+        "updated_at": stored.updated_at.isoformat().replace("+00:00", "Z"),
         "rule_set_version": 1,
     }
 

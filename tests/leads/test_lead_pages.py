@@ -1,0 +1,95 @@
+"""Keyset pages: every lead exactly once, also when leads arrive between pages."""
+
+import pytest
+
+from tests.leads.helpers import cold, event, hot, secret, send
+
+
+async def walk(client, site, **params):
+    """Every page of a listing: the ids in order, and the number of pages."""
+    ids, cursor, pages = [], None, 0
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        r = await client.get("/v1/leads", headers=secret(site), params=query)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        ids += [lead["id"] for lead in body["data"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids, pages
+
+
+def scored_visitors(count: int) -> list[dict]:
+    """`count` leads; many share a score, so the id must break ties."""
+    events = []
+    for i in range(count):
+        events += cold(f"v{i}", i)
+        if i % 3 == 0:
+            events.append(event(f"v{i}", "Product Viewed", i + 0.5, product_id="p"))
+    return events
+
+
+@pytest.mark.parametrize("sort", ["score", "recent"])
+async def test_pages_hold_every_lead_once_in_order(client, site, sort):
+    await send(client, site, *scored_visitors(23))
+    everything = (
+        await client.get("/v1/leads", headers=secret(site), params={"sort": sort, "limit": 200})
+    ).json()
+    assert everything["next_cursor"] is None
+    all_ids = [lead["id"] for lead in everything["data"]]
+    assert len(all_ids) == 23
+
+    ids, pages = await walk(client, site, sort=sort, limit=5)
+    assert ids == all_ids
+    assert pages == 5
+
+
+async def test_an_exact_last_page_has_no_next_cursor(client, site):
+    await send(client, site, *scored_visitors(4))
+    r = await client.get("/v1/leads", headers=secret(site), params={"limit": 4})
+    assert len(r.json()["data"]) == 4
+    assert r.json()["next_cursor"] is None
+
+
+@pytest.mark.parametrize("sort", ["score", "recent"])
+async def test_leads_arriving_between_pages_cause_no_duplicates_or_gaps(client, site, sort):
+    await send(client, site, *scored_visitors(12))
+    before, _ = await walk(client, site, sort=sort, limit=200)
+
+    seen, cursor = [], None
+    for page_number in range(100):
+        query = {"sort": sort, "limit": 4, **({"cursor": cursor} if cursor else {})}
+        body = (await client.get("/v1/leads", headers=secret(site), params=query)).json()
+        seen += [lead["id"] for lead in body["data"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        # New leads, hotter and more recent than anything seen, and as cold as the rest.
+        await send(client, site, *hot(f"new-hot-{page_number}", 1000 + page_number))
+        await send(client, site, *cold(f"new-cold-{page_number}", page_number + 0.25))
+
+    assert len(seen) == len(set(seen)), "a lead was listed twice"
+    assert [i for i in seen if i in before] == before, "a lead that was there was skipped"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["not-a-cursor", "eyJzIjoic2NvcmUifQ", "e30", "eyJzIjoic2NvcmUiLCJ2IjoiaGlnaCIsImlkIjoiMSJ9"],
+)
+async def test_a_bad_cursor_is_400(client, site, cursor):
+    r = await client.get("/v1/leads", headers=secret(site), params={"cursor": cursor})
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_cursor"
+
+
+async def test_a_cursor_of_another_sort_is_400(client, site):
+    await send(client, site, *scored_visitors(3))
+    r = await client.get("/v1/leads", headers=secret(site), params={"limit": 1})
+    cursor = r.json()["next_cursor"]
+    r = await client.get(
+        "/v1/leads", headers=secret(site), params={"cursor": cursor, "sort": "recent"}
+    )
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_cursor"
+    assert "sort=score" in r.json()["message"]
