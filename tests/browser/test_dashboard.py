@@ -2,7 +2,6 @@
 lead turns hot and shows up with its first-contact countdown, and a contact is recorded with
 one click; sign-in, polling with ETags, errors and sign-out."""
 
-import os
 import re
 from typing import Any
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import SCREENSHOTS, leads_of
+from tests.browser.conftest import leads_of
 from tests.factories import basic_auth, track
 
 pytestmark = pytest.mark.browser
@@ -52,8 +51,6 @@ async def test_a_callback_request_turns_hot_and_is_contacted_from_the_dashboard(
     await expect(countdown.locator(".countdown-time")).to_have_text(re.compile(r"^0[0-5]:\d\d$"))
     await expect(page.get_by_test_id("funnel-step").first).to_be_visible()
     await expect(page.get_by_test_id("speed-tile")).to_have_count(5)
-    if os.environ.get("LEADHEAT_SCREENSHOTS"):
-        await page.screenshot(path=SCREENSHOTS / "e2e-hot-lead.png")
 
     await row.get_by_test_id("contact-phone").click()
     await expect(countdown).to_have_attribute("data-state", "contacted")

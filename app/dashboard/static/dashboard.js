@@ -252,12 +252,12 @@
   const renderDetail = (lead) => {
     const facts = [
       ['City', [lead.city, lead.country].filter(Boolean).join(', ') || '–'], ['Visits', lead.visits], ['Page views', lead.page_views],
-      ['Time on site', v.duration(lead.time_on_site_seconds)], ['Cart', lead.cart && lead.cart.item_count ? `${v.number(lead.cart.item_count)} items, ${v.number(lead.cart.value, 2)}` : 'empty'],
+      ['Time on site', v.duration(lead.time_on_site_seconds)], ['Cart', lead.cart && lead.cart.item_count ? `${v.number(lead.cart.item_count)} item${lead.cart.item_count === 1 ? '' : 's'}${lead.cart.value ? `, ${v.number(lead.cart.value, 2)}` : ''}` : 'empty'],
       ['Orders', lead.orders ? `${lead.orders} (${v.number(lead.revenue, 2)})` : '0'], ['First seen', v.ago(lead.first_seen_at)], ['Last seen', v.ago(lead.last_seen_at)],
     ];
     const note = h('textarea', { rows: 2, maxlength: 2000, placeholder: 'Note for the team', dataset: { testid: 'note' } });
     note.value = lead.note || '';
-    $('detail').replaceChildren(
+    $('detail').replaceChildren(...[
       h('div', { class: 'detail-head' },
         v.tempPill(lead.temperature), h('span', { class: 'score' }, v.number(lead.score)),
         h('h2', { dataset: { testid: 'detail-title' } }, who(lead)),
@@ -269,7 +269,8 @@
       lead.last_url ? h('p', { class: 'now' }, h('span', { class: 'muted small' }, 'Looking at '), v.safeLink(lead.last_url, lead.last_url)) : null,
       h('form', { class: 'note-form', onsubmit: (e) => { e.preventDefault(); setStatus(lead, { note: note.value }); } }, note, h('button', { type: 'submit', class: 'btn btn-small' }, 'Save note')),
       h('h3', null, 'Why this score'), v.renderBreakdown(lead.breakdown),
-      h('h3', null, 'Timeline'), v.renderTimeline(lead.timeline));
+      h('h3', null, 'Timeline'), v.renderTimeline(lead.timeline),
+    ].filter(Boolean));
   };
 
   const init = () => {

@@ -157,7 +157,9 @@
     return h('ol', { class: 'breakdown', dataset: { testid: 'breakdown' } }, rows.map((r) => h('li', { class: 'breakdown-item', dataset: { testid: 'breakdown-item', ruleId: r.rule_id } },
       h('span', { class: 'breakdown-label' }, r.label || r.rule_id, h('span', { class: 'muted small' }, ` ${r.kind}${r.events ? ` · ${r.events} event${r.events === 1 ? '' : 's'}` : ''}`)),
       bar(Math.abs(r.points), max, r.points < 0 ? 'bar-negative' : r.kind === 'hard' ? 'bar-hard' : 'bar-points'),
-      h('span', { class: 'breakdown-points' }, (r.points > 0 ? '+' : '') + number(r.points, 1)))));
+      r.kind === 'hard' && !r.points
+        ? h('span', { class: 'breakdown-points breakdown-hot', title: 'A hard rule: hot whatever the score' }, 'hot')
+        : h('span', { class: 'breakdown-points' }, (r.points > 0 ? '+' : '') + number(r.points, 1)))));
   };
 
   const renderTimeline = (events) => {

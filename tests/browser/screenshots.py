@@ -1,0 +1,175 @@
+"""Screenshots of the dashboard for the README: `python -m tests.browser.screenshots`.
+
+Runs the service on a throwaway SQLite database, sends a few visitors' events (hot with the
+countdown running, hot and overdue, contacted, warm, cold), and writes
+docs/screenshots/dashboard-leads.png and dashboard-lead-detail.png with Debian's Chromium.
+"""
+
+import asyncio
+import tempfile
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.config import IngestionSettings, ScoringSettings, Settings
+from app.db import make_engine, make_sessionmaker
+from app.main import create_app
+from app.migrate import upgrade
+from app.sites import service as sites_service
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VISITOR_USER_AGENT
+from tests.conftest import LiveServer
+
+OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOP = "https://fridges.example"
+
+
+def product(product_id: str, name: str, category: str, price: float) -> dict[str, Any]:
+    return {"product_id": product_id, "name": name, "category": category, "price": price}
+
+
+FRIDGE = product("101", "Frost 300 No Frost", "fridges", 499.0)
+BIG_FRIDGE = product("102", "Frost 500 XL", "fridges", 899.0)
+WASHER = product("201", "Aqua 7kg", "washing machines", 399.0)
+DISHWASHER = product("301", "Quiet 45", "dishwashers", 459.0)
+
+
+class Visitor:
+    def __init__(self, anonymous_id: str, now: datetime) -> None:
+        self.anonymous_id = anonymous_id
+        self.now = now
+        self.events: list[dict[str, Any]] = []
+
+    def _add(self, minutes_ago: float, path: str, **fields: Any) -> "Visitor":
+        at = (self.now - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+        self.events.append(
+            {
+                "messageId": str(uuid.uuid4()),
+                "anonymousId": self.anonymous_id,
+                "timestamp": at,
+                "context": {"userAgent": VISITOR_USER_AGENT, "page": {"url": SHOP + path}},
+                **fields,
+            }
+        )
+        return self
+
+    def page(self, minutes_ago: float, path: str) -> "Visitor":
+        return self._add(minutes_ago, path, type="page", properties={"url": SHOP + path})
+
+    def track(self, minutes_ago: float, path: str, event: str, **props: Any) -> "Visitor":
+        return self._add(minutes_ago, path, type="track", event=event, properties=props)
+
+    def identify(self, minutes_ago: float, path: str, **traits: Any) -> "Visitor":
+        return self._add(minutes_ago, path, type="identify", traits=traits)
+
+
+def visitors(now: datetime) -> list[Visitor]:
+    anna = (
+        Visitor("v-anna", now)
+        .page(12, "/fridges")
+        .track(11, "/fridges/101", "Product Viewed", **FRIDGE)
+        .track(9, "/fridges/102", "Product Viewed", **BIG_FRIDGE)
+        .track(8, "/fridges/102", "Product Added", quantity=1, **BIG_FRIDGE)
+        .identify(2, "/fridges/102", phone="+7 916 555-12-34", email="anna.k@mail.example")
+        .identify(2, "/fridges/102", city="Moscow")
+        .track(1.5, "/fridges/102", "Contact Requested", phone="+7 916 555-12-34")
+    )
+    boris = (
+        Visitor("v-boris", now)
+        .page(30, "/washing-machines")
+        .track(28, "/washing-machines/201", "Product Viewed", **WASHER)
+        .track(26, "/washing-machines/201", "Product Added", quantity=1, **WASHER)
+        .track(9, "/checkout", "Checkout Started", value=399.0, products=[WASHER])
+        .identify(8, "/checkout", email="boris@corp.example", city="Kazan")
+        .track(8, "/checkout/contact", "Contact Requested", email="boris@corp.example")
+    )
+    chen = (
+        Visitor("v-chen", now)
+        .track(6, "/dishwashers/301", "Product Viewed", **DISHWASHER)
+        .identify(5, "/dishwashers/301", telegram="@chen_w", city="St Petersburg")
+        .track(5, "/dishwashers/301", "Contact Requested", telegram="@chen_w")
+    )
+    dasha = (
+        Visitor("v-dasha", now)
+        .page(40, "/fridges")
+        .track(39, "/fridges/101", "Product Viewed", **FRIDGE)
+        .track(35, "/fridges/102", "Product Viewed", **BIG_FRIDGE)
+        .track(33, "/fridges/101", "Product Added", quantity=1, **FRIDGE)
+        .track(31, "/fridges/101", "Page Engaged", engaged_seconds=240, url=SHOP + "/fridges/101")
+        .track(3, "/fridges/101", "Product Viewed", **FRIDGE)
+    )
+    egor = (
+        Visitor("v-egor", now)
+        .track(50, "/washing-machines/201", "Product Viewed", **WASHER)
+        .identify(49, "/", email="egor@mail.example")
+        .track(49, "/", "Subscribed", email="egor@mail.example")
+        .track(5, "/dishwashers/301", "Product Viewed", **DISHWASHER)
+    )
+    fog = Visitor("v-fog", now).page(4, "/delivery")
+    return [anna, boris, chen, dasha, egor, fog]
+
+
+async def create_site(settings: Settings) -> sites_service.CreatedSite:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            created = await sites_service.create_site(session, "Fridge shop")
+            await session.commit()
+            return created
+    finally:
+        await engine.dispose()
+
+
+def seed(server: LiveServer, site: sites_service.CreatedSite) -> None:
+    events = [e for v in visitors(datetime.now(UTC)) for e in v.events]
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        sent = client.post("/v1/batch", auth=(site.write_key, ""), json={"batch": events})
+        sent.raise_for_status()
+        auth = {"Authorization": f"Bearer {site.secret_key}"}
+        leads = client.get("/v1/leads", headers=auth).json()["data"]
+        chen = next(lead for lead in leads if "telegram" in lead["contacts"])
+        contact = {"channel": "messenger", "by": "Olga"}
+        client.post(f"/v1/leads/{chen['id']}/contacts", headers=auth, json=contact)
+
+
+def shoot(server: LiveServer, site: sites_service.CreatedSite) -> None:
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 960})
+        page.goto(f"{server.url}/dashboard")
+        page.get_by_test_id("secret-key").fill(site.secret_key)
+        page.get_by_test_id("sign-in").click()
+        page.get_by_test_id("lead-row").nth(5).wait_for()
+        page.get_by_test_id("speed-tile").first.wait_for()
+        page.screenshot(path=OUT / "dashboard-leads.png")
+        page.set_viewport_size({"width": 1360, "height": 1400})
+        page.get_by_test_id("open-lead").first.click()
+        page.get_by_test_id("timeline-item").first.wait_for()
+        page.screenshot(path=OUT / "dashboard-lead-detail.png")
+        browser.close()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/screenshots.db"
+        upgrade(url)
+        settings = Settings(
+            database_url=url,
+            create_demo_site=False,
+            ingestion=IngestionSettings(write_key_cache_seconds=0),
+            scoring=ScoringSettings(rule_set_cache_seconds=0),
+        )
+        site = asyncio.run(create_site(settings))
+        with LiveServer(create_app(settings)) as server:
+            seed(server, site)
+            shoot(server, site)
+    print(f"wrote {OUT}/dashboard-leads.png and dashboard-lead-detail.png")
+
+
+if __name__ == "__main__":
+    main()
