@@ -288,7 +288,7 @@ async def _histories(
         .order_by(t.c.lead_id, t.c.timestamp, t.c.id)
     )
     by_lead: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
-    for lead_id, message_id, kind, name, properties, url, at in result:
+    for lead_id, message_id, kind, name, properties, url, at in result.all():
         context = {"page": {"url": url}} if url else None
         by_lead.setdefault(lead_id, []).append((message_id, kind, name, properties, context, at))
     return by_lead
