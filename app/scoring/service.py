@@ -185,8 +185,10 @@ class LeadScorer:
         for profile in profiles:
             compiled = self._compiled[profile["site_id"]]
             scored_with = profile["rule_set_version"]
+            # Only forward: a replica whose cache still holds the previous version (for up to
+            # rule_set_cache_seconds) must not move a lead a re-scoring job already advanced.
             if profile["id"] in force or (
-                scored_with is not None and scored_with != compiled.version
+                scored_with is not None and scored_with < compiled.version
             ):
                 await rescore_from_history(conn, profile, compiled, self._visit_timeout)
 
