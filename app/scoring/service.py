@@ -180,8 +180,17 @@ class LeadScorer:
     async def rescore_stale(
         self, conn: AsyncConnection, profiles: Sequence[Profile], force: set[uuid.UUID]
     ) -> None:
-        """Replay the stored history of leads scored by another rule-set version (or merged,
+        """Replay the stored history of leads scored by an older rule-set version (or merged,
         in `force`), so that a lead's score never mixes versions."""
+        ahead = {
+            p["site_id"]
+            for p in profiles
+            if (p["rule_set_version"] or 0) > self._compiled[p["site_id"]].version
+        }
+        if ahead:  # another replica published a version our cache has not seen yet
+            for site_id in ahead:
+                self._cache.invalidate(site_id)
+            self._compiled.update(await self._cache.get_many(conn, ahead))
         for profile in profiles:
             compiled = self._compiled[profile["site_id"]]
             scored_with = profile["rule_set_version"]
