@@ -7,7 +7,7 @@
   const api = window.LeadheatApi;
   const v = window.LeadheatViews;
   const { h } = v;
-  const options = Object.assign({ pollMs: 3000, statsMs: 30000, limit: 100 }, window.LEADHEAT_DASHBOARD);
+  const options = Object.assign({ pollMs: 3000, statsMs: 30000, statsMinMs: 10000, limit: 100 }, window.LEADHEAT_DASHBOARD);
   const CHANNELS = ['phone', 'email', 'messenger', 'chat', 'other'];
   const STATUSES = ['contacted', 'qualified', 'won'];
   const FUNNEL = ['new', ...STATUSES];
@@ -113,7 +113,8 @@
       banner('');
       $('sync-status').textContent = `live · ${changed ? 'updated' : 'checked'} ${v.clock(new Date().toISOString())}`;
       $('sync-status').className = 'sync is-live';
-      if (changed || Date.now() - state.statsAt > options.statsMs) loadStats();
+      // Stats are heavier than a poll: after a change at most every few seconds.
+      if (Date.now() - state.statsAt > (changed ? options.statsMinMs : options.statsMs)) loadStats();
     } catch (e) {
       fail(e, 'Loading leads');
     } finally {
@@ -208,6 +209,7 @@
     toast(message);
     // Redraw from a full answer: not every change moves a lead's updated_at (and so the ETag).
     state.etag = null;
+    state.statsAt = 0;
     poll();
   };
   const recordContact = async (lead, channel) => {
