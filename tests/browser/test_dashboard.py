@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import expect
 
 from tests.browser.conftest import leads_of
+from tests.browser.pw import expect
 from tests.factories import basic_auth, track
 
 pytestmark = pytest.mark.browser

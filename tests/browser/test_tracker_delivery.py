@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from playwright.async_api import Request, Route, expect
 
 from tests.browser.conftest import eventually, message_counts
+from tests.browser.pw import Request, Route, expect
 from tests.conftest import _free_port
 
 pytestmark = pytest.mark.browser

@@ -3,9 +3,9 @@
 from typing import Any
 
 import pytest
-from playwright.async_api import expect
 
 from tests.browser.conftest import eventually, message_counts
+from tests.browser.pw import expect
 
 pytestmark = pytest.mark.browser
 
