@@ -80,15 +80,18 @@ async def _worker(settings: Settings) -> None:
     import signal
 
     from app.scoring.service import RuleSetCache
+    from app.webhooks.consumer import WebhookConsumer
     from app.worker import BackgroundContext, BackgroundRunner
 
     engine = make_engine(settings)
+    rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
     runner = BackgroundRunner(
         BackgroundContext(
             settings,
             engine,
             make_sessionmaker(writer(engine)),
-            RuleSetCache(settings.scoring.rule_set_cache_seconds),
+            rule_sets,
+            lead_changes=WebhookConsumer(settings.webhooks, rule_sets),
         )
     )
     stop = asyncio.Event()

@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         notifier_for(engine)  # the webhook loops are woken right after each commit
         webhooks = WebhookConsumer(settings.webhooks, rule_sets)
+        app.state.lead_changes = webhooks
         pipeline = IngestPipeline(
             writer(engine), settings.ingestion, scorer=scorer, after_group=[webhooks]
         )
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipeline.start()
         # Background work reads then writes: writer sessions.
         background = BackgroundRunner(
-            BackgroundContext(settings, engine, app.state.write_sessionmaker, rule_sets)
+            BackgroundContext(
+                settings, engine, app.state.write_sessionmaker, rule_sets, lead_changes=webhooks
+            )
         )
         if settings.run_background:
             background.start()

@@ -10,11 +10,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.scoring.service import RuleSetCache
+
+if TYPE_CHECKING:
+    from app.ingestion.store import AfterGroup
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,8 @@ class BackgroundContext:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     rule_sets: RuleSetCache
+    # Where lead changes made in the background go (the webhook outbox), as ingestion's do.
+    lead_changes: "AfterGroup | None" = None
 
 
 # A loop runs until `stop` is set; it must return promptly after that.

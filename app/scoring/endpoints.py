@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from app.db import SessionDep, utcnow
+from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
 from app.scoring import rules_service
 from app.scoring import worker as scoring_worker
@@ -63,7 +63,12 @@ async def publish_rule_set(
     job = published.job
     if published.synchronous:
         await scoring_worker.run_job(
-            request.app.state.engine, job, config, utcnow, release_on_error=True
+            writer(request.app.state.engine),
+            job,
+            config,
+            utcnow,
+            release_on_error=True,
+            lead_changes=request.app.state.lead_changes,
         )
         await session.refresh(job)
     return {

@@ -1,6 +1,7 @@
 """Scoring in the service: which rule set a site uses, and keeping each lead's score current
 at ingestion. The arithmetic is all in the pure `app.scoring.engine`; this module feeds it."""
 
+import copy
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -98,7 +99,8 @@ def rule_set_for_version(definition: Mapping[str, Any], version: int) -> RuleSet
 
 
 def default_definition() -> dict[str, Any]:
-    return {k: v for k, v in DEFAULT_RULE_SET.items() if k != "version"}
+    """A fresh copy of the built-in rule set (deep: callers may edit it)."""
+    return {k: copy.deepcopy(v) for k, v in DEFAULT_RULE_SET.items() if k != "version"}
 
 
 async def publish_default(session: AsyncSession, site_id: uuid.UUID) -> None:

@@ -35,7 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
-from app.db import UTCDateTime, utcnow
+from app.db import UTCDateTime, utcnow, writer
+from app.ingestion.store import AfterGroup, LeadChange
 from app.leads.models import Lead
 from app.scoring import engine
 from app.scoring.models import RescoreJob, RuleSetVersion
@@ -158,6 +159,7 @@ async def run_job(
     clock: Clock,
     *,
     release_on_error: bool = False,
+    lead_changes: AfterGroup | None = None,
 ) -> str:
     """Re-score the job's leads in batches while the job is ours; answer how it ended:
     "done", "stopped" (superseded by a newer version, or taken over after our lease expired),
@@ -187,7 +189,7 @@ async def run_job(
                 if owned.rowcount != 1:
                     return "stopped"
                 lease = now + config.lease
-                done = await _rescore_batch(conn, job, compiled, after, config, now)
+                done = await _rescore_batch(conn, job, compiled, after, config, now, lead_changes)
                 if done is None:
                     await conn.execute(
                         update(_jobs)
@@ -218,6 +220,30 @@ async def run_job(
         return outcome
 
 
+async def notify_changes(
+    conn: AsyncConnection,
+    consumer: AfterGroup | None,
+    profiles: list[dict[str, Any]],
+    before: dict[uuid.UUID, str],
+) -> None:
+    """Temperature changes made here (decay, an expired hold, a new rule set) reach the same
+    consumers as ingestion's (the webhook outbox), in the same transaction."""
+    if consumer is None:
+        return
+    changes = [
+        LeadChange(
+            profile=p,
+            previous_temperature=before[p["id"]],
+            previously_identified=bool(p["identified"]),
+            events=(),
+        )
+        for p in profiles
+        if p["temperature"] != before[p["id"]]
+    ]
+    if changes:
+        await consumer(conn, changes)
+
+
 async def _rescore_batch(
     conn: AsyncConnection,
     job: RescoreJob,
@@ -225,6 +251,7 @@ async def _rescore_batch(
     after: uuid.UUID | None,
     config: RescoreConfig,
     now: datetime,
+    lead_changes: AfterGroup | None = None,
 ) -> uuid.UUID | None:
     """Re-score the next batch of leads not yet scored by the job's version (locked in id
     order, as ingestion locks them); answer the last lead's id, or None when none are left."""
@@ -237,9 +264,11 @@ async def _rescore_batch(
     profiles = [dict(row) for row in rows.mappings()]
     if not profiles:
         return None
+    before = {p["id"]: p["temperature"] for p in profiles}
     for profile in profiles:
         await rescore_from_history(conn, profile, compiled, config.visit_timeout, now)
     await write_scores(conn, profiles)
+    await notify_changes(conn, lead_changes, profiles, before)
     processed = _jobs.c.processed + len(profiles)
     await conn.execute(
         update(_jobs)
@@ -256,7 +285,7 @@ async def _rescore_batch(
 async def rescore_next_job(context: BackgroundContext, clock: Clock = utcnow) -> str | None:
     """Claim one re-scoring job and run it; answer how it ended (None: no job was waiting)."""
     config = RescoreConfig.from_settings(context.settings)
-    job = await claim_job(context.engine, clock(), config.lease)
+    job = await claim_job(writer(context.engine), clock(), config.lease)
     if job is None:
         return None
     logger.info(
@@ -265,7 +294,9 @@ async def rescore_next_job(context: BackgroundContext, clock: Clock = utcnow) ->
         job.site_id,
         job.rule_set_version,
     )
-    return await run_job(context.engine, job, config, clock)
+    return await run_job(
+        writer(context.engine), job, config, clock, lead_changes=context.lead_changes
+    )
 
 
 async def rescore_jobs_loop(
@@ -305,7 +336,7 @@ async def refresh_temperatures(
         )
         if after is not None:
             query = query.where(t.c.id > after)
-        async with context.engine.begin() as conn:
+        async with writer(context.engine).begin() as conn:
             rows = await conn.execute(
                 query.order_by(t.c.id)
                 .limit(settings.rescore_batch_leads)
@@ -316,8 +347,10 @@ async def refresh_temperatures(
                 return written
             after = profiles[-1]["id"]
             compiled = await cache.get_many(conn, {p["site_id"] for p in profiles})
+            before = {p["id"]: p["temperature"] for p in profiles}
             changed = [p for p in profiles if _reevaluate(p, compiled[p["site_id"]], now)]
             await write_scores(conn, changed)
+            await notify_changes(conn, context.lead_changes, changed, before)
             written += len(changed)
 
 

@@ -173,3 +173,9 @@ async def test_a_lead_scored_by_an_old_version_is_rescored_before_new_events(cli
     assert lead.rule_set_version == 2
     assert lead.score == pytest.approx(50, abs=0.01)
     assert lead.temperature == "warm"
+
+
+def test_editing_a_copy_of_the_default_rule_set_leaves_the_default_alone():
+    edited = default_definition()
+    edited["behaviour"][0]["points"] = 999
+    assert default_definition()["behaviour"][0]["points"] != 999
