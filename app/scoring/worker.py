@@ -83,6 +83,8 @@ _WRITE_SCORES = (
         rule_set_version=bindparam("_rule_set_version", type_=Integer()),
         scored_at=bindparam("_scored_at", type_=UTCDateTime()),
         became_hot_at=bindparam("_became_hot_at", type_=UTCDateTime()),
+        # A changed score is a changed lead for dashboards polling with updated_since / ETag.
+        updated_at=bindparam("_scored_at", type_=UTCDateTime()),
     )
 )
 

@@ -45,6 +45,7 @@ async def record_contact(
     if lead.status == "new":
         lead.status = "contacted"
         lead.status_changed_at = now
+    lead.updated_at = now  # dashboards polling with updated_since / ETag must see it
     t = LeadTimer.__table__
     await session.execute(
         update(t)
