@@ -15,7 +15,7 @@
   const AGENT = 'leadheat.agentName';
   const $ = (id) => document.getElementById(id);
 
-  const state = { filter: '', leads: [], etag: null, etagUrl: null, timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false };
+  const state = { filter: '', fresh: false, leads: [], etag: null, etagUrl: null, timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false };
 
   // Messages
   let toastTimer = 0;
@@ -101,8 +101,10 @@
     clearTimeout(state.timer);
     state.polling = true;
     const url = leadsUrl();
+    const fresh = state.fresh;
+    state.fresh = false;
     try {
-      const r = await api.get(url, { etag: state.etagUrl === url ? state.etag : null });
+      const r = await api.get(url, { etag: !fresh && state.etagUrl === url ? state.etag : null });
       if (!state.signedIn) return;
       const changed = r.status !== 304;
       if (changed) {
@@ -207,8 +209,9 @@
   const agent = () => $('agent-name').value.trim() || 'dashboard';
   const afterAction = (message) => {
     toast(message);
-    // Redraw from a full answer: not every change moves a lead's updated_at (and so the ETag).
-    state.etag = null;
+    // Redraw from a full answer: not every change moves a lead's updated_at (and so the ETag),
+    // and a poll already in flight would bring back the ETag of the page before the change.
+    state.fresh = true;
     state.statsAt = 0;
     poll();
   };
