@@ -15,7 +15,7 @@
   const AGENT = 'leadheat.agentName';
   const $ = (id) => document.getElementById(id);
 
-  const state = { filter: '', fresh: false, leads: [], etag: null, etagUrl: null, timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false };
+  const state = { filter: '', fresh: false, leads: [], pages: {}, shown: '', timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false };
 
   // Messages
   let toastTimer = 0;
@@ -75,7 +75,7 @@
   const signOut = (message) => {
     api.key.clear();
     clearTimeout(state.timer);
-    Object.assign(state, { leads: [], etag: null, etagUrl: null, detailId: null, statsAt: 0 });
+    Object.assign(state, { leads: [], pages: {}, shown: '', detailId: null, statsAt: 0 });
     $('lead-list').replaceChildren();
     $('detail').hidden = true;
     banner('');
@@ -91,24 +91,35 @@
   };
 
   // Polling
-  const leadsUrl = () => {
-    const q = new URLSearchParams({ sort: 'score', limit: String(options.limit) });
-    if (state.filter) q.set('temperature', state.filter);
-    return `/v1/leads?${q}`;
+  /** The pages polled: the top leads by score, and under "All" every hot lead too (a hard
+   * rule makes a lead hot whatever its score, so it may be missing from the top by score). */
+  const leadsUrls = () => {
+    const url = (params) => `/v1/leads?${new URLSearchParams({ sort: 'score', limit: String(options.limit), ...params })}`;
+    return state.filter ? [url({ temperature: state.filter })] : [url({}), url({ temperature: 'hot' })];
+  };
+  /** One page, with If-None-Match: its cached leads when the answer is 304. */
+  const fetchPage = async (url, fresh) => {
+    const cached = state.pages[url];
+    const r = await api.get(url, { etag: !fresh && cached ? cached.etag : null });
+    if (r.status === 304) return { changed: false, leads: cached.leads };
+    state.pages[url] = { etag: r.etag, leads: r.data.data || [] };
+    return { changed: true, leads: state.pages[url].leads };
   };
   const poll = async () => {
     if (state.polling) { state.again = true; return; }
     clearTimeout(state.timer);
     state.polling = true;
-    const url = leadsUrl();
     const fresh = state.fresh;
     state.fresh = false;
     try {
-      const r = await api.get(url, { etag: !fresh && state.etagUrl === url ? state.etag : null });
+      const urls = leadsUrls();
+      const pages = await Promise.all(urls.map((url) => fetchPage(url, fresh)));
       if (!state.signedIn) return;
-      const changed = r.status !== 304;
+      const changed = pages.some((page) => page.changed) || urls.join() !== state.shown;
       if (changed) {
-        Object.assign(state, { leads: r.data.data || [], etag: r.etag, etagUrl: url });
+        const byId = new Map();
+        pages.forEach((page) => page.leads.forEach((lead) => byId.set(lead.id, lead)));
+        Object.assign(state, { leads: [...byId.values()], shown: urls.join() });
         renderLeads();
         if (state.detailId) openDetail(state.detailId, true);
       }
