@@ -61,8 +61,8 @@ class Receiver:
                     self.other += 1
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the server closed the connection, or the bench is shutting down
         finally:
             writer.close()
 
