@@ -31,6 +31,7 @@ test-browser: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy app
 
 format: $(VENV)/.test-installed
 	$(BIN)/ruff check --fix .

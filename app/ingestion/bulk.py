@@ -7,7 +7,7 @@ SQLAlchemy Core executemany.
 """
 
 import uuid
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 from sqlalchemy import (
@@ -89,7 +89,9 @@ def _insert_sql(table: Table, columns: tuple[str, ...], suffix: str = "") -> str
     return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} {suffix}"
 
 
-_leads, _events, _identities = Lead.__table__, Event.__table__, LeadIdentity.__table__
+_leads = cast(Table, Lead.__table__)
+_events = cast(Table, Event.__table__)
+_identities = cast(Table, LeadIdentity.__table__)
 
 _PG_FIND_IDENTITIES = (
     "SELECT i.site_id, i.kind, i.value, i.lead_id FROM lead_identities i "
@@ -182,7 +184,7 @@ class CoreBulk:
 
     async def find_identities(self, keys: list[IdentityKey]) -> list[tuple[IdentityKey, uuid.UUID]]:
         t = _identities
-        found = []
+        found: list[tuple[IdentityKey, uuid.UUID]] = []
         for start in range(0, len(keys), _CHUNK):
             rows = await self.conn.execute(
                 select(t.c.site_id, t.c.kind, t.c.value, t.c.lead_id).where(
@@ -194,7 +196,7 @@ class CoreBulk:
 
     async def lock_leads(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
         # SQLite has one writer at a time: the transaction itself is the lock.
-        leads = []
+        leads: list[dict[str, Any]] = []
         for start in range(0, len(ids), _CHUNK):
             rows = await self.conn.execute(
                 select(_leads).where(_leads.c.id.in_(ids[start : start + _CHUNK]))

@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
@@ -281,7 +281,9 @@ async def _merge_in_database(
     conn: AsyncConnection, merges: list[tuple[uuid.UUID, uuid.UUID]]
 ) -> None:
     """Point the merged leads' identities and events at the survivor (rare: Core is fine)."""
-    leads, idents, events = Lead.__table__, LeadIdentity.__table__, Event.__table__
+    leads = cast(Table, Lead.__table__)
+    idents = cast(Table, LeadIdentity.__table__)
+    events = cast(Table, Event.__table__)
     for loser, survivor in merges:
         await conn.execute(update(idents).where(idents.c.lead_id == loser).values(lead_id=survivor))
         await conn.execute(update(events).where(events.c.lead_id == loser).values(lead_id=survivor))

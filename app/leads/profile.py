@@ -4,6 +4,7 @@ A profile is the dict of a `leads` row's columns. `apply_event` folds one event 
 `merge_profiles` folds a lead that turned out to be the same person into another.
 """
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,7 +73,7 @@ def new_profile(lead_id: Any, site_id: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def time_on_site(profile: dict[str, Any]) -> float:
+def time_on_site(profile: Mapping[str, Any]) -> float:
     """Visible time the tracker measured; for clients that do not measure it, time between
     events within visits."""
     return float(profile["engaged_seconds"] or profile["session_seconds"] or 0.0)

@@ -5,10 +5,10 @@ and the first-contact timers), identified leads, and cart-abandonment timers."""
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import WebhookSettings
@@ -125,7 +125,7 @@ class WebhookConsumer:
             if not change.previously_identified and p.get("identified"):
                 notices.append((outbox.LEAD_IDENTIFIED, change))
         if turned_hot:
-            leads = Lead.__table__
+            leads = cast(Table, Lead.__table__)
             await conn.execute(
                 update(leads)
                 .where(leads.c.id == bindparam("lead"))

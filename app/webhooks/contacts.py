@@ -3,8 +3,9 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
@@ -46,7 +47,7 @@ async def record_contact(
         lead.status = "contacted"
         lead.status_changed_at = now
     lead.updated_at = now  # dashboards polling with updated_since / ETag must see it
-    t = LeadTimer.__table__
+    t = cast(Table, LeadTimer.__table__)
     await session.execute(
         update(t)
         .where(t.c.lead_id == lead.id, t.c.kind == timers.FIRST_CONTACT, t.c.status == "pending")
@@ -96,7 +97,9 @@ async def speed_to_lead(
         )
     ).all()
     waits = sorted(
-        max(0.0, (contacted - hot).total_seconds()) for hot, contacted in rows if contacted
+        max(0.0, (contacted - hot).total_seconds())
+        for hot, contacted in rows
+        if contacted and hot is not None  # hot is never None: the query filters on it
     )
     marks = sorted({settings.first_contact_window_minutes, *settings.escalation_marks_minutes})
     within = {

@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import WebhookSettings
@@ -72,7 +72,9 @@ class DeliveryService:
 
     async def claim(self, limit: int) -> list[Claimed]:
         """Lease up to `limit` due deliveries of enabled endpoints to this worker."""
-        d, e, m = WebhookDelivery.__table__, WebhookEndpoint.__table__, WebhookMessage.__table__
+        d = cast(Table, WebhookDelivery.__table__)
+        e = cast(Table, WebhookEndpoint.__table__)
+        m = cast(Table, WebhookMessage.__table__)
         now = self._now()
         until = now + timedelta(seconds=self._settings.lease_seconds)
         free = or_(d.c.locked_until.is_(None), d.c.locked_until < now)
@@ -151,13 +153,13 @@ class DeliveryService:
         return timedelta(seconds=base * self._rng.uniform(1 - jitter, 1 + jitter))
 
     async def _record(self, claimed: Claimed, outcome: AttemptOutcome) -> None:
-        d, e = WebhookDelivery.__table__, WebhookEndpoint.__table__
+        d, e = cast(Table, WebhookDelivery.__table__), cast(Table, WebhookEndpoint.__table__)
         now = self._now()
         attempts = claimed.attempts + 1
         mine = (d.c.id == claimed.delivery_id) & (d.c.locked_until == claimed.locked_until)
         async with self._engine.begin() as conn:
             await conn.execute(
-                insert(WebhookAttempt.__table__).values(
+                insert(cast(Table, WebhookAttempt.__table__)).values(
                     delivery_id=claimed.delivery_id,
                     endpoint_id=claimed.endpoint_id,
                     message_id=claimed.message_id,

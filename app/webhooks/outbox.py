@@ -13,9 +13,9 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -155,7 +155,7 @@ async def enqueue(
             for endpoint_id in targets
         )
     if message_rows:
-        await conn.execute(insert(WebhookMessage.__table__), message_rows)
-        await conn.execute(insert(WebhookDelivery.__table__), delivery_rows)
+        await conn.execute(insert(cast(Table, WebhookMessage.__table__)), message_rows)
+        await conn.execute(insert(cast(Table, WebhookDelivery.__table__)), delivery_rows)
         wake_after_commit(conn)
     return [row["id"] for row in message_rows]

@@ -4,8 +4,9 @@ test, resend by hand, and the attempt log."""
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
@@ -131,7 +132,7 @@ async def resend(session: AsyncSession, site_id: uuid.UUID, message_id: uuid.UUI
     message = await session.get(WebhookMessage, message_id)
     if message is None or message.site_id != site_id:
         raise NotFound("No such message.")
-    d = WebhookDelivery.__table__
+    d = cast(Table, WebhookDelivery.__table__)
     now = utcnow()
     result = await session.execute(
         update(d)

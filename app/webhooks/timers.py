@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Insert, Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,7 +44,9 @@ def cart_episode(cart: dict[str, Any]) -> str:
     return f"cart:{cart.get('ordered_at') or '-'}"
 
 
-def _timer(p: dict[str, Any], kind: str, episode: str, mark: float, due: datetime) -> dict:
+def _timer(
+    p: dict[str, Any], kind: str, episode: str, mark: float, due: datetime
+) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "site_id": p["site_id"],
@@ -64,7 +66,7 @@ async def schedule_first_contact(
     """Start the clock of leads that turned hot: overdue at contact_by, then escalations."""
     if not profiles:
         return
-    t = LeadTimer.__table__
+    t = cast(Table, LeadTimer.__table__)
     episodes = [{"lead": p["id"], "ep": p["became_hot_at"].isoformat()} for p in profiles]
     await conn.execute(
         update(t)
@@ -78,7 +80,7 @@ async def schedule_first_contact(
         episodes,
     )
     marks = [settings.first_contact_window_minutes, *settings.escalation_marks_minutes]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in profiles:
         hot_at = p["became_hot_at"]
         rows.extend(
@@ -94,7 +96,7 @@ async def track_carts(
     """Start or push back each active cart's abandonment timer; `Cart Abandoned` from the
     tracker makes it due now; an order cancels the cart's timers, an unsubscribe its
     follow-ups."""
-    t = LeadTimer.__table__
+    t = cast(Table, LeadTimer.__table__)
     cancel_cart, cancel_follow_ups, timers = [], [], []
     wake = False
     for change in changes:
@@ -155,7 +157,7 @@ class TimerService:
         from app.webhooks.consumer import lead_data, top_rules
 
         now = self._now()
-        t, leads = LeadTimer.__table__, Lead.__table__
+        t, leads = cast(Table, LeadTimer.__table__), cast(Table, Lead.__table__)
         async with self._engine.begin() as conn:
             due = (
                 await conn.execute(
@@ -172,7 +174,8 @@ class TimerService:
             profiles = {row.id: dict(row._mapping) for row in rows}
             breakdowns = await top_rules(conn, self._rule_sets, profiles.values())
             messages: list[outbox.NewMessage] = []
-            fired, cancelled, follow_ups = [], [], []
+            fired, cancelled = [], []
+            follow_ups: list[dict[str, Any]] = []
             for timer in due:
                 p = profiles.get(timer.lead_id)
                 notice = self._notice(timer, p, now) if p else None
