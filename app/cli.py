@@ -53,8 +53,7 @@ async def _ensure_demo_site(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
-
+    from app import server
     from app.migrate import upgrade
 
     if settings.auto_migrate and not args.no_migrate:
@@ -65,7 +64,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     port = args.port or settings.port
     workers = args.workers or settings.workers
     print(f"Leadheat listening on http://{host}:{port}", flush=True)
-    uvicorn.run(
+    server.run(
         "app.main:create_app",
         factory=True,
         host=host,

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -84,3 +85,104 @@ def test_serve_migrates_creates_a_demo_site_and_accepts_events(tmp_path: Path) -
         proc.wait(timeout=20)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                found.add(target[8:-1])
+    except OSError:
+        pass
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        children.append(int(entry))
+            except OSError:
+                continue
+    return children
+
+
+def _workers_listening(parent: int, port: int) -> dict[int, set[str]]:
+    listening = _listening_inodes(port)
+    return {
+        child: _socket_inodes(child) & listening
+        for child in _children(parent)
+        if _socket_inodes(child) & listening
+    }
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; SO_REUSEPORT")
+def test_serve_gives_each_worker_its_own_socket_and_replaces_a_dead_one(tmp_path: Path) -> None:
+    """With --workers 2 each worker listens on its own SO_REUSEPORT socket (the kernel spreads
+    connections between them); the parent keeps none, so a worker that dies takes its socket
+    away and no connection is queued where nobody accepts."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LEADHEAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/serve.db",
+        "LEADHEAT_CREATE_DEMO_SITE": "false",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def wait_for_two_workers() -> dict[int, set[str]]:
+        deadline = time.monotonic() + 30
+        while True:
+            workers = _workers_listening(proc.pid, port)
+            if len(workers) == 2:
+                return workers
+            assert proc.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, f"workers listening: {workers}"
+            time.sleep(0.2)
+
+    def every_connection_answers(count: int) -> None:
+        for _ in range(count):  # a fresh connection each time: the kernel picks a socket
+            with httpx.Client(timeout=5) as client:
+                assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200
+
+    try:
+        workers = wait_for_two_workers()
+        (first, first_sockets), (second, second_sockets) = workers.items()
+        assert first_sockets.isdisjoint(second_sockets)  # two sockets, not one shared
+        assert not _socket_inodes(proc.pid) & _listening_inodes(port)  # the parent holds none
+        every_connection_answers(20)
+
+        os.kill(first, 9)
+        deadline = time.monotonic() + 30
+        while first in (replaced := wait_for_two_workers()):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert second in replaced
+        assert len(_listening_inodes(port)) == 2  # the dead worker's socket is gone
+        every_connection_answers(20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
