@@ -5,7 +5,7 @@ import copy
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -204,12 +204,21 @@ class LeadScorer:
                 await rescore_from_history(conn, profile, compiled, self._visit_timeout)
 
     def apply(self, profile: Profile, event: IngestEvent, now: datetime) -> None:
+        """Score one event into the lead, in place (the group owns its profiles: they were
+        read under lock for this transaction, or are new)."""
         compiled = self._compiled[profile["site_id"]]
-        state = profile["score_state"] or engine.empty_state()
-        result = engine.apply_event(
+        state = profile["score_state"]
+        if not state:  # a lead's JSON column may start as {} or null
+            state = profile["score_state"] = engine.empty_state()
+        score = engine.advance(
             compiled, state, scoring_event(event, profile["visits"]), facts_from_profile(profile)
         )
-        record_result(profile, result, now)
+        profile["score"] = score
+        profile["temperature"] = state["temperature"]
+        profile["rule_set_version"] = compiled.version
+        profile["scored_at"] = now
+        if state["hot_since"] is not None:
+            profile["became_hot_at"] = datetime.fromtimestamp(state["hot_since"], UTC)
 
 
 async def rescore_from_history(

@@ -14,6 +14,7 @@ from app.scoring.defaults import default_rule_set
 from app.scoring.engine import (
     LeadFacts,
     ScoringEvent,
+    advance,
     apply_event,
     apply_event_inplace,
     compile_rule_set,
@@ -53,6 +54,31 @@ def test_replay_equals_incremental_application(seed: int) -> None:
     stepped = evaluate(DEFAULTS, incremental.state, FACTS, now)
     replayed = replay(DEFAULTS, events, FACTS, now)
     assert replayed == stepped
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_advance_in_place_equals_apply_event_after_every_event(seed: int) -> None:
+    """Ingestion's fast path (in place, no breakdown) gives exactly apply_event's state, score
+    and temperature, event by event, late events and hard rules included."""
+    events = _journey(seed + 100)
+    random.Random(seed).shuffle(events[40:])  # some arrive late
+    state_a = empty_state()
+    state_b = empty_state()
+    temperatures = set()
+    for item in events:
+        result = apply_event(DEFAULTS, state_a, item, FACTS)
+        state_a = result.state
+        score = advance(DEFAULTS, state_b, item, FACTS)
+        assert score == result.score
+        assert state_b["temperature"] == result.temperature
+        assert state_b == state_a
+        temperatures.add(result.temperature)
+    assert len(temperatures) >= 2  # the journey moves the temperature (hysteresis exercised)
+
+
+def test_advance_rejects_unknown_state_versions() -> None:
+    with pytest.raises(ValueError, match="state version"):
+        advance(DEFAULTS, {**empty_state(), "v": 99}, event("page"), FACTS)
 
 
 def test_replay_steps_temperature_like_ingestion() -> None:
