@@ -7,14 +7,16 @@ while the previous commit is in flight. An answered request's events are durable
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
 from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
@@ -51,10 +53,13 @@ class IngestPipeline:
         self.stats = {"groups": 0, "submissions": 0, "events": 0, "retries": 0}
         # SQLite has one writer: more flushers would only queue on its lock.
         self._flushers = 1 if engine.dialect.name == "sqlite" else settings.flushers
+        # Each flusher keeps its connection (no pool checkout and liveness ping per group); a
+        # connection that fails is dropped and the group retried on a new one.
+        self._conns: list[AsyncConnection | None] = [None] * self._flushers
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._flush_loop(), name=f"ingest-flusher-{i}")
+            asyncio.create_task(self._flush_loop(i), name=f"ingest-flusher-{i}")
             for i in range(self._flushers)
         ]
 
@@ -63,6 +68,8 @@ class IngestPipeline:
         self._closing = True
         self._wake.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for slot in range(self._flushers):
+            await self._drop(slot, invalidate=False)
 
     async def submit(self, submission: Submission) -> Submission:
         if self._closing:
@@ -83,7 +90,7 @@ class IngestPipeline:
             events += len(item[0].events)
         return group
 
-    async def _flush_loop(self) -> None:
+    async def _flush_loop(self, slot: int) -> None:
         while True:
             if not self._queue:
                 if self._closing:
@@ -93,7 +100,7 @@ class IngestPipeline:
                 continue
             group = self._take()
             try:
-                await self._store_with_retries([s for s, _ in group])
+                await self._store_with_retries([s for s, _ in group], slot)
             except StorageUnavailable as exc:
                 for _, fut in group:  # the database is away: every request gets a 503 now
                     _fail(fut, exc)
@@ -103,7 +110,7 @@ class IngestPipeline:
                     # One bad request must not fail the others: store each on its own.
                     for sub, fut in group:
                         try:
-                            await self._store_with_retries([sub])
+                            await self._store_with_retries([sub], slot)
                         except Exception as single_exc:
                             logger.exception("storing a submission failed")
                             _fail(fut, single_exc)
@@ -116,10 +123,26 @@ class IngestPipeline:
             for _, fut in group:
                 _done(fut)
 
-    async def _store_with_retries(self, subs: list[Submission]) -> None:
+    async def _connection(self, slot: int) -> AsyncConnection:
+        conn = self._conns[slot]
+        if conn is None or conn.closed or conn.invalidated:
+            await self._drop(slot)
+            conn = self._conns[slot] = await self._engine.connect()
+        return conn
+
+    async def _drop(self, slot: int, *, invalidate: bool = True) -> None:
+        conn, self._conns[slot] = self._conns[slot], None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                if invalidate and not conn.invalidated:
+                    await conn.invalidate()
+                await conn.close()
+
+    async def _store_with_retries(self, subs: list[Submission], slot: int) -> None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self._engine.begin() as conn:
+                conn = await self._connection(slot)
+                async with conn.begin():
                     await store_group(
                         conn,
                         subs,
@@ -135,10 +158,18 @@ class IngestPipeline:
             except RetryGroup:
                 pass
             except DBAPIError as exc:
-                # A deadlock, or a pooled connection the server closed (restart, failover).
-                if not exc.connection_invalidated and _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                # A deadlock, or a connection the server closed (restart, failover).
+                if exc.connection_invalidated:
+                    await self._drop(slot)
+                elif _sqlstate(exc) not in RETRYABLE_SQLSTATES:
                     raise
-            except OSError as exc:  # the database is unreachable: a short retry, then a 503
+            except asyncpg.PostgresError as exc:  # from the statements sent to asyncpg directly
+                if exc.sqlstate not in RETRYABLE_SQLSTATES:
+                    raise
+            except (OSError, asyncpg.InterfaceError) as exc:
+                # The database is unreachable, or the connection broke under asyncpg: a short
+                # retry on a new connection, then a 503.
+                await self._drop(slot)
                 if attempt >= 3:
                     raise StorageUnavailable(str(exc)) from exc
             self.stats["retries"] += 1

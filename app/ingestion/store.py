@@ -2,12 +2,14 @@
 
 Many requests' events go through here together (group commit, see `pipeline.py`). The work
 per group is a fixed number of statements, whatever the number of events:
-1. resolve every anonymousId/userId/previousId to a lead (one SELECT), merging leads that
-   turn out to be one person, and insert the new identities;
-2. lock the existing leads involved, in id order (no deadlocks between replicas);
-3. insert the events with ON CONFLICT DO NOTHING RETURNING: what comes back is new, the rest
-   are duplicates (clients retry; messageId is unique per site);
-4. fold the new events into the lead profiles and write them back.
+1. look up every anonymousId/userId/previousId and every (site, messageId) at once: the
+   identities' leads, and the events already stored (duplicates: clients retry);
+2. resolve the new events to leads, merging leads that turn out to be one person;
+3. lock the existing leads involved, in id order (no deadlocks between replicas);
+4. fold the new events into the lead profiles and scores, in event time order;
+5. write: new leads, new identities, the events, the changed leads.
+A concurrent transaction that created one of our identities or stored one of our events
+meanwhile makes the group start over (RetryGroup), and it then sees what that one did.
 """
 
 import uuid
@@ -20,7 +22,7 @@ from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
-from app.ingestion.bulk import Bulk, bulk_for
+from app.ingestion.bulk import Bulk, RetryGroup, bulk_for
 from app.ingestion.parsing import IngestEvent
 from app.leads import profile as lead_profile
 from app.leads.models import Event, Lead, LeadIdentity
@@ -28,10 +30,6 @@ from app.leads.models import Event, Lead, LeadIdentity
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 BOT = "bot"
-
-
-class RetryGroup(Exception):
-    """Another transaction changed identities under us; the whole group is tried again."""
 
 
 class Scorer(Protocol):
@@ -79,8 +77,8 @@ class _Identities:
         self.new_identities: list[tuple[uuid.UUID, str, str]] = []
         self.existing: set[uuid.UUID] = set()
 
-    async def load(self, bulk: Bulk, keys: set[tuple[uuid.UUID, str, str]]) -> None:
-        for key, lead_id in await bulk.find_identities(sorted(keys)):
+    def load(self, found: list[tuple[tuple[uuid.UUID, str, str], uuid.UUID]]) -> None:
+        for key, lead_id in found:
             self.known[key] = lead_id
             self.existing.add(lead_id)
 
@@ -134,11 +132,12 @@ async def store_group(
     """Store every submission's events in the caller's transaction, filling in outcomes."""
     now = utcnow()
     bulk = bulk_for(conn)
-    fresh: list[tuple[Submission, int, IngestEvent]] = []
+    candidates: list[tuple[Submission, int, IngestEvent]] = []
     seen: set[tuple[uuid.UUID, str]] = set()
     for sub in submissions:
         sub.outcomes = [ACCEPTED] * len(sub.events)
         for i, event in enumerate(sub.events):
+            event.lead_id = None  # a retried group starts over
             key = (sub.site_id, event.message_id)
             if key in seen:
                 sub.outcomes[i] = DUPLICATE
@@ -146,11 +145,10 @@ async def store_group(
             seen.add(key)
             if event.is_bot:
                 sub.outcomes[i] = BOT
-            fresh.append((sub, i, event))
+            candidates.append((sub, i, event))
 
-    identities = _Identities()
     keys: set[tuple[uuid.UUID, str, str]] = set()
-    for sub, _, event in fresh:
+    for sub, _, event in candidates:
         if not event.is_bot:
             for kind, value in (
                 ("user", event.user_id),
@@ -160,7 +158,17 @@ async def store_group(
             ):
                 if value:
                     keys.add((sub.site_id, kind, value))
-    await identities.load(bulk, keys)
+    stored_keys = [(sub.site_id, e.message_id) for sub, _, e in candidates]
+    found, stored = await bulk.lookup(sorted(keys), stored_keys)
+    fresh = []
+    for sub, i, event in candidates:
+        if (sub.site_id, event.message_id) in stored:
+            sub.outcomes[i] = DUPLICATE
+        else:
+            fresh.append((sub, i, event))
+
+    identities = _Identities()
+    identities.load(found)
     for sub, _, event in fresh:
         if not event.is_bot:
             event.lead_id = identities.resolve(sub.site_id, event)
@@ -173,6 +181,7 @@ async def store_group(
     profiles = await _lock_existing_leads(bulk, identities)
     before = {lead_id: (p["temperature"], bool(p["identified"])) for lead_id, p in profiles.items()}
     new_leads = [lead for lead in identities.new_leads if identities.find(lead) == lead]
+    new_set = set(new_leads)
     for lead_id in new_leads:
         profiles[lead_id] = lead_profile.new_profile(lead_id, identities.new_leads[lead_id], now)
     merges = identities.merges()
@@ -180,17 +189,16 @@ async def store_group(
         lead_profile.merge_profiles(profiles[survivor], profiles[loser])
 
     def apply(events: list[IngestEvent]) -> None:
-        for event in sorted(events, key=lambda e: e.timestamp):
-            assert event.lead_id is not None
-            profile = profiles[event.lead_id]
+        for event in sorted(events, key=_by_time):
+            profile = profiles[event.lead_id]  # type: ignore[index]
             lead_profile.apply_event(profile, event, visit_timeout)
             if scorer is not None:
                 scorer.apply(profile, event, now)
 
-    # A lead first seen in this group has no stored events, so none of its events can be a
-    # duplicate: fold them in now and insert each new lead once, complete.
-    new_set = set(new_leads)
-    apply([e for _, _, e in fresh if e.lead_id in new_set])
+    # A lead first seen in this group has no stored history: its events are folded in now,
+    # and it is inserted once, complete (the merges and identities below need it to exist).
+    with_lead = [e for _, _, e in fresh if e.lead_id is not None]
+    apply([e for e in with_lead if e.lead_id in new_set])
     await bulk.insert_leads([profiles[lead_id] for lead_id in new_leads])
     rows = [
         {
@@ -206,30 +214,28 @@ async def store_group(
         raise RetryGroup("an identity was created concurrently")
     await _merge_in_database(conn, merges)
     if scorer is not None:
+        # Replayed from stored history, so before this group's events are stored or applied.
         survivors = {s for _, s in merges}
         existing = [p for lead_id, p in profiles.items() if lead_id not in new_set]
         await scorer.rescore_stale(conn, existing, force=survivors)
+    apply([e for e in with_lead if e.lead_id not in new_set])
 
-    to_store = [(sub, i, e) for sub, i, e in fresh if store_bots or not e.is_bot]
-    inserted = await bulk.insert_events([_event_row(sub.site_id, e) for sub, _, e in to_store])
-    existing_events = []
-    for sub, i, event in to_store:
-        if (sub.site_id, event.message_id) not in inserted:
-            if event.lead_id in new_set:
-                raise RetryGroup("an event of a new lead was stored concurrently")
-            sub.outcomes[i] = DUPLICATE
-        elif event.lead_id is not None and event.lead_id not in new_set:
-            existing_events.append(event)
-    apply(existing_events)
-    touched = {e.lead_id for e in existing_events} | {s for _, s in merges if s not in new_set}
-    updated = [profiles[lead_id] for lead_id in sorted(touched, key=str) if lead_id is not None]
+    to_store = [(sub, e) for sub, _, e in fresh if store_bots or not e.is_bot]
+    await bulk.insert_events([_event_row(sub.site_id, e) for sub, e in to_store])
+    touched = {e.lead_id for _, _, e in fresh if e.lead_id is not None}
+    touched |= {s for _, s in merges}
+    updated = [profiles[lead_id] for lead_id in sorted(touched - new_set, key=str)]
     for profile in updated:
         profile["updated_at"] = now
     await bulk.update_leads(updated)
     if after_group:
-        changes = _changes(profiles, before, [e for _, _, e in to_store], new_set, inserted)
+        changes = _changes(profiles, before, [e for _, e in to_store], new_set)
         for consumer in after_group:
             await consumer(conn, changes)
+
+
+def _by_time(event: IngestEvent) -> datetime:
+    return event.timestamp
 
 
 def _changes(
@@ -237,7 +243,6 @@ def _changes(
     before: dict[uuid.UUID, tuple[str, bool]],
     events: list[IngestEvent],
     new_leads: set[uuid.UUID],
-    inserted: set[tuple[uuid.UUID, str]],
 ) -> list[LeadChange]:
     by_lead: dict[uuid.UUID, list[IngestEvent]] = {}
     for event in events:
@@ -246,16 +251,13 @@ def _changes(
     changes = []
     for lead_id, lead_events in by_lead.items():
         profile = profiles[lead_id]
-        stored = [e for e in lead_events if (profile["site_id"], e.message_id) in inserted]
-        if not stored:
-            continue
         temperature, identified = before.get(lead_id, (None, False))
         changes.append(
             LeadChange(
                 profile=profile,
                 previous_temperature=None if lead_id in new_leads else temperature,
                 previously_identified=identified,
-                events=tuple(sorted(stored, key=lambda e: e.timestamp)),
+                events=tuple(sorted(lead_events, key=_by_time)),
             )
         )
     return changes

@@ -104,7 +104,6 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("site_id", "message_id"),
         Index("ix_events_lead_id_timestamp", "lead_id", "timestamp"),
-        Index("ix_events_site_id_timestamp", "site_id", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
