@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from app.config import Settings, get_settings
 from app.dashboard import endpoints as dashboard_endpoints
@@ -23,6 +24,18 @@ from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.outbox import notifier_for
 from app.worker import BackgroundContext, BackgroundRunner
+
+
+class LeadheatAPI(FastAPI):
+    """FastAPI, with event ingestion (by far the hottest path) answered before FastAPI's
+    own machinery: routing, the middleware stack and its per-request telemetry checks."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["app"] = self
+            if await ingestion_endpoints.serve_fast(scope, receive, send):
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pipeline.stop()
             await engine.dispose()
 
-    app = FastAPI(
+    app = LeadheatAPI(
         title="Leadheat",
         version="0.1.0",
         summary="Which visitors are about to buy, and a first contact within five minutes.",
@@ -81,7 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONResponse,
     )
     install_error_handlers(app)
-    app.add_middleware(ingestion_endpoints.IngestionFastPath)
     app.include_router(ingestion_endpoints.router)
     app.include_router(webhooks_endpoints.router)
     app.include_router(webhooks_endpoints.leads_router)

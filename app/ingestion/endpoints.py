@@ -6,6 +6,7 @@ way: HTTP Basic with the key as user name (empty password), or `writeKey` in the
 
 import base64
 import binascii
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
 from app.db import utcnow
@@ -25,6 +26,7 @@ from app.ingestion.schemas import IngestResponse, RejectedEvent, as_utc
 from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.sites.service import SiteRef, WriteKeyCache
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
 SINGLE_CALLS = ("track", "page", "screen", "identify", "alias", "group")
@@ -204,25 +206,26 @@ for _call in SINGLE_CALLS:
     )
 
 
-class IngestionFastPath:
-    """ASGI middleware that serves POST on the ingestion paths straight to their handlers,
-    skipping FastAPI's routing and dependency machinery: the same handlers and answers, a
-    third less CPU per request on the hottest path (see bench/ingest.py)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = HANDLERS.get(scope["path"]) if scope["type"] == "http" else None
-        if handler is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        try:
-            response = await handler(request)
-        except AppError as exc:
-            response = error_response(exc)
-        await response(scope, receive, send)
+async def serve_fast(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Serve a POST on an ingestion path straight to its handler, before FastAPI's routing,
+    middleware and dependency machinery (the same handlers and answers as the routes above,
+    which document them in OpenAPI; about a third less CPU per request, see bench/ingest.py).
+    Returns False if the request is not one of them."""
+    handler = HANDLERS.get(scope["path"]) if scope["method"] == "POST" else None
+    if handler is None:
+        return False
+    request = Request(scope, receive)
+    try:
+        response = await handler(request)
+    except AppError as exc:
+        response = error_response(exc)
+    except Exception:
+        logger.exception("ingestion request failed")
+        response = error_response(
+            AppError("Something went wrong.", code="internal_error", status_code=500)
+        )
+    await response(scope, receive, send)
+    return True
 
 
 @router.options("/{call}", include_in_schema=False)

@@ -54,3 +54,22 @@ async def test_connections_killed_by_the_server_are_replaced(client, session, se
     assert again.status_code == 200
     assert again.json()["accepted"] == 1
     assert [e.message_id for e in await stored_events(session, site.site.id)] == ["k1", "k2"]
+
+
+async def test_an_unexpected_failure_is_a_json_500_and_other_requests_go_on(client, session, app):
+    site = await create_site(session)
+    pipeline = app.state.ingest_pipeline
+    real_submit = pipeline.submit
+
+    async def broken(submission):
+        raise RuntimeError("a bug")
+
+    pipeline.submit = broken
+    try:
+        r = await client.post("/v1/track", auth=basic_auth(site.write_key), json=track("a", "X"))
+    finally:
+        pipeline.submit = real_submit
+    assert r.status_code == 500
+    assert r.json()["code"] == "internal_error"
+    ok = await client.post("/v1/track", auth=basic_auth(site.write_key), json=track("a", "X"))
+    assert ok.status_code == 200
