@@ -6,10 +6,11 @@ never a new SQL text (asyncpg prepares each once):
   through SQLAlchemy so that its transaction is open; the rest go to the asyncpg connection
   underneath, without SQLAlchemy's per-statement overhead);
 - the leads locked in id order;
-- new leads and events by binary COPY (no JSON to parse on the server: measured 18-24 us a
-  row against 41 us for INSERT ... SELECT FROM json_to_recordset). Duplicates were found by
-  the lookup; an event another transaction stored meanwhile makes COPY fail on the unique
-  index, and the whole group is retried (RetryGroup), finding it then as a duplicate;
+- new leads and events by binary COPY when there are many (no JSON to parse on the server:
+  measured 18-24 us a row against 41 us for INSERT ... SELECT FROM json_to_recordset), by one
+  such INSERT when there are few (one round trip, no COPY set-up). Duplicates were found by
+  the lookup; an event another transaction stored meanwhile makes the insert fail on the
+  unique index, and the whole group is retried (RetryGroup), finding it then as a duplicate;
 - identities and lead updates as one JSON recordset each.
 SQLite (embedded, no round trips) uses plain SQLAlchemy Core executemany.
 """
@@ -135,6 +136,11 @@ _PG_LOCK_LEADS = (
     f"SELECT {', '.join(LEAD_COLUMNS)} FROM leads WHERE id = ANY($1::uuid[]) "
     "ORDER BY id FOR NO KEY UPDATE"
 )
+# Small groups (single events under load) go as one INSERT: COPY takes two round trips and
+# asyncpg's copy_records_to_table costs ~0.2 ms of Python per call before the first row.
+COPY_MIN_ROWS = 50
+_PG_INSERT_LEADS = _insert_sql(_leads, LEAD_COLUMNS)
+_PG_INSERT_EVENTS = _insert_sql(_events, EVENT_COLUMNS)
 _PG_INSERT_IDENTITIES = _insert_sql(
     _identities, IDENTITY_COLUMNS, "ON CONFLICT (site_id, kind, value) DO NOTHING RETURNING id"
 )
@@ -217,10 +223,7 @@ class PostgresBulk:
         return leads
 
     async def insert_leads(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await (await self._raw()).copy_records_to_table(
-                "leads", records=_copy_records(rows, LEAD_COLUMNS, _LEAD_JSON), columns=LEAD_COLUMNS
-            )
+        await self._insert("leads", rows, LEAD_COLUMNS, _LEAD_JSON, _PG_INSERT_LEADS)
 
     async def insert_identities(self, rows: list[dict[str, Any]]) -> int:
         if not rows:
@@ -228,15 +231,27 @@ class PostgresBulk:
         return len(await (await self._raw()).fetch(_PG_INSERT_IDENTITIES, _json(rows)))
 
     async def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        records = _copy_records(rows, EVENT_COLUMNS, _EVENT_JSON)
         try:
-            await (await self._raw()).copy_records_to_table(
-                "events", records=records, columns=EVENT_COLUMNS
-            )
+            await self._insert("events", rows, EVENT_COLUMNS, _EVENT_JSON, _PG_INSERT_EVENTS)
         except asyncpg.UniqueViolationError as exc:
             raise RetryGroup("an event was stored concurrently") from exc
+
+    async def _insert(
+        self,
+        table: str,
+        rows: list[dict[str, Any]],
+        columns: tuple[str, ...],
+        json_columns: frozenset[str],
+        insert_sql: str,
+    ) -> None:
+        if not rows:
+            return
+        raw = await self._raw()
+        if len(rows) < COPY_MIN_ROWS:
+            await raw.execute(insert_sql, _json(rows))
+        else:
+            records = _copy_records(rows, columns, json_columns)
+            await raw.copy_records_to_table(table, records=records, columns=columns)
 
     async def update_leads(self, rows: list[dict[str, Any]]) -> None:
         if rows:
