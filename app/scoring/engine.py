@@ -66,7 +66,10 @@ _LEVELS: tuple[Temperature, ...] = ("cold", "warm", "hot")
 _LEVEL = {"cold": 0, "warm": 1, "hot": 2}
 
 
-@dataclass(frozen=True, slots=True)
+# ScoringEvent and LeadFacts are built once per ingested event: plain (not frozen) slotted
+# dataclasses, whose __init__ is about twice as fast (frozen ones set each field through
+# object.__setattr__). Treat them as values all the same.
+@dataclass(slots=True)
 class ScoringEvent:
     message_id: str
     kind: str  # "page", "identify", or the track event name ("Product Viewed", ...)
@@ -76,7 +79,7 @@ class ScoringEvent:
     url: str | None = None  # page url (context.page.url or properties.url)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LeadFacts:
     city: str | None = None
     country: str | None = None
