@@ -62,11 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.scoring.enabled
             else None
         )
-        notifier_for(engine)  # the webhook loops are woken right after each commit
+        notifier = notifier_for(engine)  # the webhook loops are woken right after each commit
         webhooks = WebhookConsumer(settings.webhooks, rule_sets)
         app.state.lead_changes = webhooks
         pipeline = IngestPipeline(
-            writer(engine), settings.ingestion, scorer=scorer, after_group=[webhooks]
+            writer(engine),
+            settings.ingestion,
+            scorer=scorer,
+            after_group=[webhooks],
+            after_commit=[notifier.wake_committed],
         )
         app.state.ingest_pipeline = pipeline
         pipeline.start()

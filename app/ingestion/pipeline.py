@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -39,8 +39,11 @@ class IngestPipeline:
         settings: IngestionSettings,
         scorer: Scorer | None = None,
         after_group: Sequence[AfterGroup] = (),
+        after_commit: Sequence[Callable[[AsyncConnection], None]] = (),
     ) -> None:
         self._engine = engine
+        # Called with the connection once a group has committed (wakes the webhook loops).
+        self._after_commit = tuple(after_commit)
         self._settings = settings
         self._scorer = scorer
         self._after_group = tuple(after_group)
@@ -151,6 +154,8 @@ class IngestPipeline:
                         scorer=self._scorer,
                         after_group=self._after_group,
                     )
+                for hook in self._after_commit:
+                    hook(conn)
                 self.stats["groups"] += 1
                 self.stats["submissions"] += len(subs)
                 self.stats["events"] += sum(len(s.events) for s in subs)

@@ -53,6 +53,13 @@ class Notifier:
     def bind(self) -> None:
         self._loop = asyncio.get_running_loop()
 
+    def wake_committed(self, conn: AsyncConnection) -> None:
+        """Wake what `conn`'s just-committed transaction asked for, for a connection that is
+        kept out of the pool between transactions (the ingestion flushers': no check-in)."""
+        wake = conn.info.pop(_WAKE_KEY, None)
+        if wake:
+            self.wake(deliveries="d" in wake, timers="t" in wake)
+
     def wake(self, deliveries: bool = True, timers: bool = False) -> None:
         if self._loop is None:
             return

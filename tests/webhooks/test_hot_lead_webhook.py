@@ -1,12 +1,16 @@
 """A lead turning hot reaches a real receiver at once, signed, with the lead's details."""
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from app.main import create_app
 from app.webhooks.models import WebhookDelivery
-from tests.factories import lead_by_anonymous_id, track
+from tests.factories import create_site, lead_by_anonymous_id, track
 from tests.webhooks.helpers import add_endpoint, send
 
 
@@ -43,7 +47,28 @@ async def test_a_contact_request_sends_lead_hot_signed_with_contact_by(
         delivery = await session.scalar(select(WebhookDelivery))
         if delivery.status == "succeeded":
             break
-        import asyncio
-
         await asyncio.sleep(0.05)
     assert delivery.status == "succeeded"
+
+
+async def test_lead_hot_is_sent_at_the_commit_not_at_the_next_poll(settings, session, receiver):
+    """The delivery loop is woken by the ingestion commit itself: with the outbox poll at a
+    minute, the webhook still arrives within moments (the five-minute promise rests on it)."""
+    slow_poll = settings.model_copy(
+        update={"webhooks": settings.webhooks.model_copy(update={"poll_seconds": 60.0})}
+    )
+    site = await create_site(session)
+    app = create_app(slow_poll)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            await add_endpoint(client, site, receiver.url, event_types=["lead.hot"])
+            await asyncio.sleep(0.3)  # the loops' first poll is behind them
+            started = time.monotonic()
+            await send(
+                client, site, track("v", "Contact Requested", properties={"phone": "+7 900"})
+            )
+            got = await receiver.wait_for(1, timeout=5)
+            elapsed = time.monotonic() - started
+    assert len(got) == 1
+    assert elapsed < 5  # at the next poll it would take up to a minute
