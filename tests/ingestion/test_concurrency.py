@@ -3,6 +3,8 @@ nothing is counted twice, and every id ends on exactly one lead."""
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
@@ -18,6 +20,25 @@ from app.main import create_app
 from tests.factories import basic_auth, create_site
 
 
+@asynccontextmanager
+async def two_replicas(settings) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Two instances of the service on one database, a client for each."""
+    replicas = [create_app(settings), create_app(settings)]
+    async with (
+        replicas[0].router.lifespan_context(replicas[0]),
+        replicas[1].router.lifespan_context(replicas[1]),
+    ):
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://r")
+            for a in replicas
+        ]
+        try:
+            yield clients
+        finally:
+            for c in clients:
+                await c.aclose()
+
+
 # PostgreSQL stores small groups with INSERT and large ones with COPY: both, under races.
 @pytest.fixture(params=["insert", "copy"])
 def write_path(request, monkeypatch):
@@ -28,18 +49,10 @@ def write_path(request, monkeypatch):
 
 async def test_two_replicas_ingesting_the_same_visitors_concurrently(settings, session, write_path):
     site = await create_site(session)
-    replicas = [create_app(settings), create_app(settings)]
     rng = random.Random(7)
     visitors = [f"v{i}" for i in range(12)]
     sent = 0
-    async with (
-        replicas[0].router.lifespan_context(replicas[0]),
-        replicas[1].router.lifespan_context(replicas[1]),
-    ):
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://r")
-            for a in replicas
-        ]
+    async with two_replicas(settings) as clients:
 
         async def send(n: int) -> httpx.Response:
             visitor = rng.choice(visitors)
@@ -58,8 +71,6 @@ async def test_two_replicas_ingesting_the_same_visitors_concurrently(settings, s
             auth=basic_auth(site.write_key),
             json={"batch": [{"type": "page", "anonymousId": "v1", "messageId": "m1"}]},
         )
-        for c in clients:
-            await c.aclose()
 
     assert all(r.status_code == 200 for r in responses)
     sent = sum(r.json()["accepted"] for r in responses)
@@ -98,7 +109,6 @@ async def test_the_same_events_sent_through_two_replicas_at_once_are_stored_once
     for the messageIds, neither finds them; the second insert meets the first on the unique
     index, and its group is retried, finding them as duplicates."""
     site = await create_site(session)
-    replicas = [create_app(settings), create_app(settings)]
     batches = [
         [
             {"type": "track", "event": "Product Viewed", "anonymousId": f"v{b}-{i % 3}",
@@ -107,14 +117,7 @@ async def test_the_same_events_sent_through_two_replicas_at_once_are_stored_once
         ]
         for b in range(4)
     ]  # fmt: skip
-    async with (
-        replicas[0].router.lifespan_context(replicas[0]),
-        replicas[1].router.lifespan_context(replicas[1]),
-    ):
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://r")
-            for a in replicas
-        ]
+    async with two_replicas(settings) as clients:
         responses = await asyncio.gather(
             *(
                 clients[copy % 2].post(
@@ -124,8 +127,6 @@ async def test_the_same_events_sent_through_two_replicas_at_once_are_stored_once
                 for copy in range(4)
             )
         )
-        for c in clients:
-            await c.aclose()
 
     assert all(r.status_code == 200 for r in responses)
     assert sum(r.json()["accepted"] for r in responses) == 240
