@@ -141,9 +141,7 @@ def apply_event(
     backwards in time.
     """
     new_state = _copy_state(state)
-    now = _apply(compiled, new_state, event)
-    last = new_state["at"]
-    return _evaluate_into(compiled, new_state, facts, now if last is None else max(now, last))
+    return _evaluate_into(compiled, new_state, facts, _apply_at(compiled, new_state, event))
 
 
 def advance(
@@ -152,12 +150,8 @@ def advance(
     """`apply_event` for ingestion's hot path: `state` (a valid state, see `empty_state`) is
     changed in place and no breakdown is built; returns the score. The state, score and
     temperature come out exactly as `apply_event`'s (tests/scoring compare the two)."""
-    if state["v"] != STATE_VERSION:
-        raise ValueError(f"unknown scoring state version {state.get('v')!r}")
-    now = _apply(compiled, state, event)
-    last = state["at"]
-    if last is not None and last > now:
-        now = last
+    _check_version(state)
+    now = _apply_at(compiled, state, event)
     score, hard_active = _score_at(compiled, state, facts, now, None)
     _step_temperature(compiled, state, score, hard_active, now)
     state["rule_set_version"] = compiled.version
@@ -200,16 +194,13 @@ def replay(
     touched: list[tuple[float, float, float, dict[str, Any]]] = []
     exp = math.exp
     for event in events:
-        at = _apply(compiled, state, event)
+        at = _apply_at(compiled, state, event)
         if len(rule_entries) != len(touched):
             touched = [
                 (r.decay_rate, r.cap_low, r.cap_high, rule_entries[r.id])
                 for r in compiled.behaviour.values()
                 if r.id in rule_entries
             ]
-        last = state["at"]
-        if last is not None and last > at:
-            at = last
         total = static_fit
         for rule in dynamic_fit:
             total += rule.weight * rule.coefficient(facts, at)
@@ -247,6 +238,14 @@ def _apply(compiled: CompiledRuleSet, state: dict[str, Any], event: ScoringEvent
         if matches:
             hard_rules.record(matches, state["hard"], event, t)
     return t
+
+
+def _apply_at(compiled: CompiledRuleSet, state: dict[str, Any], event: ScoringEvent) -> float:
+    """Apply the event; returns when to evaluate: its time, or the lead's last evaluation if
+    the event arrived late (temperature never runs backwards in time)."""
+    t = _apply(compiled, state, event)
+    last: float | None = state["at"]
+    return last if last is not None and last > t else t
 
 
 def _count(rule: CompiledBehaviour, rules: dict[str, Any], event: ScoringEvent, t: float) -> None:
@@ -437,9 +436,13 @@ def _evaluate_into(
 def _copy_state(state: Mapping[str, Any] | None) -> dict[str, Any]:
     if not state:  # a lead's JSON column may start as {} or null
         return empty_state()
+    _check_version(state)
+    return _copy_json(state)  # type: ignore[no-any-return]
+
+
+def _check_version(state: Mapping[str, Any]) -> None:
     if state.get("v") != STATE_VERSION:
         raise ValueError(f"unknown scoring state version {state.get('v')!r}")
-    return _copy_json(state)  # type: ignore[no-any-return]
 
 
 def _copy_json(value: Any) -> Any:

@@ -85,13 +85,21 @@ def stored_scoring_events(
 
 def record_result(profile: Profile, result: engine.ScoreResult, now: datetime) -> None:
     """Write a score result into the lead's columns."""
-    profile["score_state"] = result.state
-    profile["score"] = result.score
-    profile["temperature"] = result.temperature
-    profile["rule_set_version"] = result.rule_set_version
+    record_state(profile, result.state, result.score, result.rule_set_version, now)
+
+
+def record_state(
+    profile: Profile, state: dict[str, Any], score: float, version: int, now: datetime
+) -> None:
+    """Write a scoring state and its score into the lead's columns (temperature and the time
+    the lead became hot are the state's)."""
+    profile["score_state"] = state
+    profile["score"] = score
+    profile["temperature"] = state["temperature"]
+    profile["rule_set_version"] = version
     profile["scored_at"] = now
-    if result.became_hot_at is not None:
-        profile["became_hot_at"] = result.became_hot_at
+    if state["hot_since"] is not None:
+        profile["became_hot_at"] = datetime.fromtimestamp(state["hot_since"], UTC)
 
 
 def rule_set_for_version(definition: Mapping[str, Any], version: int) -> RuleSet:
@@ -213,12 +221,7 @@ class LeadScorer:
         score = engine.advance(
             compiled, state, scoring_event(event, profile["visits"]), facts_from_profile(profile)
         )
-        profile["score"] = score
-        profile["temperature"] = state["temperature"]
-        profile["rule_set_version"] = compiled.version
-        profile["scored_at"] = now
-        if state["hot_since"] is not None:
-            profile["became_hot_at"] = datetime.fromtimestamp(state["hot_since"], UTC)
+        record_state(profile, state, score, compiled.version, now)
 
 
 async def rescore_from_history(

@@ -56,7 +56,11 @@ class Notifier:
     def wake_committed(self, conn: AsyncConnection) -> None:
         """Wake what `conn`'s just-committed transaction asked for, for a connection that is
         kept out of the pool between transactions (the ingestion flushers': no check-in)."""
-        wake = conn.info.pop(_WAKE_KEY, None)
+        self.wake_for(conn.info)
+
+    def wake_for(self, info: dict[str, Any]) -> None:
+        """Wake what a connection's `info` (see `wake_after_commit`) asked for, and clear it."""
+        wake = info.pop(_WAKE_KEY, None)
         if wake:
             self.wake(deliveries="d" in wake, timers="t" in wake)
 
@@ -81,9 +85,8 @@ def notifier_for(engine: AsyncEngine) -> Notifier:
         notifier = _notifiers[sync_engine] = Notifier()
 
         def on_checkin(_dbapi_connection: Any, record: Any) -> None:
-            wake = record.info.pop(_WAKE_KEY, None) if record is not None else None
-            if wake:
-                notifier.wake(deliveries="d" in wake, timers="t" in wake)
+            if record is not None:
+                notifier.wake_for(record.info)
 
         event.listen(sync_engine, "checkin", on_checkin)
     with contextlib.suppress(RuntimeError):
