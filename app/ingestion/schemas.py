@@ -17,6 +17,21 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
+def property_number(value: Any) -> float | None:
+    """A property's value as a number, as shops send them: 499, 499.5 and "499" alike; true,
+    false and anything else are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 Id = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=255)]
 
 

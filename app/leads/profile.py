@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.ingestion.parsing import IngestEvent
+from app.ingestion.schemas import property_number
 
 MAX_PRODUCTS_VIEWED = 20
 # A `Page Engaged` report larger than this is a stuck tab, not attention.
@@ -79,19 +80,6 @@ def time_on_site(profile: Mapping[str, Any]) -> float:
     return float(profile["engaged_seconds"] or profile["session_seconds"] or 0.0)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _text(value: Any, limit: int = 255) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
@@ -135,7 +123,7 @@ def _cart_add(profile: dict[str, Any], props: dict[str, Any], at: datetime) -> N
         return
     cart = dict(profile["cart"])
     items = dict(cart.get("items", {}))
-    quantity = _number(props.get("quantity")) or 1.0
+    quantity = property_number(props.get("quantity")) or 1.0
     item = dict(items.get(key, {"quantity": 0}))
     item.update(
         {
@@ -144,7 +132,7 @@ def _cart_add(profile: dict[str, Any], props: dict[str, Any], at: datetime) -> N
                 "product_id": key,
                 "name": _text(props.get("name")),
                 "category": _text(props.get("category")),
-                "price": _number(props.get("price")),
+                "price": property_number(props.get("price")),
             }.items()
             if v is not None
         }
@@ -162,7 +150,7 @@ def _cart_remove(profile: dict[str, Any], props: dict[str, Any], at: datetime) -
     items = dict(cart.get("items", {}))
     if key is None or key not in items:
         return
-    quantity = _number(props.get("quantity")) or items[key].get("quantity", 1)
+    quantity = property_number(props.get("quantity")) or items[key].get("quantity", 1)
     remaining = items[key].get("quantity", 0) - quantity
     if remaining <= 0:
         del items[key]
@@ -199,7 +187,7 @@ def _track(profile: dict[str, Any], event: IngestEvent) -> None:
                 "product_id": _product_key(props),
                 "name": _text(props.get("name")),
                 "category": _text(props.get("category")),
-                "price": _number(props.get("price")),
+                "price": property_number(props.get("price")),
                 "at": at.isoformat(),
             }.items()
             if v is not None
@@ -221,7 +209,7 @@ def _track(profile: dict[str, Any], event: IngestEvent) -> None:
     elif name == "Order Completed":
         profile["orders"] += 1
         for key in ("revenue", "total", "value"):
-            amount = _number(props.get(key))
+            amount = property_number(props.get(key))
             if amount is not None:
                 profile["revenue"] = round(profile["revenue"] + amount, 2)
                 break
@@ -233,7 +221,7 @@ def _track(profile: dict[str, Any], event: IngestEvent) -> None:
     elif name == "Contact Requested":
         _absorb_traits(profile, {k: v for k, v in props.items() if k in CONTACT_TRAITS})
     elif name == "Page Engaged":
-        seconds = _number(props.get("engaged_seconds"))
+        seconds = property_number(props.get("engaged_seconds"))
         if seconds and seconds > 0:
             seconds = min(seconds, MAX_ENGAGED_SECONDS_PER_REPORT)
             profile["engaged_seconds"] = round(profile["engaged_seconds"] + seconds, 1)

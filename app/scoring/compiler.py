@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.ingestion.schemas import property_number
 from app.scoring.schemas import (
     BehaviourRule,
     Condition,
@@ -178,26 +179,13 @@ def _getter(field: str) -> Callable[[ScoringEvent], Any]:
     return nested
 
 
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _equals(target: Any) -> Callable[[Any], bool]:
     """Equality as a shop owner means it: text ignores case, "42" equals 42."""
     if isinstance(target, bool):
         return lambda x: x is target
     if isinstance(target, int | float):
         number = float(target)
-        return lambda x: _as_number(x) == number
+        return lambda x: property_number(x) == number
     text = str(target).casefold()
     return lambda x: isinstance(x, str) and x.casefold() == text
 
@@ -212,7 +200,7 @@ def _member_of(values: list[Any]) -> Callable[[Any], bool]:
             return x in flags
         if isinstance(x, str) and x.casefold() in texts:
             return True
-        return bool(numbers) and _as_number(x) in numbers
+        return bool(numbers) and property_number(x) in numbers
 
     return member
 
@@ -241,7 +229,7 @@ def _compile_condition(condition: Condition) -> Check:
 
 def _compare(op: str, bound: float) -> Callable[[Any], bool]:
     def compare(x: Any) -> bool:
-        n = _as_number(x)
+        n = property_number(x)
         if n is None:
             return False
         if op == "gt":
