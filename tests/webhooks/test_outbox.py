@@ -86,5 +86,8 @@ async def test_two_delivery_loops_never_send_one_message_twice(
     assert len(received) == 300
     assert len(ids) == 300
     assert max(ids.values()) == 1
-    assert await session.scalar(select(func.count()).select_from(WebhookAttempt)) == 300
+    # One success each. Under CPU load an attempt can fail before the receiver reads it (seen:
+    # ReadError after 1.1 s) and is retried: a second attempt, but no second delivery.
+    succeeded = select(func.count()).where(WebhookAttempt.succeeded.is_(True))
+    assert await session.scalar(succeeded) == 300
     assert {d.status for d in await deliveries(session)} == {"succeeded"}
