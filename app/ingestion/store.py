@@ -7,7 +7,8 @@ per group is a fixed number of statements, whatever the number of events:
 2. resolve the new events to leads, merging leads that turn out to be one person;
 3. lock the existing leads involved, in id order (no deadlocks between replicas);
 4. fold the new events into the lead profiles and scores, in event time order;
-5. write: new leads, new identities, the events, the changed leads.
+5. write new leads, new identities, the events and the changed leads (on PostgreSQL one
+   statement, with COPY before it for many rows).
 A concurrent transaction that created one of our identities or stored one of our events
 meanwhile makes the group start over (RetryGroup), and it then sees what that one did.
 """
@@ -195,12 +196,18 @@ async def store_group(
             if scorer is not None:
                 scorer.apply(profile, event, now)
 
-    # A lead first seen in this group has no stored history: its events are folded in now,
-    # and it is inserted once, complete (the merges and identities below need it to exist).
+    # A lead first seen in this group has no stored history: its events are folded in now.
     with_lead = [e for _, _, e in fresh if e.lead_id is not None]
     apply([e for e in with_lead if e.lead_id in new_set])
-    await bulk.insert_leads([profiles[lead_id] for lead_id in new_leads])
-    rows = [
+    await _merge_in_database(conn, merges)
+    if scorer is not None:
+        # Replayed from stored history, so before this group's events are stored or applied.
+        survivors = {s for _, s in merges}
+        existing = [p for lead_id, p in profiles.items() if lead_id not in new_set]
+        await scorer.rescore_stale(conn, existing, force=survivors)
+    apply([e for e in with_lead if e.lead_id not in new_set])
+
+    identity_rows = [
         {
             "site_id": key[0],
             "kind": key[1],
@@ -210,24 +217,20 @@ async def store_group(
         }
         for key in sorted(identities.new_identities)
     ]
-    if await bulk.insert_identities(rows) != len(rows):
-        raise RetryGroup("an identity was created concurrently")
-    await _merge_in_database(conn, merges)
-    if scorer is not None:
-        # Replayed from stored history, so before this group's events are stored or applied.
-        survivors = {s for _, s in merges}
-        existing = [p for lead_id, p in profiles.items() if lead_id not in new_set]
-        await scorer.rescore_stale(conn, existing, force=survivors)
-    apply([e for e in with_lead if e.lead_id not in new_set])
-
     to_store = [(sub, e) for sub, _, e in fresh if store_bots or not e.is_bot]
-    await bulk.insert_events([_event_row(sub.site_id, e) for sub, e in to_store])
     touched = {e.lead_id for _, _, e in fresh if e.lead_id is not None}
     touched |= {s for _, s in merges}
     updated = [profiles[lead_id] for lead_id in sorted(touched - new_set, key=str)]
     for profile in updated:
         profile["updated_at"] = now
-    await bulk.update_leads(updated)
+    inserted = await bulk.write(
+        leads=[profiles[lead_id] for lead_id in new_leads],
+        identities=identity_rows,
+        events=[_event_row(sub.site_id, e) for sub, e in to_store],
+        updates=updated,
+    )
+    if inserted != len(identity_rows):
+        raise RetryGroup("an identity was created concurrently")
     if after_group:
         changes = _changes(profiles, before, [e for _, e in to_store], new_set)
         for consumer in after_group:
