@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from app.errors import AppError, PayloadTooLarge, UnsupportedMediaType
-from app.ingestion.schemas import Message, as_utc
+from app.ingestion.schemas import Message, as_utc, missing_fields
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
 
@@ -152,6 +152,9 @@ def validate_event(
         msg = Message.model_validate(raw)
     except ValidationError as exc:
         return Rejection(index, "invalid_event", _error_message(exc))
+    missing = missing_fields(msg)
+    if missing is not None:
+        return Rejection(index, "invalid_event", missing)
 
     sent_at = as_utc(msg.sentAt) or batch_sent_at
     original = as_utc(msg.timestamp or msg.originalTimestamp)

@@ -45,6 +45,29 @@ async def test_batch_stores_good_events_and_reports_bad_ones_by_index(client, se
     assert events[0].properties == {"category": "fridges"}
 
 
+async def test_numeric_ids_are_strings_and_booleans_are_not_ids(client, session, site):
+    response = await client.post(
+        "/v1/batch",
+        auth=basic_auth(site.write_key),
+        json={
+            "batch": [
+                {"type": "track", "event": "X", "anonymousId": 42, "messageId": 7.5},
+                {"type": "track", "event": "X", "userId": True, "messageId": "m2"},
+                {"type": "alias", "previousId": 42, "messageId": "m3"},  # no userId
+                {"type": "group", "anonymousId": "a", "messageId": "m4"},  # no groupId
+            ]
+        },
+    )
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 3)
+    assert [e["index"] for e in body["errors"]] == [1, 2, 3]
+    assert "userId" in body["errors"][0]["message"]
+    assert "'previousId' and 'userId'" in body["errors"][1]["message"]
+    assert "groupId" in body["errors"][2]["message"]
+    [event] = await stored_events(session, site.site.id)
+    assert (event.anonymous_id, event.message_id) == ("42", "7.5")
+
+
 async def test_repeated_message_ids_are_stored_once(client, session, site):
     batch = {
         "batch": [track("a1", "Product Added", "dup-1"), track("a1", "Product Added", "dup-1")]
