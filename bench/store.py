@@ -28,6 +28,7 @@ from sqlalchemy import text  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, utcnow  # noqa: E402
+from app.ingestion.bulk import plan_once  # noqa: E402
 from app.ingestion.parsing import IngestEvent, validate_event  # noqa: E402
 from app.ingestion.store import Submission, store_group  # noqa: E402
 from app.scoring.service import LeadScorer, RuleSetCache  # noqa: E402
@@ -104,6 +105,7 @@ async def main(args: argparse.Namespace) -> None:
         if (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != backend:
             raise SystemExit("expected the same backend")
         await conn.commit()
+        await plan_once(conn)  # as the ingestion pipeline's flushers do
         for subs in groups:
             t = time.perf_counter()
             async with conn.begin():

@@ -17,6 +17,7 @@ SQLite (embedded, no round trips) uses plain SQLAlchemy Core executemany.
 """
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import asyncpg
@@ -54,19 +55,24 @@ IDENTITY_COLUMNS = ("site_id", "kind", "value", "lead_id", "created_at")
 EventKey = tuple[uuid.UUID, str]  # (site id, message id)
 
 
+@dataclass(slots=True)
+class Found:
+    identities: list[tuple[IdentityKey, uuid.UUID]]  # known identity -> its lead
+    events: set[EventKey]  # already stored
+    leads: list[dict[str, Any]]  # the rows of the identities' leads, locked, in id order
+
+
 class RetryGroup(Exception):
     """Another transaction changed identities or stored an event under us; the whole group is
     tried again (it then sees what the other transaction did)."""
 
 
 class Bulk(Protocol):
-    async def lookup(
-        self, identity_keys: list[IdentityKey], event_keys: list[EventKey]
-    ) -> tuple[list[tuple[IdentityKey, uuid.UUID]], set[EventKey]]:
-        """The leads of the identities already known, and the events already stored."""
+    async def lookup(self, identity_keys: list[IdentityKey], event_keys: list[EventKey]) -> Found:
+        """The leads of the identities already known (locked for the transaction, in id
+        order), and the events already stored."""
         ...
 
-    async def lock_leads(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]: ...
     async def write(
         self,
         *,
@@ -79,6 +85,16 @@ class Bulk(Protocol):
         how many identities were new (fewer than given: another transaction created one).
         Raises RetryGroup if one of the events was stored concurrently."""
         ...
+
+
+async def plan_once(conn: AsyncConnection) -> None:
+    """For a connection that stores groups over and over: PostgreSQL plans each of the few
+    statements once (a generic plan) instead of at every execution, as it did by default for
+    the lookup (0.2-0.4 ms a group: its array and JSON parameters); the plans are index probes
+    whatever the parameters (see _PG_LOOKUP)."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        await conn.commit()
 
 
 def bulk_for(conn: AsyncConnection) -> Bulk:
@@ -123,24 +139,30 @@ _leads = cast(Table, Lead.__table__)
 _events = cast(Table, Event.__table__)
 _identities = cast(Table, LeadIdentity.__table__)
 
-# Both lookups are an index probe per row of the group, whatever the planner's statistics say:
-# LATERAL with LIMIT 1 cannot be flattened into a join (the keys are unique anyway). As plain
-# joins, young tables' stale statistics gave hash joins over whole tables: 10 ms a group.
+# The group's first statement: the known identities with their leads, locked, and the events
+# already stored, as one result (rows told apart by which columns are null; one round trip
+# fewer than a lookup and a lock). Identities and events are an index probe per row whatever
+# the planner's statistics say: LATERAL with LIMIT 1 cannot be flattened into a join (the keys
+# are unique anyway); as plain joins, young tables' stale statistics gave hash joins over whole
+# tables, 10 ms a group; so did `id IN (SELECT ...)` for the leads (an = ANY(array) is a probe
+# of the primary key). The leads are locked in id order, so that replicas never deadlock;
+# FOR NO KEY UPDATE does not block the foreign-key checks of concurrent inserts.
+_NO_LEAD = ", ".join(f"NULL::{_pg_type(_leads.c[c])}" for c in LEAD_COLUMNS)
 _PG_LOOKUP = (
-    "SELECT t.site_id, t.kind, t.value, i.lead_id "
+    "WITH known AS (SELECT t.site_id, t.kind, t.value, i.lead_id "
     f"FROM {_recordset(_identities, ('site_id', 'kind', 'value'))} "
     "CROSS JOIN LATERAL (SELECT lead_id FROM lead_identities i "
-    "WHERE i.site_id = t.site_id AND i.kind = t.kind AND i.value = t.value LIMIT 1) i "
+    "WHERE i.site_id = t.site_id AND i.kind = t.kind AND i.value = t.value LIMIT 1) i), "
+    f"locked AS (SELECT {', '.join(LEAD_COLUMNS)} FROM leads "
+    "WHERE id = ANY(ARRAY(SELECT lead_id FROM known)) ORDER BY id FOR NO KEY UPDATE) "
+    f"SELECT site_id, kind, value, lead_id, {_NO_LEAD} FROM known "
     "UNION ALL "
-    "SELECT e.site_id, NULL, e.message_id, NULL "
+    f"SELECT e.site_id, NULL, e.message_id, NULL, {_NO_LEAD} "
     "FROM unnest($2::uuid[], $3::text[]) AS t(site_id, message_id) "
     "CROSS JOIN LATERAL (SELECT site_id, message_id FROM events e "
-    "WHERE e.site_id = t.site_id AND e.message_id = t.message_id LIMIT 1) e"
-)
-# FOR NO KEY UPDATE: does not block the foreign-key checks of concurrent inserts.
-_PG_LOCK_LEADS = (
-    f"SELECT {', '.join(LEAD_COLUMNS)} FROM leads WHERE id = ANY($1::uuid[]) "
-    "ORDER BY id FOR NO KEY UPDATE"
+    "WHERE e.site_id = t.site_id AND e.message_id = t.message_id LIMIT 1) e "
+    "UNION ALL "
+    f"SELECT NULL, NULL, NULL, NULL, * FROM locked"
 )
 # Small groups (single events under load) write everything in one statement: COPY takes two
 # round trips and asyncpg's copy_records_to_table costs ~0.2 ms of Python per call.
@@ -209,32 +231,24 @@ class PostgresBulk:
             self._driver = driver
         return self._driver
 
-    async def lookup(
-        self, identity_keys: list[IdentityKey], event_keys: list[EventKey]
-    ) -> tuple[list[tuple[IdentityKey, uuid.UUID]], set[EventKey]]:
+    async def lookup(self, identity_keys: list[IdentityKey], event_keys: list[EventKey]) -> Found:
         doc = _json([{"site_id": s, "kind": k, "value": v} for s, k, v in identity_keys])
         params = (doc, [site for site, _ in event_keys], [message for _, message in event_keys])
+        found = Found([], set(), [])
         rows: list[Any] = list(await self.conn.exec_driver_sql(_PG_LOOKUP, params))
-        found: list[tuple[IdentityKey, uuid.UUID]] = []
-        stored: set[EventKey] = set()
-        for site_id, kind, value, lead_id in rows:
-            if kind is None:
-                stored.add((_uuid(site_id), value))
+        for row in rows:
+            site_id, kind, value, lead_id = row[:4]
+            if site_id is None:
+                lead = dict(zip(LEAD_COLUMNS, row[4:], strict=True))
+                for key in ("id", "site_id", "merged_into_id"):
+                    if lead[key] is not None:
+                        lead[key] = _uuid(lead[key])
+                found.leads.append(lead)
+            elif kind is None:
+                found.events.add((_uuid(site_id), value))
             else:
-                found.append(((_uuid(site_id), kind, value), _uuid(lead_id)))
-        return found, stored
-
-    async def lock_leads(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
-        if not ids:
-            return []
-        leads = []
-        for row in await (await self._raw()).fetch(_PG_LOCK_LEADS, ids):
-            lead = dict(zip(LEAD_COLUMNS, row, strict=True))
-            for key in ("id", "site_id", "merged_into_id"):
-                if lead[key] is not None:
-                    lead[key] = _uuid(lead[key])
-            leads.append(lead)
-        return leads
+                found.identities.append(((_uuid(site_id), kind, value), _uuid(lead_id)))
+        return found
 
     async def write(
         self,
@@ -281,9 +295,7 @@ class CoreBulk:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def lookup(
-        self, identity_keys: list[IdentityKey], event_keys: list[EventKey]
-    ) -> tuple[list[tuple[IdentityKey, uuid.UUID]], set[EventKey]]:
+    async def lookup(self, identity_keys: list[IdentityKey], event_keys: list[EventKey]) -> Found:
         t = _identities
         found: list[tuple[IdentityKey, uuid.UUID]] = []
         for start in range(0, len(identity_keys), _CHUNK):
@@ -304,9 +316,9 @@ class CoreBulk:
                 )
             )
             stored.update((s, m) for s, m in known)
-        return found, stored
+        return Found(found, stored, await self._leads(sorted({lead for _, lead in found})))
 
-    async def lock_leads(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    async def _leads(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
         # SQLite has one writer at a time: the transaction itself is the lock.
         leads: list[dict[str, Any]] = []
         for start in range(0, len(ids), _CHUNK):

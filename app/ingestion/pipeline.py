@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
+from app.ingestion.bulk import plan_once
 from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
 
 logger = logging.getLogger(__name__)
@@ -131,12 +132,7 @@ class IngestPipeline:
         if conn is None or conn.closed or conn.invalidated:
             await self._drop(slot)
             conn = self._conns[slot] = await self._engine.connect()
-            if conn.dialect.name == "postgresql":
-                # The flusher runs the same few statements over and over: plan them once.
-                # By default PostgreSQL re-planned the lead lock for each group (its array
-                # parameter), 80-120 us of server CPU a group (pg_stat_statements).
-                await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-                await conn.commit()
+            await plan_once(conn)
         return conn
 
     async def _drop(self, slot: int) -> None:

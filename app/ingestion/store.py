@@ -3,11 +3,11 @@
 Many requests' events go through here together (group commit, see `pipeline.py`). The work
 per group is a fixed number of statements, whatever the number of events:
 1. look up every anonymousId/userId/previousId and every (site, messageId) at once: the
-   identities' leads, and the events already stored (duplicates: clients retry);
+   identities' leads, locked in id order (no deadlocks between replicas), and the events
+   already stored (duplicates: clients retry); one statement on PostgreSQL;
 2. resolve the new events to leads, merging leads that turn out to be one person;
-3. lock the existing leads involved, in id order (no deadlocks between replicas);
-4. fold the new events into the lead profiles and scores, in event time order;
-5. write new leads, new identities, the events and the changed leads (on PostgreSQL one
+3. fold the new events into the lead profiles and scores, in event time order;
+4. write new leads, new identities, the events and the changed leads (on PostgreSQL one
    statement, with COPY before it for many rows).
 A concurrent transaction that created one of our identities or stored one of our events
 meanwhile makes the group start over (RetryGroup), and it then sees what that one did.
@@ -23,7 +23,7 @@ from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
-from app.ingestion.bulk import Bulk, RetryGroup, bulk_for
+from app.ingestion.bulk import Found, RetryGroup, bulk_for
 from app.ingestion.parsing import IngestEvent
 from app.leads import profile as lead_profile
 from app.leads.models import Event, Lead, LeadIdentity
@@ -160,16 +160,16 @@ async def store_group(
                 if value:
                     keys.add((sub.site_id, kind, value))
     stored_keys = [(sub.site_id, e.message_id) for sub, _, e in candidates]
-    found, stored = await bulk.lookup(sorted(keys), stored_keys)
+    found = await bulk.lookup(sorted(keys), stored_keys)
     fresh = []
     for sub, i, event in candidates:
-        if (sub.site_id, event.message_id) in stored:
+        if (sub.site_id, event.message_id) in found.events:
             sub.outcomes[i] = DUPLICATE
         else:
             fresh.append((sub, i, event))
 
     identities = _Identities()
-    identities.load(found)
+    identities.load(found.identities)
     for sub, _, event in fresh:
         if not event.is_bot:
             event.lead_id = identities.resolve(sub.site_id, event)
@@ -179,7 +179,7 @@ async def store_group(
 
     if scorer is not None:
         await scorer.prepare(conn, {sub.site_id for sub in submissions})
-    profiles = await _lock_existing_leads(bulk, identities)
+    profiles = _locked_leads(found, identities)
     before = {lead_id: (p["temperature"], bool(p["identified"])) for lead_id, p in profiles.items()}
     new_leads = [lead for lead in identities.new_leads if identities.find(lead) == lead]
     new_set = set(new_leads)
@@ -266,18 +266,15 @@ def _changes(
     return changes
 
 
-async def _lock_existing_leads(
-    bulk: Bulk, identities: _Identities
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """Lock the group's existing leads in id order, so that replicas never deadlock."""
+def _locked_leads(found: Found, identities: _Identities) -> dict[uuid.UUID, dict[str, Any]]:
+    """The group's existing leads, as locked by the lookup."""
     profiles: dict[uuid.UUID, dict[str, Any]] = {}
-    ids = sorted(identities.existing)
-    for row in await bulk.lock_leads(ids):
+    for row in found.leads:
         if row["merged_into_id"] is not None:
             # A concurrent group merged this lead after we read its identities.
             raise RetryGroup(f"lead {row['id']} was merged meanwhile")
         profiles[row["id"]] = row
-    if len(profiles) != len(ids):
+    if len(profiles) != len(identities.existing):
         raise RetryGroup("a lead vanished meanwhile")
     return profiles
 
