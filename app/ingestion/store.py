@@ -199,6 +199,13 @@ async def store_group(
     # A lead first seen in this group has no stored history: its events are folded in now.
     with_lead = [e for _, _, e in fresh if e.lead_id is not None]
     apply([e for e in with_lead if e.lead_id in new_set])
+    new_rows = [profiles[lead_id] for lead_id in new_leads]
+    if merges and new_rows:
+        # A stored lead may merge into one first seen in this group, which must then exist
+        # before the merge points rows at it (foreign keys). Rare: other groups write their
+        # new leads with everything else below, in one statement.
+        await bulk.write(leads=new_rows, identities=[], events=[], updates=[])
+        new_rows = []
     await _merge_in_database(conn, merges)
     if scorer is not None:
         # Replayed from stored history, so before this group's events are stored or applied.
@@ -224,7 +231,7 @@ async def store_group(
     for profile in updated:
         profile["updated_at"] = now
     inserted = await bulk.write(
-        leads=[profiles[lead_id] for lead_id in new_leads],
+        leads=new_rows,
         identities=identity_rows,
         events=[_event_row(sub.site_id, e) for sub, e in to_store],
         updates=updated,

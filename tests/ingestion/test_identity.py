@@ -143,6 +143,22 @@ async def test_merges_within_one_batch(client, session, site):
     assert lead.contacts == {"phone": "1"}
 
 
+async def test_a_stored_lead_merges_into_a_user_first_seen_in_the_same_batch(client, session, site):
+    await post(client, site, "/v1/page", {"anonymousId": "old-visitor", "messageId": "p0"})
+    body = {
+        "batch": [
+            {"type": "page", "userId": "new-user", "messageId": "p1"},
+            {"type": "identify", "anonymousId": "old-visitor", "userId": "new-user"},
+        ]
+    }
+    assert (await post(client, site, "/v1/batch", body))["accepted"] == 2
+    [lead] = await live_leads(session, site.site.id)
+    assert (lead.user_id, lead.page_views) == ("new-user", 2)
+    events = await stored_events(session, site.site.id)
+    assert {e.lead_id for e in events} == {lead.id}
+    assert (await lead_by_anonymous_id(session, site.site.id, "old-visitor")).id == lead.id
+
+
 async def test_three_leads_chain_into_one(client, session, site):
     await post(client, site, "/v1/page", {"anonymousId": "d1"})
     await post(client, site, "/v1/page", {"anonymousId": "d2"})
