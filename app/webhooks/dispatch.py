@@ -8,7 +8,6 @@ mid-attempt only delays its deliveries until the lease expires.
 """
 
 import asyncio
-import contextlib
 import logging
 import random
 import uuid
@@ -229,18 +228,7 @@ class DeliveryService:
                 if claimed and len(claimed) == free:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                waiters = {
-                    asyncio.ensure_future(stop.wait()),
-                    asyncio.ensure_future(notifier.deliveries.wait()),
-                }
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait(
-                        waiters,
-                        timeout=self._settings.poll_seconds,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                for w in waiters:
-                    w.cancel()
+                await outbox.wait_until(stop, notifier.deliveries, self._settings.poll_seconds)
         finally:
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self._settings.attempt_timeout_seconds + 1)

@@ -74,6 +74,16 @@ class Notifier:
                 self._loop.call_soon_threadsafe(self.timers.set)
 
 
+async def wait_until(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    """A loop's sleep between polls: until it is stopped, woken, or `timeout` seconds pass."""
+    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
 _notifiers: "weakref.WeakKeyDictionary[Any, Notifier]" = weakref.WeakKeyDictionary()
 
 

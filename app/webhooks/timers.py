@@ -7,7 +7,6 @@ they cause), so they survive restarts and fire once.
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -241,15 +240,4 @@ class TimerService:
             claimed = await self.run_once()
             if claimed:
                 continue
-            waiters = [
-                asyncio.ensure_future(stop.wait()),
-                asyncio.ensure_future(notifier.timers.wait()),
-            ]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait(
-                    waiters,
-                    timeout=self._settings.poll_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            for w in waiters:
-                w.cancel()
+            await outbox.wait_until(stop, notifier.timers, self._settings.poll_seconds)
