@@ -339,24 +339,11 @@ class CoreBulk:
         # No round trips to save here: one plain statement per kind of row.
         if leads:
             await self.conn.execute(insert(_leads), leads)
-        inserted = 0
-        if identities:
-            new_ids = (
-                sqlite.insert(_identities)
-                .on_conflict_do_nothing(index_elements=["site_id", "kind", "value"])
-                .returning(_identities.c.id)
-            )
-            inserted = len((await self.conn.execute(new_ids, identities)).all())
-        if events:
-            # One writer at a time (BEGIN IMMEDIATE): nothing can be stored between the lookup
-            # and here; checked all the same, as on PostgreSQL.
-            stmt = (
-                sqlite.insert(_events)
-                .on_conflict_do_nothing(index_elements=["site_id", "message_id"])
-                .returning(_events.c.id)
-            )
-            if len((await self.conn.execute(stmt, events)).all()) != len(events):
-                raise RetryGroup("an event was stored concurrently")
+        inserted = await self._insert_new(_identities, ["site_id", "kind", "value"], identities)
+        # One writer at a time (BEGIN IMMEDIATE): nothing can be stored between the lookup and
+        # here; checked all the same, as on PostgreSQL.
+        if await self._insert_new(_events, ["site_id", "message_id"], events) != len(events):
+            raise RetryGroup("an event was stored concurrently")
         if updates:
             change = (
                 update(_leads)
@@ -367,3 +354,10 @@ class CoreBulk:
                 change, [{"_id": r["id"], **{c: r[c] for c in LEAD_UPDATABLE}} for r in updates]
             )
         return inserted
+
+    async def _insert_new(self, table: Table, key: list[str], rows: list[dict[str, Any]]) -> int:
+        """Insert the rows whose `key` is not taken yet; returns how many were."""
+        if not rows:
+            return 0
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+        return len((await self.conn.execute(stmt.returning(table.c.id), rows)).all())
