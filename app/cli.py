@@ -65,7 +65,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     workers = args.workers or settings.workers
     print(f"Leadheat listening on http://{host}:{port}", flush=True)
     server.run(
-        "app.main:create_app",
+        "app.main:create_served_app",
         factory=True,
         host=host,
         port=port,

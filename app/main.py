@@ -1,5 +1,6 @@
 """The application factory: routers, error handlers, lifespan (engine, ingestion pipeline)."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -38,7 +39,29 @@ class LeadheatAPI(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_served_app() -> FastAPI:
+    """The app as `leadheat serve` runs it: one per server process, whose garbage collector
+    is tuned for the server once the app has started (see `tune_gc`)."""
+    return create_app(tune_collector=True)
+
+
+def tune_gc() -> None:
+    """Set a server process's garbage collector for ingestion's allocation pattern.
+
+    With CPython's defaults, py-spy found 18% of a worker's CPU in the cyclic collector under
+    batch load: a group's events stay alive for the few milliseconds of their group commit, so
+    most of them outlive a young collection (every 700 allocations) and are walked again by
+    the older generations' collections, each of which also walks everything the process built
+    at startup (modules, the app, compiled rule sets). Here, what exists after startup is
+    frozen out of the collector's sight (`gc.freeze`), and young collections run every 50,000
+    allocations. Cycles are still collected; they are only looked for less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+def create_app(settings: Settings | None = None, *, tune_collector: bool = False) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -83,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.run_background:
             background.start()
         app.state.background = background
+        if tune_collector:
+            tune_gc()
         try:
             yield
         finally:

@@ -186,3 +186,40 @@ def test_serve_gives_each_worker_its_own_socket_and_replaces_a_dead_one(tmp_path
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+SERVED_APP_GC = """
+import asyncio, gc
+from app.main import create_served_app, create_app
+
+async def main():
+    for factory in (create_app, create_served_app):
+        gc.set_threshold(700, 10, 10)
+        app = factory()
+        async with app.router.lifespan_context(app):
+            print(factory.__name__, gc.get_threshold(), gc.get_freeze_count() > 0)
+        gc.unfreeze()
+
+asyncio.run(main())
+"""
+
+
+def test_the_served_app_tunes_the_garbage_collector_once_started(tmp_path: Path) -> None:
+    # In a process of its own, as `leadheat serve` runs it: the test process keeps its defaults.
+    env = {
+        "LEADHEAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gc.db",
+        "LEADHEAT_RUN_BACKGROUND": "false",
+    }
+    assert run_cli("migrate", env=env).returncode == 0
+    out = subprocess.run(
+        [sys.executable, "-c", SERVED_APP_GC],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert out == [
+        "create_app (700, 10, 10) False",  # the app in tests and embedded use: untouched
+        "create_served_app (50000, 20, 20) True",
+    ]
