@@ -127,7 +127,7 @@ def _recordset(table: Table, columns: tuple[str, ...], param: int = 1) -> str:
     which orjson writes and PostgreSQL reads far faster than per-value parameter encoding.
     jsonb, not json: json_to_recordset hands each JSON column to the column type's input
     function as text, parsed a second time; from jsonb, a JSON column's value is taken as it is
-    (lead updates: 9% less PostgreSQL CPU a row, measured interleaved)."""
+    (lead updates of 3 KB: 5.5% less PostgreSQL CPU a row, measured interleaved)."""
     defs = ", ".join(f"{name} {_pg_type(table.c[name])}" for name in columns)
     return f"jsonb_to_recordset(${param}::jsonb) AS t({defs})"
 
