@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.leads.profile import MAX_PRODUCTS_VIEWED
 from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -101,6 +102,25 @@ async def test_interests_and_products_viewed(client, session, site):
     lead = await lead_by_anonymous_id(session, site.site.id, "v")
     assert lead.interests == {"fridges": 3, "ovens": 1}
     assert [p["product_id"] for p in lead.products_viewed] == ["f1", "o1", "f2"]
+
+
+async def test_the_lead_keeps_its_most_recently_viewed_products(client, session, site):
+    # The lead row holds the last MAX_PRODUCTS_VIEWED products, newest first; every view still
+    # counts in the interests (and every event stays in the timeline).
+    views = [
+        track(
+            "v",
+            "Product Viewed",
+            timestamp=at(n),
+            properties={"product_id": f"p{n}", "category": "fridges"},
+        )
+        for n in range(MAX_PRODUCTS_VIEWED + 2)
+    ]
+    await send(client, site, *views)
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    newest_first = [f"p{n}" for n in reversed(range(2, MAX_PRODUCTS_VIEWED + 2))]
+    assert [p["product_id"] for p in lead.products_viewed] == newest_first
+    assert lead.interests == {"fridges": MAX_PRODUCTS_VIEWED + 2}
 
 
 async def test_cart_holds_items_added_and_not_yet_ordered(client, session, site):
