@@ -2,6 +2,7 @@
 key is shown once and only its SHA-256 is stored (it is 256 random bits, so a slow password
 hash would add nothing but latency to every dashboard poll)."""
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -80,18 +81,30 @@ class SiteRef:
 
 
 class WriteKeyCache:
-    """Write key -> site, kept in memory for a short time so ingestion skips a query."""
+    """Write key -> site, kept in memory for a short time so ingestion skips a query.
+
+    One query per key at a time: when an entry expires under load, the requests that find it
+    expired wait for the same query instead of each running one (before, under load, py-spy
+    caught these queries at each expiry, and the pool opening connections for them)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl_seconds: float) -> None:
         self._sessionmaker = sessionmaker
         self._ttl = ttl_seconds
         self._entries: dict[str, tuple[float, SiteRef | None]] = {}
+        self._loading: dict[str, asyncio.Future[SiteRef | None]] = {}
 
     async def get(self, write_key: str) -> SiteRef | None:
-        now = time.monotonic()
         entry = self._entries.get(write_key)
-        if entry is not None and entry[0] > now:
+        if entry is not None and entry[0] > time.monotonic():
             return entry[1]
+        loading = self._loading.get(write_key)
+        if loading is None:
+            loading = self._loading[write_key] = asyncio.ensure_future(self._load(write_key))
+            loading.add_done_callback(lambda done: self._loaded(write_key, done))
+        # Shielded: a request that goes away does not cancel the query the others wait for.
+        return await asyncio.shield(loading)
+
+    async def _load(self, write_key: str) -> SiteRef | None:
         async with self._sessionmaker() as session:
             site = await session.scalar(select(Site).where(Site.write_key == write_key))
         ref = (
@@ -101,8 +114,13 @@ class WriteKeyCache:
         )
         if len(self._entries) > 10_000:  # unknown keys must not grow memory without bound
             self._entries.clear()
-        self._entries[write_key] = (now + self._ttl, ref)
+        self._entries[write_key] = (time.monotonic() + self._ttl, ref)
         return ref
+
+    def _loaded(self, write_key: str, done: asyncio.Future[SiteRef | None]) -> None:
+        self._loading.pop(write_key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter has its own copy of a failure
 
     def invalidate(self) -> None:
         self._entries.clear()

@@ -1,9 +1,12 @@
 """Write keys the Segment way, and CORS for the shop's pages."""
 
+import asyncio
 import base64
 
 import pytest
 
+from app.db import make_sessionmaker
+from app.sites.service import WriteKeyCache
 from tests.factories import basic_auth, create_site, stored_events, track
 
 
@@ -93,3 +96,22 @@ async def test_a_site_without_origins_accepts_any(client, session):
     )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://anything.example"
+
+
+async def test_requests_that_find_a_key_expired_share_one_query(db_engine, site):
+    sessions = make_sessionmaker(db_engine)
+    opened = 0
+
+    def counting_sessions():  # the real sessionmaker, counted
+        nonlocal opened
+        opened += 1
+        return sessions()
+
+    cache = WriteKeyCache(counting_sessions, ttl_seconds=60)  # type: ignore[arg-type]
+    found = await asyncio.gather(*(cache.get(site.write_key) for _ in range(20)))
+    assert opened == 1
+    assert {ref.id for ref in found if ref is not None} == {site.site.id}
+    assert await cache.get(site.write_key) == found[0]  # then from memory
+    assert opened == 1
+    assert await cache.get("wk_unknown") is None
+    assert opened == 2
