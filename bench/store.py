@@ -28,7 +28,7 @@ from sqlalchemy import text  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, utcnow  # noqa: E402
-from app.ingestion.bulk import plan_once  # noqa: E402
+from app.ingestion.bulk import group_transaction, prepare_flusher  # noqa: E402
 from app.ingestion.parsing import IngestEvent, validate_event  # noqa: E402
 from app.ingestion.store import Submission, store_group  # noqa: E402
 from app.scoring.service import LeadScorer, RuleSetCache  # noqa: E402
@@ -105,10 +105,10 @@ async def main(args: argparse.Namespace) -> None:
         if (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != backend:
             raise SystemExit("expected the same backend")
         await conn.commit()
-        await plan_once(conn)  # as the ingestion pipeline's flushers do
+        await prepare_flusher(conn)  # as the ingestion pipeline's flushers do
         for subs in groups:
             t = time.perf_counter()
-            async with conn.begin():
+            async with group_transaction(conn):
                 await store_group(
                     conn,
                     subs,

@@ -1,11 +1,10 @@
 """The set-based statements of a group transaction, for each database.
 
 PostgreSQL gets a fixed number of statements per group, whatever the number of rows, and
-never a new SQL text (asyncpg prepares each once):
-- one lookup for the group's identities and already-stored events (the first statement, sent
-  through SQLAlchemy so that its transaction is open; the rest go to the asyncpg connection
-  underneath, without SQLAlchemy's per-statement overhead);
-- the leads locked in id order;
+never a new SQL text (asyncpg prepares each once), in asyncpg's own transaction
+(`group_transaction`), sent to asyncpg without SQLAlchemy's per-statement overhead:
+- one lookup for the group's identities (their leads, locked in id order) and the events
+  already stored;
 - every write in one statement (`_PG_WRITE`: new leads, identities, events and lead updates,
   each a JSON recordset; one round trip instead of four, +10% single-event throughput in
   bench/ingest.py), except that many new leads or events go first by binary COPY (no JSON to
@@ -16,7 +15,9 @@ never a new SQL text (asyncpg prepares each once):
 SQLite (embedded, no round trips) uses plain SQLAlchemy Core executemany.
 """
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -87,14 +88,44 @@ class Bulk(Protocol):
         ...
 
 
-async def plan_once(conn: AsyncConnection) -> None:
-    """For a connection that stores groups over and over: PostgreSQL plans each of the few
-    statements once (a generic plan) instead of at every execution, as it did by default for
-    the lookup (0.2-0.4 ms a group: its array and JSON parameters); the plans are index probes
-    whatever the parameters (see _PG_LOOKUP)."""
+async def prepare_flusher(conn: AsyncConnection) -> None:
+    """Set up a connection that stores groups over and over (see `group_transaction`).
+
+    On PostgreSQL: each of the few statements is planned once (a generic plan) instead of at
+    every execution, as PostgreSQL did by default for the lookup (0.2-0.4 ms a group: its
+    array and JSON parameters; the plans are index probes whatever the parameters, see
+    _PG_LOOKUP); and SQLAlchemy is put in autocommit mode, because the group's transaction is
+    asyncpg's own."""
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
         await conn.commit()
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextlib.asynccontextmanager
+async def group_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
+    """One group's transaction, on a connection set up by `prepare_flusher`.
+
+    On PostgreSQL it is asyncpg's transaction, begun at once: the group's own statements go
+    to asyncpg directly, the lookup included (SQLAlchemy begins its transaction at its first
+    statement, so the lookup used to go through it: 250-300 us more CPU a group, mostly
+    building a 49-column result's metadata). SQLAlchemy, in autocommit mode, sends its
+    statements (merges, the webhook outbox, rule sets) into the same transaction.
+    """
+    if conn.dialect.name != "postgresql":
+        async with conn.begin():
+            yield
+        return
+    raw = (await conn.get_raw_connection()).driver_connection
+    if raw is None:
+        raise RuntimeError("no asyncpg connection under this one")
+    try:
+        async with raw.transaction():
+            yield
+    finally:
+        if conn.in_transaction():  # SQLAlchemy's own bookkeeping: nothing is sent
+            with contextlib.suppress(Exception):
+                await conn.commit()
 
 
 def bulk_for(conn: AsyncConnection) -> Bulk:
@@ -228,9 +259,7 @@ class PostgresBulk:
             raw = await self.conn.get_raw_connection()
             driver = raw.driver_connection
             if driver is None or not driver.is_in_transaction():
-                # SQLAlchemy's asyncpg adapter opens its transaction at the first statement
-                # it runs (`lookup` is one); statements before it would autocommit.
-                raise RuntimeError("the group's transaction is not open")
+                raise RuntimeError("the group's transaction is not open (group_transaction)")
             self._driver = driver
         return self._driver
 
@@ -238,7 +267,7 @@ class PostgresBulk:
         doc = _json([{"site_id": s, "kind": k, "value": v} for s, k, v in identity_keys])
         params = (doc, [site for site, _ in event_keys], [message for _, message in event_keys])
         found = Found([], set(), [])
-        rows: list[Any] = list(await self.conn.exec_driver_sql(_PG_LOOKUP, params))
+        rows = await (await self._raw()).fetch(_PG_LOOKUP, *params)
         for row in rows:
             site_id, kind, value, lead_id = row[:4]
             if site_id is None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
-from app.ingestion.bulk import plan_once
+from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class IngestPipeline:
         if conn is None or conn.closed or conn.invalidated:
             await self._drop(slot)
             conn = self._conns[slot] = await self._engine.connect()
-            await plan_once(conn)
+            await prepare_flusher(conn)
         return conn
 
     async def _drop(self, slot: int) -> None:
@@ -147,7 +147,7 @@ class IngestPipeline:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 conn = await self._connection(slot)
-                async with conn.begin():
+                async with group_transaction(conn):
                     await store_group(
                         conn,
                         subs,

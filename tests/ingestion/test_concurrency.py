@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.db import utcnow
 from app.ingestion import bulk
+from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.parsing import IngestEvent, validate_event
 from app.ingestion.store import RetryGroup, Submission, store_group
 from app.leads.models import Event, Lead, LeadIdentity
@@ -172,21 +173,24 @@ async def test_an_event_stored_by_a_concurrent_transaction_makes_the_group_retry
     async def store(conn, subs):
         await store_group(conn, subs, visit_timeout=timedelta(minutes=30), store_bots=True)
 
+    async def store_in_transaction(conn, subs):
+        async with group_transaction(conn):
+            await store(conn, subs)
+
     async with db_engine.connect() as first, db_engine.connect() as second:
-        await first.begin()
+        for conn in (first, second):
+            await prepare_flusher(conn)  # as the pipeline's flushers
+        first_transaction = group_transaction(first)
+        await first_transaction.__aenter__()
         await store(first, group())  # stored, not committed yet
-        await second.begin()
-        blocked = asyncio.create_task(store(second, group()))
+        blocked = asyncio.create_task(store_in_transaction(second, group()))
         await asyncio.sleep(0.3)
         assert not blocked.done()  # waiting on the unique index for the first transaction
-        await first.commit()
+        await first_transaction.__aexit__(None, None, None)  # commits
         with pytest.raises(RetryGroup):
-            await blocked
-        await second.rollback()
-        await second.begin()
+            await blocked  # and rolled back
         retried = group()
-        await store(second, retried)  # the retry sees them all as duplicates
-        await second.commit()
+        await store_in_transaction(second, retried)  # the retry sees them all as duplicates
     assert retried[0].outcomes == ["duplicate"] * 60
     session.expire_all()
     assert await session.scalar(select(func.count()).select_from(Event)) == 60
