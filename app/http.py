@@ -3,7 +3,23 @@
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
+
+_HEADERS = "leadheat.headers"
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """A request header by its lower-case name (ASGI servers lower-case them), the first one
+    if repeated, as Starlette's `request.headers` gives it. The header list is read into a
+    dict once per request: Starlette's Headers scans it at every lookup, and ingestion makes
+    six (13% of its own per-request CPU, cProfile)."""
+    scope = request.scope
+    headers: dict[bytes, bytes] | None = scope.get(_HEADERS)
+    if headers is None:
+        headers = scope[_HEADERS] = dict(reversed(scope["headers"]))
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 class JSONResponse(Response):

@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 from crawlerdetect import CrawlerDetect
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from app.errors import AppError, PayloadTooLarge, UnsupportedMediaType
+from app.http import header
 from app.ingestion.schemas import Message, as_utc, missing_fields
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
@@ -56,23 +57,30 @@ class Rejection:
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """Read the body, gunzipping as it streams; stop at `max_bytes` so that a gzip bomb
     cannot exhaust memory."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = (header(request, b"content-type") or "").split(";")[0].strip().lower()
     if content_type not in ACCEPTED_CONTENT_TYPES:
         raise UnsupportedMediaType(
             f"Send JSON as application/json or text/plain, not {content_type!r}."
         )
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    encoding = (header(request, b"content-encoding") or "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise UnsupportedMediaType(
             f"Content-Encoding {encoding!r} is not supported; use gzip or none.",
             code="unsupported_encoding",
         )
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if encoding == "identity" and declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
     out = bytearray()
-    async for chunk in request.stream():
+    receive = request.receive  # the ASGI messages themselves: no per-chunk async generator
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
         if decompressor is None:
             out += chunk
         else:

@@ -5,6 +5,7 @@ import gzip
 import orjson
 import pytest
 
+from app.ingestion.schemas import IngestResponse
 from tests.factories import basic_auth, create_site, stored_events, track
 
 
@@ -37,6 +38,8 @@ async def test_batch_stores_good_events_and_reports_bad_ones_by_index(client, se
     assert "event" in body["errors"][0]["message"]
     assert "anonymousId" in body["errors"][1]["message"]
     assert all(e["code"] == "invalid_event" for e in body["errors"])
+    # The answer is what the OpenAPI schema documents, field for field.
+    assert IngestResponse.model_validate(body).model_dump() == body
     events = await stored_events(session, site.site.id)
     assert [(e.message_id, e.name) for e in events] == [
         ("m1", "Product Viewed"),
