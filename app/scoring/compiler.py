@@ -338,6 +338,8 @@ def _contacts_fit(rule: ContactsFit) -> FitFn:
     ]
 
     def contacts(facts: LeadFacts, now: float) -> float:
+        if not facts.contacts:  # most leads, at most events
+            return 0.0
         present = {str(k).strip().casefold() for k, v in facts.contacts.items() if v}
         total = sum(c for values, c in options if not present.isdisjoint(values))
         return min(1.0, total)

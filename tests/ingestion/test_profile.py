@@ -1,10 +1,11 @@
 """The lead profile is current the moment ingestion answers: visits, time, interests, cart."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from app.leads.profile import MAX_PRODUCTS_VIEWED
+from app.leads.profile import _iso as profile_iso
 from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -120,6 +121,7 @@ async def test_the_lead_keeps_its_most_recently_viewed_products(client, session,
     lead = await lead_by_anonymous_id(session, site.site.id, "v")
     newest_first = [f"p{n}" for n in reversed(range(2, MAX_PRODUCTS_VIEWED + 2))]
     assert [p["product_id"] for p in lead.products_viewed] == newest_first
+    assert lead.products_viewed[0]["at"] == at(MAX_PRODUCTS_VIEWED + 1)  # when, in RFC 3339
     assert lead.interests == {"fridges": MAX_PRODUCTS_VIEWED + 2}
 
 
@@ -183,3 +185,16 @@ async def test_duplicates_do_not_count_twice(client, session, site):
     await send(client, site, event)
     lead = await lead_by_anonymous_id(session, site.site.id, "v")
     assert (lead.page_views, lead.events_count) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        T0,
+        T0.replace(microsecond=123456),
+        T0.replace(microsecond=5),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_profile_times_are_written_as_isoformat_writes_them(moment):
+    assert profile_iso(moment) == moment.isoformat()
