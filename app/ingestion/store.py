@@ -196,23 +196,27 @@ async def store_group(
             if scorer is not None:
                 scorer.apply(profile, event, now)
 
-    # A lead first seen in this group has no stored history: its events are folded in now.
+    survivors = {s for _, s in merges}
+    # A lead first seen in this group has no stored history: its events are folded in now,
+    # unless stored leads merge into it (it then has their history: see the re-scoring).
+    fold_now = new_set - survivors
     with_lead = [e for _, _, e in fresh if e.lead_id is not None]
-    apply([e for e in with_lead if e.lead_id in new_set])
+    apply([e for e in with_lead if e.lead_id in fold_now])
     new_rows = [profiles[lead_id] for lead_id in new_leads]
     if merges and new_rows:
         # A stored lead may merge into one first seen in this group, which must then exist
-        # before the merge points rows at it (foreign keys). Rare: other groups write their
-        # new leads with everything else below, in one statement.
+        # before the merge points rows at it (foreign keys); what changes in it afterwards is
+        # written as an update. Rare: other groups write their new leads with everything else
+        # below, in one statement.
         await bulk.write(leads=new_rows, identities=[], events=[], updates=[])
         new_rows = []
     await _merge_in_database(conn, merges)
     if scorer is not None:
-        # Replayed from stored history, so before this group's events are stored or applied.
-        survivors = {s for _, s in merges}
-        existing = [p for lead_id, p in profiles.items() if lead_id not in new_set]
-        await scorer.rescore_stale(conn, existing, force=survivors)
-    apply([e for e in with_lead if e.lead_id not in new_set])
+        # Replayed from stored history (a survivor's includes the leads merged into it), so
+        # before this group's events are stored or applied.
+        replayed = [p for lead_id, p in profiles.items() if lead_id not in fold_now]
+        await scorer.rescore_stale(conn, replayed, force=survivors)
+    apply([e for e in with_lead if e.lead_id not in fold_now])
 
     identity_rows = [
         {
@@ -226,8 +230,8 @@ async def store_group(
     ]
     to_store = [(sub, e) for sub, _, e in fresh if store_bots or not e.is_bot]
     touched = {e.lead_id for _, _, e in fresh if e.lead_id is not None}
-    touched |= {s for _, s in merges}
-    updated = [profiles[lead_id] for lead_id in sorted(touched - new_set, key=str)]
+    touched |= survivors
+    updated = [profiles[lead_id] for lead_id in sorted(touched - fold_now, key=str)]
     for profile in updated:
         profile["updated_at"] = now
     inserted = await bulk.write(

@@ -146,6 +146,28 @@ async def test_merging_two_leads_rescores_the_survivor_from_all_history(client, 
     assert len(counted) >= 2
 
 
+async def test_a_survivor_first_seen_in_the_batch_is_scored_from_the_merged_history(
+    client, session, site
+):
+    # The stored lead's cart add, then one batch: a user seen for the first time and the
+    # identify that links the two. The user's lead survives; its score counts both.
+    await send(
+        client,
+        site,
+        track("phone", "Product Added", timestamp=at(0), properties={"product_id": "f1"}),
+    )
+    await send(
+        client,
+        site,
+        {"type": "track", "event": "Checkout Started", "userId": "u1", "timestamp": at(1)},
+        {"type": "identify", "anonymousId": "phone", "userId": "u1", "timestamp": at(2)},
+    )
+    lead = await lead_by_anonymous_id(session, site.site.id, "phone")
+    assert lead.user_id == "u1"
+    counted = {rule_id for rule_id, entry in lead.score_state["rules"].items() if entry["n"]}
+    assert {"product-added", "checkout-started"} <= counted
+
+
 async def test_a_lead_scored_by_an_old_version_is_rescored_before_new_events(client, session, site):
     await send(
         client,
