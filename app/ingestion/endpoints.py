@@ -88,12 +88,10 @@ def _unavailable() -> AppError:
     )
 
 
-def _cors(request: Request, response: Response) -> Response:
+def _cors_headers(request: Request) -> dict[str, str]:
+    """What the browser needs to let the page read the answer (empty without an Origin)."""
     origin = header(request, b"origin")
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    return response
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
 
 
 async def _read(request: Request) -> tuple[dict[str, Any], SiteRef, datetime]:
@@ -135,9 +133,7 @@ async def _ingest(
 
 
 def _answer(request: Request, body: dict[str, Any]) -> Response:
-    origin = header(request, b"origin")
-    cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else None
-    return JSONResponse(body, headers=cors)
+    return JSONResponse(body, headers=_cors_headers(request))
 
 
 @router.post("/batch", response_model=IngestResponse)
@@ -247,5 +243,4 @@ async def preflight(call: str, request: Request) -> Response:
     actual request is then checked against the site's allowed origins."""
     if call not in (*SINGLE_CALLS, "batch", "import"):
         raise AppError("Not found.", code="not_found", status_code=404)
-    response = Response(status_code=204, headers=PREFLIGHT_HEADERS)
-    return _cors(request, response)
+    return Response(status_code=204, headers={**PREFLIGHT_HEADERS, **_cors_headers(request)})
