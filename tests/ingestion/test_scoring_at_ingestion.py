@@ -117,54 +117,41 @@ async def test_the_stored_score_equals_a_replay_of_the_stored_events(client, ses
     assert lead.temperature == result.temperature
 
 
-async def test_merging_two_leads_rescores_the_survivor_from_all_history(client, session, site):
+@pytest.mark.parametrize(
+    "survivor_first_seen_with_the_merge",
+    [False, True],
+    ids=["survivor-stored-before", "survivor-first-seen-in-the-merging-batch"],
+)
+async def test_merging_two_leads_rescores_the_survivor_from_all_history(
+    client, session, site, survivor_first_seen_with_the_merge
+):
+    # The stored lead's cart add; then the user's checkout and the identify linking the two,
+    # in two requests (the user's lead is stored first) or in one batch (it is first seen
+    # there). The user's lead survives; its score counts both leads' events.
     await send(
         client,
         site,
         track("phone", "Product Added", timestamp=at(0), properties={"product_id": "f1"}),
     )
-    await send(
-        client,
-        site,
-        {"type": "track", "event": "Checkout Started", "userId": "u1", "timestamp": at(1)},
-    )
-    await send(
-        client,
-        site,
-        {
-            "type": "identify",
-            "anonymousId": "phone",
-            "userId": "u1",
-            "timestamp": at(2),
-            "traits": {"phone": "1"},
-        },
-    )
+    checkout = {"type": "track", "event": "Checkout Started", "userId": "u1", "timestamp": at(1)}
+    identify = {
+        "type": "identify",
+        "anonymousId": "phone",
+        "userId": "u1",
+        "timestamp": at(2),
+        "traits": {"phone": "1"},
+    }
+    if survivor_first_seen_with_the_merge:
+        await send(client, site, checkout, identify)
+    else:
+        await send(client, site, checkout)
+        await send(client, site, identify)
     lead = await lead_by_anonymous_id(session, site.site.id, "phone")
+    assert lead.user_id == "u1"
     rules = lead.score_state["rules"]
     assert rules, "the survivor's score must include both leads' events"
     counted = {rule_id for rule_id, entry in rules.items() if entry["n"]}
     assert len(counted) >= 2
-
-
-async def test_a_survivor_first_seen_in_the_batch_is_scored_from_the_merged_history(
-    client, session, site
-):
-    # The stored lead's cart add, then one batch: a user seen for the first time and the
-    # identify that links the two. The user's lead survives; its score counts both.
-    await send(
-        client,
-        site,
-        track("phone", "Product Added", timestamp=at(0), properties={"product_id": "f1"}),
-    )
-    await send(
-        client,
-        site,
-        {"type": "track", "event": "Checkout Started", "userId": "u1", "timestamp": at(1)},
-        {"type": "identify", "anonymousId": "phone", "userId": "u1", "timestamp": at(2)},
-    )
-    lead = await lead_by_anonymous_id(session, site.site.id, "phone")
-    assert lead.user_id == "u1"
-    counted = {rule_id for rule_id, entry in lead.score_state["rules"].items() if entry["n"]}
     assert {"product-added", "checkout-started"} <= counted
 
 
