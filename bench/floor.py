@@ -14,18 +14,15 @@ the cost of that work. Driven by wrk with bench/ingest.py's batch script.
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +32,7 @@ from app.db import utcnow  # noqa: E402
 from app.ingestion.bulk import _EVENT_JSON, EVENT_COLUMNS, _copy_records  # noqa: E402
 from app.ingestion.parsing import IngestEvent, validate_event  # noqa: E402
 from app.ingestion.store import _event_row  # noqa: E402
+from app.main import tune_gc  # noqa: E402
 from bench.ingest import (  # noqa: E402
     analyze,
     count_events,
@@ -42,6 +40,7 @@ from bench.ingest import (  # noqa: E402
     cpu_seconds,
     prepare_database,
     run_wrk,
+    wait_until_serving,
 )
 
 
@@ -57,9 +56,7 @@ def create_floor_app() -> Any:
                     pool = await asyncpg.create_pool(dsn, min_size=8, max_size=8)
                     state["pool"] = pool
                     state["site"] = await pool.fetchval("SELECT id FROM sites")
-                    gc.collect()
-                    gc.freeze()
-                    gc.set_threshold(50_000, 20, 20)  # as `leadheat serve` does
+                    tune_gc()  # as `leadheat serve` does
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await state["pool"].close()
@@ -130,15 +127,7 @@ def main() -> None:
         [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "FLOOR_DSN": dsn}
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("the floor app did not start") from None
-                time.sleep(0.2)
+        wait_until_serving(proc, f"http://127.0.0.1:{port}/")
         run_wrk(port, write_key, "batch", args, args.warmup)
         asyncio.run(analyze(args.database_url))
         before = asyncio.run(count_events(args.database_url))

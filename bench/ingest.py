@@ -150,11 +150,17 @@ def start_server(url: str, port: int, workers: int, scoring: bool) -> subprocess
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
+    wait_until_serving(proc, f"http://127.0.0.1:{port}/health")
+    return proc
+
+
+def wait_until_serving(proc: subprocess.Popen[bytes], url: str) -> None:
+    """Wait up to 30 s for `url` to answer 200; kill the server if it does not."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
