@@ -96,15 +96,17 @@ async def track_carts(
     tracker makes it due now; an order cancels the cart's timers, an unsubscribe its
     follow-ups."""
     t = cast(Table, LeadTimer.__table__)
-    cancel_cart, cancel_follow_ups, timers = [], [], []
+    cancel_cart: list[uuid.UUID] = []
+    cancel_follow_ups: list[uuid.UUID] = []
+    timers: list[dict[str, Any]] = []
     wake = False
     for change in changes:
         p = change.profile
         names = {e.name for e in change.events if e.type == "track"}
         if "Order Completed" in names:
-            cancel_cart.append({"lead": p["id"]})
+            cancel_cart.append(p["id"])
         if "Unsubscribed" in names or p.get("subscribed") is False:
-            cancel_follow_ups.append({"lead": p["id"]})
+            cancel_follow_ups.append(p["id"])
         cart = p.get("cart") or {}
         if "Cart Abandoned" in names:
             due, wake = now, True
@@ -115,17 +117,25 @@ async def track_carts(
         timers.append(_timer(p, CART_ABANDONED, cart_episode(cart), 0, due))
     if not (cancel_cart or cancel_follow_ups or timers):
         return  # most groups (built per group, the statements below cost ~3% of ingestion)
-    pending = and_(t.c.lead_id == bindparam("lead"), t.c.status == "pending")
+    # Cancellations are one set-based statement each (an IN list cannot go through
+    # executemany, and a group may hold orders of many leads).
     if cancel_cart:
         await conn.execute(
-            update(t).where(pending, t.c.kind.in_(CART_KINDS)).values(status="cancelled"),
-            cancel_cart,
+            update(t)
+            .where(t.c.lead_id.in_(cancel_cart), t.c.status == "pending", t.c.kind.in_(CART_KINDS))
+            .values(status="cancelled")
         )
     if cancel_follow_ups:
         await conn.execute(
-            update(t).where(pending, t.c.kind == CART_FOLLOW_UP).values(status="cancelled"),
-            cancel_follow_ups,
+            update(t)
+            .where(
+                t.c.lead_id.in_(cancel_follow_ups),
+                t.c.status == "pending",
+                t.c.kind == CART_FOLLOW_UP,
+            )
+            .values(status="cancelled")
         )
+    pending = and_(t.c.lead_id == bindparam("lead"), t.c.status == "pending")
     if timers:
         await conn.execute(
             update(t)

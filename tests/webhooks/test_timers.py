@@ -164,6 +164,25 @@ async def test_an_order_before_the_deadline_means_no_abandonment(
     assert "cart.abandoned" not in await message_types(session)
 
 
+@pytest.mark.parametrize("stop", ["Order Completed", "Unsubscribed"])
+async def test_one_batch_stops_the_carts_of_several_visitors(
+    client, session, site, endpoint, clock, timers, stop
+):
+    # Orders (or unsubscribes) of several leads in one group cancel their timers together.
+    visitors = ["a", "b", "c"]
+    await send(client, site, *(cart_add(v) for v in visitors))
+    await send(client, site, *(track(v, stop, properties={"revenue": 499}) for v in visitors))
+    for _ in range(8):
+        clock.advance(days=1)
+        await timers.run_once()
+    types = await message_types(session)
+    assert "cart.follow_up" not in types
+    if stop == "Order Completed":
+        assert "cart.abandoned" not in types
+        pending = await session.scalars(select(LeadTimer).where(LeadTimer.kind == "cart_abandoned"))
+        assert {t.status for t in pending} == {"cancelled"}
+
+
 async def test_an_anonymous_visitor_leaving_a_contact_is_identified(
     client, session, site, endpoint
 ):
