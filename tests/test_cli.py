@@ -164,8 +164,10 @@ def test_serve_gives_each_worker_its_own_socket_and_replaces_a_dead_one(tmp_path
             time.sleep(0.2)
 
     def every_connection_answers(count: int) -> None:
-        for _ in range(count):  # a fresh connection each time: the kernel picks a socket
-            with httpx.Client(timeout=5) as client:
+        # A fresh connection each time: the kernel picks a socket. A new worker listens before
+        # its app has started, so a connection may wait for its startup on a loaded machine.
+        for _ in range(count):
+            with httpx.Client(timeout=30) as client:
                 assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200
 
     try:
