@@ -10,6 +10,7 @@ from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
 from app.config import Settings, get_settings
+from app.crypto import secret_box
 from app.dashboard import endpoints as dashboard_endpoints
 from app.db import make_engine, make_sessionmaker, writer
 from app.errors import install_error_handlers
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         engine = make_engine(settings)
         sessionmaker = make_sessionmaker(engine)
         app.state.settings = settings
+        app.state.secret_box = secret_box(settings)  # PostgreSQL without a key: refuses
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.write_sessionmaker = make_sessionmaker(writer(engine))
