@@ -1,4 +1,4 @@
-"""`leadheat serve | worker | migrate | sites create | sites list | secrets reencrypt`."""
+"""`leadheat serve | worker | migrate | sites create | list | rotate-secret | secrets reencrypt`."""
 
 import argparse
 import asyncio
@@ -55,6 +55,29 @@ async def _ensure_demo_site(settings: Settings) -> None:
             await session.commit()
         print("First start: created a demo site.")
         _print_keys(created)
+    finally:
+        await engine.dispose()
+
+
+async def _rotate_secret_key(settings: Settings, ref: str) -> None:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(writer(engine))() as session:
+            found = await sites_service.find_site(session, ref)
+            if not found:
+                raise CommandError(f"No site has the id or name {ref!r} (see `sites list`).")
+            if len(found) > 1:
+                ids = ", ".join(str(site.id) for site in found)
+                raise CommandError(f"Several sites are named {ref!r}; give the id: {ids}.")
+            site = found[0]
+            secret_key = await sites_service.rotate_secret_key(
+                session, site.id, site.secret_key_hash
+            )
+            if secret_key is None:
+                raise CommandError("The key changed meanwhile (rotated elsewhere); try again.")
+            await session.commit()
+        print(f"Site:       {site.name} ({site.id})")
+        print(f"Secret key: {secret_key}   (shown once; the previous secret key has stopped)")
     finally:
         await engine.dispose()
 
@@ -163,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--origin", action="append", default=[], help="allowed page origin (repeatable)"
     )
     sites_sub.add_parser("list", help="list sites")
+    rotate = sites_sub.add_parser(
+        "rotate-secret", help="give a site a new secret key (printed once; the old one stops)"
+    )
+    rotate.add_argument("site", help="the site's id, or its name")
     keys = sub.add_parser("secrets", help="the key that encrypts webhook secrets")
     keys_sub = keys.add_subparsers(dest="secrets_command", required=True)
     keys_sub.add_parser(
@@ -192,6 +219,8 @@ def _run(args: argparse.Namespace) -> None:
         asyncio.run(_reencrypt_secrets(settings))
     elif args.sites_command == "create":
         asyncio.run(_create_site(settings, args.name, args.origin))
+    elif args.sites_command == "rotate-secret":
+        asyncio.run(_rotate_secret_key(settings, args.site))
     else:
         asyncio.run(_list_sites(settings))
 

@@ -21,6 +21,7 @@ from app.ingestion.pipeline import IngestPipeline
 from app.leads import endpoints as leads_endpoints
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring import service as scoring_service
+from app.sites import endpoints as sites_endpoints
 from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.consumer import WebhookConsumer
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(scoring_endpoints.router)
     app.include_router(leads_endpoints.router)
     app.include_router(leads_endpoints.stats_router)
+    app.include_router(sites_endpoints.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:
