@@ -1,13 +1,20 @@
-"""`leadheat serve | worker | migrate | sites create | sites list`."""
+"""`leadheat serve | worker | migrate | sites create | list | rotate-secret | secrets reencrypt`."""
 
 import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy import select
+
 from app.config import Settings, get_settings
+from app.crypto import SecretsKeyError, secret_box
 from app.db import make_engine, make_sessionmaker, writer
 from app.sites import service as sites_service
+
+
+class CommandError(Exception):
+    """A message for the operator; the command exits with status 2."""
 
 
 def _print_keys(created: sites_service.CreatedSite) -> None:
@@ -52,12 +59,66 @@ async def _ensure_demo_site(settings: Settings) -> None:
         await engine.dispose()
 
 
+async def _rotate_secret_key(settings: Settings, ref: str) -> None:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(writer(engine))() as session:
+            found = await sites_service.find_site(session, ref)
+            if not found:
+                raise CommandError(f"No site has the id or name {ref!r} (see `sites list`).")
+            if len(found) > 1:
+                ids = ", ".join(str(site.id) for site in found)
+                raise CommandError(f"Several sites are named {ref!r}; give the id: {ids}.")
+            site = found[0]
+            secret_key = await sites_service.rotate_secret_key(
+                session, site.id, site.secret_key_hash
+            )
+            if secret_key is None:
+                raise CommandError("The key changed meanwhile (rotated elsewhere); try again.")
+            await session.commit()
+        print(f"Site:       {site.name} ({site.id})")
+        print(f"Secret key: {secret_key}   (shown once; the previous secret key has stopped)")
+    finally:
+        await engine.dispose()
+
+
+async def _check_secrets(settings: Settings) -> None:
+    """Before serving: the key exists (PostgreSQL: configured) and decrypts what is stored, so
+    that a wrong key stops the start with a clear message, not webhooks later."""
+    from app.webhooks.models import WebhookEndpoint
+
+    box = secret_box(settings)
+    engine = make_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            stored = await conn.scalar(select(WebhookEndpoint.secret_encrypted).limit(1))
+    finally:
+        await engine.dispose()
+    if stored is not None:
+        box.decrypt(stored)
+
+
+async def _reencrypt_secrets(settings: Settings) -> None:
+    from app.webhooks.service import reencrypt_secrets
+
+    box = secret_box(settings)
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(writer(engine))() as session:
+            count = await reencrypt_secrets(session, box)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    print(f"Re-encrypted the signing secrets of {count} webhook endpoint(s) with the first key.")
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from app import server
     from app.migrate import upgrade
 
     if settings.auto_migrate and not args.no_migrate:
         upgrade(settings.database_url)
+    asyncio.run(_check_secrets(settings))
     if settings.create_demo_site:
         asyncio.run(_ensure_demo_site(settings))
     host = args.host or settings.host
@@ -82,6 +143,7 @@ async def _worker(settings: Settings) -> None:
     from app.webhooks.consumer import WebhookConsumer
     from app.worker import BackgroundContext, BackgroundRunner
 
+    await _check_secrets(settings)
     engine = make_engine(settings)
     rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
     runner = BackgroundRunner(
@@ -124,8 +186,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--origin", action="append", default=[], help="allowed page origin (repeatable)"
     )
     sites_sub.add_parser("list", help="list sites")
+    rotate = sites_sub.add_parser(
+        "rotate-secret", help="give a site a new secret key (printed once; the old one stops)"
+    )
+    rotate.add_argument("site", help="the site's id, or its name")
+    keys = sub.add_parser("secrets", help="the key that encrypts webhook secrets")
+    keys_sub = keys.add_subparsers(dest="secrets_command", required=True)
+    keys_sub.add_parser(
+        "reencrypt", help="re-encrypt every webhook secret with the first LEADHEAT_SECRETS_KEY"
+    )
     args = parser.parse_args(argv)
+    try:
+        _run(args)
+    except (CommandError, SecretsKeyError) as exc:
+        print(f"leadheat: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
+
+def _run(args: argparse.Namespace) -> None:
     settings = get_settings()
     if args.command == "serve":
         _serve(settings, args)
@@ -136,11 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         upgrade(settings.database_url)
         print("Database is up to date.")
+    elif args.command == "secrets":
+        asyncio.run(_reencrypt_secrets(settings))
     elif args.sites_command == "create":
         asyncio.run(_create_site(settings, args.name, args.origin))
+    elif args.sites_command == "rotate-secret":
+        asyncio.run(_rotate_secret_key(settings, args.site))
     else:
         asyncio.run(_list_sites(settings))
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Every industry figure from DOMAIN.md that the service uses is a setting here, ne
 
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     )
     create_demo_site: bool = Field(True, description="create a demo site when there is none")
     log_level: str = "info"
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s), comma separated, encrypting webhook secrets (see app.crypto)",
+    )
     ingestion: IngestionSettings = IngestionSettings()
     scoring: ScoringSettings = ScoringSettings()
     webhooks: WebhookSettings = WebhookSettings()

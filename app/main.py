@@ -10,6 +10,7 @@ from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
 from app.config import Settings, get_settings
+from app.crypto import secret_box
 from app.dashboard import endpoints as dashboard_endpoints
 from app.db import make_engine, make_sessionmaker, writer
 from app.errors import install_error_handlers
@@ -20,6 +21,7 @@ from app.ingestion.pipeline import IngestPipeline
 from app.leads import endpoints as leads_endpoints
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring import service as scoring_service
+from app.sites import endpoints as sites_endpoints
 from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.consumer import WebhookConsumer
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         engine = make_engine(settings)
         sessionmaker = make_sessionmaker(engine)
         app.state.settings = settings
+        app.state.secret_box = secret_box(settings)  # PostgreSQL without a key: refuses
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.write_sessionmaker = make_sessionmaker(writer(engine))
@@ -130,6 +133,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(scoring_endpoints.router)
     app.include_router(leads_endpoints.router)
     app.include_router(leads_endpoints.stats_router)
+    app.include_router(sites_endpoints.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -34,6 +35,10 @@ POSTGRES_URL = os.environ.get(
     "LEADHEAT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Webhook secrets are encrypted with this key, also in `leadheat` subprocesses (PostgreSQL
+# needs one; the SQLite key file made without one is tested in tests/webhooks/test_secrets.py).
+os.environ.setdefault("LEADHEAT_SECRETS_KEY", Fernet.generate_key().decode())
 
 
 def _asyncpg_dsn(url: str) -> str:

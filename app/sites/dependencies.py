@@ -9,7 +9,7 @@ from app.errors import Forbidden, Unauthorized
 from app.sites import service as sites_service
 from app.sites.models import Site
 
-_BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leadheat"'}
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leadheat"'}
 
 
 async def get_secret_site(request: Request, session: SessionDep) -> Site:
@@ -19,7 +19,7 @@ async def get_secret_site(request: Request, session: SessionDep) -> Site:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized(
             "Send the site's secret key as 'Authorization: Bearer sk_...'.",
-            headers=_BEARER_CHALLENGE,
+            headers=BEARER_CHALLENGE,
         )
     if token.startswith(sites_service.WRITE_KEY_PREFIX):
         raise Forbidden(
@@ -28,7 +28,7 @@ async def get_secret_site(request: Request, session: SessionDep) -> Site:
         )
     site = await sites_service.get_by_secret_key(session, token)
     if site is None:
-        raise Unauthorized("Unknown secret key.", headers=_BEARER_CHALLENGE)
+        raise Unauthorized("Unknown secret key.", headers=BEARER_CHALLENGE)
     return site
 
 

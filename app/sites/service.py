@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.scoring import service as scoring_service
@@ -35,7 +35,7 @@ async def create_site(
 ) -> CreatedSite:
     """Create a site with fresh keys; the caller shows the secret key once."""
     write_key = WRITE_KEY_PREFIX + secrets.token_urlsafe(18)
-    secret_key = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
+    secret_key = new_secret_key()
     site = Site(
         name=name,
         write_key=write_key,
@@ -60,6 +60,39 @@ async def get_by_secret_key(session: AsyncSession, secret_key: str) -> Site | No
     return await session.scalar(
         select(Site).where(Site.secret_key_hash == hash_secret_key(secret_key))
     )
+
+
+def new_secret_key() -> str:
+    return SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+async def find_site(session: AsyncSession, ref: str) -> list[Site]:
+    """The site with this id, else the sites with this name (names need not be unique)."""
+    try:
+        site = await session.get(Site, uuid.UUID(ref))
+    except ValueError:
+        site = None
+    if site is not None:
+        return [site]
+    return list(await session.scalars(select(Site).where(Site.name == ref)))
+
+
+async def rotate_secret_key(
+    session: AsyncSession, site_id: uuid.UUID, current_hash: str
+) -> str | None:
+    """A new secret key for the site, in clear (to show once); the old one stops working as
+    soon as this commits: keys are not cached, every request looks its hash up. None if the
+    key was rotated meanwhile (`current_hash` no longer the site's): one of two concurrent
+    rotations wins, and the other caller learns that its key is gone."""
+    secret_key = new_secret_key()
+    changed = await session.execute(
+        update(Site)
+        .where(Site.id == site_id, Site.secret_key_hash == current_hash)
+        .values(secret_key_hash=hash_secret_key(secret_key))
+        .returning(Site.id)
+        .execution_options(synchronize_session=False)
+    )
+    return secret_key if changed.first() is not None else None
 
 
 def normalize_origin(origin: str) -> str:

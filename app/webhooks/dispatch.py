@@ -21,6 +21,7 @@ from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import WebhookSettings
+from app.crypto import SecretBox, SecretsKeyError
 from app.db import utcnow
 from app.webhooks import outbox, signing
 from app.webhooks.delivery import AttemptOutcome, Sender
@@ -49,6 +50,7 @@ class DeliveryService:
         self,
         engine: AsyncEngine,
         settings: WebhookSettings,
+        box: SecretBox,
         now: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
@@ -56,6 +58,7 @@ class DeliveryService:
         # (BEGIN IMMEDIATE), so claims queue instead of failing on a stale snapshot.
         self._engine = engine.execution_options(sqlite_immediate=True)
         self._settings = settings
+        self._box = box
         self._now = now
         self._rng = rng or random.Random()
         self._sender = Sender(settings)
@@ -117,7 +120,8 @@ class DeliveryService:
             rows = await conn.execute(
                 select(
                     d.c.id, d.c.attempts, m.c.id, m.c.payload, e.c.id, e.c.url,
-                    e.c.secret, e.c.previous_secret, e.c.previous_secret_until,
+                    e.c.secret_encrypted, e.c.previous_secret_encrypted,
+                    e.c.previous_secret_until,
                 )
                 .join(m, m.c.id == d.c.message_id)
                 .join(e, e.c.id == d.c.endpoint_id)
@@ -125,11 +129,23 @@ class DeliveryService:
             )  # fmt: skip
             claimed = []
             for did, attempts, mid, payload, eid, url, secret, previous, previous_until in rows:
-                secrets = [secret]
+                encrypted = [secret]
                 if previous and previous_until is not None and previous_until > now:
-                    secrets.append(previous)
-                claimed.append(Claimed(did, attempts, until, mid, payload, eid, url, secrets))
+                    encrypted.append(previous)
+                secrets = self._decrypt(eid, encrypted)
+                if secrets is not None:
+                    claimed.append(Claimed(did, attempts, until, mid, payload, eid, url, secrets))
         return claimed
+
+    def _decrypt(self, endpoint_id: uuid.UUID, encrypted: list[str]) -> list[str] | None:
+        """The signing secrets in clear; None (and an error logged) under a wrong key: the
+        delivery keeps its lease and is tried again when it expires, unsigned never, and the
+        endpoint is not charged with a failure that is the server's configuration."""
+        try:
+            return [self._box.decrypt(token) for token in encrypted]
+        except SecretsKeyError as exc:
+            logger.error("webhook endpoint %s: not delivering: %s", endpoint_id, exc)
+            return None
 
     async def attempt(self, claimed: Claimed) -> AttemptOutcome:
         """Send one claimed delivery and record the outcome."""

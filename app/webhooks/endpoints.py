@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.config import WebhookSettings
+from app.crypto import SecretBox
 from app.db import SessionDep, utcnow
 from app.errors import Unprocessable
 from app.sites.dependencies import SecretSiteDep
@@ -34,6 +35,11 @@ def _settings(request: Request) -> WebhookSettings:
     return settings
 
 
+def _box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
 def _out(endpoint: WebhookEndpoint) -> dict[str, object]:
     return {
         "id": str(endpoint.id),
@@ -55,8 +61,8 @@ async def create_endpoint(
     body: WebhookEndpointCreate, site: SecretSiteDep, session: SessionDep, request: Request
 ) -> dict[str, object]:
     """Add an endpoint. The signing secret is in this answer only."""
-    endpoint = await service.create(session, site.id, body, _settings(request))
-    return {**_out(endpoint), "secret": endpoint.secret}
+    created = await service.create(session, site.id, body, _settings(request), _box(request))
+    return {**_out(created.endpoint), "secret": created.secret}
 
 
 @router.get("", response_model=list[WebhookEndpointOut])
@@ -99,8 +105,8 @@ async def rotate_secret(
 ) -> dict[str, object]:
     """A new signing secret (shown once); the old one also signs until previous_secret_until."""
     endpoint = await service.get(session, site.id, endpoint_id)
-    endpoint = await service.rotate(session, endpoint, _settings(request))
-    return {**_out(endpoint), "secret": endpoint.secret}
+    rotated = await service.rotate(session, endpoint, _settings(request), _box(request))
+    return {**_out(rotated.endpoint), "secret": rotated.secret}
 
 
 @router.post("/{endpoint_id}/test", status_code=202, response_model=MessageQueued)

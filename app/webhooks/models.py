@@ -39,9 +39,10 @@ class WebhookEndpoint(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
-    # Needed in clear to sign (HMAC); shown to the shop once, on creation or rotation.
-    secret: Mapped[str] = mapped_column(String(100))
-    previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    # The signing secret (HMAC, so needed in clear to sign) is shown to the shop once, on
+    # creation or rotation, and stored only encrypted (app.crypto: Fernet tokens).
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

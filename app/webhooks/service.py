@@ -3,6 +3,7 @@ test, resend by hand, and the attempt log."""
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -10,6 +11,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
+from app.crypto import SecretBox
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
 from app.webhooks import outbox, signing
@@ -28,26 +30,37 @@ def _valid_url(url: str, settings: WebhookSettings) -> str:
     return url
 
 
+@dataclass(frozen=True, slots=True)
+class WithSecret:
+    """An endpoint and its new signing secret in clear, to show once (only its encryption is
+    stored)."""
+
+    endpoint: WebhookEndpoint
+    secret: str
+
+
 async def create(
     session: AsyncSession,
     site_id: uuid.UUID,
     body: WebhookEndpointCreate,
     settings: WebhookSettings,
-) -> WebhookEndpoint:
+    box: SecretBox,
+) -> WithSecret:
     now = utcnow()
+    secret = signing.new_secret()
     endpoint = WebhookEndpoint(
         site_id=site_id,
         url=_valid_url(body.url, settings),
         description=body.description,
         event_types=list(dict.fromkeys(body.event_types)),
         enabled=body.enabled,
-        secret=signing.new_secret(),
+        secret_encrypted=box.encrypt(secret),
         created_at=now,
         updated_at=now,
     )
     session.add(endpoint)
     await session.flush()
-    return endpoint
+    return WithSecret(endpoint, secret)
 
 
 async def get(session: AsyncSession, site_id: uuid.UUID, endpoint_id: uuid.UUID) -> WebhookEndpoint:
@@ -95,16 +108,29 @@ async def change(
 
 
 async def rotate(
-    session: AsyncSession, endpoint: WebhookEndpoint, settings: WebhookSettings
-) -> WebhookEndpoint:
+    session: AsyncSession, endpoint: WebhookEndpoint, settings: WebhookSettings, box: SecretBox
+) -> WithSecret:
     """A new secret; the old one keeps signing (alongside) for the grace period."""
     now = utcnow()
-    endpoint.previous_secret = endpoint.secret
+    secret = signing.new_secret()
+    endpoint.previous_secret_encrypted = endpoint.secret_encrypted
     endpoint.previous_secret_until = now + timedelta(hours=settings.rotation_grace_hours)
-    endpoint.secret = signing.new_secret()
+    endpoint.secret_encrypted = box.encrypt(secret)
     endpoint.updated_at = now
     await session.flush()
-    return endpoint
+    return WithSecret(endpoint, secret)
+
+
+async def reencrypt_secrets(session: AsyncSession, box: SecretBox) -> int:
+    """Every stored signing secret under the box's first key (after a key rotation, before
+    the old key is dropped); the number of endpoints."""
+    endpoints = (await session.scalars(select(WebhookEndpoint))).all()
+    for endpoint in endpoints:
+        endpoint.secret_encrypted = box.reencrypt(endpoint.secret_encrypted)
+        if endpoint.previous_secret_encrypted:
+            endpoint.previous_secret_encrypted = box.reencrypt(endpoint.previous_secret_encrypted)
+    await session.flush()
+    return len(endpoints)
 
 
 async def send_test(session: AsyncSession, endpoint: WebhookEndpoint) -> uuid.UUID:

@@ -2,6 +2,7 @@
 
 import asyncio
 
+from app.crypto import secret_box
 from app.webhooks.dispatch import DeliveryService
 from app.webhooks.outbox import notifier_for
 from app.webhooks.timers import TimerService
@@ -10,7 +11,8 @@ from app.worker import BackgroundContext, BackgroundLoop
 
 async def deliver_webhooks(context: BackgroundContext, stop: asyncio.Event) -> None:
     """Send the outbox's due deliveries (woken at once by local commits, else polling)."""
-    service = DeliveryService(context.engine, context.settings.webhooks)
+    box = secret_box(context.settings)
+    service = DeliveryService(context.engine, context.settings.webhooks, box)
     await service.run(stop, notifier_for(context.engine))
 
 

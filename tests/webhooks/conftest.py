@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from app.config import IngestionSettings, ScoringSettings, Settings, WebhookSettings
+from app.crypto import SecretBox, secret_box
 from tests.factories import create_site
 
 
@@ -117,3 +118,9 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def site(session):
     return await create_site(session)
+
+
+@pytest.fixture
+def box(settings: Settings) -> SecretBox:
+    """The key the service encrypts webhook secrets with, for workers the tests drive."""
+    return secret_box(settings)

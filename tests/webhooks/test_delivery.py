@@ -20,8 +20,9 @@ def settings(settings):
 
 
 @pytest.fixture
-async def worker(db_engine, clock):
-    service = DeliveryService(db_engine, webhook_settings(disable_after_failures=4), now=clock)
+async def worker(db_engine, clock, box):
+    settings = webhook_settings(disable_after_failures=4)
+    service = DeliveryService(db_engine, settings, box, now=clock)
     yield service
     await service.aclose()
 
@@ -67,9 +68,9 @@ async def test_during_rotation_both_secrets_verify_then_only_the_new(
 
 
 async def test_retries_follow_the_backoff_schedule_then_give_up(
-    client, site, receiver, clock, session, db_engine
+    client, site, receiver, clock, session, db_engine, box
 ):
-    worker = DeliveryService(db_engine, webhook_settings(), now=clock)
+    worker = DeliveryService(db_engine, webhook_settings(), box, now=clock)
     endpoint = await add_endpoint(client, site, receiver.url)
     await queue_test(client, site, endpoint)
     receiver.default = (503, {}, b"down")

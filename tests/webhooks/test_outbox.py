@@ -43,7 +43,7 @@ async def test_a_message_committed_before_a_crash_is_delivered_after_restart(
 
 
 async def test_two_delivery_loops_never_send_one_message_twice(
-    site, receiver, db_engine, database_url, session
+    site, receiver, db_engine, database_url, session, box
 ):
     async with db_engine.begin() as conn:
         from app.webhooks.models import WebhookEndpoint
@@ -53,7 +53,8 @@ async def test_two_delivery_loops_never_send_one_message_twice(
                 WebhookEndpoint.__table__.insert()
                 .values(
                     site_id=site.site.id, url=receiver.url, event_types=[], enabled=True,
-                    secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", consecutive_failures=0,
+                    secret_encrypted=box.encrypt("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                    consecutive_failures=0,
                     created_at=utcnow(), updated_at=utcnow(),
                 )
                 .returning(WebhookEndpoint.id)
@@ -69,7 +70,7 @@ async def test_two_delivery_loops_never_send_one_message_twice(
     stop = asyncio.Event()
     loops = [
         asyncio.create_task(
-            DeliveryService(engine, webhook_settings(concurrency=16, poll_seconds=0.05)).run(
+            DeliveryService(engine, webhook_settings(concurrency=16, poll_seconds=0.05), box).run(
                 stop, outbox.Notifier()
             )
         )

@@ -40,7 +40,7 @@ async def test_internal_and_non_http_urls_are_refused_by_default(client, site, s
 
 
 async def test_a_name_resolving_to_loopback_is_refused_at_send_time(
-    client, site, receiver, settings, db_engine, session, monkeypatch
+    client, site, receiver, settings, db_engine, session, monkeypatch, box
 ):
     port = receiver.url.split(":")[2].split("/")[0]
     # Created while private networks were allowed (or the name pointed elsewhere then).
@@ -55,7 +55,7 @@ async def test_a_name_resolving_to_loopback_is_refused_at_send_time(
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     strict = settings.webhooks.model_copy(update={"allow_private_networks": False})
-    async with DeliveryService(db_engine, strict) as worker:
+    async with DeliveryService(db_engine, strict, box) as worker:
         assert await worker.run_once() == 1
     assert receiver.received == []
     attempt = await session.scalar(select(WebhookAttempt))
@@ -64,11 +64,13 @@ async def test_a_name_resolving_to_loopback_is_refused_at_send_time(
     assert attempt.error.startswith("refused")
 
 
-async def test_private_networks_can_be_allowed_for_development(client, site, receiver, db_engine):
+async def test_private_networks_can_be_allowed_for_development(
+    client, site, receiver, db_engine, box
+):
     endpoint = await add_endpoint(client, site, receiver.url)
     await queue_test(client, site, endpoint)
     from tests.webhooks.conftest import webhook_settings
 
-    async with DeliveryService(db_engine, webhook_settings()) as worker:
+    async with DeliveryService(db_engine, webhook_settings(), box) as worker:
         await worker.run_once()
     assert len(receiver.received) == 1
