@@ -25,6 +25,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +134,9 @@ def start_server(url: str, port: int, workers: int, scoring: bool) -> subprocess
         "LEADHEAT_CREATE_DEMO_SITE": "false",
         "LEADHEAT_LOG_LEVEL": "warning",
         "LEADHEAT_SCORING__ENABLED": "true" if scoring else "false",
+        # PostgreSQL needs a key for webhook secrets; a fresh database can take a new one.
+        "LEADHEAT_SECRETS_KEY": os.environ.get("LEADHEAT_SECRETS_KEY")
+        or Fernet.generate_key().decode(),
     }
     proc = subprocess.Popen(
         [
