@@ -20,9 +20,16 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
 from app.http import JSONResponse, header
-from app.ingestion.parsing import IngestEvent, Rejection, parse_json, read_body, validate_event
+from app.ingestion.parsing import (
+    IngestEvent,
+    Rejection,
+    parse_json,
+    read_body,
+    utc_or_none,
+    validate_event,
+)
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
-from app.ingestion.schemas import IngestResponse, as_utc
+from app.ingestion.schemas import IngestResponse
 from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.sites.service import SiteRef, WriteKeyCache
 
@@ -155,7 +162,9 @@ async def batch(request: Request) -> Response:
     results = []
     for index, raw in enumerate(raw_events):
         if shared_context and isinstance(raw, dict):
-            raw = {**raw, "context": {**shared_context, **(raw.get("context") or {})}}
+            own = raw.get("context")
+            if own is None or isinstance(own, dict):  # otherwise validation rejects it
+                raw = {**raw, "context": {**shared_context, **(own or {})}}
         results.append(
             validate_event(
                 raw,
@@ -173,7 +182,7 @@ def _batch_sent_at(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return utc_or_none(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
         return None
 
