@@ -28,7 +28,7 @@ from app.ingestion.parsing import (
     utc_or_none,
     validate_event,
 )
-from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
+from app.ingestion.pipeline import IngestPipeline, StorageUnavailable, database_unavailable
 from app.ingestion.schemas import IngestResponse
 from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.sites.service import SiteRef, WriteKeyCache
@@ -76,6 +76,8 @@ async def _site_for(request: Request, write_key: Any) -> SiteRef:
     try:
         site = await cache.get(write_key)
     except (OSError, DBAPIError) as exc:
+        if not database_unavailable(exc):
+            raise
         raise _unavailable() from exc
     if site is None:
         raise Unauthorized("Unknown write key.")

@@ -164,31 +164,67 @@ class IngestPipeline:
                 return
             except RetryGroup:
                 pass
-            except DBAPIError as exc:
-                # A deadlock, or a connection the server closed (restart, failover).
-                if exc.connection_invalidated:
+            except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # asyncpg's own errors come from the statements sent to it directly.
+                if database_unavailable(exc) or getattr(exc, "connection_invalidated", False):
+                    # Unreachable, starting up, shutting down, out of connections, or a
+                    # connection the server closed (restart, failover): a short retry on a
+                    # new connection, then a 503.
                     await self._drop(slot)
+                    if attempt >= 3:
+                        raise StorageUnavailable(str(exc)) from exc
                 elif _sqlstate(exc) not in RETRYABLE_SQLSTATES:
-                    raise
-            except asyncpg.PostgresError as exc:  # from the statements sent to asyncpg directly
-                if exc.sqlstate not in RETRYABLE_SQLSTATES:
-                    raise
-            except (OSError, asyncpg.InterfaceError) as exc:
-                # The database is unreachable, or the connection broke under asyncpg: a short
-                # retry on a new connection, then a 503.
-                await self._drop(slot)
-                if attempt >= 3:
-                    raise StorageUnavailable(str(exc)) from exc
+                    raise  # a deadlock or a serialization failure is retried, not this
             self.stats["retries"] += 1
             if attempt == MAX_ATTEMPTS:
                 raise StorageUnavailable("gave up storing a group after repeated conflicts")
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    cause = getattr(orig, "__cause__", None)
-    return getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+# "The database cannot take work now", as opposed to "this statement is wrong": class 08
+# (connection exceptions: refused, gone, does not exist), admin and crash shutdown, starting
+# up, too many connections. (app.db.database_unavailable is meant to become the one place.)
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# SQLite's ways of saying the same: another process holds the file past the busy timeout, or
+# the file cannot be opened.
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps: SQLAlchemy's DBAPIError, the adapter's error, the
+    driver's) says the database is unreachable or not accepting work right now."""
+    for err in _chain(exc):
+        if isinstance(err, OSError | asyncpg.InterfaceError):  # refused, reset, timed out
+            return True
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in UNAVAILABLE_SQLSTATES):
+            return True
+        if type(err).__name__ == "OperationalError" and any(
+            text in str(err) for text in _SQLITE_UNAVAILABLE
+        ):
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps, a few levels deep."""
+    out: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(out) < 8:
+        err = todo.pop()
+        if err is None or any(err is seen for seen in out):
+            continue
+        out.append(err)
+        todo += [err.__cause__, getattr(err, "orig", None)]
+    return out
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for err in _chain(exc):
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
 
 
 def _done(fut: asyncio.Future[None]) -> None:
