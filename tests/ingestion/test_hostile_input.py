@@ -124,15 +124,12 @@ async def test_a_client_cannot_set_the_correction_flag(client, session, site):
 async def test_over_deep_events_are_rejected_by_index(client, session, site, depth):
     # The event is one level, its properties the next: `depth - 1` levels of properties make
     # an event exactly `depth` deep.
+    deep = deep_track("deep", depth - 1).encode()
+    parts = [orjson.dumps(track("a", "X", "ok1")), deep, orjson.dumps(track("a", "X", "ok2"))]
     r = await client.post(
         "/v1/batch",
         auth=basic_auth(site.write_key),
-        content='{"batch":[%s,%s,%s]}'
-        % (
-            orjson.dumps(track("a", "X", "ok1")).decode(),
-            deep_track("deep", depth - 1),
-            orjson.dumps(track("a", "X", "ok2")).decode(),
-        ),
+        content=b'{"batch":[' + b",".join(parts) + b"]}",
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 200, r.text
