@@ -25,7 +25,7 @@ from app.ingestion.parsing import (
     Rejection,
     parse_json,
     read_body,
-    utc_or_none,
+    validate_batch,
     validate_event,
 )
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable, database_unavailable
@@ -159,34 +159,14 @@ async def batch(request: Request) -> Response:
         raise PayloadTooLarge(
             f"A batch holds at most {settings.ingestion.max_batch_events} events."
         )
-    batch_sent_at = _batch_sent_at(payload.get("sentAt"))
-    shared_context = payload.get("context") if isinstance(payload.get("context"), dict) else None
-    results = []
-    for index, raw in enumerate(raw_events):
-        if shared_context and isinstance(raw, dict):
-            own = raw.get("context")
-            if own is None or isinstance(own, dict):  # otherwise validation rejects it
-                raw = {**raw, "context": {**shared_context, **(own or {})}}
-        results.append(
-            validate_event(
-                raw,
-                index=index,
-                forced_type=None,
-                batch_sent_at=batch_sent_at,
-                received_at=received_at,
-                max_event_bytes=settings.ingestion.max_event_bytes,
-            )
-        )
+    results = validate_batch(
+        raw_events,
+        sent_at=payload.get("sentAt"),
+        shared_context=payload.get("context"),
+        received_at=received_at,
+        max_event_bytes=settings.ingestion.max_event_bytes,
+    )
     return _answer(request, await _ingest(request, site, results))
-
-
-def _batch_sent_at(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return utc_or_none(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None
 
 
 def _single_call(call: str) -> Any:

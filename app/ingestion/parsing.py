@@ -137,6 +137,46 @@ def _error_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def validate_batch(
+    raw_events: list[Any],
+    *,
+    sent_at: Any,
+    shared_context: Any,
+    received_at: datetime,
+    max_event_bytes: int,
+) -> list[IngestEvent | Rejection]:
+    """A batch's events, each validated on its own (`validate_event`): one result per event,
+    in order; the batch's `sentAt` and `context` apply to every event."""
+    batch_sent_at = _sent_at(sent_at)
+    shared = shared_context if isinstance(shared_context, dict) else None
+    results: list[IngestEvent | Rejection] = []
+    for index, raw in enumerate(raw_events):
+        if shared and isinstance(raw, dict):
+            own = raw.get("context")
+            if own is None or isinstance(own, dict):  # otherwise validation rejects it
+                raw = {**raw, "context": {**shared, **(own or {})}}
+        results.append(
+            validate_event(
+                raw,
+                index=index,
+                forced_type=None,
+                batch_sent_at=batch_sent_at,
+                received_at=received_at,
+                max_event_bytes=max_event_bytes,
+            )
+        )
+    return results
+
+
+def _sent_at(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return utc_or_none(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
 def validate_event(
     raw: Any,
     *,
@@ -240,7 +280,7 @@ def event_time(
         return received_at, original, sent_at, "out_of_range"
     if timestamp < EARLIEST_TIMESTAMP:
         return received_at, original, sent_at, "before_1970"
-    if timestamp > received_at + MAX_TIMESTAMP_AHEAD:
+    if timestamp - received_at > MAX_TIMESTAMP_AHEAD:
         return received_at, original, sent_at, "in_the_future"
     return timestamp, original, sent_at, None
 

@@ -59,9 +59,7 @@ async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, er
 async def refusing_server(request: pytest.FixtureRequest) -> AsyncIterator[int]:
     sqlstate, message = request.param
     error = _error_response(sqlstate, message)
-    server = await asyncio.start_server(
-        lambda r, w: _refuse(r, w, error), host="127.0.0.1", port=0
-    )
+    server = await asyncio.start_server(lambda r, w: _refuse(r, w, error), host="127.0.0.1", port=0)
     async with server:
         yield server.sockets[0].getsockname()[1]
 
@@ -151,7 +149,9 @@ async def test_ingestion_answers_503_while_the_database_starts_up(refusing_serve
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
             r = await client.post(
-                "/v1/track", auth=("wk_any", ""), json={"type": "track", "event": "X", "userId": "u"}
+                "/v1/track",
+                auth=("wk_any", ""),
+                json={"type": "track", "event": "X", "userId": "u"},
             )
     assert r.status_code == 503, r.text
     assert r.json()["code"] == "storage_unavailable"
