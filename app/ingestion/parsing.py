@@ -1,5 +1,7 @@
 """From an HTTP body to validated events: size limits, gzip, JSON, per-event validation."""
 
+import contextlib
+import json
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -111,12 +113,41 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 
 def parse_json(body: bytes) -> Any:
+    """The body's JSON. A lone UTF-16 surrogate escape (`"\\ud83d"`: a browser's string cut in
+    the middle of an emoji, which JSON.stringify writes as it is) is replaced by U+FFFD, rather
+    than refusing the whole batch for one broken character (orjson refuses such documents)."""
     if not body.strip():
         raise AppError("The body is empty; send a JSON object.", code="invalid_json")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "surrogate" in str(exc):
+            with contextlib.suppress(ValueError, RecursionError):
+                # The standard library's parser keeps lone surrogates; NaN stays refused.
+                parsed = json.loads(body, parse_constant=_refuse_constant)
+                return _without_lone_surrogates(parsed, MAX_JSON_DEPTH + 2)
         raise AppError(f"The body is not valid JSON: {exc}.", code="invalid_json") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _without_lone_surrogates(value: Any, depth: int) -> Any:
+    """`value` with lone surrogates in its strings replaced, `depth` containers deep (deeper
+    events are rejected as too deep anyway)."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if depth <= 0:
+        return value
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(k, 0): _without_lone_surrogates(v, depth - 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v, depth - 1) for v in value]
+    return value
 
 
 _crawler_detect = CrawlerDetect()

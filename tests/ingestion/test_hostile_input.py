@@ -198,3 +198,35 @@ async def test_non_finite_numbers_in_strings_are_not_numbers(client, session, si
     lead = await lead_by_anonymous_id(session, site.site.id, "a")
     assert lead.orders == 1
     assert lead.revenue == 0.0
+
+
+async def test_a_lone_surrogate_is_replaced_not_a_reason_to_refuse_the_batch(client, session, site):
+    # A page title cut in the middle of an emoji: JSON.stringify writes the lone half as it is.
+    body = (
+        b'{"batch":[{"type":"page","anonymousId":"a","messageId":"cut",'
+        b'"properties":{"title":"Fridges \\ud83d"}},'
+        b'{"type":"page","anonymousId":"a","messageId":"whole",'
+        b'"properties":{"title":"Fridges \\ud83d\\ude00"}}]}'
+    )
+    r = await client.post(
+        "/v1/batch",
+        auth=basic_auth(site.write_key),
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 2
+    events = {e.message_id: e for e in await stored_events(session, site.site.id)}
+    assert events["cut"].properties["title"] == "Fridges \ufffd"
+    assert events["whole"].properties["title"] == "Fridges \U0001f600"
+
+
+async def test_nan_is_still_not_json(client, site):
+    r = await client.post(
+        "/v1/batch",
+        auth=basic_auth(site.write_key),
+        content=b'{"batch":[{"type":"page","anonymousId":"a","properties":{"x":NaN,"t":"\\ud83d"}}]}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_json"
