@@ -203,7 +203,10 @@ class IngestPipeline:
                     )
                     await mark_for_repair(conn, marks, repr(failure))
                 for hook in self._after_commit:
-                    hook(conn)
+                    try:
+                        hook(conn)
+                    except Exception:  # committed: a wake-up that fails must not re-store it
+                        logger.exception("an after-commit hook failed")
                 self.stats["leads_marked_for_repair"] += len(marks)
                 self.stats["groups"] += 1
                 self.stats["submissions"] += len(subs)

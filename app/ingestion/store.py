@@ -243,6 +243,8 @@ def _marks(
     before: dict[uuid.UUID, tuple[str, bool]],
     new_leads: set[uuid.UUID],
 ) -> list[RepairMark]:
+    if not failed:
+        return []
     since: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = {}
     for sub, _, event in fresh:
         lead_id = event.lead_id
