@@ -1,6 +1,7 @@
 """Every domain's tables, imported once so that metadata (and alembic) sees them all."""
 
 from app.db import Base
+from app.ingestion import repairs as ingestion_models
 from app.leads import models as leads_models
 from app.scoring import models as scoring_models
 from app.sites import models as sites_models
@@ -8,4 +9,11 @@ from app.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
-__all__ = ["leads_models", "metadata", "scoring_models", "sites_models", "webhooks_models"]
+__all__ = [
+    "ingestion_models",
+    "leads_models",
+    "metadata",
+    "scoring_models",
+    "sites_models",
+    "webhooks_models",
+]

@@ -1,4 +1,5 @@
-"""Background work: re-scoring jobs, temperature refresh, webhook delivery and timers.
+"""Background work: re-scoring jobs, temperature refresh, webhook delivery and timers, lead
+repairs.
 
 It runs inside `leadheat serve` by default and in any number of `leadheat worker` processes
 for scale. Every loop coordinates through the database (row locks with SKIP LOCKED, leases
@@ -39,10 +40,11 @@ BackgroundLoop = Callable[[BackgroundContext, asyncio.Event], Awaitable[None]]
 
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
     """Every domain's loops (each domain's `worker.LOOPS`)."""
+    from app.ingestion import repair_worker
     from app.scoring import worker as scoring_worker
     from app.webhooks import worker as webhooks_worker
 
-    return [*scoring_worker.LOOPS, *webhooks_worker.LOOPS]
+    return [*scoring_worker.LOOPS, *webhooks_worker.LOOPS, *repair_worker.LOOPS]
 
 
 class BackgroundRunner:

@@ -20,9 +20,16 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
 from app.http import JSONResponse, header
-from app.ingestion.parsing import IngestEvent, Rejection, parse_json, read_body, validate_event
-from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
-from app.ingestion.schemas import IngestResponse, as_utc
+from app.ingestion.parsing import (
+    IngestEvent,
+    Rejection,
+    parse_json,
+    read_body,
+    validate_batch,
+    validate_event,
+)
+from app.ingestion.pipeline import IngestPipeline, StorageUnavailable, database_unavailable
+from app.ingestion.schemas import IngestResponse
 from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.sites.service import SiteRef, WriteKeyCache
 
@@ -69,6 +76,8 @@ async def _site_for(request: Request, write_key: Any) -> SiteRef:
     try:
         site = await cache.get(write_key)
     except (OSError, DBAPIError) as exc:
+        if not database_unavailable(exc):
+            raise
         raise _unavailable() from exc
     if site is None:
         raise Unauthorized("Unknown write key.")
@@ -150,32 +159,14 @@ async def batch(request: Request) -> Response:
         raise PayloadTooLarge(
             f"A batch holds at most {settings.ingestion.max_batch_events} events."
         )
-    batch_sent_at = _batch_sent_at(payload.get("sentAt"))
-    shared_context = payload.get("context") if isinstance(payload.get("context"), dict) else None
-    results = []
-    for index, raw in enumerate(raw_events):
-        if shared_context and isinstance(raw, dict):
-            raw = {**raw, "context": {**shared_context, **(raw.get("context") or {})}}
-        results.append(
-            validate_event(
-                raw,
-                index=index,
-                forced_type=None,
-                batch_sent_at=batch_sent_at,
-                received_at=received_at,
-                max_event_bytes=settings.ingestion.max_event_bytes,
-            )
-        )
+    results = validate_batch(
+        raw_events,
+        sent_at=payload.get("sentAt"),
+        shared_context=payload.get("context"),
+        received_at=received_at,
+        max_event_bytes=settings.ingestion.max_event_bytes,
+    )
     return _answer(request, await _ingest(request, site, results))
-
-
-def _batch_sent_at(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None
 
 
 def _single_call(call: str) -> Any:

@@ -1,9 +1,11 @@
 """From an HTTP body to validated events: size limits, gzip, JSON, per-event validation."""
 
+import contextlib
+import json
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +19,11 @@ from app.http import header
 from app.ingestion.schemas import Message, as_utc, missing_fields
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
+# How deeply an event's JSON may nest (the event object is level 1; Segment's own fields reach
+# 4). Far below orjson's 254 (it cannot re-encode deeper values) and what JSONB takes.
+MAX_JSON_DEPTH = 32
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP_AHEAD = timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -106,12 +113,41 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 
 def parse_json(body: bytes) -> Any:
+    """The body's JSON. A lone UTF-16 surrogate escape (`"\\ud83d"`: a browser's string cut in
+    the middle of an emoji, which JSON.stringify writes as it is) is replaced by U+FFFD, rather
+    than refusing the whole batch for one broken character (orjson refuses such documents)."""
     if not body.strip():
         raise AppError("The body is empty; send a JSON object.", code="invalid_json")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "surrogate" in str(exc):
+            with contextlib.suppress(ValueError, RecursionError):
+                # The standard library's parser keeps lone surrogates; NaN stays refused.
+                parsed = json.loads(body, parse_constant=_refuse_constant)
+                return _without_lone_surrogates(parsed, MAX_JSON_DEPTH + 2)
         raise AppError(f"The body is not valid JSON: {exc}.", code="invalid_json") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _without_lone_surrogates(value: Any, depth: int) -> Any:
+    """`value` with lone surrogates in its strings replaced, `depth` containers deep (deeper
+    events are rejected as too deep anyway)."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if depth <= 0:
+        return value
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(k, 0): _without_lone_surrogates(v, depth - 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v, depth - 1) for v in value]
+    return value
 
 
 _crawler_detect = CrawlerDetect()
@@ -132,6 +168,46 @@ def _error_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def validate_batch(
+    raw_events: list[Any],
+    *,
+    sent_at: Any,
+    shared_context: Any,
+    received_at: datetime,
+    max_event_bytes: int,
+) -> list[IngestEvent | Rejection]:
+    """A batch's events, each validated on its own (`validate_event`): one result per event,
+    in order; the batch's `sentAt` and `context` apply to every event."""
+    batch_sent_at = _sent_at(sent_at)
+    shared = shared_context if isinstance(shared_context, dict) else None
+    results: list[IngestEvent | Rejection] = []
+    for index, raw in enumerate(raw_events):
+        if shared and isinstance(raw, dict):
+            own = raw.get("context")
+            if own is None or isinstance(own, dict):  # otherwise validation rejects it
+                raw = {**raw, "context": {**shared, **(own or {})}}
+        results.append(
+            validate_event(
+                raw,
+                index=index,
+                forced_type=None,
+                batch_sent_at=batch_sent_at,
+                received_at=received_at,
+                max_event_bytes=max_event_bytes,
+            )
+        )
+    return results
+
+
+def _sent_at(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return utc_or_none(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
 def validate_event(
     raw: Any,
     *,
@@ -144,7 +220,14 @@ def validate_event(
     """Validate one raw message; never raises for bad input, returns a Rejection instead."""
     if not isinstance(raw, dict):
         return Rejection(index, "invalid_event", "an event must be a JSON object")
-    dumped = orjson.dumps(raw)
+    if _deeper_than(raw, MAX_JSON_DEPTH):
+        return Rejection(
+            index, "too_deep", f"the event is nested more than {MAX_JSON_DEPTH} levels deep"
+        )
+    try:
+        dumped = orjson.dumps(raw)
+    except orjson.JSONEncodeError as exc:  # a lone surrogate, an int beyond 64 bits...
+        return Rejection(index, "invalid_event", f"the event cannot be stored as JSON: {exc}")
     size = len(dumped)
     if size > max_event_bytes:
         return Rejection(
@@ -163,17 +246,21 @@ def validate_event(
     missing = missing_fields(msg)
     if missing is not None:
         return Rejection(index, "invalid_event", missing)
+    return _event(msg, raw, batch_sent_at, received_at)
 
-    sent_at = as_utc(msg.sentAt) or batch_sent_at
-    original = as_utc(msg.timestamp or msg.originalTimestamp)
-    if original is None:
-        timestamp = received_at
-    elif sent_at is not None:
-        # Segment's skew correction: the client's clock error is receivedAt - sentAt.
-        timestamp = original + (received_at - sent_at)
-    else:
-        timestamp = original
+
+def _event(
+    msg: Message, raw: dict[str, Any], batch_sent_at: datetime | None, received_at: datetime
+) -> IngestEvent:
+    timestamp, original, sent_at, correction = event_time(msg, batch_sent_at, received_at)
     context = msg.context or {}
+    if "leadheat" in context or correction is not None:
+        context = {k: v for k, v in context.items() if k != "leadheat"}  # ours, not the client's
+        if correction is not None:
+            sent = raw.get("timestamp") or raw.get("originalTimestamp")
+            context["leadheat"] = {
+                "timestamp_corrected": {"reason": correction, "timestamp": str(sent)[:64]}
+            }
     traits = msg.traits or {}
     if msg.type != "identify" and isinstance(context.get("traits"), dict):
         traits = context["traits"]
@@ -200,3 +287,51 @@ def validate_event(
         context=context,
         is_bot=isinstance(user_agent, str) and is_crawler(user_agent),
     )
+
+
+def event_time(
+    msg: Message, batch_sent_at: datetime | None, received_at: datetime
+) -> tuple[datetime, datetime | None, datetime | None, str | None]:
+    """(timestamp, originalTimestamp, sentAt, why the timestamp was replaced or None).
+
+    Segment's skew correction: the client's clock error is receivedAt - sentAt. A timestamp
+    that cannot have happened (before 1970, over a day after receipt, or beyond the calendar
+    once converted to UTC or corrected) is a broken clock, not a reason to lose the event: it
+    becomes receivedAt, and the event's context says so (`leadheat.timestamp_corrected`)."""
+    sent_at = utc_or_none(msg.sentAt) or batch_sent_at
+    given = msg.timestamp or msg.originalTimestamp
+    original = utc_or_none(given)
+    if given is None:
+        return received_at, None, sent_at, None
+    if original is None:
+        return received_at, None, sent_at, "out_of_range"
+    try:
+        timestamp = original + (received_at - sent_at) if sent_at is not None else original
+    except OverflowError:
+        return received_at, original, sent_at, "out_of_range"
+    if timestamp < EARLIEST_TIMESTAMP:
+        return received_at, original, sent_at, "before_1970"
+    if timestamp - received_at > MAX_TIMESTAMP_AHEAD:
+        return received_at, original, sent_at, "in_the_future"
+    return timestamp, original, sent_at, None
+
+
+def utc_or_none(value: datetime | None) -> datetime | None:
+    """`as_utc`, or None for a time that leaves the calendar once converted to UTC (year 1
+    at +05:00)."""
+    try:
+        return as_utc(value)
+    except OverflowError:
+        return None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON `value` nests more than `limit` containers deep (itself counts as one)."""
+    if limit <= 0:
+        return True
+    children = value.values() if type(value) is dict else value
+    for child in children:
+        kind = type(child)
+        if (kind is dict or kind is list) and _deeper_than(child, limit - 1):
+            return True
+    return False

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
 from app.ingestion.bulk import group_transaction, prepare_flusher
+from app.ingestion.repairs import mark_for_repair
 from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,19 @@ class IngestPipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         # Counters for operators and benchmarks: how well commits are being grouped.
-        self.stats = {"groups": 0, "submissions": 0, "events": 0, "retries": 0}
+        # unfolded_submissions: stored without the downstream work after it failed (logged);
+        # leads_marked_for_repair: leads left for the repair job (app.ingestion.repair_worker).
+        self.stats = dict.fromkeys(
+            (
+                "groups",
+                "submissions",
+                "events",
+                "retries",
+                "unfolded_submissions",
+                "leads_marked_for_repair",
+            ),
+            0,
+        )
         # SQLite has one writer: more flushers would only queue on its lock.
         self._flushers = 1 if engine.dialect.name == "sqlite" else settings.flushers
         # Each flusher keeps its connection (no pool checkout and liveness ping per group); a
@@ -113,19 +126,46 @@ class IngestPipeline:
                 if len(group) > 1:
                     # One bad request must not fail the others: store each on its own.
                     for sub, fut in group:
-                        try:
-                            await self._store_with_retries([sub], slot)
-                        except Exception as single_exc:
-                            logger.exception("storing a submission failed")
-                            _fail(fut, single_exc)
-                        else:
-                            _done(fut)
-                    continue
-                logger.exception("storing a submission failed")
-                _fail(group[0][1], exc)
+                        await self._store_alone(sub, fut, slot)
+                else:
+                    await self._store_alone(*group[0], slot, failure=exc)
                 continue
             for _, fut in group:
                 _done(fut)
+
+    async def _store_alone(
+        self,
+        sub: Submission,
+        fut: asyncio.Future[None],
+        slot: int,
+        failure: Exception | None = None,
+    ) -> None:
+        """Store one submission; if that fails after validation (a consumer, the scoring:
+        anything but the database being away), store its events without the downstream
+        work, their leads marked for repair, rather than refuse valid events."""
+        try:
+            if failure is None:
+                try:
+                    await self._store_with_retries([sub], slot)
+                    _done(fut)
+                    return
+                except StorageUnavailable:
+                    raise
+                except Exception as exc:
+                    failure = exc
+            logger.error(
+                "storing a submission failed after validation; storing its %d events without "
+                "their leads' profile, score and webhooks, the leads marked for repair",
+                len(sub.events),
+                exc_info=failure,
+            )
+            await self._store_with_retries([sub], slot, failure=failure)
+            self.stats["unfolded_submissions"] += 1
+        except Exception as exc:
+            logger.exception("storing a submission failed")
+            _fail(fut, exc)
+        else:
+            _done(fut)
 
     async def _connection(self, slot: int) -> AsyncConnection:
         conn = self._conns[slot]
@@ -143,52 +183,98 @@ class IngestPipeline:
                     await conn.invalidate()
                 await conn.close()
 
-    async def _store_with_retries(self, subs: list[Submission], slot: int) -> None:
+    async def _store_with_retries(
+        self, subs: list[Submission], slot: int, failure: Exception | None = None
+    ) -> None:
+        """Store the group, retrying conflicts; with `failure` (what made the normal way fail),
+        without the downstream work (see `store_group`'s `fold`)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 conn = await self._connection(slot)
                 async with group_transaction(conn):
-                    await store_group(
+                    marks = await store_group(
                         conn,
                         subs,
                         visit_timeout=self._visit_timeout,
                         store_bots=self._settings.store_bot_events,
                         scorer=self._scorer,
                         after_group=self._after_group,
+                        fold=failure is None,
                     )
+                    await mark_for_repair(conn, marks, repr(failure))
                 for hook in self._after_commit:
-                    hook(conn)
+                    try:
+                        hook(conn)
+                    except Exception:  # committed: a wake-up that fails must not re-store it
+                        logger.exception("an after-commit hook failed")
+                self.stats["leads_marked_for_repair"] += len(marks)
                 self.stats["groups"] += 1
                 self.stats["submissions"] += len(subs)
                 self.stats["events"] += sum(len(s.events) for s in subs)
                 return
             except RetryGroup:
                 pass
-            except DBAPIError as exc:
-                # A deadlock, or a connection the server closed (restart, failover).
-                if exc.connection_invalidated:
+            except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # asyncpg's own errors come from the statements sent to it directly.
+                if database_unavailable(exc) or getattr(exc, "connection_invalidated", False):
+                    # Unreachable, starting up, shutting down, out of connections, or a
+                    # connection the server closed (restart, failover): a short retry on a
+                    # new connection, then a 503.
                     await self._drop(slot)
+                    if attempt >= 3:
+                        raise StorageUnavailable(str(exc)) from exc
                 elif _sqlstate(exc) not in RETRYABLE_SQLSTATES:
-                    raise
-            except asyncpg.PostgresError as exc:  # from the statements sent to asyncpg directly
-                if exc.sqlstate not in RETRYABLE_SQLSTATES:
-                    raise
-            except (OSError, asyncpg.InterfaceError) as exc:
-                # The database is unreachable, or the connection broke under asyncpg: a short
-                # retry on a new connection, then a 503.
-                await self._drop(slot)
-                if attempt >= 3:
-                    raise StorageUnavailable(str(exc)) from exc
+                    raise  # a deadlock or a serialization failure is retried, not this
             self.stats["retries"] += 1
             if attempt == MAX_ATTEMPTS:
                 raise StorageUnavailable("gave up storing a group after repeated conflicts")
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    cause = getattr(orig, "__cause__", None)
-    return getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+# "The database cannot take work now", as opposed to "this statement is wrong": class 08
+# (connection exceptions: refused, gone, does not exist), admin and crash shutdown, starting
+# up, too many connections. (app.db.database_unavailable is meant to become the one place.)
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# SQLite's ways of saying the same: another process holds the file past the busy timeout, or
+# the file cannot be opened.
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps: SQLAlchemy's DBAPIError, the adapter's error, the
+    driver's) says the database is unreachable or not accepting work right now."""
+    for err in _chain(exc):
+        if isinstance(err, OSError | asyncpg.InterfaceError):  # refused, reset, timed out
+            return True
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in UNAVAILABLE_SQLSTATES):
+            return True
+        if type(err).__name__ == "OperationalError" and any(
+            text in str(err) for text in _SQLITE_UNAVAILABLE
+        ):
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps, a few levels deep."""
+    out: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(out) < 8:
+        err = todo.pop()
+        if err is None or any(err is seen for seen in out):
+            continue
+        out.append(err)
+        todo += [err.__cause__, getattr(err, "orig", None)]
+    return out
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for err in _chain(exc):
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
 
 
 def _done(fut: asyncio.Future[None]) -> None:

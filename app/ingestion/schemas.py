@@ -1,5 +1,6 @@
 """The Segment HTTP tracking API message, validated one event at a time."""
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -10,17 +11,15 @@ MessageType = Literal["track", "page", "screen", "identify", "alias", "group"]
 
 def property_number(value: Any) -> float | None:
     """A property's value as a number, as shops send them: 499, 499.5 and "499" alike; true,
-    false and anything else are not numbers."""
+    false, NaN, infinities and anything else are not numbers."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        number = float(value) if isinstance(value, int | float | str) else None
+    except (ValueError, OverflowError):  # "abc"; an int too large for a float
+        return None
+    # "NaN" and "Infinity" parse, but add nothing a shop means (and NaN would stick to sums).
+    return number if number is not None and math.isfinite(number) else None
 
 
 Id = Annotated[str, Field(min_length=1, max_length=255)]

@@ -13,6 +13,7 @@ A concurrent transaction that created one of our identities or stored one of our
 meanwhile makes the group start over (RetryGroup), and it then sees what that one did.
 """
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,14 +24,18 @@ from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
-from app.ingestion.bulk import Found, RetryGroup, bulk_for
+from app.ingestion.bulk import Bulk, Found, RetryGroup, bulk_for
+from app.ingestion.identities import Identities
 from app.ingestion.parsing import IngestEvent
+from app.ingestion.repairs import RepairMark
 from app.leads import profile as lead_profile
 from app.leads.models import Event, Lead, LeadIdentity
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 BOT = "bot"
+
+logger = logging.getLogger(__name__)
 
 
 class Scorer(Protocol):
@@ -68,59 +73,6 @@ class Submission:
     outcomes: list[str] = field(default_factory=list)
 
 
-class _Identities:
-    """Resolves ids to leads for one group, merging leads when one event links two of them."""
-
-    def __init__(self) -> None:
-        self.known: dict[tuple[uuid.UUID, str, str], uuid.UUID] = {}
-        self.parent: dict[uuid.UUID, uuid.UUID] = {}
-        self.new_leads: dict[uuid.UUID, uuid.UUID] = {}  # lead id -> site id
-        self.new_identities: list[tuple[uuid.UUID, str, str]] = []
-        self.existing: set[uuid.UUID] = set()
-
-    def load(self, found: list[tuple[tuple[uuid.UUID, str, str], uuid.UUID]]) -> None:
-        for key, lead_id in found:
-            self.known[key] = lead_id
-            self.existing.add(lead_id)
-
-    def find(self, lead_id: uuid.UUID) -> uuid.UUID:
-        root = lead_id
-        while self.parent.get(root, root) != root:
-            root = self.parent[root]
-        return root
-
-    def resolve(self, site_id: uuid.UUID, event: IngestEvent) -> uuid.UUID:
-        keys: list[tuple[uuid.UUID, str, str]] = []
-        if event.user_id:
-            keys.append((site_id, "user", event.user_id))
-        if event.anonymous_id:
-            keys.append((site_id, "anonymous", event.anonymous_id))
-        if event.previous_id:
-            as_user = (site_id, "user", event.previous_id)
-            keys.append(
-                as_user if as_user in self.known else (site_id, "anonymous", event.previous_id)
-            )
-        # The user id's lead survives a merge: it is the customer card the others join.
-        leads = [self.find(self.known[k]) for k in keys if k in self.known]
-        if leads:
-            target = leads[0]
-            for other in leads[1:]:
-                if other != target:
-                    self.parent[other] = target
-        else:
-            target = uuid.uuid4()
-            self.new_leads[target] = site_id
-        for key in keys:
-            if key not in self.known:
-                self.known[key] = target
-                self.new_identities.append(key)
-        return target
-
-    def merges(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        """(loser, survivor) pairs among leads that already exist in the database."""
-        return [(lead, self.find(lead)) for lead in self.parent if lead in self.existing]
-
-
 async def store_group(
     conn: AsyncConnection,
     submissions: Sequence[Submission],
@@ -129,10 +81,98 @@ async def store_group(
     store_bots: bool,
     scorer: Scorer | None = None,
     after_group: Sequence[AfterGroup] = (),
-) -> None:
-    """Store every submission's events in the caller's transaction, filling in outcomes."""
+    fold: bool = True,
+) -> list[RepairMark]:
+    """Store every submission's events in the caller's transaction, filling in outcomes.
+
+    A lead whose fold fails (a bug on odd input) does not hold up the others: its events are
+    stored, its row is left as it was, and it is marked for repair. With `fold=False` (the
+    fallback when the group failed after validation), nothing downstream runs at all: the
+    events are stored with their leads (new ones blank) and every lead is marked. Answers
+    the marks written."""
     now = utcnow()
     bulk = bulk_for(conn)
+    fresh, found = await _fresh_events(bulk, submissions)
+    identities = Identities()
+    identities.load(found.identities)
+    for sub, _, event in fresh:
+        if not event.is_bot:
+            event.lead_id = identities.resolve(sub.site_id, event)
+    for _, _, event in fresh:
+        if event.lead_id is not None:
+            event.lead_id = identities.find(event.lead_id)
+
+    profiles = _locked_leads(found, identities)
+    before = {lead_id: (p["temperature"], bool(p["identified"])) for lead_id, p in profiles.items()}
+    new_leads = [lead for lead in identities.new_leads if identities.find(lead) == lead]
+    new_set = set(new_leads)
+    for lead_id in new_leads:
+        profiles[lead_id] = lead_profile.new_profile(lead_id, identities.new_leads[lead_id], now)
+    merges = identities.merges()
+    survivors = {s for _, s in merges}
+    with_lead = [e for _, _, e in fresh if e.lead_id is not None]
+    failed: dict[uuid.UUID, str] = {}  # lead -> what went wrong
+    if not fold:
+        failed = {e.lead_id: "" for e in with_lead if e.lead_id is not None}
+    elif scorer is not None:
+        await scorer.prepare(conn, {sub.site_id for sub in submissions})
+
+    def apply(events: list[IngestEvent]) -> None:
+        if fold:
+            failed.update(_fold(events, profiles, visit_timeout, scorer, now))
+
+    for loser, survivor in merges if fold else ():
+        lead_profile.merge_profiles(profiles[survivor], profiles[loser])
+    # A lead first seen in this group has no stored history: its events are folded in now,
+    # unless stored leads merge into it (it then has their history: see the re-scoring).
+    fold_now = new_set - survivors
+    apply([e for e in with_lead if e.lead_id in fold_now])
+    for lead_id in new_set.intersection(failed):  # written as new, without what failed
+        profiles[lead_id] = lead_profile.new_profile(lead_id, identities.new_leads[lead_id], now)
+    new_rows = [profiles[lead_id] for lead_id in new_leads]
+    if merges and new_rows:
+        # A stored lead may merge into one first seen in this group, which must then exist
+        # before the merge points rows at it (foreign keys); what changes in it afterwards is
+        # written as an update. Rare: other groups write their new leads with everything else
+        # below, in one statement.
+        await bulk.write(leads=new_rows, identities=[], events=[], updates=[])
+        new_rows = []
+    await _merge_in_database(conn, merges)
+    if scorer is not None and fold:
+        # Replayed from stored history (a survivor's includes the leads merged into it), so
+        # before this group's events are stored or applied.
+        replayed = [p for lead_id, p in profiles.items() if lead_id not in fold_now]
+        await scorer.rescore_stale(conn, replayed, force=survivors)
+    apply([e for e in with_lead if e.lead_id not in fold_now])
+
+    identity_rows = identities.rows(now)
+    to_store = [(sub, e) for sub, _, e in fresh if store_bots or not e.is_bot]
+    touched = {e.lead_id for e in with_lead if e.lead_id is not None} | survivors
+    updated = [profiles[lead_id] for lead_id in sorted(touched - fold_now - failed.keys(), key=str)]
+    for profile in updated:
+        profile["updated_at"] = now
+    inserted = await bulk.write(
+        leads=new_rows,
+        identities=identity_rows,
+        events=[_event_row(sub.site_id, e) for sub, e in to_store],
+        updates=updated,
+    )
+    if inserted != len(identity_rows):
+        raise RetryGroup("an identity was created concurrently")
+    marks = _marks(fresh, failed, before, new_set)
+    if after_group and fold:
+        events = [e for _, e in to_store if e.lead_id not in failed]
+        changes = _changes(profiles, before, events, new_set)
+        for consumer in after_group:
+            await consumer(conn, changes)
+    return marks
+
+
+async def _fresh_events(
+    bulk: Bulk, submissions: Sequence[Submission]
+) -> tuple[list[tuple[Submission, int, IngestEvent]], Found]:
+    """The submissions' events not stored yet (outcomes filled in for the others), and what
+    the lookup found: their identities' leads, locked."""
     candidates: list[tuple[Submission, int, IngestEvent]] = []
     seen: set[tuple[uuid.UUID, str]] = set()
     for sub in submissions:
@@ -167,85 +207,60 @@ async def store_group(
             sub.outcomes[i] = DUPLICATE
         else:
             fresh.append((sub, i, event))
+    return fresh, found
 
-    identities = _Identities()
-    identities.load(found.identities)
+
+def _fold(
+    events: list[IngestEvent],
+    profiles: dict[uuid.UUID, dict[str, Any]],
+    visit_timeout: timedelta,
+    scorer: Scorer | None,
+    now: datetime,
+) -> dict[uuid.UUID, str]:
+    """Fold the events into their leads' profiles and scores, each lead's in time order;
+    answers the leads whose fold raised, with the error (logged; their profiles are then not
+    to be used)."""
+    by_lead: dict[uuid.UUID, list[IngestEvent]] = {}
+    for event in sorted(events, key=_by_time):
+        by_lead.setdefault(event.lead_id, []).append(event)  # type: ignore[arg-type]
+    failed: dict[uuid.UUID, str] = {}
+    for lead_id, lead_events in by_lead.items():
+        profile = profiles[lead_id]
+        try:
+            for event in lead_events:
+                lead_profile.apply_event(profile, event, visit_timeout)
+                if scorer is not None:
+                    scorer.apply(profile, event, now)
+        except Exception as exc:
+            logger.exception("folding events into lead %s failed; marked for repair", lead_id)
+            failed[lead_id] = repr(exc)
+    return failed
+
+
+def _marks(
+    fresh: list[tuple[Submission, int, IngestEvent]],
+    failed: dict[uuid.UUID, str],
+    before: dict[uuid.UUID, tuple[str, bool]],
+    new_leads: set[uuid.UUID],
+) -> list[RepairMark]:
+    if not failed:
+        return []
+    since: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = {}
     for sub, _, event in fresh:
-        if not event.is_bot:
-            event.lead_id = identities.resolve(sub.site_id, event)
-    for _, _, event in fresh:
-        if event.lead_id is not None:
-            event.lead_id = identities.find(event.lead_id)
-
-    if scorer is not None:
-        await scorer.prepare(conn, {sub.site_id for sub in submissions})
-    profiles = _locked_leads(found, identities)
-    before = {lead_id: (p["temperature"], bool(p["identified"])) for lead_id, p in profiles.items()}
-    new_leads = [lead for lead in identities.new_leads if identities.find(lead) == lead]
-    new_set = set(new_leads)
-    for lead_id in new_leads:
-        profiles[lead_id] = lead_profile.new_profile(lead_id, identities.new_leads[lead_id], now)
-    merges = identities.merges()
-    for loser, survivor in merges:
-        lead_profile.merge_profiles(profiles[survivor], profiles[loser])
-
-    def apply(events: list[IngestEvent]) -> None:
-        for event in sorted(events, key=_by_time):
-            profile = profiles[event.lead_id]  # type: ignore[index]
-            lead_profile.apply_event(profile, event, visit_timeout)
-            if scorer is not None:
-                scorer.apply(profile, event, now)
-
-    survivors = {s for _, s in merges}
-    # A lead first seen in this group has no stored history: its events are folded in now,
-    # unless stored leads merge into it (it then has their history: see the re-scoring).
-    fold_now = new_set - survivors
-    with_lead = [e for _, _, e in fresh if e.lead_id is not None]
-    apply([e for e in with_lead if e.lead_id in fold_now])
-    new_rows = [profiles[lead_id] for lead_id in new_leads]
-    if merges and new_rows:
-        # A stored lead may merge into one first seen in this group, which must then exist
-        # before the merge points rows at it (foreign keys); what changes in it afterwards is
-        # written as an update. Rare: other groups write their new leads with everything else
-        # below, in one statement.
-        await bulk.write(leads=new_rows, identities=[], events=[], updates=[])
-        new_rows = []
-    await _merge_in_database(conn, merges)
-    if scorer is not None:
-        # Replayed from stored history (a survivor's includes the leads merged into it), so
-        # before this group's events are stored or applied.
-        replayed = [p for lead_id, p in profiles.items() if lead_id not in fold_now]
-        await scorer.rescore_stale(conn, replayed, force=survivors)
-    apply([e for e in with_lead if e.lead_id not in fold_now])
-
-    identity_rows = [
-        {
-            "site_id": key[0],
-            "kind": key[1],
-            "value": key[2],
-            "lead_id": identities.find(identities.known[key]),
-            "created_at": now,
-        }
-        for key in sorted(identities.new_identities)
-    ]
-    to_store = [(sub, e) for sub, _, e in fresh if store_bots or not e.is_bot]
-    touched = {e.lead_id for _, _, e in fresh if e.lead_id is not None}
-    touched |= survivors
-    updated = [profiles[lead_id] for lead_id in sorted(touched - fold_now, key=str)]
-    for profile in updated:
-        profile["updated_at"] = now
-    inserted = await bulk.write(
-        leads=new_rows,
-        identities=identity_rows,
-        events=[_event_row(sub.site_id, e) for sub, e in to_store],
-        updates=updated,
-    )
-    if inserted != len(identity_rows):
-        raise RetryGroup("an identity was created concurrently")
-    if after_group:
-        changes = _changes(profiles, before, [e for _, e in to_store], new_set)
-        for consumer in after_group:
-            await consumer(conn, changes)
+        lead_id = event.lead_id
+        if lead_id in failed and lead_id is not None:
+            earliest = since.get(lead_id, (sub.site_id, event.received_at))[1]
+            since[lead_id] = (sub.site_id, min(earliest, event.received_at))
+    marks = []
+    for lead_id, (site_id, at) in since.items():
+        temperature, identified = before.get(lead_id, (None, False))
+        new = lead_id in new_leads
+        marks.append(
+            RepairMark(
+                lead_id, site_id, at, None if new else temperature, identified, failed[lead_id]
+            )
+        )
+    return marks
 
 
 def _by_time(event: IngestEvent) -> datetime:
@@ -277,7 +292,7 @@ def _changes(
     return changes
 
 
-def _locked_leads(found: Found, identities: _Identities) -> dict[uuid.UUID, dict[str, Any]]:
+def _locked_leads(found: Found, identities: Identities) -> dict[uuid.UUID, dict[str, Any]]:
     """The group's existing leads, as locked by the lookup."""
     profiles: dict[uuid.UUID, dict[str, Any]] = {}
     for row in found.leads:

@@ -17,6 +17,7 @@ from app.sites.models import Site
 
 WRITE_KEY_PREFIX = "wk_"
 SECRET_KEY_PREFIX = "sk_"
+WRITE_KEY_MAX_LENGTH = 64  # the column's length
 
 
 def hash_secret_key(secret_key: str) -> str:
@@ -127,6 +128,10 @@ class WriteKeyCache:
         self._loading: dict[str, asyncio.Future[SiteRef | None]] = {}
 
     async def get(self, write_key: str) -> SiteRef | None:
+        if "\x00" in write_key or len(write_key) > WRITE_KEY_MAX_LENGTH:
+            # No site has such a key, and PostgreSQL refuses NUL in text: asking would be a
+            # database error (it was a 503) for what is an unknown key.
+            return None
         entry = self._entries.get(write_key)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1]
