@@ -1,8 +1,8 @@
 """lead_repairs: leads whose events were stored without the downstream work (profile fold,
 scoring, webhook consumers) because it failed; a background job rebuilds them.
 
-Revision ID: 0005_lead_repairs
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 23:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_lead_repairs"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
