@@ -140,14 +140,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         try:
             yield session
+            await session.commit()
         except BaseException:
+            # Also after a failed COMMIT: SQLite keeps the transaction (and its write lock)
+            # open then, and the pool would take the connection back as it is.
             await session.rollback()
             raise
-        else:
-            await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit above runs when the endpoint returns, before the response is
+# sent, so a commit that fails is the answer (a 500 or 503) instead of a 2xx for a change the
+# database never kept. (The default, "request", commits after the response has gone out.)
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 # PostgreSQL states that mean "not now" rather than "wrong": the server is starting up, shutting

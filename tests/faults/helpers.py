@@ -1,0 +1,62 @@
+"""Shared steps of the fault tests."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@asynccontextmanager
+async def failing_commit(
+    engine: AsyncEngine, table: str, on: str, when: str = "TRUE"
+) -> AsyncIterator[None]:
+    """Make COMMIT fail, for real, in any transaction that `on` ("INSERT", "UPDATE") touches
+    rows of `table` matching `when`: every statement succeeds, the commit is refused.
+
+    PostgreSQL: a DEFERRABLE INITIALLY DEFERRED constraint trigger that raises (deferred
+    triggers run at COMMIT). SQLite has no deferred triggers, but checks DEFERRABLE INITIALLY
+    DEFERRED foreign keys at COMMIT: a trigger inserts a row whose foreign key points nowhere.
+    """
+    name = f"fail_commit_{table}"
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql"
+                    " AS $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$"
+                )
+            )
+            await conn.execute(
+                text(
+                    f"CREATE CONSTRAINT TRIGGER {name} AFTER {on} ON {table}"
+                    f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({when})"
+                    " EXECUTE FUNCTION fail_commit()"
+                )
+            )
+        else:
+            when = when.replace("TRUE", "1")
+            await conn.execute(
+                text("CREATE TABLE IF NOT EXISTS fail_commit_parent (id INTEGER PRIMARY KEY)")
+            )
+            await conn.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS fail_commit_child (parent_id INTEGER"
+                    " REFERENCES fail_commit_parent (id) DEFERRABLE INITIALLY DEFERRED)"
+                )
+            )
+            await conn.execute(
+                text(
+                    f"CREATE TRIGGER {name} AFTER {on} ON {table} WHEN ({when})"
+                    " BEGIN INSERT INTO fail_commit_child VALUES (1); END"
+                )
+            )
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text(f"DROP TRIGGER {name} ON {table}"))
+            else:
+                await conn.execute(text(f"DROP TRIGGER {name}"))
+                await conn.execute(text("DELETE FROM fail_commit_child"))
