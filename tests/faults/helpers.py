@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -60,3 +61,10 @@ async def failing_commit(
             else:
                 await conn.execute(text(f"DROP TRIGGER {name}"))
                 await conn.execute(text("DELETE FROM fail_commit_child"))
+
+
+def assert_unavailable(r: httpx.Response) -> None:
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["code"] == "storage_unavailable"
+    assert int(r.headers["retry-after"]) > 0
