@@ -61,6 +61,12 @@ class WebhookSettings(BaseModel):
     lease_seconds: float = Field(60, description="a dead worker's claimed attempts come back")
 
 
+class HttpSettings(BaseModel):
+    health_timeout_seconds: float = Field(
+        2.0, description="/health/ready's SELECT 1 must answer within this, else 503"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -81,6 +87,7 @@ class Settings(BaseSettings):
     ingestion: IngestionSettings = IngestionSettings()
     scoring: ScoringSettings = ScoringSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    http: HttpSettings = HttpSettings()
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,5 +1,6 @@
 """The application factory: routers, error handlers, lifespan (engine, ingestion pipeline)."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from app.config import Settings, get_settings
 from app.dashboard import endpoints as dashboard_endpoints
 from app.db import make_engine, make_sessionmaker, writer
-from app.errors import install_error_handlers
+from app.errors import DatabaseUnavailable, install_error_handlers
 from app.http import JSONResponse
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
@@ -131,11 +132,22 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(leads_endpoints.router)
     app.include_router(leads_endpoints.stats_router)
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        """Liveness and database reachability."""
-        async with app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+    @app.get("/health/live", tags=["ops"])
+    async def health_live() -> dict[str, str]:
+        """The process is up and serving (never touches the database)."""
         return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["ops"])
+    @app.get("/health", tags=["ops"])
+    async def health_ready() -> dict[str, str]:
+        """Ready to serve: the database answers `SELECT 1` in time (else 503)."""
+        try:
+            async with asyncio.timeout(settings.http.health_timeout_seconds):
+                async with app.state.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            message = f"The database is not answering ({type(exc).__name__})."
+            raise DatabaseUnavailable(message) from exc
+        return {"status": "ok", "database": "ok"}
 
     return app
