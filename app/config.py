@@ -62,6 +62,12 @@ class WebhookSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
+    header_timeout_seconds: float = Field(
+        5.0, description="a request's headers must arrive within this, else the connection closes"
+    )
+    body_timeout_seconds: float = Field(
+        30.0, description="a request's body must arrive within this after its headers, else 408"
+    )
     health_timeout_seconds: float = Field(
         2.0, description="/health/ready's SELECT 1 must answer within this, else 503"
     )

@@ -1,11 +1,18 @@
 """Shared steps of the fault tests."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.server import ServerConfig
 
 
 @asynccontextmanager
@@ -68,3 +75,27 @@ def assert_unavailable(r: httpx.Response) -> None:
     assert r.headers["content-type"] == "application/json"
     assert r.json()["code"] == "storage_unavailable"
     assert int(r.headers["retry-after"]) > 0
+
+
+@contextmanager
+def served(app: Any, **config: Any) -> Iterator[tuple[str, int]]:
+    """The app on a real uvicorn server in a thread, configured the way `leadheat serve` runs
+    it (`ServerConfig`: the same protocol class); yields (host, port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(
+        ServerConfig(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield "127.0.0.1", port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
