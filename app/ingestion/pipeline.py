@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
+from app.db import database_unavailable
 from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
 
@@ -168,10 +169,18 @@ class IngestPipeline:
                 # A deadlock, or a connection the server closed (restart, failover).
                 if exc.connection_invalidated:
                     await self._drop(slot)
+                elif database_unavailable(exc):  # starting up, shutting down, out of slots
+                    await self._drop(slot)
+                    if attempt >= 3:
+                        raise StorageUnavailable(str(exc)) from exc
                 elif _sqlstate(exc) not in RETRYABLE_SQLSTATES:
                     raise
             except asyncpg.PostgresError as exc:  # from the statements sent to asyncpg directly
-                if exc.sqlstate not in RETRYABLE_SQLSTATES:
+                if database_unavailable(exc):
+                    await self._drop(slot)
+                    if attempt >= 3:
+                        raise StorageUnavailable(str(exc)) from exc
+                elif exc.sqlstate not in RETRYABLE_SQLSTATES:
                     raise
             except (OSError, asyncpg.InterfaceError) as exc:
                 # The database is unreachable, or the connection broke under asyncpg: a short
