@@ -5,6 +5,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -137,8 +138,12 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         """The process is up and serving (never touches the database)."""
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["ops"])
-    @app.get("/health", tags=["ops"])
+    not_ready: dict[int | str, dict[str, Any]] = {
+        503: {"description": "The database is not answering in time (Retry-After)."}
+    }
+
+    @app.get("/health/ready", tags=["ops"], responses=not_ready)
+    @app.get("/health", tags=["ops"], responses=not_ready)
     async def health_ready() -> dict[str, str]:
         """Ready to serve: the database answers `SELECT 1` in time (else 503)."""
         try:

@@ -30,13 +30,13 @@ from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from app.errors import error_body
-
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 
 def _raw_response(status: bytes, code: str, message: str) -> bytes:
-    body = orjson.dumps(error_body(code, message))
+    # The error shape of app.errors, not imported: a worker process unpickles this module
+    # (its ServerConfig) before it answers the supervisor's first health check, in 5 s.
+    body = orjson.dumps({"code": code, "message": message, "details": []})
     head = (
         b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
