@@ -133,6 +133,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         workers=workers,
         log_level=settings.log_level,
         proxy_headers=True,
+        header_timeout=args.header_timeout or settings.http.header_timeout_seconds,
+        body_timeout=args.body_timeout or settings.http.body_timeout_seconds,
     )
 
 
@@ -176,6 +178,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection whose request headers take longer (default 5)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="answer 408 and close when a request body takes longer after its headers (30)",
+    )
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("worker", help="run background work only (delivery, timers, re-scoring)")
     sites = sub.add_parser("sites", help="manage sites (shops)")

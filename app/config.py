@@ -61,6 +61,18 @@ class WebhookSettings(BaseModel):
     lease_seconds: float = Field(60, description="a dead worker's claimed attempts come back")
 
 
+class HttpSettings(BaseModel):
+    header_timeout_seconds: float = Field(
+        5.0, description="a request's headers must arrive within this, else the connection closes"
+    )
+    body_timeout_seconds: float = Field(
+        30.0, description="a request's body must arrive within this after its headers, else 408"
+    )
+    health_timeout_seconds: float = Field(
+        2.0, description="/health/ready's SELECT 1 must answer within this, else 503"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -85,6 +97,7 @@ class Settings(BaseSettings):
     ingestion: IngestionSettings = IngestionSettings()
     scoring: ScoringSettings = ScoringSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    http: HttpSettings = HttpSettings()
 
     @property
     def is_sqlite(self) -> bool:

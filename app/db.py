@@ -1,13 +1,16 @@
 """Database engine, sessions and the column types shared by every domain's models."""
 
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 import orjson
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -137,11 +140,64 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         try:
             yield session
+            await session.commit()
         except BaseException:
+            # Also after a failed COMMIT: SQLite keeps the transaction (and its write lock)
+            # open then, and the pool would take the connection back as it is.
             await session.rollback()
             raise
-        else:
-            await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit above runs when the endpoint returns, before the response is
+# sent, so a commit that fails is the answer (a 500 or 503) instead of a 2xx for a change the
+# database never kept. (The default, "request", commits after the response has gone out.)
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# PostgreSQL states that mean "not now" rather than "wrong": the server is starting up, shutting
+# down or crashed (57P01-57P03), or out of connection slots (53300). Class 08 is the connection.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+UNAVAILABLE_SQLITE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot be reached or cannot serve now (503, try
+    again later), as opposed to a failed statement (500). Looks through SQLAlchemy's wrapper
+    and the exception's causes."""
+    return any(_unavailable_one(error) for error in _chain(exc))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        orig = getattr(error, "orig", None)
+        # SQLAlchemy keeps the driver's error in `orig`, which keeps asyncpg's in __cause__.
+        pending += [orig if isinstance(orig, BaseException) else None, error.__cause__]
+
+
+def _unavailable_one(error: BaseException) -> bool:
+    if isinstance(error, OSError | sa_exc.TimeoutError):  # refused, reset, DNS, pool timeout
+        return True
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, asyncpg.InterfaceError):
+        return "closed" in str(error)  # "connection is closed", "... was closed in the middle"
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and (
+        sqlstate in UNAVAILABLE_SQLSTATES or sqlstate.startswith("08")
+    ):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        message = str(error).lower()
+        return any(text in message for text in UNAVAILABLE_SQLITE_MESSAGES)
+    return False

@@ -1,9 +1,11 @@
 """The application factory: routers, error handlers, lifespan (engine, ingestion pipeline)."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -13,7 +15,7 @@ from app.config import Settings, get_settings
 from app.crypto import secret_box
 from app.dashboard import endpoints as dashboard_endpoints
 from app.db import make_engine, make_sessionmaker, writer
-from app.errors import install_error_handlers
+from app.errors import DatabaseUnavailable, install_error_handlers
 from app.http import JSONResponse
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
@@ -135,11 +137,26 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(leads_endpoints.stats_router)
     app.include_router(sites_endpoints.router)
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        """Liveness and database reachability."""
-        async with app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+    @app.get("/health/live", tags=["ops"])
+    async def health_live() -> dict[str, str]:
+        """The process is up and serving (never touches the database)."""
         return {"status": "ok"}
+
+    not_ready: dict[int | str, dict[str, Any]] = {
+        503: {"description": "The database is not answering in time (Retry-After)."}
+    }
+
+    @app.get("/health/ready", tags=["ops"], responses=not_ready)
+    @app.get("/health", tags=["ops"], responses=not_ready)
+    async def health_ready() -> dict[str, str]:
+        """Ready to serve: the database answers `SELECT 1` in time (else 503)."""
+        try:
+            async with asyncio.timeout(settings.http.health_timeout_seconds):
+                async with app.state.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            message = f"The database is not answering ({type(exc).__name__})."
+            raise DatabaseUnavailable(message) from exc
+        return {"status": "ok", "database": "ok"}
 
     return app

@@ -13,14 +13,124 @@ hash of the connection. uvicorn's supervisor is kept as it is (health checks, re
 signals); only the sockets change: each worker it starts gets a fresh socket, and the parent
 closes its own copy as soon as the worker has it, so that a worker that dies takes its
 socket with it instead of leaving one nobody accepts on.
+
+Every connection also gets read deadlines (`DeadlineProtocol`): uvicorn has none, so a client
+that trickles its headers or body held its connection (and memory) open forever.
 """
 
+import asyncio
 import contextlib
 import socket
+import sys
 from typing import Any
 
+import orjson
+import uvicorn
 from uvicorn import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
+
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
+
+
+def _raw_response(status: bytes, code: str, message: str) -> bytes:
+    # The error shape of app.errors, not imported: a worker process unpickles this module
+    # (its ServerConfig) before it answers the supervisor's first health check, in 5 s.
+    body = orjson.dumps({"code": code, "message": message, "details": []})
+    head = (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+    )
+    return head + body
+
+
+REQUEST_TIMEOUT = _raw_response(
+    b"408 Request Timeout", "request_timeout", "The request body did not arrive in time."
+)
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with read deadlines: a request's headers must arrive within
+    `header_timeout` seconds of the connection (or of the request's first byte, on a kept-alive
+    one), else the connection is closed; its body within `body_timeout` seconds of the
+    headers, else a 408 (if nothing was answered yet) and the connection is closed. Requests
+    being processed, and idle kept-alive connections (uvicorn's `timeout_keep_alive`), are not
+    affected. Malformed requests get a JSON 400 instead of uvicorn's plain text.
+
+    It relies on uvicorn internals (the parser callbacks and the request cycle's fields):
+    tests/faults/test_slow_clients.py fails if the uvicorn source they come from changes."""
+
+    def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.header_timeout: float = getattr(config, "header_timeout", 5.0)
+        self.body_timeout: float = getattr(config, "body_timeout", 30.0)
+        self._read_deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self, seconds: float, expired: Any) -> None:
+        self._disarm()
+        self._read_deadline = self.loop.call_later(seconds, expired)
+
+    def _disarm(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout, self._headers_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm(self.header_timeout, self._headers_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._arm(self.body_timeout, self._body_too_slow)  # disarmed when the body is in
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _headers_too_slow(self) -> None:
+        self._read_deadline = None
+        self.transport.close()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the connection is the WebSocket protocol's from here
+        super().handle_websocket_upgrade()
+
+    def _body_too_slow(self) -> None:
+        self._read_deadline = None
+        cycle = self.cycle
+        if cycle is None:  # pragma: no cover (armed once a request's headers are in)
+            self.transport.close()
+            return
+        if not cycle.response_started:
+            self.transport.write(REQUEST_TIMEOUT)
+        # The app's next receive() gets http.disconnect, and whatever it sends goes nowhere.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(_raw_response(b"400 Bad Request", "invalid_http", msg))
+        self.transport.close()
+
+
+class ServerConfig(Config):
+    """uvicorn's Config, serving with `DeadlineProtocol` and its two deadlines."""
+
+    def __init__(
+        self, app: Any, *, header_timeout: float = 5.0, body_timeout: float = 30.0, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("http", DeadlineProtocol)
+        super().__init__(app, **kwargs)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
 
 
 def reuse_port_supported() -> bool:
@@ -94,13 +204,17 @@ class ReusePortMultiprocess(Multiprocess):
 
 
 def run(app: str, *, workers: int, **kwargs: Any) -> None:
-    """Like `uvicorn.run(app, workers=N, ...)`, with a socket per worker where the platform
-    has SO_REUSEPORT."""
-    import uvicorn
-
-    if workers <= 1 or not reuse_port_supported():
-        uvicorn.run(app, workers=workers, **kwargs)
-        return
-    config = Config(app, workers=workers, **kwargs)  # also configures logging
+    """Like `uvicorn.run(app, workers=N, ...)` with a `ServerConfig` (read deadlines; their
+    two settings are keyword arguments here), and a socket per worker where the platform has
+    SO_REUSEPORT."""
+    config = ServerConfig(app, workers=workers, **kwargs)  # also configures logging
     with contextlib.suppress(KeyboardInterrupt):
-        ReusePortMultiprocess(config).run()
+        if workers <= 1:
+            server = uvicorn.Server(config)
+            server.run()
+            if not server.started:
+                sys.exit(STARTUP_FAILURE)
+        elif reuse_port_supported():
+            ReusePortMultiprocess(config).run()
+        else:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
-from app.db import utcnow
+from app.db import database_unavailable, utcnow
 from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
@@ -28,7 +28,7 @@ from app.ingestion.parsing import (
     validate_batch,
     validate_event,
 )
-from app.ingestion.pipeline import IngestPipeline, StorageUnavailable, database_unavailable
+from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.schemas import IngestResponse
 from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.sites.service import SiteRef, WriteKeyCache

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
+from app.db import database_unavailable
 from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.repairs import mark_for_repair
 from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
@@ -216,10 +217,10 @@ class IngestPipeline:
                 pass
             except (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 # asyncpg's own errors come from the statements sent to it directly.
-                if database_unavailable(exc) or getattr(exc, "connection_invalidated", False):
+                if database_unavailable(exc) or isinstance(exc, asyncpg.InterfaceError):
                     # Unreachable, starting up, shutting down, out of connections, or a
-                    # connection the server closed (restart, failover): a short retry on a
-                    # new connection, then a 503.
+                    # connection that broke (restart, failover): a short retry on a new
+                    # connection, then a 503.
                     await self._drop(slot)
                     if attempt >= 3:
                         raise StorageUnavailable(str(exc)) from exc
@@ -229,31 +230,6 @@ class IngestPipeline:
             if attempt == MAX_ATTEMPTS:
                 raise StorageUnavailable("gave up storing a group after repeated conflicts")
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
-
-
-# "The database cannot take work now", as opposed to "this statement is wrong": class 08
-# (connection exceptions: refused, gone, does not exist), admin and crash shutdown, starting
-# up, too many connections. (app.db.database_unavailable is meant to become the one place.)
-UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-# SQLite's ways of saying the same: another process holds the file past the busy timeout, or
-# the file cannot be opened.
-_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps: SQLAlchemy's DBAPIError, the adapter's error, the
-    driver's) says the database is unreachable or not accepting work right now."""
-    for err in _chain(exc):
-        if isinstance(err, OSError | asyncpg.InterfaceError):  # refused, reset, timed out
-            return True
-        state = getattr(err, "sqlstate", None)
-        if isinstance(state, str) and (state.startswith("08") or state in UNAVAILABLE_SQLSTATES):
-            return True
-        if type(err).__name__ == "OperationalError" and any(
-            text in str(err) for text in _SQLITE_UNAVAILABLE
-        ):
-            return True
-    return False
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import text
 
 from app.config import IngestionSettings, Settings
-from app.db import make_engine
+from app.db import database_unavailable, make_engine
 from app.ingestion.parsing import IngestEvent
-from app.ingestion.pipeline import IngestPipeline, StorageUnavailable, database_unavailable
+from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.store import Submission
 from app.main import create_app
 from tests.conftest import _free_port
