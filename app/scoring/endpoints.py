@@ -1,13 +1,14 @@
 """The rule-set API (secret key): read versions, publish, preview a draft, follow re-scoring."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
 from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
+from app.params import PositiveInt64, UtcDateTime
 from app.scoring import rules_service
 from app.scoring import worker as scoring_worker
 from app.scoring.models import RuleSetVersion
@@ -97,7 +98,7 @@ async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> di
 
 @router.get("/versions/{version}")
 async def get_rule_set_version(
-    version: int, site: SecretSiteDep, session: SessionDep
+    version: PositiveInt64, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, Any]:
     row = await rules_service.get_version(session, site.id, version)
     if row is None:
@@ -124,15 +125,13 @@ async def preview_rule_set(
     session: SessionDep,
     document: RuleSetDocument,
     at: Annotated[
-        datetime | None, Query(description="evaluate at this moment (default: now)")
+        UtcDateTime | None, Query(description="evaluate at this moment (default: now)")
     ] = None,
     limit: Annotated[int, Query(ge=0, le=1000, description="changed leads listed")] = 100,
 ) -> dict[str, Any]:
     """How the site's leads would be scored by a draft, against the active rule set, from
     their stored events, without publishing anything or changing any lead."""
     settings = request.app.state.settings
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=utcnow().tzinfo)  # a time without a zone is UTC
     return await rules_service.preview(
         await session.connection(),
         site.id,

@@ -1,14 +1,14 @@
 """HTTP: webhook endpoints (secret key), recorded first contacts, speed-to-lead figures."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.config import WebhookSettings
 from app.db import SessionDep, utcnow
-from app.errors import Unprocessable
+from app.params import Text, UtcDateTime
 from app.sites.dependencies import SecretSiteDep
 from app.webhooks import contacts as contacts_service
 from app.webhooks import service, signing
@@ -27,6 +27,8 @@ from app.webhooks.schemas import (
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 leads_router = APIRouter(tags=["speed to lead"])
+
+MessageId = Annotated[Text, Path(max_length=100, description="msg_<uuid>")]
 
 
 def _settings(request: Request) -> WebhookSettings:
@@ -117,7 +119,7 @@ async def list_attempts(
     site: SecretSiteDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: datetime | None = None,
+    before: UtcDateTime | None = None,
 ) -> list[dict[str, object]]:
     """Every delivery attempt to this endpoint, newest first (page with `before`)."""
     endpoint = await service.get(session, site.id, endpoint_id)
@@ -140,7 +142,7 @@ async def list_attempts(
 
 
 @router.post("/messages/{message_id}/resend", status_code=202, response_model=MessageQueued)
-async def resend_message(message_id: str, site: SecretSiteDep, session: SessionDep) -> dict:
+async def resend_message(message_id: MessageId, site: SecretSiteDep, session: SessionDep) -> dict:
     """Send a message again, now, to every endpoint it was for."""
     count = await service.resend(session, site.id, service.parse_message_id(message_id))
     return {"message_id": message_id, "deliveries": count}
@@ -175,14 +177,12 @@ async def speed_to_lead(
     site: SecretSiteDep,
     session: SessionDep,
     request: Request,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[UtcDateTime | None, Query(alias="from")] = None,
+    to: UtcDateTime | None = None,
 ) -> dict[str, object]:
     """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
     for leads that turned hot in [from, to) (default: the last 30 days)."""
     end = to or utcnow()
     start = from_ or end - timedelta(days=30)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise Unprocessable("Give 'from' and 'to' with a time zone (e.g. ...Z).")
     figures = await contacts_service.speed_to_lead(session, site.id, start, end, _settings(request))
     return {"from": start, "to": end, **figures.__dict__}

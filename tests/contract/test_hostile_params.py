@@ -1,0 +1,80 @@
+"""Hostile query, path and body values: each one a 4xx in the error shape naming what was
+wrong, never a 500 (each of these was a plain-text 500 on PostgreSQL, several on SQLite too)."""
+
+import uuid
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.factories import create_site
+
+LEAD = uuid.uuid4()
+BEFORE_YEAR_ONE = "0001-01-01T00:00:00+05:00"  # before year 1 once converted to UTC
+AFTER_9999 = "9999-12-31T23:00:00-05:00"  # after year 9999 once converted to UTC
+
+BAD_QUERIES = [
+    ("/v1/leads?city=%00", "city"),
+    ("/v1/leads?interest=a%00b", "interest"),
+    ("/v1/leads?cursor=%00", "cursor"),
+    ("/v1/leads?min_score=inf", "min_score"),
+    (f"/v1/leads?updated_since={quote(BEFORE_YEAR_ONE)}", "updated_since"),
+    (f"/v1/leads?updated_since={quote(AFTER_9999)}", "updated_since"),
+    ("/v1/rules/versions/-36893488147419103233", "version"),
+    ("/v1/rules/versions/36893488147419103233", "version"),
+    ("/v1/stats/funnel?to=0001-01-03T00:00:00Z", "to"),
+    ("/v1/stats/funnel?from=0001-01-01T00:00:00Z", "from"),
+    ("/v1/stats/speed-to-lead?to=0001-01-03T00:00:00Z", "to"),
+    (f"/v1/stats/speed-to-lead?from={quote(BEFORE_YEAR_ONE)}", "from"),
+    (f"/v1/webhooks/{LEAD}/deliveries?before={quote(BEFORE_YEAR_ONE)}", "before"),
+    ("/v1/webhooks/messages/msg_%00/resend", "message_id"),
+]
+
+
+@pytest.fixture
+async def secret_headers(session) -> dict[str, str]:
+    site = await create_site(session)
+    return {"Authorization": f"Bearer {site.secret_key}"}
+
+
+def assert_names(response: httpx.Response, name: str) -> None:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert set(body) == {"code", "message", "details"}
+    assert any(name in detail["loc"] for detail in body["details"]), body
+
+
+@pytest.mark.parametrize(("url", "name"), BAD_QUERIES)
+async def test_bad_query_or_path_value_is_a_422_naming_it(client, secret_headers, url, name):
+    method = "POST" if url.endswith("/resend") else "GET"
+    assert_names(await client.request(method, url, headers=secret_headers), name)
+
+
+async def test_preview_at_outside_the_range_is_a_422(client, secret_headers):
+    for at in (BEFORE_YEAR_ONE, AFTER_9999, "0001-01-01T00:00:00Z"):
+        response = await client.post(
+            "/v1/rules/preview", params={"at": at}, json={}, headers=secret_headers
+        )
+        assert_names(response, "at")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "name"),
+    [
+        ("/v1/webhooks", {"url": "https://example.com/a", "description": "\x00"}, "description"),
+        ("/v1/webhooks", {"url": "https://example.com/\x00"}, "url"),
+        (f"/v1/leads/{LEAD}/contacts", {"channel": "phone", "note": "a\x00"}, "note"),
+        (f"/v1/leads/{LEAD}/contacts", {"channel": "phone", "by": "\x00"}, "by"),
+        (f"/v1/leads/{LEAD}/contacts", {"channel": "phone", "at": BEFORE_YEAR_ONE}, "at"),
+    ],
+)
+async def test_bad_body_value_is_a_422_naming_it(client, secret_headers, path, body, name):
+    assert_names(await client.post(path, json=body, headers=secret_headers), name)
+
+
+async def test_status_note_with_nul_is_a_422(client, secret_headers):
+    response = await client.patch(
+        f"/v1/leads/{LEAD}", json={"status": "contacted", "note": "\x00"}, headers=secret_headers
+    )
+    assert_names(response, "note")
