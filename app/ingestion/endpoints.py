@@ -154,8 +154,10 @@ async def batch(request: Request) -> Response:
     shared_context = payload.get("context") if isinstance(payload.get("context"), dict) else None
     results = []
     for index, raw in enumerate(raw_events):
-        if shared_context and isinstance(raw, dict):
-            raw = {**raw, "context": {**shared_context, **(raw.get("context") or {})}}
+        own_context = raw.get("context") if isinstance(raw, dict) else None
+        if shared_context and isinstance(raw, dict) and isinstance(own_context or {}, dict):
+            # An event's context that is not an object is left for validation to reject.
+            raw = {**raw, "context": {**shared_context, **(own_context or {})}}
         results.append(
             validate_event(
                 raw,

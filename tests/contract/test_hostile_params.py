@@ -78,3 +78,24 @@ async def test_status_note_with_nul_is_a_422(client, secret_headers):
         f"/v1/leads/{LEAD}", json={"status": "contacted", "note": "\x00"}, headers=secret_headers
     )
     assert_names(response, "note")
+
+
+@pytest.fixture
+async def write_key(session) -> str:
+    return (await create_site(session)).write_key
+
+
+async def test_batch_event_whose_context_is_not_an_object_is_rejected_alone(client, write_key):
+    """With a batch-level context, an event's non-object context was merged into it: a 500
+    (found by schemathesis); now that event is rejected and the others are stored."""
+    events = [
+        {"type": "track", "event": "A", "anonymousId": "a", "context": "not an object"},
+        {"type": "track", "event": "B", "anonymousId": "a"},
+    ]
+    response = await client.post(
+        "/v1/batch", json={"batch": events, "context": {"locale": "en"}}, auth=(write_key, "")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["errors"][0]["index"] == 0
