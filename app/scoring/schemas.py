@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -279,8 +280,34 @@ class RuleSetInvalid(Exception):
 _RULE_LISTS = ("behaviour", "fit", "hard")
 
 
+def _nul_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Where a document holds a NUL character (PostgreSQL's JSONB cannot store one)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                yield (*path, key.replace("\x00", "\\u0000"))
+            else:
+                yield from _nul_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, (*path, index))
+
+
 def parse_rule_set(data: dict[str, Any]) -> RuleSet:
     """Validate a rule set document; raise `RuleSetInvalid` naming every bad rule and field."""
+    nul = [
+        {
+            "rule": None,
+            "field": ".".join(str(part) for part in path) or None,
+            "message": "must not contain NUL (\\u0000) characters",
+        }
+        for path in _nul_paths(data)
+    ]
+    if nul:
+        raise RuleSetInvalid(nul)
     try:
         rule_set = RuleSet.model_validate(data)
     except ValidationError as exc:

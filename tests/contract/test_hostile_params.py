@@ -99,3 +99,12 @@ async def test_batch_event_whose_context_is_not_an_object_is_rejected_alone(clie
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (1, 1)
     assert body["errors"][0]["index"] == 0
+
+
+async def test_rule_set_with_nul_is_a_422(client, secret_headers):
+    rule_set = (await client.get("/v1/rules", headers=secret_headers)).json()
+    for document in ({**rule_set, "name": "a\x00"}, {**rule_set, "behaviour": [{"id": "x\x00"}]}):
+        for method, path in (("PUT", "/v1/rules"), ("POST", "/v1/rules/preview")):
+            response = await client.request(method, path, json=document, headers=secret_headers)
+            assert response.status_code == 422, response.text
+            assert response.json()["code"] == "invalid_rule_set"
