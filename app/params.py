@@ -48,8 +48,9 @@ _DATETIME_DOC: dict[str, Any] = {
 UtcDateTime = Annotated[datetime, AfterValidator(to_safe_utc), Field(**_DATETIME_DOC)]
 # An integer any database column (BIGINT) can hold.
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-# A version or count: 1 .. the 64-bit maximum.
-PositiveInt64 = Annotated[int, Field(ge=1, le=INT64_MAX)]
+INT32_MAX = 2**31 - 1
+# A number stored in an INTEGER column (a rule-set version): 1 .. the 32-bit maximum.
+PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
 # A string without NUL characters; bound its length where it is used (`Query(max_length=)`,

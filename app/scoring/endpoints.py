@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query, Request
 
 from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
-from app.params import PositiveInt64, UtcDateTime
+from app.params import PositiveInt32, UtcDateTime
 from app.scoring import rules_service
 from app.scoring import worker as scoring_worker
 from app.scoring.models import RuleSetVersion
@@ -98,7 +98,7 @@ async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> di
 
 @router.get("/versions/{version}")
 async def get_rule_set_version(
-    version: PositiveInt64, site: SecretSiteDep, session: SessionDep
+    version: PositiveInt32, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, Any]:
     row = await rules_service.get_version(session, site.id, version)
     if row is None:

@@ -22,6 +22,7 @@ BAD_QUERIES = [
     (f"/v1/leads?updated_since={quote(AFTER_9999)}", "updated_since"),
     ("/v1/rules/versions/-36893488147419103233", "version"),
     ("/v1/rules/versions/36893488147419103233", "version"),
+    ("/v1/rules/versions/2147483648", "version"),  # past the INTEGER column
     ("/v1/stats/funnel?to=0001-01-03T00:00:00Z", "to"),
     ("/v1/stats/funnel?from=0001-01-01T00:00:00Z", "from"),
     ("/v1/stats/speed-to-lead?to=0001-01-03T00:00:00Z", "to"),
