@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.http import JSONResponse
@@ -113,3 +114,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+class ErrorBody(BaseModel):
+    """Every error's body, as OpenAPI documents it."""
+
+    code: str = Field(description="machine-readable, e.g. validation_error, not_found")
+    message: str = Field(description="for people")
+    details: list[Any] = Field(description="per-field problems, for validation errors")

@@ -24,11 +24,12 @@ from app.leads.schemas import (
     LeadUpdate,
     Sort,
 )
+from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
 from app.sites.dependencies import SecretSiteDep
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"])
-stats_router = APIRouter(prefix="/v1/stats", tags=["leads"])
+router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
+stats_router = APIRouter(prefix="/v1/stats", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
 
 LIST_PARAMS = {
     "temperature",
@@ -94,7 +95,11 @@ def _summary(lead: Lead) -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=LeadPage, responses={304: {"description": "Page unchanged"}})
+@router.get(
+    "",
+    response_model=LeadPage,
+    responses={304: {"description": "Page unchanged"}, **errors(400)},  # 400: a bad cursor
+)
 async def list_leads(
     request: Request,
     site: SecretSiteDep,
@@ -174,7 +179,7 @@ async def _card(request: Request, session: SessionDep, lead: Lead, now: datetime
     }
 
 
-@router.get("/{lead_id}", response_model=LeadDetail)
+@router.get("/{lead_id}", response_model=LeadDetail, responses=errors(404))
 async def get_lead(
     lead_id: uuid.UUID, request: Request, site: SecretSiteDep, session: SessionDep, now: NowDep
 ) -> dict:
@@ -183,7 +188,7 @@ async def get_lead(
     return await _card(request, session, lead, now)
 
 
-@router.patch("/{lead_id}", response_model=LeadDetail)
+@router.patch("/{lead_id}", response_model=LeadDetail, responses=errors(BODY, 404, 409))
 async def update_lead(
     lead_id: uuid.UUID,
     body: LeadUpdate,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.config import WebhookSettings
 from app.db import SessionDep, utcnow
+from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
 from app.sites.dependencies import SecretSiteDep
 from app.webhooks import contacts as contacts_service
@@ -25,8 +26,8 @@ from app.webhooks.schemas import (
     WebhookEndpointWithSecret,
 )
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-leads_router = APIRouter(tags=["speed to lead"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*SECRET_KEY_ERRORS))
+leads_router = APIRouter(tags=["speed to lead"], responses=errors(*SECRET_KEY_ERRORS))
 
 MessageId = Annotated[Text, Path(max_length=100, description="msg_<uuid>")]
 
@@ -52,7 +53,7 @@ def _out(endpoint: WebhookEndpoint) -> dict[str, object]:
     }
 
 
-@router.post("", status_code=201, response_model=WebhookEndpointWithSecret)
+@router.post("", status_code=201, response_model=WebhookEndpointWithSecret, responses=errors(BODY))
 async def create_endpoint(
     body: WebhookEndpointCreate, site: SecretSiteDep, session: SessionDep, request: Request
 ) -> dict[str, object]:
@@ -66,14 +67,14 @@ async def list_endpoints(site: SecretSiteDep, session: SessionDep) -> list[dict[
     return [_out(e) for e in await service.list_for_site(session, site.id)]
 
 
-@router.get("/{endpoint_id}", response_model=WebhookEndpointOut)
+@router.get("/{endpoint_id}", response_model=WebhookEndpointOut, responses=errors(404))
 async def get_endpoint(
     endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, object]:
     return _out(await service.get(session, site.id, endpoint_id))
 
 
-@router.patch("/{endpoint_id}", response_model=WebhookEndpointOut)
+@router.patch("/{endpoint_id}", response_model=WebhookEndpointOut, responses=errors(BODY, 404))
 async def update_endpoint(
     endpoint_id: uuid.UUID,
     body: WebhookEndpointUpdate,
@@ -86,7 +87,7 @@ async def update_endpoint(
     return _out(await service.change(session, endpoint, body, _settings(request)))
 
 
-@router.delete("/{endpoint_id}", status_code=204)
+@router.delete("/{endpoint_id}", status_code=204, responses=errors(404))
 async def delete_endpoint(
     endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
 ) -> Response:
@@ -95,7 +96,9 @@ async def delete_endpoint(
     return Response(status_code=204)
 
 
-@router.post("/{endpoint_id}/rotate", response_model=WebhookEndpointWithSecret)
+@router.post(
+    "/{endpoint_id}/rotate", response_model=WebhookEndpointWithSecret, responses=errors(404)
+)
 async def rotate_secret(
     endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep, request: Request
 ) -> dict[str, object]:
@@ -105,7 +108,9 @@ async def rotate_secret(
     return {**_out(endpoint), "secret": endpoint.secret}
 
 
-@router.post("/{endpoint_id}/test", status_code=202, response_model=MessageQueued)
+@router.post(
+    "/{endpoint_id}/test", status_code=202, response_model=MessageQueued, responses=errors(404, 409)
+)
 async def send_test(endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep) -> dict:
     """Queue a `webhook.test` event to this endpoint."""
     endpoint = await service.get(session, site.id, endpoint_id)
@@ -113,7 +118,9 @@ async def send_test(endpoint_id: uuid.UUID, site: SecretSiteDep, session: Sessio
     return {"message_id": signing.message_id(message_id), "deliveries": 1}
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=list[DeliveryAttemptOut])
+@router.get(
+    "/{endpoint_id}/deliveries", response_model=list[DeliveryAttemptOut], responses=errors(404)
+)
 async def list_attempts(
     endpoint_id: uuid.UUID,
     site: SecretSiteDep,
@@ -141,14 +148,24 @@ async def list_attempts(
     ]
 
 
-@router.post("/messages/{message_id}/resend", status_code=202, response_model=MessageQueued)
+@router.post(
+    "/messages/{message_id}/resend",
+    status_code=202,
+    response_model=MessageQueued,
+    responses=errors(404),
+)
 async def resend_message(message_id: MessageId, site: SecretSiteDep, session: SessionDep) -> dict:
     """Send a message again, now, to every endpoint it was for."""
     count = await service.resend(session, site.id, service.parse_message_id(message_id))
     return {"message_id": message_id, "deliveries": count}
 
 
-@leads_router.post("/v1/leads/{lead_id}/contacts", status_code=201, response_model=ContactOut)
+@leads_router.post(
+    "/v1/leads/{lead_id}/contacts",
+    status_code=201,
+    response_model=ContactOut,
+    responses=errors(BODY, 404),
+)
 async def record_contact(
     lead_id: uuid.UUID, body: ContactIn, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, object]:
