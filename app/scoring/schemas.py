@@ -28,6 +28,7 @@ _UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _DURATION_TEXT = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
 _NUMBER_TEXT = re.compile(r"\d+(?:\.\d+)?")
+MAX_DURATION_SECONDS = 100 * 365.25 * 86_400.0
 
 
 def parse_duration(value: Any) -> float:
@@ -46,6 +47,9 @@ def parse_duration(value: Any) -> float:
         seconds = float(value)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError("a duration must be a finite number of seconds >= 0")
+    if seconds > MAX_DURATION_SECONDS:
+        # Longer ones overflowed the dates computed from them (a 500 in preview and scoring).
+        raise ValueError(f"a duration must be at most 100 years ({MAX_DURATION_SECONDS:.0f} s)")
     return seconds
 
 
@@ -69,7 +73,10 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 HalfLife = Annotated[float | Literal["never"] | None, PlainValidator(_half_life)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-Number = Annotated[float, Field(allow_inf_nan=False)]
+# Bounded: scores sum points over events, and an infinite sum (points of 1e308) was stored as
+# null in the lead's score state, making every later event of the lead a 500.
+MAX_NUMBER = 1e9
+Number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_NUMBER, le=MAX_NUMBER)]
 Coefficient = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Scalar = str | int | float | bool
 
