@@ -177,7 +177,7 @@ def _batch_sent_at(value: Any) -> datetime | None:
         return None
     try:
         return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: before year 1 once in UTC
         return None
 
 

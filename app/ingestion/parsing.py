@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from app.errors import AppError, PayloadTooLarge, UnsupportedMediaType
 from app.http import header
 from app.ingestion.schemas import Message, as_utc, missing_fields
+from app.params import EARLIEST, LATEST
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
 
@@ -164,15 +165,21 @@ def validate_event(
     if missing is not None:
         return Rejection(index, "invalid_event", missing)
 
-    sent_at = as_utc(msg.sentAt) or batch_sent_at
-    original = as_utc(msg.timestamp or msg.originalTimestamp)
-    if original is None:
-        timestamp = received_at
-    elif sent_at is not None:
-        # Segment's skew correction: the client's clock error is receivedAt - sentAt.
-        timestamp = original + (received_at - sent_at)
-    else:
-        timestamp = original
+    try:
+        sent_at = as_utc(msg.sentAt) or batch_sent_at
+        original = as_utc(msg.timestamp or msg.originalTimestamp)
+        if original is None:
+            timestamp = received_at
+        elif sent_at is not None:
+            # Segment's skew correction: the client's clock error is receivedAt - sentAt.
+            timestamp = original + (received_at - sent_at)
+        else:
+            timestamp = original
+    except OverflowError:
+        timestamp = None
+    # Out of range, the dates computed from it (contact_by, hold-until) would overflow.
+    if timestamp is None or not EARLIEST <= timestamp <= LATEST:
+        return Rejection(index, "invalid_event", "the event's time is out of range")
     context = msg.context or {}
     traits = msg.traits or {}
     if msg.type != "identify" and isinstance(context.get("traits"), dict):

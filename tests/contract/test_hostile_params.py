@@ -109,3 +109,27 @@ async def test_rule_set_with_nul_is_a_422(client, secret_headers):
             response = await client.request(method, path, json=document, headers=secret_headers)
             assert response.status_code == 422, response.text
             assert response.json()["code"] == "invalid_rule_set"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        # Skew correction moved the time before year 1 (found by schemathesis on /v1/screen).
+        {"timestamp": "0843-04-16T14:46:00Z", "sentAt": "7412-04-30T14:25:33Z"},
+        {"timestamp": "0001-01-01T00:00:00+05:00"},
+        {"timestamp": "9999-12-31T23:59:00Z"},
+    ],
+)
+async def test_event_time_out_of_range_is_rejected(client, write_key, event):
+    body = {"type": "screen", "name": "Home", "anonymousId": "a", **event}
+    response = await client.post("/v1/screen", json=body, auth=(write_key, ""))
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_event"
+
+
+async def test_batch_sent_at_before_year_one_is_ignored(client, write_key):
+    event = {"type": "track", "event": "A", "anonymousId": "a"}
+    body = {"batch": [event], "sentAt": "0001-01-01T00:00:00+05:00"}
+    response = await client.post("/v1/batch", json=body, auth=(write_key, ""))
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
