@@ -27,7 +27,7 @@ class Seeded:
 
     write_key: str
     secret_key: str
-    ids: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str | int] = field(default_factory=dict)
 
     def headers_for(self, path: str) -> dict[str, str]:
         if path in INGESTION_PATHS:
@@ -38,7 +38,7 @@ class Seeded:
     def aim(self, case: Any) -> None:
         """Half of the well-formed ids become ids that exist (random ones are only 404s)."""
         for name, value in (case.path_parameters or {}).items():
-            if name in self.ids and isinstance(value, str) and hash(value) % 2 == 0:
+            if name in self.ids and isinstance(value, str | int) and hash(value) % 2 == 0:
                 case.path_parameters[name] = self.ids[name]
 
 
@@ -87,7 +87,7 @@ def seeded(served: LiveServer, contract_site: CreatedSite) -> Seeded:
         "endpoint_id": endpoint["id"],
         "message_id": message["message_id"],
         "job_id": job["id"],
-        "version": "1",
+        "version": 1,
     }
-    assert all(uuid.UUID(seeded.ids[k]) for k in ("lead_id", "endpoint_id", "job_id"))
+    assert all(uuid.UUID(str(seeded.ids[k])) for k in ("lead_id", "endpoint_id", "job_id"))
     return seeded
