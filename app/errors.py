@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -197,3 +198,11 @@ def install_error_handlers(app: FastAPI) -> None:
     # Starlette's outermost ServerErrorMiddleware uses this one for what escapes even the
     # middleware above (an error in another middleware): JSON there too, never plain text.
     app.add_exception_handler(Exception, _server_error)
+
+
+class ErrorBody(BaseModel):
+    """Every error's body, as OpenAPI documents it."""
+
+    code: str = Field(description="machine-readable, e.g. validation_error, not_found")
+    message: str = Field(description="for people")
+    details: list[Any] = Field(description="per-field problems, for validation errors")

@@ -4,7 +4,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
 
 _HEADERS = "leadheat.headers"
 
@@ -22,8 +22,10 @@ def header(request: Request, name: bytes) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-class JSONResponse(Response):
-    """A JSON response serialized with orjson (datetimes, UUIDs and dataclasses included)."""
+class JSONResponse(StarletteJSONResponse):
+    """A JSON response serialized with orjson (datetimes, UUIDs and dataclasses included).
+    A subclass of Starlette's, so that FastAPI documents each route's response model in
+    OpenAPI (for any other response class it documents a bare string)."""
 
     media_type = "application/json"
 

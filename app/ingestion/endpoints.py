@@ -31,10 +31,11 @@ from app.ingestion.parsing import (
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.schemas import IngestResponse
 from app.ingestion.store import BOT, DUPLICATE, Submission
+from app.openapi import INGESTION_ERRORS, errors, ingestion_body
 from app.sites.service import SiteRef, WriteKeyCache
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["ingestion"])
+router = APIRouter(prefix="/v1", tags=["ingestion"], responses=errors(*INGESTION_ERRORS))
 
 SINGLE_CALLS = ("track", "page", "screen", "identify", "alias", "group")
 PREFLIGHT_HEADERS = {
@@ -145,7 +146,7 @@ def _answer(request: Request, body: dict[str, Any]) -> Response:
     return JSONResponse(body, headers=_cors_headers(request))
 
 
-@router.post("/batch", response_model=IngestResponse)
+@router.post("/batch", response_model=IngestResponse, openapi_extra=ingestion_body(batch=True))
 @router.post("/import", response_model=IngestResponse, include_in_schema=False)
 async def batch(request: Request) -> Response:
     """Many events in one call. Each event is validated on its own: good ones are stored,
@@ -202,7 +203,11 @@ HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
 for _call in SINGLE_CALLS:
     HANDLERS[f"/v1/{_call}"] = _single_call(_call)
     router.add_api_route(
-        f"/{_call}", HANDLERS[f"/v1/{_call}"], methods=["POST"], response_model=IngestResponse
+        f"/{_call}",
+        HANDLERS[f"/v1/{_call}"],
+        methods=["POST"],
+        response_model=IngestResponse,
+        openapi_extra=ingestion_body(batch=False),
     )
 
 

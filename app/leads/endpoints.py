@@ -3,7 +3,7 @@ secret key. Another site's lead is a 404, never a 403: its existence is not reve
 
 import dataclasses
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -24,10 +24,12 @@ from app.leads.schemas import (
     LeadUpdate,
     Sort,
 )
+from app.openapi import BODY, SECRET_KEY_ERRORS, errors
+from app.params import Text, UtcDateTime
 from app.sites.dependencies import SecretSiteDep
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"])
-stats_router = APIRouter(prefix="/v1/stats", tags=["leads"])
+router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
+stats_router = APIRouter(prefix="/v1/stats", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
 
 LIST_PARAMS = {
     "temperature",
@@ -67,12 +69,6 @@ def _choices(name: str, raw: list[str] | None, allowed: tuple[str, ...]) -> tupl
     return values
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _summary(lead: Lead) -> dict[str, Any]:
     cart = lead.cart or {}
     return {
@@ -99,21 +95,25 @@ def _summary(lead: Lead) -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=LeadPage, responses={304: {"description": "Page unchanged"}})
+@router.get(
+    "",
+    response_model=LeadPage,
+    responses={304: {"description": "Page unchanged"}, **errors(400)},  # 400: a bad cursor
+)
 async def list_leads(
     request: Request,
     site: SecretSiteDep,
     session: SessionDep,
-    temperature: Annotated[list[str] | None, Query()] = None,
-    status: Annotated[list[str] | None, Query()] = None,
-    min_score: Annotated[float | None, Query(ge=0)] = None,
-    interest: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
-    city: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    temperature: Annotated[list[Text] | None, Query(max_length=10)] = None,
+    status: Annotated[list[Text] | None, Query(max_length=10)] = None,
+    min_score: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    interest: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
+    city: Annotated[Text | None, Query(min_length=1, max_length=200)] = None,
     identified: bool | None = None,
-    updated_since: datetime | None = None,
+    updated_since: UtcDateTime | None = None,
     sort: Sort = "score",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[Text | None, Query(max_length=500)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Live leads (merged ones are not listed), hottest first or most recently seen first, one
@@ -128,7 +128,7 @@ async def list_leads(
         interest=interest,
         city=city,
         identified=identified,
-        updated_since=_utc(updated_since),
+        updated_since=updated_since,
     )
     keys = await service.page_keys(session, site.id, filters, sort, limit + 1, cursor)
     has_more = len(keys) > limit
@@ -179,7 +179,7 @@ async def _card(request: Request, session: SessionDep, lead: Lead, now: datetime
     }
 
 
-@router.get("/{lead_id}", response_model=LeadDetail)
+@router.get("/{lead_id}", response_model=LeadDetail, responses=errors(404))
 async def get_lead(
     lead_id: uuid.UUID, request: Request, site: SecretSiteDep, session: SessionDep, now: NowDep
 ) -> dict:
@@ -188,7 +188,7 @@ async def get_lead(
     return await _card(request, session, lead, now)
 
 
-@router.patch("/{lead_id}", response_model=LeadDetail)
+@router.patch("/{lead_id}", response_model=LeadDetail, responses=errors(BODY, 404, 409))
 async def update_lead(
     lead_id: uuid.UUID,
     body: LeadUpdate,
@@ -209,12 +209,12 @@ async def funnel(
     site: SecretSiteDep,
     session: SessionDep,
     now: NowDep,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[UtcDateTime | None, Query(alias="from")] = None,
+    end: Annotated[UtcDateTime | None, Query(alias="to")] = None,
 ) -> dict:
     """The funnel of the leads first seen in [from, to) (default: the last 30 days)."""
-    end = _utc(end) or now
-    start = _utc(start) or end - timedelta(days=FUNNEL_DAYS)
+    end = end or now
+    start = start or end - timedelta(days=FUNNEL_DAYS)
     if start >= end:
         raise _query_error("from", "'from' must be before 'to'.")
     return await stats.funnel(session, site.id, start, end)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.params import Text
+
 Temperature = Literal["cold", "warm", "hot"]
 Status = Literal["new", "contacted", "qualified", "won", "lost"]
 LostReason = Literal[
@@ -136,7 +138,7 @@ class LeadUpdate(BaseModel):
 
     status: Status | None = None
     lost_reason: LostReason | None = None
-    note: str | None = Field(None, max_length=2000)
+    note: Text | None = Field(None, max_length=2000)
 
 
 class FunnelStep(BaseModel):

@@ -1,19 +1,22 @@
 """The rule-set API (secret key): read versions, publish, preview a draft, follow re-scoring."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
 from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
+from app.openapi import BODY, SECRET_KEY_ERRORS, errors
+from app.params import PositiveInt32, UtcDateTime
 from app.scoring import rules_service
 from app.scoring import worker as scoring_worker
 from app.scoring.models import RuleSetVersion
+from app.scoring.views import Preview, Published, RescoreJobView, RuleSetView, VersionList
 from app.sites.dependencies import SecretSiteDep
 
-router = APIRouter(prefix="/v1/rules", tags=["rules"])
+router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=errors(*SECRET_KEY_ERRORS))
 
 RuleSetDocument = Annotated[
     dict[str, Any],
@@ -33,7 +36,7 @@ def _version_view(row: RuleSetVersion, active: bool) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", response_model=RuleSetView, responses=errors(404))
 async def get_active_rule_set(site: SecretSiteDep, session: SessionDep) -> dict[str, Any]:
     """The rule set the site's leads are scored with now."""
     row = await rules_service.get_version(session, site.id)
@@ -42,7 +45,7 @@ async def get_active_rule_set(site: SecretSiteDep, session: SessionDep) -> dict[
     return _version_view(row, active=True)
 
 
-@router.put("")
+@router.put("", response_model=Published, responses=errors(BODY))
 async def publish_rule_set(
     request: Request, site: SecretSiteDep, session: SessionDep, document: RuleSetDocument
 ) -> dict[str, Any]:
@@ -78,7 +81,7 @@ async def publish_rule_set(
     }
 
 
-@router.get("/versions")
+@router.get("/versions", response_model=VersionList)
 async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> dict[str, Any]:
     """Every published version, newest (the active one) first."""
     rows = await rules_service.list_versions(session, site.id)
@@ -95,9 +98,9 @@ async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> di
     }
 
 
-@router.get("/versions/{version}")
+@router.get("/versions/{version}", response_model=RuleSetView, responses=errors(404))
 async def get_rule_set_version(
-    version: int, site: SecretSiteDep, session: SessionDep
+    version: PositiveInt32, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, Any]:
     row = await rules_service.get_version(session, site.id, version)
     if row is None:
@@ -106,7 +109,7 @@ async def get_rule_set_version(
     return _version_view(row, active=row.version == latest)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=RescoreJobView, responses=errors(404))
 async def get_rescore_job(
     job_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -117,22 +120,20 @@ async def get_rescore_job(
     return rules_service.job_view(job)
 
 
-@router.post("/preview")
+@router.post("/preview", response_model=Preview, responses=errors(BODY))
 async def preview_rule_set(
     request: Request,
     site: SecretSiteDep,
     session: SessionDep,
     document: RuleSetDocument,
     at: Annotated[
-        datetime | None, Query(description="evaluate at this moment (default: now)")
+        UtcDateTime | None, Query(description="evaluate at this moment (default: now)")
     ] = None,
     limit: Annotated[int, Query(ge=0, le=1000, description="changed leads listed")] = 100,
 ) -> dict[str, Any]:
     """How the site's leads would be scored by a draft, against the active rule set, from
     their stored events, without publishing anything or changing any lead."""
     settings = request.app.state.settings
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=utcnow().tzinfo)  # a time without a zone is UTC
     return await rules_service.preview(
         await session.connection(),
         site.id,

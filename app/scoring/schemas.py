@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,6 +28,7 @@ _UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _DURATION_TEXT = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
 _NUMBER_TEXT = re.compile(r"\d+(?:\.\d+)?")
+MAX_DURATION_SECONDS = 100 * 365.25 * 86_400.0
 
 
 def parse_duration(value: Any) -> float:
@@ -45,6 +47,9 @@ def parse_duration(value: Any) -> float:
         seconds = float(value)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError("a duration must be a finite number of seconds >= 0")
+    if seconds > MAX_DURATION_SECONDS:
+        # Longer ones overflowed the dates computed from them (a 500 in preview and scoring).
+        raise ValueError(f"a duration must be at most 100 years ({MAX_DURATION_SECONDS:.0f} s)")
     return seconds
 
 
@@ -68,7 +73,10 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 HalfLife = Annotated[float | Literal["never"] | None, PlainValidator(_half_life)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-Number = Annotated[float, Field(allow_inf_nan=False)]
+# Bounded: scores sum points over events, and an infinite sum (points of 1e308) was stored as
+# null in the lead's score state, making every later event of the lead a 500.
+MAX_NUMBER = 1e9
+Number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_NUMBER, le=MAX_NUMBER)]
 Coefficient = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Scalar = str | int | float | bool
 
@@ -279,8 +287,34 @@ class RuleSetInvalid(Exception):
 _RULE_LISTS = ("behaviour", "fit", "hard")
 
 
+def _nul_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Where a document holds a NUL character (PostgreSQL's JSONB cannot store one)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                yield (*path, key.replace("\x00", "\\u0000"))
+            else:
+                yield from _nul_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, (*path, index))
+
+
 def parse_rule_set(data: dict[str, Any]) -> RuleSet:
     """Validate a rule set document; raise `RuleSetInvalid` naming every bad rule and field."""
+    nul = [
+        {
+            "rule": None,
+            "field": ".".join(str(part) for part in path) or None,
+            "message": "must not contain NUL (\\u0000) characters",
+        }
+        for path in _nul_paths(data)
+    ]
+    if nul:
+        raise RuleSetInvalid(nul)
     try:
         rule_set = RuleSet.model_validate(data)
     except ValidationError as exc:

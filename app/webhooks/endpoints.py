@@ -1,15 +1,16 @@
 """HTTP: webhook endpoints (secret key), recorded first contacts, speed-to-lead figures."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.config import WebhookSettings
 from app.crypto import SecretBox
 from app.db import SessionDep, utcnow
-from app.errors import Unprocessable
+from app.openapi import BODY, SECRET_KEY_ERRORS, errors
+from app.params import Text, UtcDateTime
 from app.sites.dependencies import SecretSiteDep
 from app.webhooks import contacts as contacts_service
 from app.webhooks import service, signing
@@ -26,8 +27,10 @@ from app.webhooks.schemas import (
     WebhookEndpointWithSecret,
 )
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-leads_router = APIRouter(tags=["speed to lead"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*SECRET_KEY_ERRORS))
+leads_router = APIRouter(tags=["speed to lead"], responses=errors(*SECRET_KEY_ERRORS))
+
+MessageId = Annotated[Text, Path(max_length=100, description="msg_<uuid>")]
 
 
 def _settings(request: Request) -> WebhookSettings:
@@ -56,7 +59,7 @@ def _out(endpoint: WebhookEndpoint) -> dict[str, object]:
     }
 
 
-@router.post("", status_code=201, response_model=WebhookEndpointWithSecret)
+@router.post("", status_code=201, response_model=WebhookEndpointWithSecret, responses=errors(BODY))
 async def create_endpoint(
     body: WebhookEndpointCreate, site: SecretSiteDep, session: SessionDep, request: Request
 ) -> dict[str, object]:
@@ -70,14 +73,14 @@ async def list_endpoints(site: SecretSiteDep, session: SessionDep) -> list[dict[
     return [_out(e) for e in await service.list_for_site(session, site.id)]
 
 
-@router.get("/{endpoint_id}", response_model=WebhookEndpointOut)
+@router.get("/{endpoint_id}", response_model=WebhookEndpointOut, responses=errors(404))
 async def get_endpoint(
     endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, object]:
     return _out(await service.get(session, site.id, endpoint_id))
 
 
-@router.patch("/{endpoint_id}", response_model=WebhookEndpointOut)
+@router.patch("/{endpoint_id}", response_model=WebhookEndpointOut, responses=errors(BODY, 404))
 async def update_endpoint(
     endpoint_id: uuid.UUID,
     body: WebhookEndpointUpdate,
@@ -90,7 +93,7 @@ async def update_endpoint(
     return _out(await service.change(session, endpoint, body, _settings(request)))
 
 
-@router.delete("/{endpoint_id}", status_code=204)
+@router.delete("/{endpoint_id}", status_code=204, responses=errors(404))
 async def delete_endpoint(
     endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
 ) -> Response:
@@ -99,7 +102,9 @@ async def delete_endpoint(
     return Response(status_code=204)
 
 
-@router.post("/{endpoint_id}/rotate", response_model=WebhookEndpointWithSecret)
+@router.post(
+    "/{endpoint_id}/rotate", response_model=WebhookEndpointWithSecret, responses=errors(404)
+)
 async def rotate_secret(
     endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep, request: Request
 ) -> dict[str, object]:
@@ -109,7 +114,9 @@ async def rotate_secret(
     return {**_out(rotated.endpoint), "secret": rotated.secret}
 
 
-@router.post("/{endpoint_id}/test", status_code=202, response_model=MessageQueued)
+@router.post(
+    "/{endpoint_id}/test", status_code=202, response_model=MessageQueued, responses=errors(404, 409)
+)
 async def send_test(endpoint_id: uuid.UUID, site: SecretSiteDep, session: SessionDep) -> dict:
     """Queue a `webhook.test` event to this endpoint."""
     endpoint = await service.get(session, site.id, endpoint_id)
@@ -117,13 +124,15 @@ async def send_test(endpoint_id: uuid.UUID, site: SecretSiteDep, session: Sessio
     return {"message_id": signing.message_id(message_id), "deliveries": 1}
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=list[DeliveryAttemptOut])
+@router.get(
+    "/{endpoint_id}/deliveries", response_model=list[DeliveryAttemptOut], responses=errors(404)
+)
 async def list_attempts(
     endpoint_id: uuid.UUID,
     site: SecretSiteDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: datetime | None = None,
+    before: UtcDateTime | None = None,
 ) -> list[dict[str, object]]:
     """Every delivery attempt to this endpoint, newest first (page with `before`)."""
     endpoint = await service.get(session, site.id, endpoint_id)
@@ -145,14 +154,24 @@ async def list_attempts(
     ]
 
 
-@router.post("/messages/{message_id}/resend", status_code=202, response_model=MessageQueued)
-async def resend_message(message_id: str, site: SecretSiteDep, session: SessionDep) -> dict:
+@router.post(
+    "/messages/{message_id}/resend",
+    status_code=202,
+    response_model=MessageQueued,
+    responses=errors(404),
+)
+async def resend_message(message_id: MessageId, site: SecretSiteDep, session: SessionDep) -> dict:
     """Send a message again, now, to every endpoint it was for."""
     count = await service.resend(session, site.id, service.parse_message_id(message_id))
     return {"message_id": message_id, "deliveries": count}
 
 
-@leads_router.post("/v1/leads/{lead_id}/contacts", status_code=201, response_model=ContactOut)
+@leads_router.post(
+    "/v1/leads/{lead_id}/contacts",
+    status_code=201,
+    response_model=ContactOut,
+    responses=errors(BODY, 404),
+)
 async def record_contact(
     lead_id: uuid.UUID, body: ContactIn, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, object]:
@@ -181,14 +200,12 @@ async def speed_to_lead(
     site: SecretSiteDep,
     session: SessionDep,
     request: Request,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[UtcDateTime | None, Query(alias="from")] = None,
+    to: UtcDateTime | None = None,
 ) -> dict[str, object]:
     """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
     for leads that turned hot in [from, to) (default: the last 30 days)."""
     end = to or utcnow()
     start = from_ or end - timedelta(days=30)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise Unprocessable("Give 'from' and 'to' with a time zone (e.g. ...Z).")
     figures = await contacts_service.speed_to_lead(session, site.id, start, end, _settings(request))
     return {"from": start, "to": end, **figures.__dict__}

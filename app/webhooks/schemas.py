@@ -3,6 +3,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.params import Text, UtcDateTime
 from app.webhooks.outbox import EVENT_TYPES
 
 EventType = Literal[
@@ -18,16 +19,16 @@ assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 
 class WebhookEndpointCreate(BaseModel):
-    url: str = Field(max_length=2048, description="http(s) URL receiving signed POSTs")
+    url: Text = Field(max_length=2048, description="http(s) URL receiving signed POSTs")
     event_types: list[EventType] = Field(default_factory=list, description="empty: every type")
-    description: str | None = Field(None, max_length=500)
+    description: Text | None = Field(None, max_length=500)
     enabled: bool = True
 
 
 class WebhookEndpointUpdate(BaseModel):
-    url: str | None = Field(None, max_length=2048)
+    url: Text | None = Field(None, max_length=2048)
     event_types: list[EventType] | None = None
-    description: str | None = Field(None, max_length=500)
+    description: Text | None = Field(None, max_length=500)
     enabled: bool | None = Field(None, description="true also undoes an automatic disable")
 
 
@@ -71,9 +72,9 @@ class DeliveryAttemptOut(BaseModel):
 
 class ContactIn(BaseModel):
     channel: Literal["phone", "email", "messenger", "chat", "other"]
-    by: str | None = Field(None, max_length=200, description="who made the contact")
-    note: str | None = Field(None, max_length=5000)
-    at: datetime | None = Field(None, description="when (default: now)")
+    by: Text | None = Field(None, max_length=200, description="who made the contact")
+    note: Text | None = Field(None, max_length=5000)
+    at: UtcDateTime | None = Field(None, description="when (default: now)")
 
 
 class ContactOut(BaseModel):

@@ -1,0 +1,80 @@
+"""The rule-set API's answers, as OpenAPI documents them (the rule set itself is validated by
+`app.scoring.schemas.RuleSet`; a stored version is answered as it was sent)."""
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Temperature = Literal["cold", "warm", "hot"]
+
+
+class RuleSetView(BaseModel):
+    """A published version: the rule set as it was sent (name, thresholds, behaviour, fit,
+    hard, decay, ...), with its version number, when it was published and whether it is the
+    one leads are scored with now."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: int
+    created_at: datetime
+    active: bool
+
+
+class RescoreJobView(BaseModel):
+    id: uuid.UUID
+    rule_set_version: int
+    status: Literal["pending", "running", "done", "failed", "superseded"]
+    processed: int
+    total: int
+    percent: float
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    url: str = Field(description="where to follow the job")
+
+
+class Published(BaseModel):
+    version: int
+    created_at: datetime
+    job: RescoreJobView
+
+
+class VersionSummary(BaseModel):
+    version: int
+    name: str | None
+    created_at: datetime
+    active: bool
+
+
+class VersionList(BaseModel):
+    versions: list[VersionSummary]
+
+
+class PreviewChange(BaseModel):
+    lead_id: uuid.UUID
+    from_: Temperature = Field(alias="from", serialization_alias="from")
+    to: Temperature
+    score_active: float
+    score_draft: float
+
+
+class TemperatureCounts(BaseModel):
+    cold: int
+    warm: int
+    hot: int
+
+
+class Preview(BaseModel):
+    active_version: int
+    evaluated_at: datetime
+    leads: int
+    events: int = Field(description="events replayed")
+    active: TemperatureCounts
+    draft: TemperatureCounts
+    changed: int = Field(description="leads whose temperature the draft changes")
+    changes: list[PreviewChange]
+    changes_truncated: bool
