@@ -47,9 +47,15 @@ class Outcome:
 
 
 async def _lane(
-    client: httpx.AsyncClient, lane: int, requests: list[Request], out: Outcome
+    client: httpx.AsyncClient,
+    lane: int,
+    requests: list[Request],
+    out: Outcome,
+    until: float | None,
 ) -> None:
     for index, request in enumerate(requests):
+        if until is not None and time.monotonic() > until:
+            return  # out of time: what was answered so far is checked
         try:
             response = await client.post(request.path, json=request.body)
         except httpx.HTTPError as exc:
@@ -62,14 +68,24 @@ async def _lane(
         out.answers.append(Answer(lane, index, request, response.status_code, body))
 
 
-async def send_plan(base_url: str, write_key: str, plan: Plan, timeout: float = 60.0) -> Outcome:
-    """Every lane concurrently, through one connection pool (a connection per lane)."""
+async def send_plan(
+    base_url: str,
+    write_key: str,
+    plan: Plan,
+    timeout: float = 60.0,
+    duration: float | None = None,
+) -> Outcome:
+    """Every lane concurrently, through one connection pool (a connection per lane); with a
+    `duration`, lanes send no new request after that many seconds."""
     out = Outcome()
     limits = httpx.Limits(max_connections=len(plan.lanes) + 2)
     started = time.monotonic()
+    until = None if duration is None else started + duration
     async with httpx.AsyncClient(
         base_url=base_url, auth=(write_key, ""), timeout=timeout, limits=limits
     ) as client:
-        await asyncio.gather(*(_lane(client, i, lane, out) for i, lane in enumerate(plan.lanes)))
+        await asyncio.gather(
+            *(_lane(client, i, lane, out, until) for i, lane in enumerate(plan.lanes))
+        )
     out.seconds = time.monotonic() - started
     return out

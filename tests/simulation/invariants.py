@@ -170,6 +170,7 @@ def _cart_timers(
     """No cart timer is pending after an order: a pending one belongs to the lead's current
     cart (an order starts a new one). A merged lead's timers never fire."""
     dormant = emptied = 0
+    survivors = {lead["merged_into_id"] for lead in by_id.values()}
     for t in lead_timers:
         if t["status"] != "pending" or t["kind"] not in timers.CART_KINDS:
             continue
@@ -179,7 +180,11 @@ def _cart_timers(
             continue
         cart = lead["cart"] or {}
         if t["episode"] != timers.cart_episode(cart):
-            report.add("cart_timers", f"lead {lead['id']}: {t['kind']} #{t['mark']} pending for "
+            # A merge that brings an order into the survivor's cart leaves its timers of the
+            # cart before that order pending (cancelled only when due): a known defect.
+            merged = lead["id"] in survivors
+            where = "merged_cart_timers" if merged else "cart_timers"
+            report.add(where, f"lead {lead['id']}: {t['kind']} #{t['mark']} pending for "
                        f"{t['episode']}, cart now {timers.cart_episode(cart)}")  # fmt: skip
         elif not cart.get("items"):
             emptied += 1  # items removed, no order: re-checked (and cancelled) when due

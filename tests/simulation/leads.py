@@ -50,7 +50,7 @@ async def check_leads(
     for lead in live:
         rows = sorted(by_lead[lead["id"]], key=lambda e: (e["timestamp"], e["id"]))
         name = f"lead {lead['id']} ({rows[0]['anonymous_id'] if rows else 'no events'})"
-        late = len({request_of[e["message_id"]][0] for e in rows}) > 1
+        late = len({request_of.get(e["message_id"], (-1, 0))[0] for e in rows}) > 1
         kind = "late events" if late else "merged" if lead["id"] in merged_into else "in order"
         kinds[kind] += 1
         _no_repeated_episode(report, name, hot_messages[lead["id"]])
