@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -109,14 +110,20 @@ async def session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """The tests' settings: no demo site, caches off (every change seen at once)."""
+    fields: dict[str, Any] = {
+        "database_url": database_url,
+        "create_demo_site": False,
+        "ingestion": IngestionSettings(write_key_cache_seconds=0),
+        "scoring": ScoringSettings(rule_set_cache_seconds=0),
+    }
+    return Settings(**{**fields, **overrides})
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        create_demo_site=False,
-        ingestion=IngestionSettings(write_key_cache_seconds=0),
-        scoring=ScoringSettings(rule_set_cache_seconds=0),
-    )
+    return make_settings(database_url)
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ from pydantic import BaseModel, Field
 
 from app.db import SessionDep
 from app.errors import Unauthorized
+from app.openapi import SECRET_KEY_ERRORS, errors
 from app.sites import service
 from app.sites.dependencies import BEARER_CHALLENGE, SecretSiteDep
 
-router = APIRouter(prefix="/v1/site", tags=["site"])
+router = APIRouter(prefix="/v1/site", tags=["site"], responses=errors(*SECRET_KEY_ERRORS))
 
 
 class SecretKeyRotated(BaseModel):

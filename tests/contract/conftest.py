@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import IngestionSettings, ScoringSettings, Settings
+from app.config import Settings
 from app.main import create_app
 from app.sites.service import CreatedSite
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings
 from tests.factories import create_site
 
 INGESTION_PATHS = ("/v1/batch", "/v1/track", "/v1/page", "/v1/screen", "/v1/identify")
@@ -45,13 +45,7 @@ class Seeded:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # No background loops: the generated webhooks must not be delivered anywhere.
-    return Settings(
-        database_url=database_url,
-        create_demo_site=False,
-        run_background=False,
-        ingestion=IngestionSettings(write_key_cache_seconds=0),
-        scoring=ScoringSettings(rule_set_cache_seconds=0),
-    )
+    return make_settings(database_url, run_background=False)
 
 
 @pytest.fixture

@@ -6,21 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from app.config import IngestionSettings, ScoringSettings, Settings
+from app.config import Settings
 from app.main import create_app
+from tests.conftest import make_settings
 from tests.factories import create_site
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """Background loops off: they would write on their own while a test breaks commits."""
-    return Settings(
-        database_url=database_url,
-        create_demo_site=False,
-        run_background=False,
-        ingestion=IngestionSettings(write_key_cache_seconds=0),
-        scoring=ScoringSettings(rule_set_cache_seconds=0),
-    )
+    return make_settings(database_url, run_background=False)
 
 
 @pytest.fixture
