@@ -10,7 +10,6 @@ ingestion takes them in), the mark with SKIP LOCKED so that replicas share the w
 import asyncio
 import contextlib
 import logging
-import uuid
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -19,11 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow, writer
 from app.ingestion.bulk import CoreBulk
-from app.ingestion.parsing import IngestEvent
+from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.repairs import LeadRepair, RepairMark, backoff, mark_for_repair
 from app.ingestion.store import LeadChange
-from app.leads import profile as lead_profile
-from app.leads.models import Event, Lead
+from app.leads.models import Lead
 from app.scoring.service import rescore_from_history
 from app.worker import BackgroundContext, BackgroundLoop
 
@@ -32,67 +30,6 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 5.0
 _repairs = cast(Table, LeadRepair.__table__)
 _leads = cast(Table, Lead.__table__)
-_events = cast(Table, Event.__table__)
-# What a rebuild keeps from the stored lead: the sales team's work, not derived from events
-# (the scoring columns are replayed, or kept when scoring is off).
-KEPT = (
-    "merged_into_id",
-    "created_at",
-    "status",
-    "status_changed_at",
-    "lost_reason",
-    "lost_note",
-    "contact_by",
-    "first_contacted_at",
-    "became_hot_at",
-    "score",
-    "temperature",
-    "score_state",
-    "rule_set_version",
-    "scored_at",
-)
-_EVENT_FIELDS = (
-    "message_id",
-    "type",
-    "name",
-    "anonymous_id",
-    "user_id",
-    "previous_id",
-    "timestamp",
-    "original_timestamp",
-    "sent_at",
-    "received_at",
-    "properties",
-    "traits",
-    "context",
-    "is_bot",
-    "lead_id",
-)
-_JSON = ("properties", "traits", "context")
-
-
-async def stored_events(conn: AsyncConnection, lead_id: uuid.UUID) -> list[IngestEvent]:
-    """The lead's stored events (bots excluded), in the order ingestion folds them."""
-    rows = await conn.execute(
-        select(*(_events.c[f] for f in _EVENT_FIELDS))
-        .where(_events.c.lead_id == lead_id, _events.c.is_bot.is_(False))
-        .order_by(_events.c.timestamp, _events.c.id)
-    )
-    return [
-        IngestEvent(**{f: (v if v is not None or f not in _JSON else {}) for f, v in row.items()})
-        for row in rows.mappings()
-    ]
-
-
-def rebuild_profile(
-    lead: dict[str, Any], events: list[IngestEvent], visit_timeout: timedelta
-) -> dict[str, Any]:
-    """The lead's profile folded from scratch over `events` (ingestion's fold)."""
-    profile = lead_profile.new_profile(lead["id"], lead["site_id"], lead["created_at"])
-    profile.update({key: lead[key] for key in KEPT})
-    for event in events:
-        lead_profile.apply_event(profile, event, visit_timeout)
-    return profile
 
 
 async def repair_lead(

@@ -6,7 +6,9 @@ per group is a fixed number of statements, whatever the number of events:
    identities' leads, locked in id order (no deadlocks between replicas), and the events
    already stored (duplicates: clients retry); one statement on PostgreSQL;
 2. resolve the new events to leads, merging leads that turn out to be one person;
-3. fold the new events into the lead profiles and scores, in event time order;
+3. fold the new events into the lead profiles and scores, in event time order (a lead that
+   receives an event older than its last one is rebuilt from its stored events instead: one
+   more statement for each such lead, rare);
 4. write new leads, new identities, the events and the changed leads (on PostgreSQL one
    statement, with COPY before it for many rows).
 A concurrent transaction that created one of our identities or stored one of our events
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
 from app.ingestion.bulk import Bulk, Found, RetryGroup, bulk_for
+from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.identities import Identities
 from app.ingestion.parsing import IngestEvent
 from app.ingestion.repairs import RepairMark
@@ -48,6 +51,8 @@ class Scorer(Protocol):
     ) -> None: ...
 
     def apply(self, profile: dict[str, Any], event: IngestEvent, now: datetime) -> None: ...
+
+    def replay(self, profile: dict[str, Any], events: Sequence[IngestEvent]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +143,16 @@ async def store_group(
         await bulk.write(leads=new_rows, identities=[], events=[], updates=[])
         new_rows = []
     await _merge_in_database(conn, merges)
+    stored_leads = [e for e in with_lead if e.lead_id not in fold_now]
+    late = _late_leads(stored_leads, profiles) if fold else set()
     if scorer is not None and fold:
         # Replayed from stored history (a survivor's includes the leads merged into it), so
         # before this group's events are stored or applied.
         replayed = [p for lead_id, p in profiles.items() if lead_id not in fold_now]
         await scorer.rescore_stale(conn, replayed, force=survivors)
-    apply([e for e in with_lead if e.lead_id not in fold_now])
+    if late:
+        failed.update(await _rebuild(conn, late, stored_leads, profiles, visit_timeout, scorer))
+    apply([e for e in stored_leads if e.lead_id not in late])
 
     identity_rows = identities.rows(now)
     to_store = [(sub, e) for sub, _, e in fresh if store_bots or not e.is_bot]
@@ -234,6 +243,49 @@ def _fold(
         except Exception as exc:
             logger.exception("folding events into lead %s failed; marked for repair", lead_id)
             failed[lead_id] = repr(exc)
+    return failed
+
+
+def _late_leads(
+    events: list[IngestEvent], profiles: dict[uuid.UUID, dict[str, Any]]
+) -> set[uuid.UUID]:
+    """The leads that receive an event older than their last one (a second device, a batch
+    retried late). Folded in, it would not count as a replay counts it: its visit number (the
+    return-visit rule), the time between events, which traits and products viewed are newest,
+    a cart emptied by a later order. Such leads are rebuilt from their history instead."""
+    late = set()
+    for event in events:
+        last_seen = profiles[event.lead_id]["last_seen_at"]  # type: ignore[index]
+        if last_seen is not None and event.timestamp < last_seen:
+            late.add(event.lead_id)
+    return late  # type: ignore[return-value]
+
+
+async def _rebuild(
+    conn: AsyncConnection,
+    lead_ids: set[uuid.UUID],
+    events: list[IngestEvent],
+    profiles: dict[uuid.UUID, dict[str, Any]],
+    visit_timeout: timedelta,
+    scorer: Scorer | None,
+) -> dict[uuid.UUID, str]:
+    """Rebuild the leads' profiles and scores from their stored events and the group's, with
+    the repair job's fold and re-scoring's replay; answers the leads whose rebuild raised (their
+    profiles are left as they were, not to be used)."""
+    failed: dict[uuid.UUID, str] = {}
+    for lead_id in sorted(lead_ids, key=str):
+        history = await stored_events(conn, lead_id)
+        # Stable: the group's events come after stored ones of the same time, as their ids do.
+        ordered = sorted(history + [e for e in events if e.lead_id == lead_id], key=_by_time)
+        try:
+            profile = rebuild_profile(profiles[lead_id], ordered, visit_timeout)
+            if scorer is not None:
+                scorer.replay(profile, ordered)
+        except Exception as exc:
+            logger.exception("rebuilding lead %s failed; marked for repair", lead_id)
+            failed[lead_id] = repr(exc)
+            continue
+        profiles[lead_id] = profile
     return failed
 
 

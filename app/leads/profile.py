@@ -240,7 +240,8 @@ def _track(profile: dict[str, Any], event: IngestEvent) -> None:
 
 def apply_event(profile: dict[str, Any], event: IngestEvent, visit_timeout: timedelta) -> None:
     """Fold one event into the profile, in place. Events that arrive late (older than the
-    last one seen) count, but do not reopen visits."""
+    last one seen) count, but do not reopen visits: ingestion rebuilds a lead that receives
+    one from all of its events in time order (app.ingestion.store)."""
     at = event.timestamp
     profile["events_count"] += 1
     last_seen = profile["last_seen_at"]

@@ -223,6 +223,28 @@ class LeadScorer:
         )
         record_state(profile, state, score, compiled.version, now)
 
+    def replay(self, profile: Profile, events: Sequence[IngestEvent]) -> None:
+        """Score the lead from scratch over `events` (all of its events, in time order) as
+        re-scoring would: for a lead rebuilt because an event arrived late."""
+        rows = [
+            (e.message_id, e.type, e.name, e.properties, e.context, e.timestamp) for e in events
+        ]
+        scored = stored_scoring_events(rows, self._visit_timeout)
+        replay_events(profile, self._compiled[profile["site_id"]], scored)
+
+
+def replay_events(
+    profile: Profile,
+    compiled: engine.CompiledRuleSet,
+    events: list[engine.ScoringEvent],
+    now: datetime | None = None,
+) -> engine.ScoreResult:
+    """Score a lead from scratch over `events` (at `now`, or at its last event)."""
+    at = now or (events[-1].at if events else profile["last_seen_at"]) or profile["created_at"]
+    result = engine.replay(compiled, events, facts_from_profile(profile), at)
+    record_result(profile, result, at)
+    return result
+
 
 async def rescore_from_history(
     conn: AsyncConnection,
@@ -239,8 +261,4 @@ async def rescore_from_history(
         .where(t.c.lead_id == profile["id"], t.c.is_bot.is_(False))
         .order_by(t.c.timestamp, t.c.id)
     )
-    events = stored_scoring_events(rows, visit_timeout)
-    at = now or (events[-1].at if events else profile["last_seen_at"]) or profile["created_at"]
-    result = engine.replay(compiled, events, facts_from_profile(profile), at)
-    record_result(profile, result, at)
-    return result
+    return replay_events(profile, compiled, stored_scoring_events(rows, visit_timeout), now)

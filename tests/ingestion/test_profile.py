@@ -51,12 +51,12 @@ async def test_a_new_visit_starts_after_30_minutes_of_silence(client, session, s
     assert lead.last_url == "https://shop.example/fridges"
 
 
-async def test_late_events_count_but_do_not_reopen_visits(client, session, site):
+async def test_a_late_event_counts_in_its_own_visit_as_a_replay_would(client, session, site):
     await send(client, site, page(0), page(100))
     await send(client, site, page(50))
     lead = await lead_by_anonymous_id(session, site.site.id, "v")
-    assert (lead.visits, lead.page_views) == (2, 3)
-    assert lead.last_seen_at == T0 + timedelta(minutes=100)
+    assert (lead.visits, lead.page_views) == (3, 3)
+    assert lead.last_seen_at == lead.visit_started_at == T0 + timedelta(minutes=100)
 
 
 async def test_visible_time_reported_by_the_tracker_is_time_on_site(client, session, site):

@@ -11,8 +11,9 @@ What the engine promises, and what is tested here:
   hot), within the engine's memory bounds: at most 16 visits remembered per once-per-visit
   rule, at most 8 events kept per step of a hard-rule sequence. The temperature is not
   promised: it moves with the path (a late event is evaluated at the lead's last evaluation
-  time, never backwards). The visit is the caller's: ingestion gives a late event the lead's
-  current visit instead of its own (tests/simulation's known defect `late_event_visits`).
+  time, never backwards). The visit is the caller's: ingestion rebuilds a lead that receives
+  a late event from its stored events, so each event carries its own (tests/simulation's
+  invariant `late_event_visits`).
 """
 
 import math
