@@ -49,7 +49,12 @@ class WebhookSettings(BaseModel):
     )
     retry_jitter: float = Field(0.1, description="each wait is +- this share, at random")
     attempt_timeout_seconds: float = Field(15, description="one delivery attempt's timeout")
-    disable_after_failures: int = Field(15, description="consecutive failures disable an endpoint")
+    disable_after_failures: int = Field(
+        15, description="an endpoint is disabled after at least this many failures in a row..."
+    )
+    disable_after_failing_hours: float = Field(
+        72, description="...that have gone on, without a success, for at least this long"
+    )
     rotation_grace_hours: float = Field(24, description="the old secret still signs this long")
     allow_private_networks: bool = Field(
         False, description="deliver to loopback/private addresses (local development, tests)"

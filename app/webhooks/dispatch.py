@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import WebhookSettings
 from app.crypto import SecretBox, SecretsKeyError
@@ -187,12 +187,11 @@ class DeliveryService:
                 )
             )
             done = {"attempts": attempts, "last_attempt_at": now, "locked_until": None}
-            endpoint = e.c.id == claimed.endpoint_id
             if outcome.succeeded:
                 await conn.execute(update(d).where(mine).values(status="succeeded", **done))
                 await conn.execute(
-                    update(e).where(endpoint, e.c.consecutive_failures != 0)
-                    .values(consecutive_failures=0)
+                    update(e).where(e.c.id == claimed.endpoint_id, e.c.consecutive_failures != 0)
+                    .values(consecutive_failures=0, failing_since=None)
                 )  # fmt: skip
                 return
             delay = self.retry_delay(attempts, outcome)
@@ -202,25 +201,46 @@ class DeliveryService:
                 await conn.execute(
                     update(d).where(mine).values(next_attempt_at=now + delay, **done)
                 )
-            failures = (
-                await conn.execute(
-                    update(e)
-                    .where(endpoint)
-                    .values(consecutive_failures=e.c.consecutive_failures + 1)
-                    .returning(e.c.consecutive_failures, e.c.enabled)
-                )  # fmt: skip
-            ).first()
-            reason = None
-            if outcome.status_code == 410:
-                reason = "the endpoint answered 410 Gone"
-            elif failures is not None and failures[0] >= self._settings.disable_after_failures:
-                reason = f"{failures[0]} consecutive failed attempts"
-            if reason and failures is not None and failures[1]:
-                await conn.execute(
-                    update(e).where(endpoint)
-                    .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
-                )  # fmt: skip
-                logger.warning("webhook endpoint %s disabled: %s", claimed.endpoint_id, reason)
+            await self._count_failure(conn, claimed.endpoint_id, outcome, now)
+
+    async def _count_failure(
+        self, conn: AsyncConnection, endpoint_id: uuid.UUID, outcome: AttemptOutcome, now: datetime
+    ) -> None:
+        """Count a failed attempt; disable the endpoint on 410 Gone, or once its failures
+        have gone on for the configured span (and number): a burst of concurrent attempts
+        failing within a second is a short outage, not a dead endpoint. Its messages stay
+        pending while it is disabled."""
+        e = cast(Table, WebhookEndpoint.__table__)
+        endpoint = e.c.id == endpoint_id
+        row = (
+            await conn.execute(
+                update(e)
+                .where(endpoint)
+                .values(
+                    consecutive_failures=e.c.consecutive_failures + 1,
+                    failing_since=func.coalesce(e.c.failing_since, now),
+                )
+                .returning(e.c.consecutive_failures, e.c.failing_since, e.c.enabled)
+            )
+        ).first()
+        if row is None or not row.enabled:
+            return
+        settings = self._settings
+        span = timedelta(hours=settings.disable_after_failing_hours)
+        reason = None
+        if outcome.status_code == 410:
+            reason = "the endpoint answered 410 Gone"
+        elif row.consecutive_failures >= settings.disable_after_failures and (
+            row.failing_since is not None and now - row.failing_since >= span
+        ):
+            hours = (now - row.failing_since).total_seconds() / 3600
+            reason = f"{row.consecutive_failures} failed attempts in a row over {hours:.0f} hours"
+        if reason:
+            await conn.execute(
+                update(e).where(endpoint)
+                .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
+            )  # fmt: skip
+            logger.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
 
     async def run_once(self, limit: int = 100) -> int:
         """Claim what is due and send it all (tests, and one pass of the loop)."""

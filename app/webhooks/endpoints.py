@@ -53,6 +53,7 @@ def _out(endpoint: WebhookEndpoint) -> dict[str, object]:
         "disabled_reason": endpoint.disabled_reason,
         "disabled_at": endpoint.disabled_at,
         "consecutive_failures": endpoint.consecutive_failures,
+        "failing_since": endpoint.failing_since,
         "previous_secret_until": endpoint.previous_secret_until,
         "created_at": endpoint.created_at,
         "updated_at": endpoint.updated_at,
@@ -88,7 +89,8 @@ async def update_endpoint(
     session: SessionDep,
     request: Request,
 ) -> dict[str, object]:
-    """Change an endpoint; `enabled: true` re-enables one that was disabled automatically."""
+    """Change an endpoint; `enabled: true` re-enables one that was disabled automatically, and
+    the messages kept for it meanwhile are sent."""
     endpoint = await service.get(session, site.id, endpoint_id)
     return _out(await service.change(session, endpoint, body, _settings(request)))
 

@@ -39,6 +39,9 @@ class WebhookEndpoint(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # The first failure of the current unbroken run of failures (None: the last attempt
+    # succeeded, or none failed since the endpoint was enabled).
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # The signing secret (HMAC, so needed in clear to sign) is shown to the shop once, on
     # creation or rotation, and stored only encrypted (app.crypto: Fernet tokens).
     secret_encrypted: Mapped[str] = mapped_column(Text)
@@ -79,7 +82,8 @@ class WebhookDelivery(Base):
     endpoint_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
     )
-    # pending -> succeeded | failed (retries exhausted)
+    # pending -> succeeded | failed (retries exhausted). Deliveries to a disabled endpoint
+    # stay pending (not claimed) and are sent once it is enabled again.
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

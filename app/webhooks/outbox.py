@@ -1,9 +1,10 @@
 """The transactional outbox: messages are written in the same transaction as the change that
 causes them, so a crash at any moment loses nothing and delivery is at least once.
 
-`enqueue` writes one message and a delivery row per subscribed, enabled endpoint. The process
-that committed wakes its delivery loop right after the commit (`Notifier`); other replicas'
-loops find the rows by polling.
+`enqueue` writes one message and a delivery row per subscribed endpoint, enabled or not: a
+disabled endpoint's deliveries wait, pending, and are sent once it is enabled again (nothing
+is lost while a shop repairs its receiver). The process that committed wakes its delivery
+loop right after the commit (`Notifier`); other replicas' loops find the rows by polling.
 """
 
 import asyncio
@@ -134,7 +135,7 @@ async def enqueue(
     e = WebhookEndpoint.__table__
     rows = await conn.execute(
         select(e.c.id, e.c.site_id, e.c.event_types).where(
-            e.c.site_id.in_({m.site_id for m in messages}), e.c.enabled.is_(True)
+            e.c.site_id.in_({m.site_id for m in messages})
         )
     )
     endpoints: dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]] = {}

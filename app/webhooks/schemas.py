@@ -41,6 +41,10 @@ class WebhookEndpointOut(BaseModel):
     disabled_reason: str | None
     disabled_at: datetime | None
     consecutive_failures: int
+    failing_since: datetime | None = Field(
+        description="the first failure of the current run of failed attempts (none: healthy);"
+        " the endpoint is disabled once the run lasts the configured hours"
+    )
     previous_secret_until: datetime | None = Field(
         description="during a rotation: until then the old secret signs too"
     )

@@ -99,6 +99,7 @@ async def change(
             endpoint.disabled_reason = None
             endpoint.disabled_at = None
             endpoint.consecutive_failures = 0
+            endpoint.failing_since = None
         else:
             endpoint.disabled_reason = "disabled by the site"
             endpoint.disabled_at = now

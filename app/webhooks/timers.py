@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, and_, bindparam, select, update
+from sqlalchemy import Insert, Table, and_, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -41,6 +41,11 @@ def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Insert:
 def cart_episode(cart: dict[str, Any]) -> str:
     """A cart lasts until an order (the profile keeps the last order's time in the cart)."""
     return f"cart:{cart.get('ordered_at') or '-'}"
+
+
+def _links(event: Any) -> bool:
+    """An event that can merge two leads: it names two identities."""
+    return bool(event.previous_id or (event.anonymous_id and event.user_id))
 
 
 def _timer(
@@ -98,6 +103,7 @@ async def track_carts(
     t = cast(Table, LeadTimer.__table__)
     cancel_cart: list[uuid.UUID] = []
     cancel_follow_ups: list[uuid.UUID] = []
+    ordered: dict[uuid.UUID, str] = {}  # a lead that may have merged -> its cart's episode
     timers: list[dict[str, Any]] = []
     wake = False
     for change in changes:
@@ -105,6 +111,10 @@ async def track_carts(
         names = {e.name for e in change.events if e.type == "track"}
         if "Order Completed" in names:
             cancel_cart.append(p["id"])
+        elif (p.get("cart") or {}).get("ordered_at") and any(map(_links, change.events)):
+            # A merge can bring an order (in the merged lead's history) into this lead's
+            # cart: its timers of the cart before that order are stale.
+            ordered[p["id"]] = cart_episode(p["cart"])
         if "Unsubscribed" in names or p.get("subscribed") is False:
             cancel_follow_ups.append(p["id"])
         cart = p.get("cart") or {}
@@ -115,7 +125,7 @@ async def track_carts(
         else:
             continue
         timers.append(_timer(p, CART_ABANDONED, cart_episode(cart), 0, due))
-    if not (cancel_cart or cancel_follow_ups or timers):
+    if not (cancel_cart or cancel_follow_ups or ordered or timers):
         return  # most groups (built per group, the statements below cost ~3% of ingestion)
     # Cancellations are one set-based statement each (an IN list cannot go through
     # executemany, and a group may hold orders of many leads).
@@ -132,6 +142,18 @@ async def track_carts(
                 t.c.lead_id.in_(cancel_follow_ups),
                 t.c.status == "pending",
                 t.c.kind == CART_FOLLOW_UP,
+            )
+            .values(status="cancelled")
+        )
+    if ordered:
+        current = case(*((t.c.lead_id == lead, ep) for lead, ep in ordered.items()))
+        await conn.execute(
+            update(t)
+            .where(
+                t.c.lead_id.in_(ordered),
+                t.c.status == "pending",
+                t.c.kind.in_(CART_KINDS),
+                t.c.episode != current,
             )
             .values(status="cancelled")
         )

@@ -180,8 +180,8 @@ def _cart_timers(
             continue
         cart = lead["cart"] or {}
         if t["episode"] != timers.cart_episode(cart):
-            # A merge that brings an order into the survivor's cart leaves its timers of the
-            # cart before that order pending (cancelled only when due): a known defect.
+            # Reported apart: a merge that brings an order into the survivor's cart must
+            # cancel the survivor's timers of the cart before that order too.
             merged = lead["id"] in survivors
             where = "merged_cart_timers" if merged else "cart_timers"
             report.add(where, f"lead {lead['id']}: {t['kind']} #{t['mark']} pending for "

@@ -16,6 +16,8 @@ from app.config import IngestionSettings, ScoringSettings, Settings, WebhookSett
 from app.crypto import SecretBox, secret_box
 from tests.factories import create_site
 
+DROP = 0
+
 
 @dataclass
 class Received:
@@ -26,7 +28,8 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers with `responses` in turn (then `default`): (status, headers, body)."""
+    """Answers with `responses` in turn (then `default`): (status, headers, body); status
+    DROP closes the connection without an answer (the sender sees a protocol error)."""
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
@@ -58,6 +61,9 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 state.received.append(Received(self.path, dict(self.headers.items()), body))
             status, headers, answer = state.next_response()
+            if status == DROP:
+                self.close_connection = True
+                return
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)

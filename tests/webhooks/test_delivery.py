@@ -1,6 +1,6 @@
 """Delivery to a real receiver, driven by hand with a controllable clock: signatures (and
-rotation), the retry schedule, Retry-After, 410, redirects, automatic disabling, the attempt
-log and resending."""
+rotation), the retry schedule, Retry-After, 410, redirects, the attempt log and resending
+(automatic disabling after a span of failures: test_disabling.py)."""
 
 from datetime import timedelta
 
@@ -137,28 +137,6 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(client, site, receive
     [d] = await deliveries(session)
     assert d.status == "pending"
     assert d.attempts == 1
-
-
-async def test_consecutive_failures_disable_the_endpoint_until_re_enabled(
-    client, site, receiver, worker, clock
-):
-    endpoint = await add_endpoint(client, site, receiver.url)
-    receiver.default = (500, {}, b"broken")
-    for _ in range(4):
-        await queue_test(client, site, endpoint)
-    assert await worker.run_once() == 4
-    got = (await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site))).json()
-    assert got["enabled"] is False
-    assert got["disabled_reason"] == "4 consecutive failed attempts"
-
-    r = await client.patch(
-        f"/v1/webhooks/{endpoint['id']}", headers=bearer(site), json={"enabled": True}
-    )
-    assert r.json()["consecutive_failures"] == 0
-    receiver.default = (200, {}, b"ok")
-    clock.advance(seconds=6)
-    assert await worker.run_once() == 4
-    assert len(receiver.received) == 8
 
 
 async def test_the_attempt_log_and_a_resend_by_hand(client, site, receiver, worker, clock):

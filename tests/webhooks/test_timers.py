@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.webhooks.models import LeadTimer, WebhookMessage
-from app.webhooks.timers import TimerService
+from app.webhooks.timers import CART_KINDS, TimerService, cart_episode
 from tests.factories import lead_by_anonymous_id, track
 from tests.webhooks.conftest import webhook_settings
 from tests.webhooks.helpers import add_endpoint, bearer, message_types, messages_of, send
@@ -199,3 +199,23 @@ async def test_endpoints_only_get_the_types_they_asked_for(client, session, site
     await add_endpoint(client, site, "https://a.example.com/", event_types=["lead.identified"])
     await send(client, site, track("v", "Contact Requested", properties={"phone": "1"}))
     assert await message_types(session) == ["lead.identified"]
+
+
+async def test_a_merge_that_brings_an_order_cancels_the_survivors_old_cart_timers(
+    client, session, site, endpoint, clock, timers
+):
+    # The simulator's reproduction: b's cart timer was pending when a's order merged in.
+    await send(client, site, {"type": "identify", "anonymousId": "b", "userId": "u"})
+    await send(client, site, {**cart_add("b"), "userId": "u"})
+    await send(client, site, cart_add("a", "oven-2"))
+    await send(client, site, track("a", "Order Completed", properties={"revenue": 1}))
+    await send(client, site, {"type": "identify", "anonymousId": "a", "userId": "u"})
+    survivor = await lead_by_anonymous_id(session, site.site.id, "a")
+    assert survivor.merged_into_id is None
+    assert survivor.id == (await lead_by_anonymous_id(session, site.site.id, "b")).id
+    assert (survivor.cart or {}).get("ordered_at")
+    pending = await session.scalars(
+        select(LeadTimer).where(LeadTimer.lead_id == survivor.id, LeadTimer.status == "pending")
+    )
+    episodes = {t.episode for t in pending if t.kind in CART_KINDS}
+    assert episodes <= {cart_episode(survivor.cart)}, episodes
