@@ -100,8 +100,9 @@ class Clock:
 
 @pytest.fixture
 def clock() -> Clock:
-    """Starts a little ahead of the wall clock, so what the API queues now is already due."""
-    return Clock(datetime.now(UTC) + timedelta(seconds=3))
+    """Starts ahead of the wall clock, so what the API queues now is already due (with room
+    for a slow machine between the clock's start and the queueing)."""
+    return Clock(datetime.now(UTC) + timedelta(seconds=30))
 
 
 def webhook_settings(**overrides: Any) -> WebhookSettings:
