@@ -64,14 +64,6 @@ def missing_fields(msg: Message) -> str | None:
     return None
 
 
-class BatchEnvelope(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    batch: list[Any]
-    sentAt: datetime | None = None
-    context: dict[str, Any] | None = None
-
-
 def as_utc(value: datetime | None) -> datetime | None:
     """Timestamps without a zone are taken as UTC, as Segment does."""
     if value is None:

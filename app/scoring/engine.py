@@ -328,16 +328,6 @@ def _rule_points(rule: CompiledBehaviour, entry: Mapping[str, Any], now: float) 
     return value
 
 
-def _behaviour_total(compiled: CompiledRuleSet, state: Mapping[str, Any], now: float) -> float:
-    total = 0.0
-    behaviour = compiled.behaviour
-    for rule_id, entry in state["rules"].items():
-        rule = behaviour.get(rule_id)
-        if rule is not None:  # rules removed from the rule set no longer count
-            total += _rule_points(rule, entry, now)
-    return total
-
-
 def _clamp(compiled: CompiledRuleSet, total: float) -> float:
     return round(min(max(total, 0.0), compiled.max_score), 2)
 
