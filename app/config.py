@@ -1,7 +1,7 @@
 """Configuration: one settings class, read from `LEADHEAT_*` environment variables.
 
 Nested groups use a double underscore, e.g. `LEADHEAT_INGESTION__VISIT_TIMEOUT_MINUTES=45`.
-Every industry figure from DOMAIN.md that the service uses is a setting here, never a constant.
+Every industry figure the service uses (docs/domain.md) is a setting here, never a constant.
 """
 
 from functools import lru_cache

@@ -46,7 +46,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
 CATEGORIES = ["fridges", "washers", "ovens", "tvs", "phones", "laptops"]
 CITIES = ["Moscow", "Kazan", "St Petersburg", "Yekaterinburg", "Novosibirsk", None]
-# (weight, kind) by intent: most visitors browse, some shop, a few buy (DOMAIN.md's mix).
+# (weight, kind) by intent: most visitors browse, some shop, a few buy (docs/domain.md's mix).
 BROWSING = [(50, "page"), (35, "Product Viewed"), (10, "Page Engaged"), (5, "Products Searched")]
 SHOPPING = [*BROWSING, (6, "Product Added"), (2, "Product Removed"), (1, "Checkout Started")]
 BUYING = [*SHOPPING, (2, "Checkout Started"), (1, "Cart Abandoned"), (1, "Order Completed")]

@@ -1,4 +1,5 @@
-"""The default rule set: fits an online shop out of the box (DOMAIN.md's signals and figures).
+"""The default rule set: fits an online shop out of the box (the signals and figures of
+docs/domain.md).
 
 Tuned so that a one-page bounce is cold, several product views over two visits are warm,
 cart add + checkout started + a phone is hot, and a contact request is hot at once. Every value
@@ -29,7 +30,7 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "points": 3,
             "cap": 15,
         },
-        # A cart add is intent (a warm signal in DOMAIN.md): with the product view before it,
+        # A cart add is intent (a warm signal in docs/domain.md): with the product view before it,
         # recency and a contact left it reaches warm; two adds are the most that count.
         {
             "id": "product-added",
@@ -46,7 +47,7 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "points": -3,
             "cap": 9,
         },
-        # The first hot signal in DOMAIN.md: with a cart add, a product view and recency it is
+        # The first hot signal in docs/domain.md: with a cart add, a product view and recency it is
         # 58, so a contact or a few minutes on the site tip it over 60. Carts go stale in days
         # ("a follow-up the next day works, one a month later does not"): half-life 3d.
         {
@@ -66,7 +67,7 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "cap": 15,
             "half_life": "3d",
         },
-        # "Bought from us before" is warm (DOMAIN.md), not hot: repeat orders add a little.
+        # "Bought from us before" is warm (docs/domain.md), not hot: repeat orders add a little.
         {
             "id": "order-completed",
             "label": "Completed an order",
@@ -98,7 +99,7 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "points": 40,
             "cap": 40,
         },
-        # Coming back is how interest shows (repeat visits are DOMAIN.md's first warm signal):
+        # Coming back is how interest shows (repeat visits are docs/domain.md's first warm signal):
         # 5 points per return visit, up to three of them.
         {
             "id": "return-visit",
@@ -111,7 +112,7 @@ DEFAULT_RULE_SET: dict[str, Any] = {
         },
     ],
     "fit": [
-        # Reachable leads are worth more; several channels beat one (DOMAIN.md: alternate them).
+        # Reachable leads are worth more; several channels beat one (docs/domain.md).
         {
             "id": "contacts",
             "label": "Contacts left",
@@ -175,7 +176,7 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "steps": [{"event": "Contact Requested"}],
             "hold": "24h",
         },
-        # Left at the last step: react while the trail is hot (DOMAIN.md), within the hour.
+        # Left at the last step: react while the trail is hot (docs/domain.md), within the hour.
         {
             "id": "checkout-abandoned",
             "label": "Abandoned checkout",
@@ -184,7 +185,7 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "hold": "1h",
         },
     ],
-    # DOMAIN.md: 20-30% of visitors are warm, ~1% hot; 30/60 separate browsing from intent.
+    # docs/domain.md: 20-30% of visitors are warm, ~1% hot; 30/60 separate browsing from intent.
     "thresholds": {"warm": 30, "hot": 60},
     # A lead hovering at the line must not flip hot/warm (and fire webhooks) with every event.
     "hysteresis_points": 5,

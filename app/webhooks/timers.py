@@ -1,5 +1,5 @@
 """Deadlines as database rows: the first-contact clock (overdue at `contact_by`, escalations
-at DOMAIN.md's marks) and cart abandonment with its follow-ups.
+at docs/domain.md's marks) and cart abandonment with its follow-ups.
 
 Timers are written in the transaction of the change that starts them, and fired by whichever
 worker claims them once due (`FOR UPDATE SKIP LOCKED`, in one transaction with the messages

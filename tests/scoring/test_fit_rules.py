@@ -1,4 +1,4 @@
-"""Fit rules (DOMAIN.md's criteria x coefficients x weight): match, range and contacts."""
+"""Fit rules (docs/domain.md's criteria x coefficients x weight): match, range and contacts."""
 
 from __future__ import annotations
 
