@@ -51,20 +51,21 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
-            raise SecretsKeyError(
-                f"A stored secret cannot be decrypted with the key from {self.source}: it was "
-                "encrypted with another key. Configure the key it was encrypted with (several "
-                f"keys may be given in {KEY_SETTING}, comma separated)."
-            ) from exc
+            raise self._wrong_key() from exc
 
     def reencrypt(self, token: str) -> str:
         """The same secret under the first (current) key."""
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken as exc:
-            raise SecretsKeyError(
-                f"A stored secret cannot be decrypted with {self.source}."
-            ) from exc
+            raise self._wrong_key() from exc
+
+    def _wrong_key(self) -> "SecretsKeyError":
+        return SecretsKeyError(
+            f"A stored secret cannot be decrypted with the key from {self.source}: it was "
+            "encrypted with another key. Configure the key it was encrypted with (several "
+            f"keys may be given in {KEY_SETTING}, comma separated)."
+        )
 
 
 def parse_keys(raw: str, source: str = KEY_SETTING) -> list[bytes]:
