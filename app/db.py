@@ -171,6 +171,16 @@ def database_unavailable(exc: BaseException) -> bool:
     return any(_unavailable_one(error) for error in _chain(exc))
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, looked for through SQLAlchemy's wrapper and the
+    exception's causes (None when there is none)."""
+    for error in _chain(exc):
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
-from app.db import database_unavailable
+from app.db import database_unavailable, sqlstate
 from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.repairs import mark_for_repair
 from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
@@ -224,33 +224,12 @@ class IngestPipeline:
                     await self._drop(slot)
                     if attempt >= 3:
                         raise StorageUnavailable(str(exc)) from exc
-                elif _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                elif sqlstate(exc) not in RETRYABLE_SQLSTATES:
                     raise  # a deadlock or a serialization failure is retried, not this
             self.stats["retries"] += 1
             if attempt == MAX_ATTEMPTS:
                 raise StorageUnavailable("gave up storing a group after repeated conflicts")
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and what it wraps, a few levels deep."""
-    out: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo and len(out) < 8:
-        err = todo.pop()
-        if err is None or any(err is seen for seen in out):
-            continue
-        out.append(err)
-        todo += [err.__cause__, getattr(err, "orig", None)]
-    return out
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    for err in _chain(exc):
-        state = getattr(err, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-    return None
 
 
 def _done(fut: asyncio.Future[None]) -> None:
