@@ -19,7 +19,7 @@ from app.config import Settings
 from app.scoring.service import RuleSetCache
 
 if TYPE_CHECKING:
-    from app.ingestion.store import AfterGroup
+    from app.domain.changes import AfterGroup
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
-from app.leads import profile as lead_profile  # noqa: E402
-from app.leads.models import Event, Lead  # noqa: E402
+from app.domain import profile as lead_profile  # noqa: E402
+from app.domain.tables import Event, Lead  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.scoring import engine  # noqa: E402

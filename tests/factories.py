@@ -3,7 +3,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.leads.models import Event, Lead, LeadIdentity
+from app.domain.tables import Event, Lead, LeadIdentity
 from app.sites import service as sites_service
 
 

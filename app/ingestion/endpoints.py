@@ -18,10 +18,10 @@ from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
 from app.db import database_unavailable, utcnow
+from app.domain.events import IngestEvent
 from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
-    IngestEvent,
     Rejection,
     parse_json,
     read_body,

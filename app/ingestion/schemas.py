@@ -1,25 +1,11 @@
 """The Segment HTTP tracking API message, validated one event at a time."""
 
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MessageType = Literal["track", "page", "screen", "identify", "alias", "group"]
-
-
-def property_number(value: Any) -> float | None:
-    """A property's value as a number, as shops send them: 499, 499.5 and "499" alike; true,
-    false, NaN, infinities and anything else are not numbers."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value) if isinstance(value, int | float | str) else None
-    except (ValueError, OverflowError):  # "abc"; an int too large for a float
-        return None
-    # "NaN" and "Infinity" parse, but add nothing a shop means (and NaN would stick to sums).
-    return number if number is not None and math.isfinite(number) else None
 
 
 Id = Annotated[str, Field(min_length=1, max_length=255)]

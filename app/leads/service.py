@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, type_coer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.tables import Event, Lead
 from app.errors import AppError, Conflict, Unprocessable
-from app.leads.models import Event, Lead
 from app.scoring import engine as scoring_engine
 from app.scoring import service as scoring_service
 

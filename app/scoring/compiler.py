@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.ingestion.schemas import property_number
+from app.domain.events import property_number
 from app.scoring.schemas import (
     BehaviourRule,
     Condition,

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.ingestion.parsing import IngestEvent
-from app.leads import profile as lead_profile
-from app.leads.models import Event
+from app.domain import profile as lead_profile
+from app.domain.events import IngestEvent
+from app.domain.tables import Event
 from app.scoring import engine
 from app.scoring.defaults import DEFAULT_RULE_SET
 from app.scoring.models import RuleSetVersion

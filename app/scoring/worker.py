@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.db import UTCDateTime, utcnow, writer
-from app.ingestion.store import AfterGroup, LeadChange
-from app.leads.models import Lead
+from app.domain.changes import AfterGroup, LeadChange
+from app.domain.tables import Lead
 from app.scoring import engine
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.service import (

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import WebhookSettings
 from app.db import utcnow
-from app.ingestion.store import LeadChange
-from app.leads.models import Lead
+from app.domain.changes import LeadChange
+from app.domain.tables import Lead
 from app.scoring import engine as scoring_engine
 from app.scoring import service as scoring_service
 from app.webhooks import outbox, timers

@@ -10,8 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.ingestion.parsing import IngestEvent
-from app.ingestion.schemas import property_number
+from app.domain.events import IngestEvent, property_number
 
 # The lead card's (and webhooks') recently viewed products; every view stays in the timeline
 # and counts in the interests. Each one is ~95 bytes of JSON that PostgreSQL parses again at
