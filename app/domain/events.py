@@ -5,7 +5,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -41,6 +41,17 @@ def page_url(context: Mapping[str, Any] | None, properties: Mapping[str, Any] | 
     url = page.get("url") if isinstance(page, Mapping) else None
     url = url or (properties or {}).get("url")
     return url if isinstance(url, str) else None
+
+
+def visit_number(
+    visits: int, last_seen_at: datetime | None, at: datetime, visit_timeout: timedelta
+) -> int:
+    """The visit an event at `at` belongs to, for a lead with `visits` visits whose latest
+    event was at `last_seen_at`: a new one after more than `visit_timeout` without events
+    (or for its first event). An event older than the latest one opens no visit."""
+    if last_seen_at is None or at - last_seen_at > visit_timeout:
+        return visits + 1
+    return visits
 
 
 def property_number(value: Any) -> float | None:
