@@ -29,9 +29,9 @@ from app.ingestion.parsing import (
     validate_event,
 )
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
-from app.ingestion.schemas import IngestResponse
+from app.ingestion.schemas import INGESTION_ERRORS, IngestResponse, ingestion_body
 from app.ingestion.store import BOT, DUPLICATE, Submission
-from app.openapi import INGESTION_ERRORS, errors, ingestion_body
+from app.openapi import errors
 from app.sites.service import SiteRef, WriteKeyCache
 
 logger = logging.getLogger(__name__)
