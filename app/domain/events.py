@@ -36,9 +36,9 @@ class IngestEvent:
 
 def page_url(context: Mapping[str, Any] | None, properties: Mapping[str, Any] | None) -> str | None:
     """The page an event happened on: `context.page.url` (Segment's libraries), else
-    `properties.url` (page calls); None when neither is a string."""
+    `properties.url` (page calls); None when the one found is not text."""
     page = (context or {}).get("page")
-    url = page.get("url") if isinstance(page, Mapping) else None
+    url = page.get("url") if isinstance(page, dict) else None  # JSON: dicts (cheaper test)
     url = url or (properties or {}).get("url")
     return url if isinstance(url, str) else None
 
