@@ -32,6 +32,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 format: $(VENV)/.test-installed
 	$(BIN)/ruff check --fix .

@@ -2,15 +2,24 @@
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from app import onboarding, server
+from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import SecretsKeyError, secret_box
 from app.db import make_engine, make_sessionmaker, writer
+from app.migrate import upgrade
+from app.scoring.service import RuleSetCache
 from app.sites import service as sites_service
+from app.webhooks.consumer import WebhookConsumer
+from app.webhooks.models import WebhookEndpoint
+from app.webhooks.service import reencrypt_secrets
+from app.worker import BackgroundRunner
 
 
 class CommandError(Exception):
@@ -27,7 +36,7 @@ async def _create_site(settings: Settings, name: str, origins: list[str]) -> Non
     engine = make_engine(settings)
     try:
         async with make_sessionmaker(engine)() as session:
-            created = await sites_service.create_site(session, name, origins)
+            created = await onboarding.create_site(session, name, origins)
             await session.commit()
         _print_keys(created)
     finally:
@@ -51,7 +60,7 @@ async def _ensure_demo_site(settings: Settings) -> None:
         async with make_sessionmaker(engine)() as session:
             if await sites_service.count_sites(session):
                 return
-            created = await sites_service.create_site(session, "Demo shop", [])
+            created = await onboarding.create_site(session, "Demo shop", [])
             await session.commit()
         print("First start: created a demo site.")
         _print_keys(created)
@@ -85,8 +94,6 @@ async def _rotate_secret_key(settings: Settings, ref: str) -> None:
 async def _check_secrets(settings: Settings) -> None:
     """Before serving: the key exists (PostgreSQL: configured) and decrypts what is stored, so
     that a wrong key stops the start with a clear message, not webhooks later."""
-    from app.webhooks.models import WebhookEndpoint
-
     box = secret_box(settings)
     engine = make_engine(settings)
     try:
@@ -99,8 +106,6 @@ async def _check_secrets(settings: Settings) -> None:
 
 
 async def _reencrypt_secrets(settings: Settings) -> None:
-    from app.webhooks.service import reencrypt_secrets
-
     box = secret_box(settings)
     engine = make_engine(settings)
     try:
@@ -113,9 +118,6 @@ async def _reencrypt_secrets(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from app import server
-    from app.migrate import upgrade
-
     if settings.auto_migrate and not args.no_migrate:
         upgrade(settings.database_url)
     asyncio.run(_check_secrets(settings))
@@ -139,12 +141,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _worker(settings: Settings) -> None:
-    import signal
-
-    from app.scoring.service import RuleSetCache
-    from app.webhooks.consumer import WebhookConsumer
-    from app.worker import BackgroundContext, BackgroundRunner
-
     await _check_secrets(settings)
     engine = make_engine(settings)
     rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
@@ -225,8 +221,6 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "worker":
         asyncio.run(_worker(settings))
     elif args.command == "migrate":
-        from app.migrate import upgrade
-
         upgrade(settings.database_url)
         print("Database is up to date.")
     elif args.command == "secrets":

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -39,6 +39,8 @@ class Base(DeclarativeBase):
 
 # JSON that is JSONB on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# A 64-bit key; on SQLite an INTEGER, the only type it auto-increments as a primary key.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

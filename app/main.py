@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
+from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import secret_box
 from app.dashboard import endpoints as dashboard_endpoints
@@ -28,7 +29,7 @@ from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.outbox import notifier_for
-from app.worker import BackgroundContext, BackgroundRunner
+from app.worker import BackgroundRunner
 
 
 class LeadheatAPI(FastAPI):

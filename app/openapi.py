@@ -5,7 +5,6 @@
 from typing import Any
 
 from app.errors import ErrorBody
-from app.ingestion.schemas import Message
 
 _DESCRIPTIONS = {
     400: "The request is not valid (e.g. its body is not JSON)",
@@ -30,36 +29,3 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
         for status in sorted(statuses)
     }
-
-
-# The ingestion routes read their bodies themselves (Segment's format, validated event by
-# event); these document what they read.
-INGESTION_ERRORS = (400, 401, 403, 413, 415, 503)
-_WRITE_KEY = {
-    "type": "string",
-    "description": "the write key, if not sent as the HTTP Basic user name",
-}
-
-
-def _message_schema() -> dict[str, Any]:
-    schema = Message.model_json_schema()
-    schema["properties"]["writeKey"] = _WRITE_KEY
-    return schema
-
-
-def ingestion_body(*, batch: bool) -> dict[str, Any]:
-    """`openapi_extra=` for an ingestion route: its JSON request body (gzip also accepted)."""
-    if batch:
-        schema: dict[str, Any] = {
-            "type": "object",
-            "required": ["batch"],
-            "properties": {
-                "batch": {"type": "array", "items": Message.model_json_schema()},
-                "sentAt": {"type": "string", "format": "date-time"},
-                "context": {"type": "object"},
-                "writeKey": _WRITE_KEY,
-            },
-        }
-    else:
-        schema = _message_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -9,41 +9,17 @@ that expire when a worker dies), so replicas and workers never need to know of e
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from app.config import Settings
-from app.scoring.service import RuleSetCache
-
-if TYPE_CHECKING:
-    from app.ingestion.store import AfterGroup
+from app.background import BackgroundContext, BackgroundLoop
+from app.ingestion import repair_worker
+from app.scoring import worker as scoring_worker
+from app.webhooks import worker as webhooks_worker
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BackgroundContext:
-    settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    rule_sets: RuleSetCache
-    # Where lead changes made in the background go (the webhook outbox), as ingestion's do.
-    lead_changes: "AfterGroup | None" = None
-
-
-# A loop runs until `stop` is set; it must return promptly after that.
-BackgroundLoop = Callable[[BackgroundContext, asyncio.Event], Awaitable[None]]
-
-
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
     """Every domain's loops (each domain's `worker.LOOPS`)."""
-    from app.ingestion import repair_worker
-    from app.scoring import worker as scoring_worker
-    from app.webhooks import worker as webhooks_worker
-
     return [*scoring_worker.LOOPS, *webhooks_worker.LOOPS, *repair_worker.LOOPS]
 
 

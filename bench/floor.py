@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.db import utcnow  # noqa: E402
+from app.domain.events import IngestEvent  # noqa: E402
 from app.ingestion.bulk import _EVENT_JSON, EVENT_COLUMNS, _copy_records  # noqa: E402
-from app.ingestion.parsing import IngestEvent, validate_event  # noqa: E402
+from app.ingestion.parsing import validate_event  # noqa: E402
 from app.ingestion.store import _event_row  # noqa: E402
 from app.main import tune_gc  # noqa: E402
 from bench.ingest import (  # noqa: E402

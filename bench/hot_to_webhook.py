@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import ingest  # noqa: E402
 from ingest import prepare_database  # noqa: E402
 
+from app import onboarding  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
-from app.sites import service as sites_service  # noqa: E402
 
 
 class Receiver:
@@ -77,7 +77,7 @@ async def bench_site(url: str) -> str:
     """A site whose secret key we know (prepare_database's prints only its write key)."""
     engine = make_engine(Settings(database_url=url))
     async with make_sessionmaker(engine)() as session:
-        created = await sites_service.create_site(session, "Bench shop (webhooks)")
+        created = await onboarding.create_site(session, "Bench shop (webhooks)")
         await session.commit()
     await engine.dispose()
     return f"{created.write_key}\n{created.secret_key}"

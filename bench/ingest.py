@@ -31,10 +31,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app import onboarding  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.sites import service as sites_service  # noqa: E402
 
 LUA = r"""
 local counter = 0
@@ -105,7 +105,7 @@ async def prepare_database(url: str) -> str:
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(Settings(database_url=url))
     async with make_sessionmaker(engine)() as session:
-        created = await sites_service.create_site(session, "Bench shop")
+        created = await onboarding.create_site(session, "Bench shop")
         await session.commit()
     await engine.dispose()
     return created.write_key

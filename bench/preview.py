@@ -30,17 +30,17 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app import onboarding  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
-from app.leads import profile as lead_profile  # noqa: E402
-from app.leads.models import Event, Lead  # noqa: E402
+from app.domain import profile as lead_profile  # noqa: E402
+from app.domain.tables import Event, Lead  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.scoring import engine  # noqa: E402
 from app.scoring import service as scoring_service  # noqa: E402
 from app.scoring.defaults import DEFAULT_RULE_SET  # noqa: E402
 from app.scoring.service import default_definition, rule_set_for_version  # noqa: E402
-from app.sites import service as sites_service  # noqa: E402
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
@@ -157,7 +157,7 @@ def score_leads(leads: list[dict[str, Any]], events: list[dict[str, Any]]) -> No
 async def create_site(url: str) -> tuple[uuid.UUID, str]:
     engine = make_engine(Settings(database_url=url))
     async with make_sessionmaker(engine)() as session:
-        created = await sites_service.create_site(session, "Preview bench shop")
+        created = await onboarding.create_site(session, "Preview bench shop")
         await session.commit()
     await engine.dispose()
     return created.site.id, created.secret_key

@@ -3,14 +3,15 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.leads.models import Event, Lead, LeadIdentity
+from app import onboarding
+from app.domain.tables import Event, Lead, LeadIdentity
 from app.sites import service as sites_service
 
 
 async def create_site(
     session: AsyncSession, name: str = "Fridge shop", origins: list[str] | None = None
 ) -> sites_service.CreatedSite:
-    created = await sites_service.create_site(session, name, origins)
+    created = await onboarding.create_site(session, name, origins)
     await session.commit()
     session.expunge(created.site)  # tests expire the session to see the service's writes
     return created

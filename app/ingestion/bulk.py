@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import Table
 
 from app.db import UTCDateTime
-from app.leads.models import Event, Lead, LeadIdentity
+from app.domain.tables import Event, Lead, LeadIdentity
 from app.sites.models import Site  # noqa: F401  (foreign keys take their type from it)
 
 IdentityKey = tuple[uuid.UUID, str, str]

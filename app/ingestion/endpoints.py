@@ -18,10 +18,10 @@ from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
 from app.db import database_unavailable, utcnow
+from app.domain.events import IngestEvent
 from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
-    IngestEvent,
     Rejection,
     parse_json,
     read_body,
@@ -29,9 +29,9 @@ from app.ingestion.parsing import (
     validate_event,
 )
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
-from app.ingestion.schemas import IngestResponse
+from app.ingestion.schemas import INGESTION_ERRORS, IngestResponse, ingestion_body
 from app.ingestion.store import BOT, DUPLICATE, Submission
-from app.openapi import INGESTION_ERRORS, errors, ingestion_body
+from app.openapi import errors
 from app.sites.service import SiteRef, WriteKeyCache
 
 logger = logging.getLogger(__name__)

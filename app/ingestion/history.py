@@ -9,9 +9,9 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.ingestion.parsing import IngestEvent
-from app.leads import profile as lead_profile
-from app.leads.models import Event
+from app.domain import profile as lead_profile
+from app.domain.events import IngestEvent
+from app.domain.tables import Event
 
 _events = cast(Table, Event.__table__)
 # What a rebuild keeps from the stored lead: the sales team's work, not derived from events

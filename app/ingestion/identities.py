@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from app.ingestion.parsing import IngestEvent
+from app.domain.events import IngestEvent
 
 
 class Identities:

@@ -4,7 +4,7 @@ import contextlib
 import json
 import uuid
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -14,6 +14,7 @@ from crawlerdetect import CrawlerDetect
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 
+from app.domain.events import IngestEvent
 from app.errors import AppError, PayloadTooLarge, UnsupportedMediaType
 from app.http import header
 from app.ingestion.schemas import Message, as_utc, missing_fields
@@ -24,34 +25,6 @@ ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
 MAX_JSON_DEPTH = 32
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIMESTAMP_AHEAD = timedelta(days=1)
-
-
-@dataclass(slots=True)
-class IngestEvent:
-    """A validated event, ready to store. `timestamp` is corrected for client clock skew."""
-
-    message_id: str
-    type: str
-    name: str | None
-    anonymous_id: str | None
-    user_id: str | None
-    previous_id: str | None
-    timestamp: datetime
-    original_timestamp: datetime | None
-    sent_at: datetime | None
-    received_at: datetime
-    properties: dict[str, Any]
-    traits: dict[str, Any]
-    context: dict[str, Any]
-    is_bot: bool = False
-    lead_id: uuid.UUID | None = field(default=None)
-
-    @property
-    def url(self) -> str | None:
-        page = self.context.get("page")
-        url = page.get("url") if isinstance(page, dict) else None
-        url = url or self.properties.get("url")
-        return url if isinstance(url, str) else None
 
 
 @dataclass(slots=True)

@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import IngestionSettings
 from app.db import database_unavailable, sqlstate
+from app.domain.changes import AfterGroup, Scorer
 from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.repairs import mark_for_repair
-from app.ingestion.store import AfterGroup, RetryGroup, Scorer, Submission, store_group
+from app.ingestion.store import RetryGroup, Submission, store_group
 
 logger = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.background import BackgroundContext, BackgroundLoop
 from app.db import utcnow, writer
+from app.domain.changes import LeadChange
+from app.domain.tables import Lead
 from app.ingestion.bulk import CoreBulk
 from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.repairs import LeadRepair, RepairMark, backoff, mark_for_repair
-from app.ingestion.store import LeadChange
-from app.leads.models import Lead
 from app.scoring.service import rescore_from_history
-from app.worker import BackgroundContext, BackgroundLoop
 
 logger = logging.getLogger(__name__)
 

@@ -1,25 +1,12 @@
-"""The Segment HTTP tracking API message, validated one event at a time."""
+"""The Segment HTTP tracking API message, validated one event at a time, and the ingestion
+routes' answer and OpenAPI documents."""
 
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MessageType = Literal["track", "page", "screen", "identify", "alias", "group"]
-
-
-def property_number(value: Any) -> float | None:
-    """A property's value as a number, as shops send them: 499, 499.5 and "499" alike; true,
-    false, NaN, infinities and anything else are not numbers."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value) if isinstance(value, int | float | str) else None
-    except (ValueError, OverflowError):  # "abc"; an int too large for a float
-        return None
-    # "NaN" and "Infinity" parse, but add nothing a shop means (and NaN would stick to sums).
-    return number if number is not None and math.isfinite(number) else None
 
 
 Id = Annotated[str, Field(min_length=1, max_length=255)]
@@ -84,3 +71,36 @@ class IngestResponse(BaseModel):
     rejected: int
     bots: int
     errors: list[RejectedEvent]
+
+
+# The ingestion routes read their bodies themselves (Segment's format, validated event by
+# event); these document what they read.
+INGESTION_ERRORS = (400, 401, 403, 413, 415, 503)
+_WRITE_KEY = {
+    "type": "string",
+    "description": "the write key, if not sent as the HTTP Basic user name",
+}
+
+
+def _message_schema() -> dict[str, Any]:
+    schema = Message.model_json_schema()
+    schema["properties"]["writeKey"] = _WRITE_KEY
+    return schema
+
+
+def ingestion_body(*, batch: bool) -> dict[str, Any]:
+    """`openapi_extra=` for an ingestion route: its JSON request body (gzip also accepted)."""
+    if batch:
+        schema: dict[str, Any] = {
+            "type": "object",
+            "required": ["batch"],
+            "properties": {
+                "batch": {"type": "array", "items": Message.model_json_schema()},
+                "sentAt": {"type": "string", "format": "date-time"},
+                "context": {"type": "object"},
+                "writeKey": _WRITE_KEY,
+            },
+        }
+    else:
+        schema = _message_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -17,56 +17,29 @@ meanwhile makes the group start over (RetryGroup), and it then sees what that on
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
+from app.domain import profile as lead_profile
+from app.domain.changes import AfterGroup, LeadChange, Scorer
+from app.domain.events import IngestEvent
+from app.domain.tables import Event, Lead, LeadIdentity
 from app.ingestion.bulk import Bulk, Found, RetryGroup, bulk_for
 from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.identities import Identities
-from app.ingestion.parsing import IngestEvent
 from app.ingestion.repairs import RepairMark
-from app.leads import profile as lead_profile
-from app.leads.models import Event, Lead, LeadIdentity
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 BOT = "bot"
 
 logger = logging.getLogger(__name__)
-
-
-class Scorer(Protocol):
-    """Keeps a lead's score current as its events are folded in (app.scoring.service)."""
-
-    async def prepare(self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]) -> None: ...
-
-    async def rescore_stale(
-        self, conn: AsyncConnection, profiles: Sequence[dict[str, Any]], force: set[uuid.UUID]
-    ) -> None: ...
-
-    def apply(self, profile: dict[str, Any], event: IngestEvent, now: datetime) -> None: ...
-
-    def replay(self, profile: dict[str, Any], events: Sequence[IngestEvent]) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LeadChange:
-    """What a group did to one lead, for consumers in the same transaction (webhook outbox)."""
-
-    profile: dict[str, Any]  # the lead after the group
-    previous_temperature: str | None  # None: the lead is new
-    previously_identified: bool
-    events: tuple[IngestEvent, ...]  # the group's new events of this lead, in time order
-
-
-# Called inside the group's transaction after every lead is written (the webhook outbox).
-AfterGroup = Callable[[AsyncConnection, list[LeadChange]], Awaitable[None]]
 
 
 @dataclass

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
 from app.db import SessionDep, utcnow
+from app.domain import profile as lead_profile
+from app.domain.tables import Lead
 from app.errors import NotFound, Unprocessable
 from app.http import JSONResponse
-from app.leads import profile as lead_profile
 from app.leads import service, stats
-from app.leads.models import Lead
 from app.leads.schemas import (
     STATUSES,
     TEMPERATURES,

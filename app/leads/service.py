@@ -15,8 +15,9 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, type_coer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.events import page_url
+from app.domain.tables import Event, Lead
 from app.errors import AppError, Conflict, Unprocessable
-from app.leads.models import Event, Lead
 from app.scoring import engine as scoring_engine
 from app.scoring import service as scoring_service
 
@@ -242,12 +243,6 @@ async def score_now(
     return scoring_engine.evaluate(compiled, state or scoring_engine.empty_state(), facts, now)
 
 
-def _event_url(event: Event) -> str | None:
-    page = (event.context or {}).get("page")
-    url = page.get("url") if isinstance(page, dict) else None
-    return url or (event.properties or {}).get("url")
-
-
 async def timeline(session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
     """The lead's most recent events, newest first (merged leads' events included: merging
     moves them to the survivor)."""
@@ -263,7 +258,7 @@ async def timeline(session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
             "type": e.type,
             "name": e.name,
             "timestamp": e.timestamp,
-            "url": _event_url(e),
+            "url": page_url(e.context, e.properties),
             "properties": e.properties or {},
         }
         for e in events

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.leads.models import Lead
+from app.domain.tables import Lead
 from app.leads.schemas import LOST_REASONS, STATUSES, TEMPERATURES
 
 SPAM_NOTE = (

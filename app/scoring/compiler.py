@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.ingestion.schemas import property_number
+from app.domain.events import property_number
 from app.scoring.schemas import (
     BehaviourRule,
     Condition,
@@ -22,62 +21,22 @@ from app.scoring.schemas import (
     RangeFit,
     RuleSet,
 )
+from app.scoring.types import (
+    EVERY_TIME,
+    ONCE_PER_LEAD,
+    ONCE_PER_VISIT,
+    Check,
+    CompiledBehaviour,
+    CompiledFit,
+    CompiledHard,
+    CompiledRuleSet,
+    FitFn,
+    LeadFacts,
+    ScoringEvent,
+)
 
-if TYPE_CHECKING:
-    from app.scoring.engine import LeadFacts, ScoringEvent
-
-Check = Callable[["ScoringEvent"], bool]
-FitFn = Callable[["LeadFacts", float], float]  # (facts, now as epoch seconds) -> coefficient
-
-ONCE_PER_LEAD, ONCE_PER_VISIT, EVERY_TIME = 0, 1, 2
 _FREQUENCIES = {"once_per_lead": ONCE_PER_LEAD, "once_per_visit": ONCE_PER_VISIT}
 _LN2 = math.log(2.0)
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledBehaviour:
-    id: str
-    label: str
-    points: float
-    frequency: int
-    decay_rate: float  # ln 2 / half-life in 1/s; 0.0 means no decay
-    cap_low: float
-    cap_high: float
-    check: Check | None
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledFit:
-    id: str
-    label: str
-    weight: float
-    coefficient: FitFn
-    uses_now: bool  # recency depends on the evaluation time; other fit rules do not
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledHard:
-    id: str
-    label: str
-    steps: int
-    within: float
-    hold: float
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRuleSet:
-    version: int
-    name: str
-    max_score: float
-    warm: float
-    hot: float
-    hysteresis: float
-    min_hold: float
-    behaviour: Mapping[str, CompiledBehaviour]  # by id, in rule-set order
-    behaviour_by_kind: Mapping[str, tuple[CompiledBehaviour, ...]]
-    fit: tuple[CompiledFit, ...]
-    hard: Mapping[str, CompiledHard]
-    hard_steps_by_kind: Mapping[str, tuple[tuple[CompiledHard, int, Check | None], ...]]
 
 
 def compile_rule_set(rule_set: RuleSet) -> CompiledRuleSet:

@@ -29,19 +29,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from app.scoring import hard_rules
-from app.scoring.compiler import (
+from app.scoring.compiler import compile_rule_set
+from app.scoring.types import (
     EVERY_TIME,
     ONCE_PER_LEAD,
+    BreakdownItem,
     CompiledBehaviour,
     CompiledRuleSet,
-    compile_rule_set,
+    LeadFacts,
+    ScoreResult,
+    ScoringEvent,
+    Temperature,
 )
 
+# The engine's API; its types are defined in app.scoring.types (which the compiler and the
+# hard rules share), the compilation in app.scoring.compiler.
 __all__ = [
     "BreakdownItem",
     "CompiledRuleSet",
@@ -61,60 +67,8 @@ STATE_VERSION = 1
 RECENT_EVENTS = 5  # message ids kept per rule for the breakdown
 RECENT_VISITS = 16  # visits remembered per once_per_visit rule (keeps the state bounded)
 
-Temperature = Literal["cold", "warm", "hot"]
 _LEVELS: tuple[Temperature, ...] = ("cold", "warm", "hot")
 _LEVEL = {"cold": 0, "warm": 1, "hot": 2}
-
-
-# ScoringEvent and LeadFacts are built once per ingested event: plain (not frozen) slotted
-# dataclasses, whose __init__ is about twice as fast (frozen ones set each field through
-# object.__setattr__). Treat them as values all the same.
-@dataclass(slots=True)
-class ScoringEvent:
-    message_id: str
-    kind: str  # "page", "identify", or the track event name ("Product Viewed", ...)
-    properties: Mapping[str, Any]  # Segment properties (category, price, product_id, url, ...)
-    at: datetime  # tz-aware UTC event time
-    visit: int  # the lead's visit number this event belongs to (1-based)
-    url: str | None = None  # page url (context.page.url or properties.url)
-
-
-@dataclass(slots=True)
-class LeadFacts:
-    city: str | None = None
-    country: str | None = None
-    traits: Mapping[str, Any] = field(default_factory=dict)
-    contacts: Mapping[str, str] = field(default_factory=dict)  # channel -> value
-    visits: int = 0
-    page_views: int = 0
-    time_on_site_seconds: float = 0.0
-    orders: int = 0
-    last_seen_at: datetime | None = None
-    interests: Mapping[str, int] = field(default_factory=dict)  # category -> views
-
-
-@dataclass(frozen=True, slots=True)
-class BreakdownItem:
-    rule_id: str
-    kind: Literal["behaviour", "fit", "hard"]
-    label: str
-    points_raw: float  # before decay (behaviour), weight * coefficient (fit), 0 (hard)
-    points: float  # after decay and cap
-    events: int  # events counted by the rule (0 for fit rules)
-    message_ids: tuple[str, ...]  # the most recent few of those events, newest first
-    hot_until: datetime | None = None  # hard rules: the lead is hot until then
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreResult:
-    state: dict[str, Any]
-    score: float
-    temperature: Temperature
-    previous_temperature: Temperature
-    changed: bool
-    became_hot_at: datetime | None
-    breakdown: list[BreakdownItem]
-    rule_set_version: int
 
 
 def empty_state() -> dict[str, Any]:

@@ -10,13 +10,10 @@ matching the same step.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from app.scoring.compiler import Check, CompiledHard
-    from app.scoring.engine import ScoringEvent
+from app.scoring.types import Check, CompiledHard, ScoringEvent
 
 STEP_MEMORY = 8  # matching events kept per step
 RECENT_EVENTS = 5

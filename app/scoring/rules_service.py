@@ -15,8 +15,8 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.domain.tables import Event, Lead
 from app.errors import AppError
-from app.leads.models import Event, Lead
 from app.scoring import engine
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.schemas import RuleSet, RuleSetInvalid, parse_rule_set

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.ingestion.parsing import IngestEvent
-from app.leads import profile as lead_profile
-from app.leads.models import Event
+from app.domain import profile as lead_profile
+from app.domain.events import IngestEvent, page_url, visit_number
+from app.domain.tables import Event
 from app.scoring import engine
 from app.scoring.defaults import DEFAULT_RULE_SET
 from app.scoring.models import RuleSetVersion
@@ -65,11 +65,7 @@ def stored_scoring_events(
     out = []
     visit, last = 0, None
     for message_id, event_type, name, properties, context, at in rows:
-        if last is None or at - last > visit_timeout:
-            visit += 1
-        last = at
-        page = (context or {}).get("page")
-        url = page.get("url") if isinstance(page, dict) else None
+        visit, last = visit_number(visit, last, at, visit_timeout), at
         out.append(
             engine.ScoringEvent(
                 message_id=message_id,
@@ -77,7 +73,7 @@ def stored_scoring_events(
                 properties=properties or {},
                 at=at,
                 visit=visit,
-                url=url or (properties or {}).get("url"),
+                url=page_url(context, properties),
             )
         )
     return out

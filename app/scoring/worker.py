@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     Float,
@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.db import UTCDateTime, utcnow, writer
-from app.ingestion.store import AfterGroup, LeadChange
-from app.leads.models import Lead
+from app.domain.changes import AfterGroup, LeadChange
+from app.domain.tables import Lead
 from app.scoring import engine
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.service import (
@@ -47,11 +47,30 @@ from app.scoring.service import (
     rescore_from_history,
     rule_set_for_version,
 )
-from app.worker import BackgroundContext, BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+class ScoringContext(Protocol):
+    """What these loops use of app.background.BackgroundContext (which carries this domain's
+    rule-set cache, so it sits above app.scoring and cannot be imported here)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def rule_sets(self) -> RuleSetCache: ...
+
+    @property
+    def lead_changes(self) -> AfterGroup | None: ...
+
+
+ScoringLoop = Callable[[ScoringContext, asyncio.Event], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +303,7 @@ async def _rescore_batch(
 # --- loops ------------------------------------------------------------------------------------
 
 
-async def rescore_next_job(context: BackgroundContext, clock: Clock = utcnow) -> str | None:
+async def rescore_next_job(context: ScoringContext, clock: Clock = utcnow) -> str | None:
     """Claim one re-scoring job and run it; answer how it ended (None: no job was waiting)."""
     config = RescoreConfig.from_settings(context.settings)
     job = await claim_job(writer(context.engine), clock(), config.lease)
@@ -302,7 +321,7 @@ async def rescore_next_job(context: BackgroundContext, clock: Clock = utcnow) ->
 
 
 async def rescore_jobs_loop(
-    context: BackgroundContext,
+    context: ScoringContext,
     stop: asyncio.Event,
     *,
     clock: Clock = utcnow,
@@ -317,7 +336,7 @@ async def rescore_jobs_loop(
 
 
 async def refresh_temperatures(
-    context: BackgroundContext, now: datetime, *, rule_sets: RuleSetCache | None = None
+    context: ScoringContext, now: datetime, *, rule_sets: RuleSetCache | None = None
 ) -> int:
     """Re-evaluate, at `now`, the warm and hot leads not scored for the refresh interval;
     write back those whose score or temperature changed. Answers how many were written.
@@ -367,7 +386,7 @@ def _reevaluate(profile: dict[str, Any], compiled: engine.CompiledRuleSet, now: 
 
 
 async def temperature_refresher_loop(
-    context: BackgroundContext,
+    context: ScoringContext,
     stop: asyncio.Event,
     *,
     clock: Clock = utcnow,
@@ -389,7 +408,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-LOOPS: list[tuple[str, BackgroundLoop]] = [
+LOOPS: list[tuple[str, ScoringLoop]] = [
     ("scoring.rescore_jobs", rescore_jobs_loop),
     ("scoring.temperature_refresher", temperature_refresher_loop),
 ]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.scoring import service as scoring_service
 from app.sites.models import Site
 
 WRITE_KEY_PREFIX = "wk_"
@@ -34,7 +33,8 @@ class CreatedSite:
 async def create_site(
     session: AsyncSession, name: str, allowed_origins: list[str] | None = None
 ) -> CreatedSite:
-    """Create a site with fresh keys; the caller shows the secret key once."""
+    """Create a site with fresh keys (app.onboarding also gives it its rule set); the caller
+    shows the secret key once."""
     write_key = WRITE_KEY_PREFIX + secrets.token_urlsafe(18)
     secret_key = new_secret_key()
     site = Site(
@@ -45,7 +45,6 @@ async def create_site(
     )
     session.add(site)
     await session.flush()
-    await scoring_service.publish_default(session, site.id)
     return CreatedSite(site=site, write_key=write_key, secret_key=secret_key)
 
 

@@ -2,96 +2,20 @@
 transaction (an `after_group` consumer): temperature changes, hot leads (with `contact_by`
 and the first-contact timers), identified leads, and cart-abandonment timers."""
 
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import WebhookSettings
 from app.db import utcnow
-from app.ingestion.store import LeadChange
-from app.leads.models import Lead
-from app.scoring import engine as scoring_engine
+from app.domain.changes import LeadChange
+from app.domain.tables import Lead
 from app.scoring import service as scoring_service
 from app.webhooks import outbox, timers
-
-TOP_RULES = 5
-LEAD_FIELDS = (
-    "score",
-    "temperature",
-    "status",
-    "identified",
-    "became_hot_at",
-    "contact_by",
-    "first_contacted_at",
-    "contacts",
-    "interests",
-    "cart",
-    "last_url",
-    "city",
-    "country",
-    "user_id",
-)
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def lead_data(
-    profile: dict[str, Any],
-    breakdown: list[dict[str, Any]],
-    max_bytes: int,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The lead as consumers see it, bounded to `max_bytes` (cart and interests cut first)."""
-    data: dict[str, Any] = {"lead_id": str(profile["id"]), "site_id": str(profile["site_id"])}
-    data.update({key: _iso(profile.get(key)) for key in LEAD_FIELDS})
-    data["top_rules"] = breakdown
-    data.update(extra)
-    if len(orjson.dumps(data)) > max_bytes:
-        interests = sorted((data["interests"] or {}).items(), key=lambda kv: -kv[1])[:20]
-        data["interests"] = dict(interests)
-        cart = dict(data["cart"] or {})
-        cart["items"] = dict(list((cart.get("items") or {}).items())[:20])
-        data["cart"] = cart
-        data["truncated"] = True
-        if len(orjson.dumps(data)) > max_bytes:
-            data["cart"] = {k: v for k, v in cart.items() if k != "items"}
-            data["products_viewed"] = None
-            data["contacts"] = dict(list((data["contacts"] or {}).items())[:10])
-    return data
-
-
-async def top_rules(
-    conn: AsyncConnection,
-    rule_sets: scoring_service.RuleSetCache | None,
-    profiles: Iterable[dict[str, Any]],
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """The rules that contribute most to each lead's score (its breakdown, top few)."""
-    profiles = list(profiles)
-    if rule_sets is None or not profiles:
-        return {}
-    compiled = await rule_sets.get_many(conn, {p["site_id"] for p in profiles})
-    out: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for p in profiles:
-        state = p.get("score_state")
-        if not state or not state.get("at"):
-            out[p["id"]] = []
-            continue
-        at = datetime.fromtimestamp(state["at"], UTC)
-        facts = scoring_service.facts_from_profile(p)
-        result = scoring_engine.evaluate(compiled[p["site_id"]], state, facts, at)
-        items = sorted(result.breakdown, key=lambda b: (b.kind != "hard", -b.points))
-        out[p["id"]] = [
-            {"rule_id": b.rule_id, "label": b.label, "kind": b.kind, "points": b.points}
-            for b in items[:TOP_RULES]
-        ]
-    return out
+from app.webhooks.payloads import lead_data, top_rules
 
 
 class WebhookConsumer:

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
 from app.db import utcnow
+from app.domain.tables import Lead
 from app.errors import NotFound
-from app.leads.models import Lead
 from app.webhooks import timers
 from app.webhooks.models import LeadContact, LeadTimer
 from app.webhooks.schemas import ContactIn

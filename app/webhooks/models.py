@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -18,9 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
-
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+from app.db import Base, BigIntPK, JSONType, UTCDateTime, new_id, utcnow
 
 
 class WebhookEndpoint(Base):

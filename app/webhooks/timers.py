@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import WebhookSettings
 from app.db import utcnow
-from app.ingestion.store import LeadChange
-from app.leads.models import Lead
+from app.domain.changes import LeadChange
+from app.domain.tables import Lead
 from app.scoring import service as scoring_service
 from app.webhooks import outbox
 from app.webhooks.models import LeadTimer
+from app.webhooks.payloads import lead_data, top_rules
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +188,6 @@ class TimerService:
 
     async def run_once(self, limit: int = 200) -> int:
         """Fire the timers due now (at most `limit`); returns how many were claimed."""
-        from app.webhooks.consumer import lead_data, top_rules
-
         now = self._now()
         t, leads = cast(Table, LeadTimer.__table__), cast(Table, Lead.__table__)
         async with self._engine.begin() as conn:

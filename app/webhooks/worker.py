@@ -2,11 +2,11 @@
 
 import asyncio
 
+from app.background import BackgroundContext, BackgroundLoop
 from app.crypto import secret_box
 from app.webhooks.dispatch import DeliveryService
 from app.webhooks.outbox import notifier_for
 from app.webhooks.timers import TimerService
-from app.worker import BackgroundContext, BackgroundLoop
 
 
 async def deliver_webhooks(context: BackgroundContext, stop: asyncio.Event) -> None:

@@ -97,7 +97,7 @@ def upgrade() -> None:
         sa.Column("properties", JSON, nullable=False),
         sa.Column("traits", JSON, nullable=False),
         sa.Column("context", JSON, nullable=False),
-        # No foreign keys on purpose: see app.leads.models.Event.
+        # No foreign keys on purpose: see app.domain.tables.Event.
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("site_id", "message_id", name=op.f("uq_events_site_id_message_id")),
     )

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.leads.models import Event, Lead
+from app.domain.tables import Event, Lead
 from app.sites.service import CreatedSite
 from tests.browser.shop import DemoShop
 from tests.conftest import IN_CI, LiveServer

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from app import onboarding
 from app.config import IngestionSettings, ScoringSettings, Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
@@ -115,7 +116,7 @@ async def create_site(settings: Settings) -> sites_service.CreatedSite:
     engine = make_engine(settings)
     try:
         async with make_sessionmaker(engine)() as session:
-            created = await sites_service.create_site(session, "Fridge shop")
+            created = await onboarding.create_site(session, "Fridge shop")
             await session.commit()
             return created
     finally:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
-from app.leads.models import Event
+from app.domain.tables import Event
 from app.main import create_app
 from app.migrate import upgrade
 from tests.factories import basic_auth, create_site

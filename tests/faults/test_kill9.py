@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.leads.models import Event, Lead, LeadIdentity
+from app.domain.tables import Event, Lead, LeadIdentity
 from app.webhooks.models import WebhookDelivery, WebhookMessage
 from tests.factories import create_site
 

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from app.leads.models import Lead
+from app.domain.tables import Lead
 from tests.factories import basic_auth, create_site, stored_events, track
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"

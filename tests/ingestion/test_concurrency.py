@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import utcnow
+from app.domain.events import IngestEvent
+from app.domain.tables import Event, Lead, LeadIdentity
 from app.ingestion import bulk
 from app.ingestion.bulk import group_transaction, prepare_flusher
-from app.ingestion.parsing import IngestEvent, validate_event
+from app.ingestion.parsing import validate_event
 from app.ingestion.store import RetryGroup, Submission, store_group
-from app.leads.models import Event, Lead, LeadIdentity
 from app.main import create_app
 from tests.factories import basic_auth, create_site
 

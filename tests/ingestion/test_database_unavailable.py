@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from app.config import IngestionSettings, Settings
 from app.db import database_unavailable, make_engine
-from app.ingestion.parsing import IngestEvent
+from app.domain.events import IngestEvent
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.store import Submission
 from app.main import create_app

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from app.leads.models import Event, Lead
+from app.domain.tables import Event, Lead
 from tests.factories import basic_auth, create_site, lead_by_anonymous_id, stored_events, track
 
 

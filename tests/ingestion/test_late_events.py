@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.leads.models import Lead
+from app.domain.tables import Lead
 from app.scoring import engine
 from app.scoring.service import default_definition, rescore_from_history, rule_set_for_version
 from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track

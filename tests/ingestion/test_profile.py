@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.leads.profile import MAX_PRODUCTS_VIEWED
-from app.leads.profile import _iso as profile_iso
+from app.domain.profile import MAX_PRODUCTS_VIEWED
+from app.domain.profile import _iso as profile_iso
 from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from app.config import IngestionSettings, ScoringSettings, Settings
+from app.domain.tables import Lead
 from app.ingestion.repair_worker import repair_due
 from app.ingestion.repairs import LeadRepair
-from app.leads.models import Lead
 from app.scoring import engine
 from app.scoring.service import LeadScorer, facts_from_profile
 from app.webhooks.consumer import WebhookConsumer

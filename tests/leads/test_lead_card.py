@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.domain.tables import Lead
 from app.leads.endpoints import current_time
-from app.leads.models import Lead
 from app.scoring.models import RuleSetVersion
 from app.scoring.service import default_definition
 from tests.leads.helpers import T0, cold, event, id_of, identify, page, secret, send
@@ -201,6 +201,22 @@ async def test_the_timeline_holds_the_last_50_events_newest_first(client, sessio
     assert (late["type"], late["name"]) == ("track", "Product Viewed")
     assert timeline.index(late) == 44  # between m10 and m11, by event time
     assert timeline[-1]["message_id"] == "m6"
+
+
+async def test_a_page_url_that_is_not_text_is_no_url(client, session, site):
+    """As at ingestion (the lead's last_url): the timeline shows no URL rather than failing."""
+    await send(
+        client,
+        site,
+        with_id("number", {**page("v", 0), "properties": {"url": 42}}),
+        with_id("object", {**page("v", 1), "context": {"page": {"url": {"href": "/x"}}}}),
+    )
+    lead = await card(client, site, await id_of(session, site, "v"))
+    assert {e["message_id"]: e["url"] for e in lead["timeline"]} == {
+        "number": None,
+        "object": None,
+    }
+    assert lead["last_url"] is None
 
 
 async def test_a_merged_leads_id_answers_the_surviving_lead(client, session, site):

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app.leads.models import Event
+from app.domain.tables import Event
 from tests.factories import basic_auth, create_site
 from tests.property.strategies import events, objects, timestamps
 

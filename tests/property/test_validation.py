@@ -8,10 +8,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.domain.events import IngestEvent
 from app.ingestion.parsing import (
     EARLIEST_TIMESTAMP,
     MAX_TIMESTAMP_AHEAD,
-    IngestEvent,
     Rejection,
     validate_batch,
     validate_event,

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.leads.models import Lead
+from app.domain.tables import Lead
 from tests.factories import basic_auth
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

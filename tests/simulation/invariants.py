@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
-from app.leads.models import Event, Lead, LeadIdentity
+from app.domain.tables import Event, Lead, LeadIdentity
 from app.scoring import engine
 from app.scoring import service as scoring_service
 from app.scoring.models import RuleSetVersion

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.config import Settings
 from app.scoring import engine
 from app.scoring import service as scoring_service
-from app.scoring.compiler import ONCE_PER_VISIT
+from app.scoring.types import ONCE_PER_VISIT
 from app.webhooks import outbox
 from tests.simulation import replay
 from tests.simulation.driver import Outcome

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.ingestion.parsing import IngestEvent
-from app.leads import profile as lead_profile
+from app.domain import profile as lead_profile
+from app.domain.events import IngestEvent
 from app.scoring import engine
 from app.scoring import service as scoring_service
 

@@ -4,7 +4,7 @@ contacted within each mark, and the leads overdue now."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from app.leads.models import Lead
+from app.domain.tables import Lead
 from tests.webhooks.helpers import bearer
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

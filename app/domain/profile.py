@@ -10,8 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.ingestion.parsing import IngestEvent
-from app.ingestion.schemas import property_number
+from app.domain.events import IngestEvent, property_number, visit_number
 
 # The lead card's (and webhooks') recently viewed products; every view stays in the timeline
 # and counts in the interests. Each one is ~95 bytes of JSON that PostgreSQL parses again at
@@ -248,16 +247,13 @@ def apply_event(profile: dict[str, Any], event: IngestEvent, visit_timeout: time
     if profile["first_seen_at"] is None or at < profile["first_seen_at"]:
         profile["first_seen_at"] = at
     is_newest = last_seen is None or at >= last_seen
-    if last_seen is None:
-        profile["visits"] = 1
+    visit = visit_number(profile["visits"], last_seen, at, visit_timeout)
+    if visit != profile["visits"]:
+        profile["visits"] = visit
         profile["visit_started_at"] = at
     elif at > last_seen:
         gap = at - last_seen
-        if gap > visit_timeout:
-            profile["visits"] += 1
-            profile["visit_started_at"] = at
-        else:
-            profile["session_seconds"] = round(profile["session_seconds"] + gap.total_seconds(), 1)
+        profile["session_seconds"] = round(profile["session_seconds"] + gap.total_seconds(), 1)
     if is_newest:
         profile["last_seen_at"] = at
     if event.user_id:

@@ -1,0 +1,40 @@
+"""The lead-change port: what ingestion (and the background jobs that rewrite leads) tell
+the domains above them, and the scorer ingestion calls while it folds events in."""
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.events import IngestEvent
+
+
+class Scorer(Protocol):
+    """Keeps a lead's score current as its events are folded in (app.scoring.service)."""
+
+    async def prepare(self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]) -> None: ...
+
+    async def rescore_stale(
+        self, conn: AsyncConnection, profiles: Sequence[dict[str, Any]], force: set[uuid.UUID]
+    ) -> None: ...
+
+    def apply(self, profile: dict[str, Any], event: IngestEvent, now: datetime) -> None: ...
+
+    def replay(self, profile: dict[str, Any], events: Sequence[IngestEvent]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeadChange:
+    """What a group did to one lead, for consumers in the same transaction (webhook outbox)."""
+
+    profile: dict[str, Any]  # the lead after the group
+    previous_temperature: str | None  # None: the lead is new
+    previously_identified: bool
+    events: tuple[IngestEvent, ...]  # the group's new events of this lead, in time order
+
+
+# Called inside the group's transaction after every lead is written (the webhook outbox).
+AfterGroup = Callable[[AsyncConnection, list[LeadChange]], Awaitable[None]]

@@ -1,0 +1,115 @@
+"""The scoring engine's types: what the compiler produces (a compiled rule set), what the
+engine reads (events, lead facts) and what it answers (a score result with its breakdown).
+Only data: the compiler, the engine and the hard rules all import it, and it imports none
+of them."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Temperature = Literal["cold", "warm", "hot"]
+
+
+# ScoringEvent and LeadFacts are built once per ingested event: plain (not frozen) slotted
+# dataclasses, whose __init__ is about twice as fast (frozen ones set each field through
+# object.__setattr__). Treat them as values all the same.
+@dataclass(slots=True)
+class ScoringEvent:
+    message_id: str
+    kind: str  # "page", "identify", or the track event name ("Product Viewed", ...)
+    properties: Mapping[str, Any]  # Segment properties (category, price, product_id, url, ...)
+    at: datetime  # tz-aware UTC event time
+    visit: int  # the lead's visit number this event belongs to (1-based)
+    url: str | None = None  # page url (context.page.url or properties.url)
+
+
+@dataclass(slots=True)
+class LeadFacts:
+    city: str | None = None
+    country: str | None = None
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    contacts: Mapping[str, str] = field(default_factory=dict)  # channel -> value
+    visits: int = 0
+    page_views: int = 0
+    time_on_site_seconds: float = 0.0
+    orders: int = 0
+    last_seen_at: datetime | None = None
+    interests: Mapping[str, int] = field(default_factory=dict)  # category -> views
+
+
+Check = Callable[[ScoringEvent], bool]
+FitFn = Callable[[LeadFacts, float], float]  # (facts, now as epoch seconds) -> coefficient
+
+# CompiledBehaviour.frequency
+ONCE_PER_LEAD, ONCE_PER_VISIT, EVERY_TIME = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBehaviour:
+    id: str
+    label: str
+    points: float
+    frequency: int
+    decay_rate: float  # ln 2 / half-life in 1/s; 0.0 means no decay
+    cap_low: float
+    cap_high: float
+    check: Check | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFit:
+    id: str
+    label: str
+    weight: float
+    coefficient: FitFn
+    uses_now: bool  # recency depends on the evaluation time; other fit rules do not
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledHard:
+    id: str
+    label: str
+    steps: int
+    within: float
+    hold: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRuleSet:
+    version: int
+    name: str
+    max_score: float
+    warm: float
+    hot: float
+    hysteresis: float
+    min_hold: float
+    behaviour: Mapping[str, CompiledBehaviour]  # by id, in rule-set order
+    behaviour_by_kind: Mapping[str, tuple[CompiledBehaviour, ...]]
+    fit: tuple[CompiledFit, ...]
+    hard: Mapping[str, CompiledHard]
+    hard_steps_by_kind: Mapping[str, tuple[tuple[CompiledHard, int, Check | None], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownItem:
+    rule_id: str
+    kind: Literal["behaviour", "fit", "hard"]
+    label: str
+    points_raw: float  # before decay (behaviour), weight * coefficient (fit), 0 (hard)
+    points: float  # after decay and cap
+    events: int  # events counted by the rule (0 for fit rules)
+    message_ids: tuple[str, ...]  # the most recent few of those events, newest first
+    hot_until: datetime | None = None  # hard rules: the lead is hot until then
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    state: dict[str, Any]
+    score: float
+    temperature: Temperature
+    previous_temperature: Temperature
+    changed: bool
+    became_hot_at: datetime | None
+    breakdown: list[BreakdownItem]
+    rule_set_version: int
