@@ -67,7 +67,7 @@ _LEVEL = {"cold": 0, "warm": 1, "hot": 2}
 
 
 # ScoringEvent and LeadFacts are built once per ingested event: plain (not frozen) slotted
-# dataclasses, whose __init__ is about twice as fast (frozen ones set each field through
+# dataclasses, whose __init__ is much faster (frozen ones set each field through
 # object.__setattr__). Treat them as values all the same.
 @dataclass(slots=True)
 class ScoringEvent:
