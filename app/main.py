@@ -53,13 +53,14 @@ def create_served_app() -> FastAPI:
 def tune_gc() -> None:
     """Set a server process's garbage collector for ingestion's allocation pattern.
 
-    With CPython's defaults, py-spy found 18% of a worker's CPU in the cyclic collector under
-    batch load: a group's events stay alive for the few milliseconds of their group commit, so
-    most of them outlive a young collection (every 700 allocations) and are walked again by
-    the older generations' collections, each of which also walks everything the process built
-    at startup (modules, the app, compiled rule sets). Here, what exists after startup is
-    frozen out of the collector's sight (`gc.freeze`), and young collections run every 50,000
-    allocations. Cycles are still collected; they are only looked for less often.
+    With CPython's defaults the cyclic collector takes a large share of a worker's CPU under
+    batch load (docs/performance.md): a group's events stay alive for the few milliseconds of
+    their group commit, so most of them outlive a young collection (every 700 allocations)
+    and are walked again by the older generations' collections, each of which also walks
+    everything the process built at startup (modules, the app, compiled rule sets). Here,
+    what exists after startup is frozen out of the collector's sight (`gc.freeze`), and young
+    collections run every 50,000 allocations. Cycles are still collected; they are only
+    looked for less often.
     """
     gc.collect()
     gc.freeze()

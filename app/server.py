@@ -4,8 +4,7 @@ uvicorn's own multi-process mode shares one listening socket between its workers
 whichever worker wakes first accepts every connection waiting in the queue (asyncio accepts
 up to `backlog` at a time). Clients that keep a few connections open for long (a reverse
 proxy's keep-alive pool, a load balancer, a backend library, a benchmark) then all land on
-one worker while the others sit idle: measured here with 2 workers and 64 keep-alive
-connections, one worker at 85% CPU and the other near 0%.
+one worker while the others sit idle.
 
 With SO_REUSEPORT (Linux 3.9+, the way nginx's `reuse_port` works) every worker has its own
 listening socket on the same address, and the kernel spreads new connections over them by a

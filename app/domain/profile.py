@@ -13,8 +13,8 @@ import orjson
 from app.domain.events import IngestEvent, property_number, visit_number
 
 # The lead card's (and webhooks') recently viewed products; every view stays in the timeline
-# and counts in the interests. Each one is ~95 bytes of JSON that PostgreSQL parses again at
-# every update of the lead: with 20, an update cost PostgreSQL 38% more CPU than with 10.
+# and counts in the interests. Each one is JSON that PostgreSQL parses again at every update
+# of the lead, so the list is kept short (docs/performance.md).
 MAX_PRODUCTS_VIEWED = 10
 # A `Page Engaged` report larger than this is a stuck tab, not attention.
 MAX_ENGAGED_SECONDS_PER_REPORT = 30 * 60
@@ -79,8 +79,8 @@ def new_profile(lead_id: Any, site_id: Any, now: datetime) -> dict[str, Any]:
 
 
 def _iso(at: datetime) -> str:
-    """`at.isoformat()` (RFC 3339), as orjson writes it: 0.4 us against 1.2, once or more per
-    event folded in."""
+    """`at.isoformat()` (RFC 3339), as orjson writes it, which is faster: this runs once or
+    more per event folded in."""
     return orjson.dumps(at)[1:-1].decode()
 
 

@@ -94,8 +94,8 @@ class Event(Base):
 
     An append-only log written only by ingestion, which always knows the site and lead it
     writes: it has no foreign keys, because PostgreSQL's per-row key checks (a lookup and a
-    row lock on the site and the lead) more than doubled the cost of inserting an event
-    (24 us vs 10 us a row, measured in bench)."""
+    row lock on the site and the lead) would cost more than the insert itself
+    (docs/performance.md)."""
 
     __tablename__ = "events"
     __table_args__ = (

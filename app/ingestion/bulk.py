@@ -6,10 +6,9 @@ never a new SQL text (asyncpg prepares each once), in asyncpg's own transaction
 - one lookup for the group's identities (their leads, locked in id order) and the events
   already stored;
 - every write in one statement (`_PG_WRITE`: new leads, identities, events and lead updates,
-  each a JSON recordset; one round trip instead of four, +10% single-event throughput in
-  bench/ingest.py), except that many new leads or events go first by binary COPY (no JSON to
-  parse on the server: measured 18-24 us a row against 41 us from json_to_recordset; COPY's
-  set-up is not worth it for a few rows). Duplicates were found by the lookup; an event
+  each a JSON recordset; one round trip instead of four), except that many new leads or
+  events go first by binary COPY (no JSON for the server to parse; COPY's set-up is not worth
+  it for a few rows). Duplicates were found by the lookup; an event
   another transaction stored meanwhile makes the insert fail on the unique index, and the
   whole group is retried (RetryGroup), finding it then as a duplicate.
 SQLite (embedded, no round trips) uses plain SQLAlchemy Core executemany.
@@ -92,9 +91,9 @@ async def prepare_flusher(conn: AsyncConnection) -> None:
     """Set up a connection that stores groups over and over (see `group_transaction`).
 
     On PostgreSQL: each of the few statements is planned once (a generic plan) instead of at
-    every execution, as PostgreSQL did by default for the lookup (0.2-0.4 ms a group: its
-    array and JSON parameters; the plans are index probes whatever the parameters, see
-    _PG_LOOKUP); and SQLAlchemy is put in autocommit mode, because the group's transaction is
+    every execution, as PostgreSQL does by default for the lookup (costly with its array and
+    JSON parameters; the plans are index probes whatever the parameters, see _PG_LOOKUP);
+    and SQLAlchemy is put in autocommit mode, because the group's transaction is
     asyncpg's own."""
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
@@ -108,8 +107,8 @@ async def group_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
 
     On PostgreSQL it is asyncpg's transaction, begun at once: the group's own statements go
     to asyncpg directly, the lookup included (SQLAlchemy begins its transaction at its first
-    statement, so the lookup used to go through it: 250-300 us more CPU a group, mostly
-    building a 49-column result's metadata). SQLAlchemy, in autocommit mode, sends its
+    statement, so the lookup would go through it and pay for building its wide result's
+    metadata). SQLAlchemy, in autocommit mode, sends its
     statements (merges, the webhook outbox, rule sets) into the same transaction.
     """
     if conn.dialect.name != "postgresql":
@@ -157,8 +156,8 @@ def _recordset(table: Table, columns: tuple[str, ...], param: int = 1) -> str:
     """`jsonb_to_recordset($1::jsonb) AS t(a uuid, ...)`: the rows arrive as one JSON document,
     which orjson writes and PostgreSQL reads far faster than per-value parameter encoding.
     jsonb, not json: json_to_recordset hands each JSON column to the column type's input
-    function as text, parsed a second time; from jsonb, a JSON column's value is taken as it is
-    (lead updates of 3 KB: 5.5% less PostgreSQL CPU a row, measured interleaved)."""
+    function as text, parsed a second time; from jsonb, a JSON column's value is taken as it
+    is."""
     defs = ", ".join(f"{name} {_pg_type(table.c[name])}" for name in columns)
     return f"jsonb_to_recordset(${param}::jsonb) AS t({defs})"
 
@@ -178,7 +177,7 @@ _identities = cast(Table, LeadIdentity.__table__)
 # fewer than a lookup and a lock). Identities and events are an index probe per row whatever
 # the planner's statistics say: LATERAL with LIMIT 1 cannot be flattened into a join (the keys
 # are unique anyway); as plain joins, young tables' stale statistics gave hash joins over whole
-# tables, 10 ms a group; so did `id IN (SELECT ...)` for the leads (an = ANY(array) is a probe
+# tables; so did `id IN (SELECT ...)` for the leads (an = ANY(array) is a probe
 # of the primary key). The leads are locked in id order, so that replicas never deadlock;
 # FOR NO KEY UPDATE does not block the foreign-key checks of concurrent inserts.
 _NO_LEAD = ", ".join(f"NULL::{_pg_type(_leads.c[c])}" for c in LEAD_COLUMNS)
@@ -199,7 +198,7 @@ _PG_LOOKUP = (
     f"SELECT NULL, NULL, NULL, NULL, * FROM locked"
 )
 # Small groups (single events under load) write everything in one statement: COPY takes two
-# round trips and asyncpg's copy_records_to_table costs ~0.2 ms of Python per call.
+# round trips and asyncpg's copy_records_to_table has a fixed Python cost per call.
 COPY_MIN_ROWS = 50
 _PG_UPDATE_SET = ", ".join(f"{c} = t.{c}" for c in LEAD_UPDATABLE)
 # The group's writes as one statement (one round trip): data-modifying CTEs all run to

@@ -121,7 +121,7 @@ async def _ingest(
     request: Request, site: SiteRef, results: list[IngestEvent | Rejection]
 ) -> dict[str, Any]:
     """Store the valid events; the answer, shaped as `IngestResponse` documents it (a dict:
-    building the model cost more per request than parsing the request's JSON)."""
+    building the model would cost more than parsing the request's JSON)."""
     events = [r for r in results if isinstance(r, IngestEvent)]
     rejections = [r for r in results if isinstance(r, Rejection)]
     outcomes: list[str] = []
@@ -214,7 +214,7 @@ for _call in SINGLE_CALLS:
 async def serve_fast(scope: Scope, receive: Receive, send: Send) -> bool:
     """Serve a POST on an ingestion path straight to its handler, before FastAPI's routing,
     middleware and dependency machinery (the same handlers and answers as the routes above,
-    which document them in OpenAPI; about a third less CPU per request, see bench/ingest.py).
+    which document them in OpenAPI; much less CPU per request, see docs/performance.md).
     Returns False if the request is not one of them."""
     handler = HANDLERS.get(scope["path"]) if scope["method"] == "POST" else None
     if handler is None:

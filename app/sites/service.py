@@ -117,8 +117,8 @@ class WriteKeyCache:
     """Write key -> site, kept in memory for a short time so ingestion skips a query.
 
     One query per key at a time: when an entry expires under load, the requests that find it
-    expired wait for the same query instead of each running one (before, under load, py-spy
-    caught these queries at each expiry, and the pool opening connections for them)."""
+    expired wait for the same query instead of each running one (and taking a pooled
+    connection for it) at once."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl_seconds: float) -> None:
         self._sessionmaker = sessionmaker

@@ -127,7 +127,7 @@ async def track_carts(
             continue
         timers.append(_timer(p, CART_ABANDONED, cart_episode(cart), 0, due))
     if not (cancel_cart or cancel_follow_ups or ordered or timers):
-        return  # most groups (built per group, the statements below cost ~3% of ingestion)
+        return  # most groups: the statements below are built per group, so skip them
     # Cancellations are one set-based statement each (an IN list cannot go through
     # executemany, and a group may hold orders of many leads).
     if cancel_cart:
