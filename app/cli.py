@@ -141,7 +141,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 async def _worker(settings: Settings) -> None:
     import signal
 
-    from app.scoring.service import RuleSetCache
+    from app.scoring.scorer import RuleSetCache
     from app.webhooks.consumer import WebhookConsumer
     from app.worker import BackgroundContext, BackgroundRunner
 

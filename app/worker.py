@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.scoring.service import RuleSetCache
+from app.scoring.scorer import RuleSetCache
 
 if TYPE_CHECKING:
     from app.ingestion.store import AfterGroup
@@ -39,12 +39,13 @@ BackgroundLoop = Callable[[BackgroundContext, asyncio.Event], Awaitable[None]]
 
 
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
-    """Every domain's loops (each domain's `worker.LOOPS`)."""
+    """Every domain's loops (the `LOOPS` of scoring's `rescoring`, webhooks' `loops` and
+    ingestion's `repair_worker`)."""
     from app.ingestion import repair_worker
-    from app.scoring import worker as scoring_worker
-    from app.webhooks import worker as webhooks_worker
+    from app.scoring import rescoring
+    from app.webhooks import loops as webhooks_loops
 
-    return [*scoring_worker.LOOPS, *webhooks_worker.LOOPS, *repair_worker.LOOPS]
+    return [*rescoring.LOOPS, *webhooks_loops.LOOPS, *repair_worker.LOOPS]
 
 
 class BackgroundRunner:

@@ -22,7 +22,7 @@ from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.repairs import LeadRepair, RepairMark, backoff, mark_for_repair
 from app.ingestion.store import LeadChange
 from app.leads.models import Lead
-from app.scoring.service import rescore_from_history
+from app.scoring.scorer import rescore_from_history
 from app.worker import BackgroundContext, BackgroundLoop
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.scoring import service as scoring_service
+from app.scoring import scorer
 from app.sites.models import Site
 
 WRITE_KEY_PREFIX = "wk_"
@@ -45,7 +45,7 @@ async def create_site(
     )
     session.add(site)
     await session.flush()
-    await scoring_service.publish_default(session, site.id)
+    await scorer.publish_default(session, site.id)
     return CreatedSite(site=site, write_key=write_key, secret_key=secret_key)
 
 
