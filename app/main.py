@@ -128,7 +128,6 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     install_error_handlers(app)
     app.include_router(ingestion_endpoints.router)
     app.include_router(webhooks_endpoints.router)
-    app.include_router(webhooks_endpoints.leads_router)
     app.include_router(dashboard_endpoints.router)
     app.include_router(scoring_endpoints.router)
     app.include_router(leads_endpoints.router)
