@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.domain.changes import AfterGroup
-from app.scoring.service import RuleSetCache
+from app.scoring.scorer import RuleSetCache
 
 
 @dataclass(frozen=True)

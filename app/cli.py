@@ -14,7 +14,7 @@ from app.config import Settings, get_settings
 from app.crypto import SecretsKeyError, secret_box
 from app.db import make_engine, make_sessionmaker, writer
 from app.migrate import upgrade
-from app.scoring.service import RuleSetCache
+from app.scoring.scorer import RuleSetCache
 from app.sites import service as sites_service
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.models import WebhookEndpoint

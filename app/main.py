@@ -23,7 +23,7 @@ from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
 from app.leads import endpoints as leads_endpoints
 from app.scoring import endpoints as scoring_endpoints
-from app.scoring import service as scoring_service
+from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
 from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
@@ -83,12 +83,10 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
             sessionmaker, settings.ingestion.write_key_cache_seconds
         )
         is_crawler("warm-up")  # compiles the crawler patterns now, not on the first request
-        rule_sets = scoring_service.RuleSetCache(settings.scoring.rule_set_cache_seconds)
+        rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
         app.state.rule_sets = rule_sets
         scorer = (
-            scoring_service.LeadScorer(
-                rule_sets, timedelta(minutes=settings.ingestion.visit_timeout_minutes)
-            )
+            LeadScorer(rule_sets, timedelta(minutes=settings.ingestion.visit_timeout_minutes))
             if settings.scoring.enabled
             else None
         )
@@ -132,7 +130,6 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     install_error_handlers(app)
     app.include_router(ingestion_endpoints.router)
     app.include_router(webhooks_endpoints.router)
-    app.include_router(webhooks_endpoints.leads_router)
     app.include_router(dashboard_endpoints.router)
     app.include_router(scoring_endpoints.router)
     app.include_router(leads_endpoints.router)

@@ -3,7 +3,7 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.scoring import service as scoring_service
+from app.scoring import scorer
 from app.sites import service as sites_service
 
 
@@ -13,5 +13,5 @@ async def create_site(
     """Create a site with fresh keys and the default rule set; the caller shows the secret
     key once."""
     created = await sites_service.create_site(session, name, allowed_origins)
-    await scoring_service.publish_default(session, created.site.id)
+    await scorer.publish_default(session, created.site.id)
     return created

@@ -12,15 +12,15 @@ import logging
 
 from app.background import BackgroundContext, BackgroundLoop
 from app.ingestion import repair_worker
-from app.scoring import worker as scoring_worker
-from app.webhooks import worker as webhooks_worker
+from app.scoring import rescoring
+from app.webhooks import loops as webhooks_loops
 
 logger = logging.getLogger(__name__)
 
 
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
     """Every domain's loops (each domain's `worker.LOOPS`)."""
-    return [*scoring_worker.LOOPS, *webhooks_worker.LOOPS, *repair_worker.LOOPS]
+    return [*rescoring.LOOPS, *webhooks_loops.LOOPS, *repair_worker.LOOPS]
 
 
 class BackgroundRunner:

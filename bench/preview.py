@@ -37,10 +37,9 @@ from app.domain import profile as lead_profile  # noqa: E402
 from app.domain.tables import Event, Lead  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.scoring import engine  # noqa: E402
-from app.scoring import service as scoring_service  # noqa: E402
+from app.scoring import engine, scorer  # noqa: E402
 from app.scoring.defaults import DEFAULT_RULE_SET  # noqa: E402
-from app.scoring.service import default_definition, rule_set_for_version  # noqa: E402
+from app.scoring.scorer import default_definition, rule_set_for_version  # noqa: E402
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
@@ -147,11 +146,9 @@ def score_leads(leads: list[dict[str, Any]], events: list[dict[str, Any]]) -> No
         row = (e["message_id"], e["type"], e["name"], e["properties"], e["context"], e["timestamp"])
         by_lead.setdefault(e["lead_id"], []).append(row)
     for profile in leads:
-        history = scoring_service.stored_scoring_events(
-            by_lead[profile["id"]], timedelta(minutes=30)
-        )
-        result = engine.replay(compiled, history, scoring_service.facts_from_profile(profile), NOW)
-        scoring_service.record_result(profile, result, NOW)
+        history = scorer.stored_scoring_events(by_lead[profile["id"]], timedelta(minutes=30))
+        result = engine.replay(compiled, history, scorer.facts_from_profile(profile), NOW)
+        scorer.record_result(profile, result, NOW)
 
 
 async def create_site(url: str) -> tuple[uuid.UUID, str]:

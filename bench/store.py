@@ -32,7 +32,7 @@ from app.domain.events import IngestEvent  # noqa: E402
 from app.ingestion.bulk import group_transaction, prepare_flusher  # noqa: E402
 from app.ingestion.parsing import validate_event  # noqa: E402
 from app.ingestion.store import Submission, store_group  # noqa: E402
-from app.scoring.service import LeadScorer, RuleSetCache  # noqa: E402
+from app.scoring.scorer import LeadScorer, RuleSetCache  # noqa: E402
 from bench.ingest import prepare_database  # noqa: E402
 
 UA = (

@@ -13,7 +13,7 @@ from app.domain.events import IngestEvent
 
 
 class Scorer(Protocol):
-    """Keeps a lead's score current as its events are folded in (app.scoring.service)."""
+    """Keeps a lead's score current as its events are folded in (app.scoring.scorer)."""
 
     async def prepare(self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]) -> None: ...
 

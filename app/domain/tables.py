@@ -61,7 +61,7 @@ class Lead(Base):
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     lost_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     lost_note: Mapped[str | None] = mapped_column(Text, default=None)
-    # Scoring, kept current at ingestion (app.scoring.service.LeadScorer).
+    # Scoring, kept current at ingestion (app.scoring.scorer.LeadScorer).
     score: Mapped[float] = mapped_column(Float, default=0.0)
     temperature: Mapped[str] = mapped_column(String(8), default="cold")
     score_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)

@@ -23,7 +23,7 @@ from app.domain.tables import Lead
 from app.ingestion.bulk import CoreBulk
 from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.repairs import LeadRepair, RepairMark, backoff, mark_for_repair
-from app.scoring.service import rescore_from_history
+from app.scoring.scorer import rescore_from_history
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,10 @@
-"""The leads read API (`/v1/leads`) and the funnel (`/v1/stats/funnel`), read with the site's
-secret key. Another site's lead is a 404, never a 403: its existence is not revealed."""
+"""The leads API, with the site's secret key: leads (`/v1/leads`: list, card, status, recorded
+contacts) and their statistics over a period (`/v1/stats`: the funnel, speed to lead).
+Another site's lead is a 404, never a 403: its existence is not revealed."""
 
 import dataclasses
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -14,15 +16,18 @@ from app.domain import profile as lead_profile
 from app.domain.tables import Lead
 from app.errors import NotFound, Unprocessable
 from app.http import JSONResponse
-from app.leads import service, stats
+from app.leads import contacts, service, stats
 from app.leads.schemas import (
     STATUSES,
     TEMPERATURES,
+    ContactIn,
+    ContactOut,
     FunnelStats,
     LeadDetail,
     LeadPage,
     LeadUpdate,
     Sort,
+    SpeedToLead,
 )
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
@@ -43,7 +48,7 @@ LIST_PARAMS = {
     "limit",
     "cursor",
 }
-FUNNEL_DAYS = 30
+PERIOD_DAYS = 30  # the stats' period when `from` is not given
 
 
 def current_time() -> datetime:
@@ -204,17 +209,66 @@ async def update_lead(
     return await _card(request, session, lead, now)
 
 
-@stats_router.get("/funnel", response_model=FunnelStats)
-async def funnel(
-    site: SecretSiteDep,
-    session: SessionDep,
+@router.post(
+    "/{lead_id}/contacts", status_code=201, response_model=ContactOut, responses=errors(BODY, 404)
+)
+async def record_contact(
+    lead_id: uuid.UUID, body: ContactIn, site: SecretSiteDep, session: SessionDep
+) -> dict[str, object]:
+    """Record a contact with the lead; the first one stops the speed-to-lead clock."""
+    lead = await _site_lead(session, site.id, lead_id, for_update=True)
+    contact = await contacts.record_contact(session, lead, body)
+    waited = (
+        (lead.first_contacted_at - lead.became_hot_at).total_seconds()
+        if lead.first_contacted_at and lead.became_hot_at
+        else None
+    )
+    return {
+        "id": str(contact.id),
+        "lead_id": str(lead.id),
+        "channel": contact.channel,
+        "by": contact.by,
+        "note": contact.note,
+        "at": contact.at,
+        "first_contacted_at": lead.first_contacted_at,
+        "seconds_to_first_contact": waited,
+        "lead_status": lead.status,
+    }
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+
+def stats_period(
     now: NowDep,
     start: Annotated[UtcDateTime | None, Query(alias="from")] = None,
     end: Annotated[UtcDateTime | None, Query(alias="to")] = None,
-) -> dict:
-    """The funnel of the leads first seen in [from, to) (default: the last 30 days)."""
+) -> Period:
+    """The stats' period [from, to): by default the last PERIOD_DAYS days up to now."""
     end = end or now
-    start = start or end - timedelta(days=FUNNEL_DAYS)
+    start = start or end - timedelta(days=PERIOD_DAYS)
     if start >= end:
         raise _query_error("from", "'from' must be before 'to'.")
-    return await stats.funnel(session, site.id, start, end)
+    return Period(start, end)
+
+
+PeriodDep = Annotated[Period, Depends(stats_period)]
+
+
+@stats_router.get("/funnel", response_model=FunnelStats)
+async def funnel(site: SecretSiteDep, session: SessionDep, period: PeriodDep) -> dict:
+    """The funnel of the leads first seen in [from, to) (default: the last 30 days)."""
+    return await stats.funnel(session, site.id, period.start, period.end)
+
+
+@stats_router.get("/speed-to-lead", response_model=SpeedToLead)
+async def speed_to_lead(
+    site: SecretSiteDep, session: SessionDep, period: PeriodDep, now: NowDep, request: Request
+) -> dict:
+    """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
+    for leads that turned hot in [from, to) (default: the last 30 days)."""
+    settings = request.app.state.settings.webhooks
+    return await stats.speed_to_lead(session, site.id, period.start, period.end, settings, now)

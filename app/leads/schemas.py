@@ -1,4 +1,5 @@
-"""The leads read API's shapes: a lead in a list, a lead's card, a status change, the funnel."""
+"""The leads API's shapes: a lead in a list, a lead's card, a status change, a recorded contact,
+the funnel and speed to lead."""
 
 import uuid
 from datetime import datetime
@@ -6,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.params import Text
+from app.params import Text, UtcDateTime
 
 Temperature = Literal["cold", "warm", "hot"]
 Status = Literal["new", "contacted", "qualified", "won", "lost"]
@@ -160,3 +161,35 @@ class FunnelStats(BaseModel):
     lost_by_reason: dict[str, int]
     spam: int
     notes: list[str]
+
+
+class ContactIn(BaseModel):
+    channel: Literal["phone", "email", "messenger", "chat", "other"]
+    by: Text | None = Field(None, max_length=200, description="who made the contact")
+    note: Text | None = Field(None, max_length=5000)
+    at: UtcDateTime | None = Field(None, description="when (default: now)")
+
+
+class ContactOut(BaseModel):
+    id: str
+    lead_id: str
+    channel: str
+    by: str | None
+    note: str | None
+    at: datetime
+    first_contacted_at: datetime | None
+    seconds_to_first_contact: float | None
+    lead_status: str
+
+
+class SpeedToLead(BaseModel):
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    hot_leads: int = Field(description="leads that turned hot in [from, to)")
+    contacted: int
+    median_seconds: float | None = Field(description="hot -> first contact, contacted leads")
+    p90_seconds: float | None
+    within_minutes: dict[str, float] = Field(
+        description="share of the hot leads contacted within each mark (minutes)"
+    )
+    overdue_now: int = Field(description="past contact_by, nobody has contacted them")

@@ -19,7 +19,7 @@ from app.domain.events import page_url
 from app.domain.tables import Event, Lead
 from app.errors import AppError, Conflict, Unprocessable
 from app.scoring import engine as scoring_engine
-from app.scoring import service as scoring_service
+from app.scoring import scorer
 
 TIMELINE_EVENTS = 50
 TOP_INTERESTS = 5
@@ -224,7 +224,7 @@ async def merged_ids(session: AsyncSession, lead: Lead) -> list[uuid.UUID]:
 async def score_now(
     session: AsyncSession,
     lead: Lead,
-    rule_sets: scoring_service.RuleSetCache,
+    rule_sets: scorer.RuleSetCache,
     visit_timeout: timedelta,
     now: datetime,
 ) -> scoring_engine.ScoreResult:
@@ -235,11 +235,11 @@ async def score_now(
     profile = as_profile(lead)
     state: dict[str, Any] | None = lead.score_state
     if lead.rule_set_version is not None and lead.rule_set_version != compiled.version:
-        replayed = await scoring_service.rescore_from_history(
+        replayed = await scorer.rescore_from_history(
             conn, profile, compiled, visit_timeout, now=now
         )
         state = replayed.state
-    facts = scoring_service.facts_from_profile(profile)
+    facts = scorer.facts_from_profile(profile)
     return scoring_engine.evaluate(compiled, state or scoring_engine.empty_state(), facts, now)
 
 

@@ -1,14 +1,20 @@
-"""The sales funnel over the leads first seen in a period: temperatures, statuses, the steps
-first touch -> lead -> contacted -> qualified -> won with conversion between them, and why
-leads were lost. Spam is not a lead: it is counted apart and left out of everything else."""
+"""A site's lead statistics over a period [start, end).
+
+The sales funnel of the leads first seen in it: temperatures, statuses, the steps first touch
+-> lead -> contacted -> qualified -> won with conversion between them, and why leads were
+lost. Spam is not a lead: it is counted apart and left out of everything else.
+
+Speed to lead of the leads that turned hot in it: hot to first contact (median, p90), the
+share contacted within each mark, and the leads overdue now."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import WebhookSettings
 from app.domain.tables import Lead
 from app.leads.schemas import LOST_REASONS, STATUSES, TEMPERATURES
 
@@ -99,4 +105,65 @@ async def funnel(
         "lost_by_reason": lost_by_reason,
         "spam": spam,
         "notes": [SPAM_NOTE, STEPS_NOTE],
+    }
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    value = sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+    return round(value, 1)
+
+
+async def speed_to_lead(
+    session: AsyncSession,
+    site_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    settings: WebhookSettings,
+    now: datetime,
+) -> dict[str, Any]:
+    """Hot -> first contact for the site's leads that turned hot in [start, end); overdue at
+    `now`."""
+    live = and_(Lead.site_id == site_id, Lead.merged_into_id.is_(None))
+    rows = (
+        await session.execute(
+            select(Lead.became_hot_at, Lead.first_contacted_at).where(
+                live, Lead.became_hot_at >= start, Lead.became_hot_at < end
+            )
+        )
+    ).all()
+    waits = sorted(
+        max(0.0, (contacted - hot).total_seconds())
+        for hot, contacted in rows
+        if contacted and hot is not None  # hot is never None: the query filters on it
+    )
+    marks = sorted({settings.first_contact_window_minutes, *settings.escalation_marks_minutes})
+    within = {
+        f"{m:g}": round(sum(1 for w in waits if w <= m * 60) / len(rows), 4) if rows else 0.0
+        for m in marks
+    }
+    overdue = await session.scalar(
+        select(func.count())
+        .select_from(Lead)
+        .where(
+            live,
+            Lead.contact_by < now,
+            Lead.first_contacted_at.is_(None),
+            Lead.status == "new",
+        )
+    )
+    return {
+        "from_": start,
+        "to": end,
+        "hot_leads": len(rows),
+        "contacted": len(waits),
+        "median_seconds": percentile(waits, 0.5),
+        "p90_seconds": percentile(waits, 0.9),
+        "within_minutes": within,
+        "overdue_now": int(overdue or 0),
     }

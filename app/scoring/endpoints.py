@@ -10,8 +10,7 @@ from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import PositiveInt32, UtcDateTime
-from app.scoring import rules_service
-from app.scoring import worker as scoring_worker
+from app.scoring import rescoring, rule_sets
 from app.scoring.models import RuleSetVersion
 from app.scoring.views import Preview, Published, RescoreJobView, RuleSetView, VersionList
 from app.sites.dependencies import SecretSiteDep
@@ -39,7 +38,7 @@ def _version_view(row: RuleSetVersion, active: bool) -> dict[str, Any]:
 @router.get("", response_model=RuleSetView, responses=errors(404))
 async def get_active_rule_set(site: SecretSiteDep, session: SessionDep) -> dict[str, Any]:
     """The rule set the site's leads are scored with now."""
-    row = await rules_service.get_version(session, site.id)
+    row = await rule_sets.get_version(session, site.id)
     if row is None:
         raise NotFound("This site has no rule set.")
     return _version_view(row, active=True)
@@ -52,8 +51,8 @@ async def publish_rule_set(
     """Validate and publish a new version, then re-score the site's leads with it: before
     answering for a small site, otherwise in the background (follow the job's `url`)."""
     settings = request.app.state.settings
-    config = scoring_worker.RescoreConfig.from_settings(settings)
-    published = await rules_service.publish(
+    config = rescoring.RescoreConfig.from_settings(settings)
+    published = await rule_sets.publish(
         session,
         site.id,
         document,
@@ -65,7 +64,7 @@ async def publish_rule_set(
     request.app.state.rule_sets.invalidate(site.id)
     job = published.job
     if published.synchronous:
-        await scoring_worker.run_job(
+        await rescoring.run_job(
             writer(request.app.state.engine),
             job,
             config,
@@ -77,14 +76,14 @@ async def publish_rule_set(
     return {
         "version": published.version.version,
         "created_at": published.version.created_at,
-        "job": rules_service.job_view(job),
+        "job": rule_sets.job_view(job),
     }
 
 
 @router.get("/versions", response_model=VersionList)
 async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> dict[str, Any]:
     """Every published version, newest (the active one) first."""
-    rows = await rules_service.list_versions(session, site.id)
+    rows = await rule_sets.list_versions(session, site.id)
     return {
         "versions": [
             {
@@ -102,10 +101,10 @@ async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> di
 async def get_rule_set_version(
     version: PositiveInt32, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, Any]:
-    row = await rules_service.get_version(session, site.id, version)
+    row = await rule_sets.get_version(session, site.id, version)
     if row is None:
         raise NotFound(f"This site has no rule-set version {version}.")
-    latest = await rules_service.latest_version_number(session, site.id)
+    latest = await rule_sets.latest_version_number(session, site.id)
     return _version_view(row, active=row.version == latest)
 
 
@@ -114,10 +113,10 @@ async def get_rescore_job(
     job_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, Any]:
     """A re-scoring job's progress."""
-    job = await rules_service.get_job(session, site.id, job_id)
+    job = await rule_sets.get_job(session, site.id, job_id)
     if job is None:
         raise NotFound("No such re-scoring job.")
-    return rules_service.job_view(job)
+    return rule_sets.job_view(job)
 
 
 @router.post("/preview", response_model=Preview, responses=errors(BODY))
@@ -134,7 +133,7 @@ async def preview_rule_set(
     """How the site's leads would be scored by a draft, against the active rule set, from
     their stored events, without publishing anything or changing any lead."""
     settings = request.app.state.settings
-    return await rules_service.preview(
+    return await rule_sets.preview(
         await session.connection(),
         site.id,
         document,

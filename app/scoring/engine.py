@@ -1,8 +1,8 @@
 """The pure scoring engine: rule set + lead state + event -> new state, score and explanation.
 
 No I/O, no clock reads, no database: time is always a parameter. One implementation serves
-ingestion (`apply_event`, one event at a time), re-scoring and preview (`replay`), and reading
-a lead later (`evaluate`).
+ingestion (`advance`, one event at a time, in place; `apply_event` is the same step on a copy,
+with the breakdown), re-scoring and preview (`replay`), and reading a lead later (`evaluate`).
 
 State format (a JSON-serializable dict, stored in a JSON column; times are epoch seconds):
 
@@ -143,28 +143,21 @@ def replay(
     static_fit = sum(f.weight * f.coefficient(facts, 0.0) for f in compiled.fit if not f.uses_now)
     dynamic_fit = [f for f in compiled.fit if f.uses_now]
     rule_entries = state["rules"]
-    # (decay rate, cap low, cap high, entry) of the rules this lead has touched, so stepping
-    # the temperature after each event is a tight loop (this is preview's hot path).
-    touched: list[tuple[float, float, float, dict[str, Any]]] = []
-    exp = math.exp
+    # The behaviour rules this lead has touched, with their entries, so stepping the
+    # temperature after each event looks at those alone (this is preview's hot path).
+    touched: list[tuple[CompiledBehaviour, dict[str, Any]]] = []
+    rule_points = _rule_points
     for event in events:
         at = _apply_at(compiled, state, event)
         if len(rule_entries) != len(touched):
             touched = [
-                (r.decay_rate, r.cap_low, r.cap_high, rule_entries[r.id])
-                for r in compiled.behaviour.values()
-                if r.id in rule_entries
+                (r, rule_entries[r.id]) for r in compiled.behaviour.values() if r.id in rule_entries
             ]
         total = static_fit
         for rule in dynamic_fit:
             total += rule.weight * rule.coefficient(facts, at)
-        for rate, low, high, entry in touched:
-            value = entry["v"]
-            if rate:
-                elapsed = at - entry["t"]
-                if elapsed > 0:
-                    value *= exp(-rate * elapsed)
-            total += high if value > high else low if value < low else value
+        for behaviour, entry in touched:
+            total += rule_points(behaviour, entry, at)
         hard = hard_rules.active(state, at)
         _step_temperature(compiled, state, _clamp(compiled, total), hard, at)
     return _evaluate_into(compiled, state, facts, _epoch(now))
@@ -270,16 +263,19 @@ def _remember(ids: list[list[Any]], key: list[Any]) -> None:
 
 
 def _rule_points(rule: CompiledBehaviour, entry: Mapping[str, Any], now: float) -> float:
+    """A behaviour rule's points at `now`: its total decayed from its reference time, capped.
+    Every evaluation (ingestion, reads, replays) goes through here."""
     value: float = entry["v"]
-    if rule.decay_rate:
+    rate = rule.decay_rate
+    if rate:
         elapsed = now - entry["t"]
         if elapsed > 0:  # an event "in the future" never counts more than its points
-            value *= math.exp(-rule.decay_rate * elapsed)
-    if value > rule.cap_high:
-        return rule.cap_high
-    if value < rule.cap_low:
-        return rule.cap_low
-    return value
+            value *= math.exp(-rate * elapsed)
+    high = rule.cap_high
+    if value > high:
+        return high
+    low = rule.cap_low
+    return low if value < low else value
 
 
 def _clamp(compiled: CompiledRuleSet, total: float) -> float:

@@ -10,7 +10,7 @@ from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
 
 class RuleSetVersion(Base):
     """A published rule set. The highest version of a site is active; older ones stay readable.
-    A site with none scores with the built-in default rule set (version 0)."""
+    A site with none scores with the built-in default rule set, as version 1."""
 
     __tablename__ = "rule_sets"
     __table_args__ = (UniqueConstraint("site_id", "version"),)

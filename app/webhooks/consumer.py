@@ -13,7 +13,7 @@ from app.config import WebhookSettings
 from app.db import utcnow
 from app.domain.changes import LeadChange
 from app.domain.tables import Lead
-from app.scoring import service as scoring_service
+from app.scoring import scorer
 from app.webhooks import outbox, timers
 from app.webhooks.payloads import lead_data, top_rules
 
@@ -25,7 +25,7 @@ class WebhookConsumer:
     def __init__(
         self,
         settings: WebhookSettings,
-        rule_sets: scoring_service.RuleSetCache | None,
+        rule_sets: scorer.RuleSetCache | None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self._settings = settings

@@ -1,26 +1,22 @@
-"""HTTP: webhook endpoints (secret key), recorded first contacts, speed-to-lead figures."""
+"""The webhook endpoints API (secret key): endpoints, their secrets, test messages, the attempt
+log, resending a message."""
 
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.config import WebhookSettings
 from app.crypto import SecretBox
-from app.db import SessionDep, utcnow
+from app.db import SessionDep
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
 from app.sites.dependencies import SecretSiteDep
-from app.webhooks import contacts as contacts_service
 from app.webhooks import service, signing
 from app.webhooks.models import WebhookEndpoint
 from app.webhooks.schemas import (
-    ContactIn,
-    ContactOut,
     DeliveryAttemptOut,
     MessageQueued,
-    SpeedToLead,
     WebhookEndpointCreate,
     WebhookEndpointOut,
     WebhookEndpointUpdate,
@@ -28,7 +24,6 @@ from app.webhooks.schemas import (
 )
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors(*SECRET_KEY_ERRORS))
-leads_router = APIRouter(tags=["speed to lead"], responses=errors(*SECRET_KEY_ERRORS))
 
 MessageId = Annotated[Text, Path(max_length=100, description="msg_<uuid>")]
 
@@ -166,48 +161,3 @@ async def resend_message(message_id: MessageId, site: SecretSiteDep, session: Se
     """Send a message again, now, to every endpoint it was for."""
     count = await service.resend(session, site.id, service.parse_message_id(message_id))
     return {"message_id": message_id, "deliveries": count}
-
-
-@leads_router.post(
-    "/v1/leads/{lead_id}/contacts",
-    status_code=201,
-    response_model=ContactOut,
-    responses=errors(BODY, 404),
-)
-async def record_contact(
-    lead_id: uuid.UUID, body: ContactIn, site: SecretSiteDep, session: SessionDep
-) -> dict[str, object]:
-    """Record a contact with the lead; the first one stops the speed-to-lead clock."""
-    contact, lead = await contacts_service.record_contact(session, site.id, lead_id, body)
-    waited = (
-        (lead.first_contacted_at - lead.became_hot_at).total_seconds()
-        if lead.first_contacted_at and lead.became_hot_at
-        else None
-    )
-    return {
-        "id": str(contact.id),
-        "lead_id": str(lead.id),
-        "channel": contact.channel,
-        "by": contact.by,
-        "note": contact.note,
-        "at": contact.at,
-        "first_contacted_at": lead.first_contacted_at,
-        "seconds_to_first_contact": waited,
-        "lead_status": lead.status,
-    }
-
-
-@leads_router.get("/v1/stats/speed-to-lead", response_model=SpeedToLead)
-async def speed_to_lead(
-    site: SecretSiteDep,
-    session: SessionDep,
-    request: Request,
-    from_: Annotated[UtcDateTime | None, Query(alias="from")] = None,
-    to: UtcDateTime | None = None,
-) -> dict[str, object]:
-    """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
-    for leads that turned hot in [from, to) (default: the last 30 days)."""
-    end = to or utcnow()
-    start = from_ or end - timedelta(days=30)
-    figures = await contacts_service.speed_to_lead(session, site.id, start, end, _settings(request))
-    return {"from": start, "to": end, **figures.__dict__}

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.scoring import engine as scoring_engine
-from app.scoring import service as scoring_service
+from app.scoring import scorer
 
 TOP_RULES = 5
 LEAD_FIELDS = (
@@ -62,7 +62,7 @@ def lead_data(
 
 async def top_rules(
     conn: AsyncConnection,
-    rule_sets: scoring_service.RuleSetCache | None,
+    rule_sets: scorer.RuleSetCache | None,
     profiles: Iterable[dict[str, Any]],
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """The rules that contribute most to each lead's score (its breakdown, top few)."""
@@ -77,7 +77,7 @@ async def top_rules(
             out[p["id"]] = []
             continue
         at = datetime.fromtimestamp(state["at"], UTC)
-        facts = scoring_service.facts_from_profile(p)
+        facts = scorer.facts_from_profile(p)
         result = scoring_engine.evaluate(compiled[p["site_id"]], state, facts, at)
         items = sorted(result.breakdown, key=lambda b: (b.kind != "hard", -b.points))
         out[p["id"]] = [

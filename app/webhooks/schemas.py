@@ -3,7 +3,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.params import Text, UtcDateTime
+from app.params import Text
 from app.webhooks.outbox import EVENT_TYPES
 
 EventType = Literal[
@@ -72,35 +72,3 @@ class DeliveryAttemptOut(BaseModel):
     response_body: str | None
     error: str | None
     duration_ms: float
-
-
-class ContactIn(BaseModel):
-    channel: Literal["phone", "email", "messenger", "chat", "other"]
-    by: Text | None = Field(None, max_length=200, description="who made the contact")
-    note: Text | None = Field(None, max_length=5000)
-    at: UtcDateTime | None = Field(None, description="when (default: now)")
-
-
-class ContactOut(BaseModel):
-    id: str
-    lead_id: str
-    channel: str
-    by: str | None
-    note: str | None
-    at: datetime
-    first_contacted_at: datetime | None
-    seconds_to_first_contact: float | None
-    lead_status: str
-
-
-class SpeedToLead(BaseModel):
-    from_: datetime = Field(alias="from", serialization_alias="from")
-    to: datetime
-    hot_leads: int = Field(description="leads that turned hot in [from, to)")
-    contacted: int
-    median_seconds: float | None = Field(description="hot -> first contact, contacted leads")
-    p90_seconds: float | None
-    within_minutes: dict[str, float] = Field(
-        description="share of the hot leads contacted within each mark (minutes)"
-    )
-    overdue_now: int = Field(description="past contact_by, nobody has contacted them")

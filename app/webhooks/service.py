@@ -15,7 +15,7 @@ from app.crypto import SecretBox
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
 from app.webhooks import outbox, signing
-from app.webhooks.delivery import RefusedAddress, check_url
+from app.webhooks.attempt import RefusedAddress, check_url
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from app.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 

@@ -21,7 +21,7 @@ from app.config import WebhookSettings
 from app.db import utcnow
 from app.domain.changes import LeadChange
 from app.domain.tables import Lead
-from app.scoring import service as scoring_service
+from app.scoring import scorer
 from app.webhooks import outbox
 from app.webhooks.models import LeadTimer
 from app.webhooks.payloads import lead_data, top_rules
@@ -178,7 +178,7 @@ class TimerService:
         self,
         engine: AsyncEngine,
         settings: WebhookSettings,
-        rule_sets: scoring_service.RuleSetCache | None = None,
+        rule_sets: scorer.RuleSetCache | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine.execution_options(sqlite_immediate=True)  # read, then write

@@ -9,7 +9,7 @@ import pytest
 
 from app.domain.tables import Lead
 from app.scoring import engine
-from app.scoring.service import default_definition, rescore_from_history, rule_set_for_version
+from app.scoring.scorer import default_definition, rescore_from_history, rule_set_for_version
 from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

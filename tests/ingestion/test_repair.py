@@ -12,7 +12,7 @@ from app.domain.tables import Lead
 from app.ingestion.repair_worker import repair_due
 from app.ingestion.repairs import LeadRepair
 from app.scoring import engine
-from app.scoring.service import LeadScorer, facts_from_profile
+from app.scoring.scorer import LeadScorer, facts_from_profile
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.models import LeadTimer
 from tests.factories import basic_auth, create_site, lead_by_anonymous_id, stored_events

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.domain.tables import Lead
 from app.leads.endpoints import current_time
 from app.scoring.models import RuleSetVersion
-from app.scoring.service import default_definition
+from app.scoring.scorer import default_definition
 from tests.leads.helpers import T0, cold, event, id_of, identify, page, secret, send
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from app.db import utcnow
-from app.scoring import worker as scoring_worker
+from app.scoring import rescoring
 from app.scoring.models import RuleSetVersion
 from tests.factories import create_site
 from tests.rules.helpers import bearer, leads_of, publish, send, views, views_rule_set
@@ -75,7 +75,7 @@ async def test_a_large_site_is_rescored_by_a_background_job_in_batches(
     assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {1}
 
     stop = asyncio.Event()
-    await scoring_worker.rescore_jobs_loop(background(app), stop, iterations=2)
+    await rescoring.rescore_jobs_loop(background(app), stop, iterations=2)
 
     progress = (await client.get(job["url"], headers=bearer(site.secret_key))).json()
     assert (progress["status"], progress["processed"], progress["total"]) == ("done", 5, 5)
@@ -95,7 +95,7 @@ async def test_job_progress_counts_leads_ingestion_already_rescored(
     # Ingestion re-scores the stale leads it touches, before the job gets to them.
     await send(client, site.write_key, views("v1", 1, start=60) + views("v2", 1, start=60))
 
-    job = await scoring_worker.claim_job(background(app).engine, utcnow(), timedelta(seconds=60))
+    job = await rescoring.claim_job(background(app).engine, utcnow(), timedelta(seconds=60))
     assert job is not None
     assert (job.processed, job.total) == (2, 5)
     progress = (await client.get(body["job"]["url"], headers=bearer(site.secret_key))).json()
@@ -114,18 +114,18 @@ async def test_a_job_whose_worker_died_is_taken_over_when_its_lease_expires(
     context = background(app)
     lease = timedelta(seconds=settings.scoring.rescore_lease_seconds)
     start = utcnow()
-    dead = await scoring_worker.claim_job(context.engine, start, lease)  # ...and never runs it
+    dead = await rescoring.claim_job(context.engine, start, lease)  # ...and never runs it
     assert dead is not None
 
     # While the lease holds, no other worker takes the job.
-    assert await scoring_worker.rescore_next_job(context, clock=lambda: start) is None
+    assert await rescoring.rescore_next_job(context, clock=lambda: start) is None
     later = start + lease + timedelta(seconds=1)
-    assert await scoring_worker.rescore_next_job(context, clock=lambda: later) == "done"
+    assert await rescoring.rescore_next_job(context, clock=lambda: later) == "done"
 
     assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {2}
     # The first worker, back to life, finds the job is no longer its own and stops.
-    config = scoring_worker.RescoreConfig.from_settings(settings)
-    outcome = await scoring_worker.run_job(context.engine, dead, config, lambda: later)
+    config = rescoring.RescoreConfig.from_settings(settings)
+    outcome = await rescoring.run_job(context.engine, dead, config, lambda: later)
     assert outcome == "stopped"
 
 
@@ -141,7 +141,7 @@ async def test_a_newer_publish_supersedes_a_pending_job(
     assert "newer rule-set version" in old["error"]
     assert old["finished_at"]
 
-    await scoring_worker.rescore_jobs_loop(background(app), asyncio.Event(), iterations=2)
+    await rescoring.rescore_jobs_loop(background(app), asyncio.Event(), iterations=2)
     new = (await client.get(second["job"]["url"], headers=bearer(site.secret_key))).json()
     assert new["status"] == "done"
     leads = await leads_of(session, site.site.id)
@@ -155,15 +155,15 @@ async def test_a_running_job_stops_when_a_newer_version_is_published(
     settings.scoring.rescore_sync_max_leads = 0
     await publish(client, site.secret_key, views_rule_set(points=10))
     context = background(app)
-    config = scoring_worker.RescoreConfig.from_settings(settings)
-    running = await scoring_worker.claim_job(context.engine, utcnow(), config.lease)
+    config = rescoring.RescoreConfig.from_settings(settings)
+    running = await rescoring.claim_job(context.engine, utcnow(), config.lease)
     assert running is not None
 
     await publish(client, site.secret_key, views_rule_set(points=1))
 
-    assert await scoring_worker.run_job(context.engine, running, config, utcnow) == "stopped"
+    assert await rescoring.run_job(context.engine, running, config, utcnow) == "stopped"
     assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {1}
-    assert await scoring_worker.rescore_next_job(context) == "done"
+    assert await rescoring.rescore_next_job(context) == "done"
     assert {lead.rule_set_version for lead in await leads_of(session, site.site.id)} == {3}
 
 
@@ -185,10 +185,10 @@ async def test_a_job_that_fails_records_the_error(app, client, session, settings
     )
     await session.commit()
 
-    assert await scoring_worker.rescore_next_job(background(app)) == "failed"
+    assert await rescoring.rescore_next_job(background(app)) == "failed"
 
     job = (await client.get(body["job"]["url"], headers=bearer(site.secret_key))).json()
     assert job["status"] == "failed"
     assert "thresholds" in job["error"]
     assert job["finished_at"]
-    assert await scoring_worker.rescore_next_job(background(app)) is None  # not retried
+    assert await rescoring.rescore_next_job(background(app)) is None  # not retried

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from app.db import utcnow
-from app.scoring import worker as scoring_worker
+from app.scoring import rescoring
 from tests.factories import create_site, lead_by_anonymous_id
 from tests.rules.helpers import publish, send, views, views_rule_set
 
@@ -61,7 +61,7 @@ async def test_a_lead_whose_hard_rule_hold_expired_cools_down(app, session, site
     assert await temperatures(session, site) == {"gone": "hot", "fresh": "hot", "browsing": "warm"}
     later = utcnow() + timedelta(minutes=1)
 
-    await scoring_worker.temperature_refresher_loop(
+    await rescoring.temperature_refresher_loop(
         app.state.background.context, asyncio.Event(), clock=lambda: later, iterations=1
     )
 
@@ -80,12 +80,12 @@ async def test_a_lead_whose_hard_rule_hold_expired_cools_down(app, session, site
 
 async def test_leads_scored_within_the_interval_are_left_alone(app, session, site):
     context = app.state.background.context
-    assert await scoring_worker.refresh_temperatures(context, utcnow()) == 0
+    assert await rescoring.refresh_temperatures(context, utcnow()) == 0
     assert (await temperatures(session, site))["gone"] == "hot"
 
-    written = await scoring_worker.refresh_temperatures(context, utcnow() + timedelta(minutes=1))
+    written = await rescoring.refresh_temperatures(context, utcnow() + timedelta(minutes=1))
     assert written == 1  # only `gone` changed; unchanged leads are not rewritten
-    assert await scoring_worker.refresh_temperatures(context, utcnow() + timedelta(minutes=1)) == 0
+    assert await rescoring.refresh_temperatures(context, utcnow() + timedelta(minutes=1)) == 0
 
 
 async def test_decay_cools_a_warm_lead_over_days(app, client, session):
@@ -97,7 +97,7 @@ async def test_decay_cools_a_warm_lead_over_days(app, client, session):
     await session.commit()
     assert lead.temperature == "warm"
 
-    await scoring_worker.refresh_temperatures(app.state.background.context, now + timedelta(days=1))
+    await rescoring.refresh_temperatures(app.state.background.context, now + timedelta(days=1))
 
     lead = await lead_by_anonymous_id(session, created.site.id, "v")
     await session.commit()

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.domain.tables import Event, Lead, LeadIdentity
-from app.scoring import engine
-from app.scoring import service as scoring_service
+from app.scoring import engine, scorer
 from app.scoring.models import RuleSetVersion
 from app.webhooks import timers
 from app.webhooks.models import LeadTimer, WebhookMessage
@@ -59,9 +58,7 @@ async def check(
                 .limit(1)
             )
         ).one()
-        compiled = engine.compile_rule_set(
-            scoring_service.rule_set_for_version(definition, version)
-        )
+        compiled = engine.compile_rule_set(scorer.rule_set_for_version(definition, version))
         by_id = {lead["id"]: lead for lead in leads}
         _storage(report, plan, outcome, events)
         _crawlers(report, plan, events, idents)

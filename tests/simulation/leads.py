@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import Settings
-from app.scoring import engine
-from app.scoring import service as scoring_service
+from app.scoring import engine, scorer
 from app.scoring.types import ONCE_PER_VISIT
 from app.webhooks import outbox
 from tests.simulation import replay
@@ -55,7 +54,7 @@ async def check_leads(
         kinds[kind] += 1
         _no_repeated_episode(report, name, hot_messages[lead["id"]])
         # The re-scoring replay (publishing a rule set runs it) must give the same score.
-        result = await scoring_service.rescore_from_history(
+        result = await scorer.rescore_from_history(
             conn, copy.deepcopy(lead), compiled, timeout, replay.evaluation_time(lead)
         )
         stored, rescored = (

@@ -10,8 +10,7 @@ from typing import Any
 
 from app.domain import profile as lead_profile
 from app.domain.events import IngestEvent
-from app.scoring import engine
-from app.scoring import service as scoring_service
+from app.scoring import engine, scorer
 
 # What ingestion keeps in a lead that a replay of its events must give again.
 PROFILE_FIELDS = (
@@ -82,10 +81,10 @@ def fold(
         score = engine.advance(
             compiled,
             state,
-            scoring_service.scoring_event(event, profile["visits"]),
-            scoring_service.facts_from_profile(profile),
+            scorer.scoring_event(event, profile["visits"]),
+            scorer.facts_from_profile(profile),
         )
-        scoring_service.record_state(profile, state, score, compiled.version, profile["created_at"])
+        scorer.record_state(profile, state, score, compiled.version, profile["created_at"])
         last_of_request = i + 1 == len(rows) or request_of.get(
             rows[i + 1]["message_id"]
         ) != request_of.get(row["message_id"])

@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from app.webhooks.dispatch import DeliveryService
+from app.webhooks.delivery_loop import DeliveryService
 from tests.webhooks.conftest import webhook_settings
 from tests.webhooks.helpers import add_endpoint, bearer, deliveries, queue_test
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.webhooks.dispatch import DeliveryService
+from app.webhooks.delivery_loop import DeliveryService
 from tests.factories import track
 from tests.webhooks.conftest import DROP, webhook_settings
 from tests.webhooks.helpers import add_endpoint, bearer, deliveries, queue_test, send

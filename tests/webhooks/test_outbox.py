@@ -11,7 +11,7 @@ from app.config import Settings
 from app.db import make_engine, utcnow
 from app.main import create_app
 from app.webhooks import outbox
-from app.webhooks.dispatch import DeliveryService
+from app.webhooks.delivery_loop import DeliveryService
 from app.webhooks.models import WebhookAttempt
 from tests.factories import track
 from tests.webhooks.conftest import webhook_settings

@@ -20,7 +20,7 @@ from app.crypto import SecretBox, SecretsKeyError, _box, secret_box
 from app.db import utcnow
 from app.main import create_app
 from app.migrate import alembic_config, upgrade
-from app.webhooks.dispatch import DeliveryService
+from app.webhooks.delivery_loop import DeliveryService
 from tests.webhooks.conftest import webhook_settings
 from tests.webhooks.helpers import add_endpoint, bearer, deliveries, queue_test
 
@@ -87,7 +87,7 @@ async def test_a_wrong_key_sends_nothing_and_says_why(
     endpoint = await add_endpoint(client, site, receiver.url)
     await queue_test(client, site, endpoint)
     wrong = SecretBox([Fernet.generate_key()], "LEADHEAT_SECRETS_KEY")
-    with caplog.at_level(logging.ERROR, logger="app.webhooks.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="app.webhooks.delivery_loop"):
         async with DeliveryService(db_engine, webhook_settings(lease_seconds=0), wrong) as w:
             assert await w.run_once() == 0
     assert receiver.received == []  # not sent with a bad (or no) signature

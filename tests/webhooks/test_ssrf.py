@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.config import Settings
-from app.webhooks.dispatch import DeliveryService
+from app.webhooks.delivery_loop import DeliveryService
 from app.webhooks.models import WebhookAttempt
 from tests.webhooks.helpers import add_endpoint, bearer, queue_test
 

@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from app.domain.tables import Lead
-from tests.webhooks.helpers import bearer
+from tests.leads.helpers import secret
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -34,7 +34,7 @@ async def test_speed_to_lead_figures(client, session, site):
 
     r = await client.get(
         "/v1/stats/speed-to-lead",
-        headers=bearer(site),
+        headers=secret(site),
         params={"from": T0.isoformat(), "to": (T0 + timedelta(days=1)).isoformat()},
     )
     assert r.status_code == 200, r.text
@@ -49,7 +49,7 @@ async def test_speed_to_lead_figures(client, session, site):
 
 
 async def test_an_empty_period(client, site):
-    r = await client.get("/v1/stats/speed-to-lead", headers=bearer(site))
+    r = await client.get("/v1/stats/speed-to-lead", headers=secret(site))
     body = r.json()
     assert body["hot_leads"] == 0
     assert body["median_seconds"] is None

@@ -1,10 +1,11 @@
-"""This domain's background loops, run by app.worker (in `leadheat serve` and `leadheat worker`)."""
+"""The webhooks' background loops, delivery and timers, run by app.worker (in `leadheat serve`
+and `leadheat worker`)."""
 
 import asyncio
 
 from app.background import BackgroundContext, BackgroundLoop
 from app.crypto import secret_box
-from app.webhooks.dispatch import DeliveryService
+from app.webhooks.delivery_loop import DeliveryService
 from app.webhooks.outbox import notifier_for
 from app.webhooks.timers import TimerService
 

@@ -1,5 +1,5 @@
-"""The delivery worker: claims due deliveries from the outbox, sends them, logs every attempt
-and schedules retries.
+"""The delivery loop: claims due deliveries from the outbox, sends each (one `attempt`), logs
+every attempt and schedules retries.
 
 Any number of processes share the outbox. A claim takes due rows with `FOR UPDATE SKIP
 LOCKED` (ignored on SQLite, whose single writer serializes claims) and sets a lease
@@ -24,7 +24,7 @@ from app.config import WebhookSettings
 from app.crypto import SecretBox, SecretsKeyError
 from app.db import utcnow
 from app.webhooks import outbox, signing
-from app.webhooks.delivery import AttemptOutcome, Sender
+from app.webhooks.attempt import AttemptOutcome, Sender
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,7 @@
-"""Scoring in the service: which rule set a site uses, and keeping each lead's score current
-at ingestion. The arithmetic is all in the pure `app.scoring.engine`; this module feeds it."""
+"""The scorer: each site's active compiled rule set (`RuleSetCache`), each lead's score kept
+current at ingestion (`LeadScorer`), and a lead scored from scratch over its events
+(`replay_events`, `rescore_from_history`). The arithmetic is all in the pure
+`app.scoring.engine`; this module feeds it events and facts and writes results into leads."""
 
 import copy
 import time

@@ -1,4 +1,5 @@
-"""This domain's background loops, run by app.worker (in `leadheat serve` and `leadheat worker`).
+"""Re-scoring in the background: scoring's loops, run by app.worker (in `leadheat serve` and
+`leadheat worker`).
 
 - re-scoring jobs: claim a pending job (or one whose worker's lease expired) and re-score the
   site's leads with the job's rule-set version (`run_job`), in batches that lock the leads as
@@ -40,7 +41,7 @@ from app.domain.changes import AfterGroup, LeadChange
 from app.domain.tables import Lead
 from app.scoring import engine
 from app.scoring.models import RescoreJob, RuleSetVersion
-from app.scoring.service import (
+from app.scoring.scorer import (
     RuleSetCache,
     facts_from_profile,
     record_result,

@@ -1,7 +1,8 @@
-"""A site's rule sets through the API: versions, publishing, previews of a draft, re-scoring.
+"""A site's rule sets, as the rule-set API sees them: versions, publishing (with the
+re-scoring job it starts) and previews of a draft.
 
 Publishing adds version max + 1 (the site row is locked, so concurrent publishes queue up)
-and a re-scoring job, which `app.scoring.worker` runs (or the request, for a small site).
+and a re-scoring job, which `app.scoring.rescoring` runs (or the request, for a small site).
 Preview replays the stored events with a draft, compares with the active set and writes
 nothing.
 """
@@ -20,7 +21,7 @@ from app.errors import AppError
 from app.scoring import engine
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.schemas import RuleSet, RuleSetInvalid, parse_rule_set
-from app.scoring.service import (
+from app.scoring.scorer import (
     default_definition,
     facts_from_profile,
     rule_set_for_version,

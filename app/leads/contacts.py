@@ -1,0 +1,43 @@
+"""A lead's recorded contacts: the first one stops the speed-to-lead clock."""
+
+from typing import cast
+
+from sqlalchemy import Table, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.domain.tables import Lead
+from app.leads.schemas import ContactIn
+from app.webhooks import timers
+from app.webhooks.models import LeadContact, LeadTimer
+
+
+async def record_contact(session: AsyncSession, lead: Lead, body: ContactIn) -> LeadContact:
+    """Record a contact with a lead (the caller has resolved and locked it). The first one
+    sets `first_contacted_at`, moves a new lead to `contacted` and cancels its timers."""
+    now = utcnow()
+    at = body.at or now
+    contact = LeadContact(
+        site_id=lead.site_id,
+        lead_id=lead.id,
+        channel=body.channel,
+        by=body.by,
+        note=body.note,
+        at=at,
+        created_at=now,
+    )
+    session.add(contact)
+    if lead.first_contacted_at is None or at < lead.first_contacted_at:
+        lead.first_contacted_at = at
+    if lead.status == "new":
+        lead.status = "contacted"
+        lead.status_changed_at = now
+    lead.updated_at = now  # dashboards polling with updated_since / ETag must see it
+    t = cast(Table, LeadTimer.__table__)
+    await session.execute(
+        update(t)
+        .where(t.c.lead_id == lead.id, t.c.kind == timers.FIRST_CONTACT, t.c.status == "pending")
+        .values(status="cancelled")
+    )
+    await session.flush()
+    return contact
