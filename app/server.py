@@ -202,10 +202,17 @@ class ReusePortMultiprocess(Multiprocess):
         self._close_handed_out()
 
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 def run(app: str, *, workers: int, **kwargs: Any) -> None:
     """Like `uvicorn.run(app, workers=N, ...)` with a `ServerConfig` (read deadlines; their
     two settings are keyword arguments here), and a socket per worker where the platform has
     SO_REUSEPORT."""
+    # A worker that has not answered the supervisor's ping in this long is killed as hung.
+    # uvicorn's 5 s kills workers that are only slow to import on a busy machine; a dead
+    # worker is replaced at once whatever this is.
+    kwargs.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_SECONDS)
     config = ServerConfig(app, workers=workers, **kwargs)  # also configures logging
     with contextlib.suppress(KeyboardInterrupt):
         if workers <= 1:
