@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.domain.lead_rows import LeadRow
 from app.ingestion.parsing import IngestEvent
 from app.leads import profile as lead_profile
 from app.leads.models import Event
@@ -19,7 +20,7 @@ from app.scoring.defaults import DEFAULT_RULE_SET
 from app.scoring.models import RuleSetVersion
 from app.scoring.schemas import RuleSet, parse_rule_set
 
-Profile = dict[str, Any]
+Profile = LeadRow
 
 
 def scoring_kind(event_type: str, name: str | None) -> str:

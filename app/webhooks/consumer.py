@@ -5,16 +5,16 @@ and the first-contact timers), identified leads, and cart-abandonment timers."""
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import WebhookSettings
 from app.db import utcnow
+from app.domain import lead_writes
+from app.domain.lead_rows import LeadRow
 from app.ingestion.store import LeadChange
-from app.leads.models import Lead
 from app.scoring import engine as scoring_engine
 from app.scoring import service as scoring_service
 from app.webhooks import outbox, timers
@@ -43,7 +43,7 @@ def _iso(value: Any) -> Any:
 
 
 def lead_data(
-    profile: dict[str, Any],
+    profile: LeadRow,
     breakdown: list[dict[str, Any]],
     max_bytes: int,
     **extra: Any,
@@ -70,7 +70,7 @@ def lead_data(
 async def top_rules(
     conn: AsyncConnection,
     rule_sets: scoring_service.RuleSetCache | None,
-    profiles: Iterable[dict[str, Any]],
+    profiles: Iterable[LeadRow],
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """The rules that contribute most to each lead's score (its breakdown, top few)."""
     profiles = list(profiles)
@@ -111,13 +111,14 @@ class WebhookConsumer:
     async def __call__(self, conn: AsyncConnection, changes: list[LeadChange]) -> None:
         now = self._now() if self._now is not None else utcnow()
         window = timedelta(minutes=self._settings.first_contact_window_minutes)
-        turned_hot: list[dict[str, Any]] = []
+        turned_hot: list[LeadRow] = []
         notices: list[tuple[str, LeadChange]] = []
         for change in changes:
             p = change.profile
             before, temperature = change.previous_temperature, p["temperature"]
-            if temperature == "hot" and before != "hot" and p.get("became_hot_at"):
-                p["contact_by"] = p["became_hot_at"] + window
+            hot_at = p["became_hot_at"]
+            if temperature == "hot" and before != "hot" and hot_at is not None:
+                p["contact_by"] = hot_at + window
                 turned_hot.append(p)
                 notices.append((outbox.LEAD_HOT, change))
             if before != temperature and not (before is None and temperature == "cold"):
@@ -125,13 +126,7 @@ class WebhookConsumer:
             if not change.previously_identified and p.get("identified"):
                 notices.append((outbox.LEAD_IDENTIFIED, change))
         if turned_hot:
-            leads = cast(Table, Lead.__table__)
-            await conn.execute(
-                update(leads)
-                .where(leads.c.id == bindparam("lead"))
-                .values(contact_by=bindparam("due")),
-                [{"lead": p["id"], "due": p["contact_by"]} for p in turned_hot],
-            )
+            await lead_writes.set_contact_by(conn, turned_hot)
             await timers.schedule_first_contact(
                 conn, [p for p in turned_hot if p.get("first_contacted_at") is None], self._settings
             )

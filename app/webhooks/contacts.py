@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
 from app.db import utcnow
+from app.domain import lead_writes
+from app.domain.lead_writes import LeadPatch
 from app.errors import NotFound
 from app.leads.models import Lead
 from app.webhooks import timers
@@ -41,12 +43,12 @@ async def record_contact(
         created_at=now,
     )
     session.add(contact)
+    patch: LeadPatch = {}
     if lead.first_contacted_at is None or at < lead.first_contacted_at:
-        lead.first_contacted_at = at
+        patch["first_contacted_at"] = at
     if lead.status == "new":
-        lead.status = "contacted"
-        lead.status_changed_at = now
-    lead.updated_at = now  # dashboards polling with updated_since / ETag must see it
+        patch.update({"status": "contacted", "status_changed_at": now})
+    await lead_writes.patch_lead(session, lead, patch, now)
     t = cast(Table, LeadTimer.__table__)
     await session.execute(
         update(t)

@@ -1,0 +1,1 @@
+"""The shared bottom of the domain: what every domain package reads and writes."""
