@@ -67,10 +67,10 @@ _UPDATE_PROFILE = (
 async def update_profiles(conn: AsyncConnection, rows: Sequence[LeadRow]) -> None:
     """Write whole profiles over their leads, which the caller has locked (Core)."""
     if rows:
-        columns = [cast(Mapping[str, Any], r) for r in rows]
+        values = cast(Sequence[Mapping[str, Any]], rows)
         await conn.execute(
             _UPDATE_PROFILE,
-            [{"_id": r["id"], **{c: r[c] for c in LEAD_UPDATABLE}} for r in columns],
+            [{"_id": r["id"], **{c: r[c] for c in LEAD_UPDATABLE}} for r in values],
         )
 
 

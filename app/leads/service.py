@@ -64,7 +64,7 @@ class PageKey:
 
 
 def as_profile(lead: Lead) -> LeadRow:
-    return lead_row({column.key: getattr(lead, column.key) for column in Lead.__table__.columns})
+    return lead_row((column.key, getattr(lead, column.key)) for column in Lead.__table__.columns)
 
 
 def top_interests(interests: dict[str, Any]) -> list[dict[str, Any]]:
