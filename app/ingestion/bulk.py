@@ -155,8 +155,9 @@ _PG_LOOKUP = (
 # Small groups (single events under load) write everything in one statement: COPY takes two
 # round trips and asyncpg's copy_records_to_table costs ~0.2 ms of Python per call.
 COPY_MIN_ROWS = 50
-# The group's writes as one statement (one round trip): data-modifying CTEs all run to
-# completion; the identities' foreign keys are checked at its end, when the new leads exist.
+# The group's writes as one statement (one round trip), its `leads` parts written by the
+# table's owner (app.domain.lead_writes): data-modifying CTEs all run to completion; the
+# identities' foreign keys are checked at its end, when the new leads exist.
 # Rows sent by COPY instead come as empty arrays.
 _PG_WRITE = (
     f"WITH new_leads AS ({lead_writes.pg_insert_sql(1)}), "
