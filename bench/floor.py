@@ -30,10 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from app.db import utcnow  # noqa: E402
 from app.domain.events import IngestEvent  # noqa: E402
-from app.ingestion.bulk import _EVENT_JSON, EVENT_COLUMNS, _copy_records  # noqa: E402
+from app.ingestion.bulk import _EVENT_JSON, EVENT_COLUMNS  # noqa: E402
 from app.ingestion.parsing import validate_event  # noqa: E402
 from app.ingestion.store import _event_row  # noqa: E402
 from app.main import tune_gc  # noqa: E402
+from app.recordsets import copy_records  # noqa: E402
 from bench.ingest import (  # noqa: E402
     analyze,
     count_events,
@@ -87,7 +88,7 @@ def create_floor_app() -> Any:
             async with state["pool"].acquire() as conn, conn.transaction():
                 await conn.copy_records_to_table(
                     "events",
-                    records=_copy_records(rows, EVENT_COLUMNS, _EVENT_JSON),
+                    records=copy_records(rows, EVENT_COLUMNS, _EVENT_JSON),
                     columns=EVENT_COLUMNS,
                 )
             answer = orjson.dumps({"accepted": len(rows)})

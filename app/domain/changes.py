@@ -5,11 +5,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.events import IngestEvent
+from app.domain.lead_rows import LeadRow
 
 
 class Scorer(Protocol):
@@ -18,19 +19,19 @@ class Scorer(Protocol):
     async def prepare(self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]) -> None: ...
 
     async def rescore_stale(
-        self, conn: AsyncConnection, profiles: Sequence[dict[str, Any]], force: set[uuid.UUID]
+        self, conn: AsyncConnection, profiles: Sequence[LeadRow], force: set[uuid.UUID]
     ) -> None: ...
 
-    def apply(self, profile: dict[str, Any], event: IngestEvent, now: datetime) -> None: ...
+    def apply(self, profile: LeadRow, event: IngestEvent, now: datetime) -> None: ...
 
-    def replay(self, profile: dict[str, Any], events: Sequence[IngestEvent]) -> None: ...
+    def replay(self, profile: LeadRow, events: Sequence[IngestEvent]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class LeadChange:
     """What a group did to one lead, for consumers in the same transaction (webhook outbox)."""
 
-    profile: dict[str, Any]  # the lead after the group
+    profile: LeadRow  # the lead after the group
     previous_temperature: str | None  # None: the lead is new
     previously_identified: bool
     events: tuple[IngestEvent, ...]  # the group's new events of this lead, in time order

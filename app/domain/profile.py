@@ -4,6 +4,7 @@ A profile is the dict of a `leads` row's columns. `apply_event` folds one event 
 `merge_profiles` folds a lead that turned out to be the same person into another.
 """
 
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 
 from app.domain.events import IngestEvent, property_number, visit_number
+from app.domain.lead_rows import LeadRow
 
 # The lead card's (and webhooks') recently viewed products; every view stays in the timeline
 # and counts in the interests. Each one is JSON that PostgreSQL parses again at every update
@@ -35,7 +37,7 @@ MESSENGER_TRAITS = (
 CONTACT_TRAITS = ("email", "phone", *MESSENGER_TRAITS)
 
 
-def new_profile(lead_id: Any, site_id: Any, now: datetime) -> dict[str, Any]:
+def new_profile(lead_id: uuid.UUID, site_id: uuid.UUID, now: datetime) -> LeadRow:
     return {
         "id": lead_id,
         "site_id": site_id,
@@ -105,7 +107,7 @@ def _product_key(props: dict[str, Any]) -> str | None:
     return None
 
 
-def _absorb_traits(profile: dict[str, Any], traits: dict[str, Any]) -> None:
+def _absorb_traits(profile: LeadRow, traits: dict[str, Any]) -> None:
     if not traits:
         return
     profile["traits"] = {**profile["traits"], **traits}
@@ -127,7 +129,7 @@ def _absorb_traits(profile: dict[str, Any], traits: dict[str, Any]) -> None:
     profile["identified"] = bool(contacts)
 
 
-def _cart_add(profile: dict[str, Any], props: dict[str, Any], at: datetime) -> None:
+def _cart_add(profile: LeadRow, props: dict[str, Any], at: datetime) -> None:
     key = _product_key(props)
     if key is None:
         return
@@ -154,7 +156,7 @@ def _cart_add(profile: dict[str, Any], props: dict[str, Any], at: datetime) -> N
     profile["cart"] = _with_totals(cart)
 
 
-def _cart_remove(profile: dict[str, Any], props: dict[str, Any], at: datetime) -> None:
+def _cart_remove(profile: LeadRow, props: dict[str, Any], at: datetime) -> None:
     key = _product_key(props)
     cart = dict(profile["cart"])
     items = dict(cart.get("items", {}))
@@ -180,7 +182,7 @@ def _with_totals(cart: dict[str, Any]) -> dict[str, Any]:
     return cart
 
 
-def _track(profile: dict[str, Any], event: IngestEvent) -> None:
+def _track(profile: LeadRow, event: IngestEvent) -> None:
     props = event.properties
     name = event.name
     at = event.timestamp
@@ -237,7 +239,7 @@ def _track(profile: dict[str, Any], event: IngestEvent) -> None:
             profile["engaged_seconds"] = round(profile["engaged_seconds"] + seconds, 1)
 
 
-def apply_event(profile: dict[str, Any], event: IngestEvent, visit_timeout: timedelta) -> None:
+def apply_event(profile: LeadRow, event: IngestEvent, visit_timeout: timedelta) -> None:
     """Fold one event into the profile, in place. Events that arrive late (older than the
     last one seen) count, but do not reopen visits: ingestion rebuilds a lead that receives
     one from all of its events in time order (app.ingestion.store)."""
@@ -251,7 +253,7 @@ def apply_event(profile: dict[str, Any], event: IngestEvent, visit_timeout: time
     if visit != profile["visits"]:
         profile["visits"] = visit
         profile["visit_started_at"] = at
-    elif at > last_seen:
+    elif last_seen is not None and at > last_seen:
         gap = at - last_seen
         profile["session_seconds"] = round(profile["session_seconds"] + gap.total_seconds(), 1)
     if is_newest:
@@ -275,12 +277,12 @@ def apply_event(profile: dict[str, Any], event: IngestEvent, visit_timeout: time
             profile["country"] = _text(location.get("country"), 200)
 
 
-def merge_profiles(survivor: dict[str, Any], other: dict[str, Any]) -> None:
+def merge_profiles(survivor: LeadRow, other: LeadRow) -> None:
     """Fold `other` (the same person, known by another id) into `survivor`, in place."""
-    for key in ("visits", "page_views", "events_count", "orders"):
-        survivor[key] += other[key]
-    for key in ("session_seconds", "engaged_seconds", "revenue"):
-        survivor[key] = round(survivor[key] + other[key], 2)
+    for count in ("visits", "page_views", "events_count", "orders"):
+        survivor[count] += other[count]
+    for total in ("session_seconds", "engaged_seconds", "revenue"):
+        survivor[total] = round(survivor[total] + other[total], 2)
     firsts = [t for t in (survivor["first_seen_at"], other["first_seen_at"]) if t]
     survivor["first_seen_at"] = min(firsts) if firsts else None
     s_last, o_last = survivor["last_seen_at"], other["last_seen_at"]

@@ -21,33 +21,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import asyncpg
-import orjson
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Float,
-    Integer,
-    String,
-    Uuid,
-    bindparam,
-    insert,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import Table
 
-from app.db import UTCDateTime
+from app.domain import lead_writes
+from app.domain.lead_rows import LeadRow, lead_row
+from app.domain.lead_writes import LEAD_COLUMNS
 from app.domain.tables import Event, Lead, LeadIdentity
+from app.recordsets import as_uuid, copy_rows, insert_sql, json_columns, pg_type, recordset, to_json
 from app.sites.models import Site  # noqa: F401  (foreign keys take their type from it)
 
 IdentityKey = tuple[uuid.UUID, str, str]
 _CHUNK = 500  # rows per SQLite statement, well under its parameter limit
 
-LEAD_COLUMNS = tuple(c.name for c in Lead.__table__.columns)
-LEAD_UPDATABLE = tuple(c for c in LEAD_COLUMNS if c not in ("id", "site_id", "created_at"))
 EVENT_COLUMNS = tuple(c.name for c in Event.__table__.columns if c.name != "id")
 IDENTITY_COLUMNS = ("site_id", "kind", "value", "lead_id", "created_at")
 
@@ -59,7 +47,7 @@ EventKey = tuple[uuid.UUID, str]  # (site id, message id)
 class Found:
     identities: list[tuple[IdentityKey, uuid.UUID]]  # known identity -> its lead
     events: set[EventKey]  # already stored
-    leads: list[dict[str, Any]]  # the rows of the identities' leads, locked, in id order
+    leads: list[LeadRow]  # the rows of the identities' leads, locked, in id order
 
 
 class RetryGroup(Exception):
@@ -76,10 +64,10 @@ class Bulk(Protocol):
     async def write(
         self,
         *,
-        leads: list[dict[str, Any]],
+        leads: list[LeadRow],
         identities: list[dict[str, Any]],
         events: list[dict[str, Any]],
-        updates: list[dict[str, Any]],
+        updates: list[LeadRow],
     ) -> int:
         """Insert the new leads, identities and events, and update the changed leads; returns
         how many identities were new (fewer than given: another transaction created one).
@@ -134,40 +122,6 @@ def bulk_for(conn: AsyncConnection) -> Bulk:
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
-def _pg_type(column: Any) -> str:
-    t = column.type
-    if isinstance(t, UTCDateTime):
-        return "timestamptz"
-    if isinstance(t, JSON):
-        return "jsonb"
-    for sa_type, name in (
-        (Uuid, "uuid"),
-        (Boolean, "bool"),
-        (Float, "float8"),
-        (Integer, "int8"),
-        (String, "text"),
-    ):
-        if isinstance(t, sa_type):
-            return name
-    raise TypeError(f"no PostgreSQL type for {column}")
-
-
-def _recordset(table: Table, columns: tuple[str, ...], param: int = 1) -> str:
-    """`jsonb_to_recordset($1::jsonb) AS t(a uuid, ...)`: the rows arrive as one JSON document,
-    which orjson writes and PostgreSQL reads far faster than per-value parameter encoding.
-    jsonb, not json: json_to_recordset hands each JSON column to the column type's input
-    function as text, parsed a second time; from jsonb, a JSON column's value is taken as it
-    is."""
-    defs = ", ".join(f"{name} {_pg_type(table.c[name])}" for name in columns)
-    return f"jsonb_to_recordset(${param}::jsonb) AS t({defs})"
-
-
-def _insert_sql(table: Table, columns: tuple[str, ...], suffix: str = "", param: int = 1) -> str:
-    names = ", ".join(columns)
-    source = _recordset(table, columns, param)
-    return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} {suffix}"
-
-
 _leads = cast(Table, Lead.__table__)
 _events = cast(Table, Event.__table__)
 _identities = cast(Table, LeadIdentity.__table__)
@@ -180,10 +134,10 @@ _identities = cast(Table, LeadIdentity.__table__)
 # tables; so did `id IN (SELECT ...)` for the leads (an = ANY(array) is a probe
 # of the primary key). The leads are locked in id order, so that replicas never deadlock;
 # FOR NO KEY UPDATE does not block the foreign-key checks of concurrent inserts.
-_NO_LEAD = ", ".join(f"NULL::{_pg_type(_leads.c[c])}" for c in LEAD_COLUMNS)
+_NO_LEAD = ", ".join(f"NULL::{pg_type(_leads.c[c])}" for c in LEAD_COLUMNS)
 _PG_LOOKUP = (
     "WITH known AS (SELECT t.site_id, t.kind, t.value, i.lead_id "
-    f"FROM {_recordset(_identities, ('site_id', 'kind', 'value'))} "
+    f"FROM {recordset(_identities, ('site_id', 'kind', 'value'))} "
     "CROSS JOIN LATERAL (SELECT lead_id FROM lead_identities i "
     "WHERE i.site_id = t.site_id AND i.kind = t.kind AND i.value = t.value LIMIT 1) i), "
     f"locked AS (SELECT {', '.join(LEAD_COLUMNS)} FROM leads "
@@ -200,17 +154,16 @@ _PG_LOOKUP = (
 # Small groups (single events under load) write everything in one statement: COPY takes two
 # round trips and asyncpg's copy_records_to_table has a fixed Python cost per call.
 COPY_MIN_ROWS = 50
-_PG_UPDATE_SET = ", ".join(f"{c} = t.{c}" for c in LEAD_UPDATABLE)
-# The group's writes as one statement (one round trip): data-modifying CTEs all run to
-# completion; the identities' foreign keys are checked at its end, when the new leads exist.
+# The group's writes as one statement (one round trip), its `leads` parts written by the
+# table's owner (app.domain.lead_writes): data-modifying CTEs all run to completion; the
+# identities' foreign keys are checked at its end, when the new leads exist.
 # Rows sent by COPY instead come as empty arrays.
 _PG_WRITE = (
-    f"WITH new_leads AS ({_insert_sql(_leads, LEAD_COLUMNS, param=1)}), "
-    f"new_events AS ({_insert_sql(_events, EVENT_COLUMNS, param=3)}), "
-    f"changed AS (UPDATE leads AS l SET {_PG_UPDATE_SET} "
-    f"FROM {_recordset(_leads, ('id', *LEAD_UPDATABLE), param=4)} WHERE l.id = t.id), "
+    f"WITH new_leads AS ({lead_writes.pg_insert_sql(1)}), "
+    f"new_events AS ({insert_sql(_events, EVENT_COLUMNS, param=3)}), "
+    f"changed AS ({lead_writes.pg_update_sql(4)}), "
     "new_identities AS ("
-    + _insert_sql(
+    + insert_sql(
         _identities,
         IDENTITY_COLUMNS,
         "ON CONFLICT (site_id, kind, value) DO NOTHING RETURNING 1",
@@ -218,33 +171,7 @@ _PG_WRITE = (
     )
     + ") SELECT count(*) FROM new_identities"
 )
-_LEAD_JSON = frozenset(c.name for c in _leads.columns if isinstance(c.type, JSON))
-_EVENT_JSON = frozenset(c.name for c in _events.columns if isinstance(c.type, JSON))
-
-
-def _json(rows: Any) -> str:
-    # default=str: asyncpg's own UUID type, which orjson does not know, is written as text.
-    return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
-
-
-def _uuid(value: Any) -> uuid.UUID:
-    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
-
-
-def _copy_records(
-    rows: list[dict[str, Any]], columns: tuple[str, ...], json_columns: frozenset[str]
-) -> list[tuple[Any, ...]]:
-    # JSON goes as text: the connection's jsonb codec (SQLAlchemy's) takes serialized JSON.
-    dumps, opt = orjson.dumps, orjson.OPT_NON_STR_KEYS
-    json_at = [i for i, c in enumerate(columns) if c in json_columns]
-    records = []
-    for row in rows:
-        values = [row[c] for c in columns]
-        for i in json_at:
-            if values[i] is not None:
-                values[i] = dumps(values[i], option=opt, default=str).decode()
-        records.append(tuple(values))
-    return records
+_EVENT_JSON = json_columns(_events)
 
 
 class PostgresBulk:
@@ -263,31 +190,31 @@ class PostgresBulk:
         return self._driver
 
     async def lookup(self, identity_keys: list[IdentityKey], event_keys: list[EventKey]) -> Found:
-        doc = _json([{"site_id": s, "kind": k, "value": v} for s, k, v in identity_keys])
+        doc = to_json([{"site_id": s, "kind": k, "value": v} for s, k, v in identity_keys])
         params = (doc, [site for site, _ in event_keys], [message for _, message in event_keys])
         found = Found([], set(), [])
         rows = await (await self._raw()).fetch(_PG_LOOKUP, *params)
         for row in rows:
             site_id, kind, value, lead_id = row[:4]
             if site_id is None:
-                lead = dict(zip(LEAD_COLUMNS, row[4:], strict=True))
-                for key in ("id", "site_id", "merged_into_id"):
-                    if lead[key] is not None:
-                        lead[key] = _uuid(lead[key])
+                lead = lead_row(zip(LEAD_COLUMNS, row[4:], strict=True))
+                lead["id"], lead["site_id"] = as_uuid(lead["id"]), as_uuid(lead["site_id"])
+                if lead["merged_into_id"] is not None:
+                    lead["merged_into_id"] = as_uuid(lead["merged_into_id"])
                 found.leads.append(lead)
             elif kind is None:
-                found.events.add((_uuid(site_id), value))
+                found.events.add((as_uuid(site_id), value))
             else:
-                found.identities.append(((_uuid(site_id), kind, value), _uuid(lead_id)))
+                found.identities.append(((as_uuid(site_id), kind, value), as_uuid(lead_id)))
         return found
 
     async def write(
         self,
         *,
-        leads: list[dict[str, Any]],
+        leads: list[LeadRow],
         identities: list[dict[str, Any]],
         events: list[dict[str, Any]],
-        updates: list[dict[str, Any]],
+        updates: list[LeadRow],
     ) -> int:
         if not (leads or identities or events or updates):
             return 0
@@ -296,27 +223,16 @@ class PostgresBulk:
             # Many rows go by binary COPY first (no JSON for the server to parse); new leads
             # before the statement below, whose identities refer to them.
             if len(leads) >= COPY_MIN_ROWS:
-                await self._copy(raw, "leads", leads, LEAD_COLUMNS, _LEAD_JSON)
+                await lead_writes.pg_copy_new(raw, leads)
                 leads = []
             if len(events) >= COPY_MIN_ROWS:
-                await self._copy(raw, "events", events, EVENT_COLUMNS, _EVENT_JSON)
+                await copy_rows(raw, "events", events, EVENT_COLUMNS, _EVENT_JSON)
                 events = []
-            docs = (_json(leads), _json(identities), _json(events), _json(updates))
+            docs = (to_json(leads), to_json(identities), to_json(events), to_json(updates))
             return int(await raw.fetchval(_PG_WRITE, *docs))
         except asyncpg.UniqueViolationError as exc:
             # Only events can collide: identities are inserted ON CONFLICT DO NOTHING.
             raise RetryGroup("an event was stored concurrently") from exc
-
-    @staticmethod
-    async def _copy(
-        raw: asyncpg.Connection,
-        table: str,
-        rows: list[dict[str, Any]],
-        columns: tuple[str, ...],
-        json_columns: frozenset[str],
-    ) -> None:
-        records = _copy_records(rows, columns, json_columns)
-        await raw.copy_records_to_table(table, records=records, columns=columns)
 
 
 # --- SQLite (and any other SQLAlchemy database) ------------------------------------------
@@ -349,41 +265,32 @@ class CoreBulk:
             stored.update((s, m) for s, m in known)
         return Found(found, stored, await self._leads(sorted({lead for _, lead in found})))
 
-    async def _leads(self, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    async def _leads(self, ids: list[uuid.UUID]) -> list[LeadRow]:
         # SQLite has one writer at a time: the transaction itself is the lock.
-        leads: list[dict[str, Any]] = []
+        leads: list[LeadRow] = []
         for start in range(0, len(ids), _CHUNK):
             rows = await self.conn.execute(
                 select(_leads).where(_leads.c.id.in_(ids[start : start + _CHUNK]))
             )
-            leads.extend(dict(row) for row in rows.mappings())
+            leads.extend(lead_row(row) for row in rows.mappings())
         return leads
 
     async def write(
         self,
         *,
-        leads: list[dict[str, Any]],
+        leads: list[LeadRow],
         identities: list[dict[str, Any]],
         events: list[dict[str, Any]],
-        updates: list[dict[str, Any]],
+        updates: list[LeadRow],
     ) -> int:
         # No round trips to save here: one plain statement per kind of row.
-        if leads:
-            await self.conn.execute(insert(_leads), leads)
+        await lead_writes.insert_new(self.conn, leads)
         inserted = await self._insert_new(_identities, ["site_id", "kind", "value"], identities)
         # One writer at a time (BEGIN IMMEDIATE): nothing can be stored between the lookup and
         # here; checked all the same, as on PostgreSQL.
         if await self._insert_new(_events, ["site_id", "message_id"], events) != len(events):
             raise RetryGroup("an event was stored concurrently")
-        if updates:
-            change = (
-                update(_leads)
-                .where(_leads.c.id == bindparam("_id"))
-                .values({c: bindparam(c) for c in LEAD_UPDATABLE})
-            )
-            await self.conn.execute(
-                change, [{"_id": r["id"], **{c: r[c] for c in LEAD_UPDATABLE}} for r in updates]
-            )
+        await lead_writes.update_profiles(self.conn, updates)
         return inserted
 
     async def _insert_new(self, table: Table, key: list[str], rows: list[dict[str, Any]]) -> int:

@@ -4,13 +4,14 @@ one (`store.py`), so that its profile equals a replay whatever the arrival order
 
 import uuid
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain import profile as lead_profile
 from app.domain.events import IngestEvent
+from app.domain.lead_rows import LeadRow, copy_columns
 from app.domain.tables import Event
 
 _events = cast(Table, Event.__table__)
@@ -65,12 +66,10 @@ async def stored_events(conn: AsyncConnection, lead_id: uuid.UUID) -> list[Inges
     ]
 
 
-def rebuild_profile(
-    lead: dict[str, Any], events: list[IngestEvent], visit_timeout: timedelta
-) -> dict[str, Any]:
+def rebuild_profile(lead: LeadRow, events: list[IngestEvent], visit_timeout: timedelta) -> LeadRow:
     """The lead's profile folded from scratch over `events` (ingestion's fold)."""
     profile = lead_profile.new_profile(lead["id"], lead["site_id"], lead["created_at"])
-    profile.update({key: lead[key] for key in KEPT})
+    copy_columns(profile, lead, KEPT)
     for event in events:
         lead_profile.apply_event(profile, event, visit_timeout)
     return profile

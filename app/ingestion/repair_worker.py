@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.background import BackgroundContext, BackgroundLoop
 from app.db import utcnow, writer
+from app.domain import lead_writes
 from app.domain.changes import LeadChange
+from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
-from app.ingestion.bulk import CoreBulk
 from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.repairs import LeadRepair, RepairMark, backoff, mark_for_repair
 from app.scoring.scorer import rescore_from_history
@@ -34,11 +35,11 @@ _leads = cast(Table, Lead.__table__)
 
 async def repair_lead(
     context: BackgroundContext, conn: AsyncConnection, mark: Row[Any], now: datetime
-) -> dict[str, Any] | None:
+) -> LeadRow | None:
     """Rebuild the marked lead (locked by the caller) and write it; answers the new profile
     (None: the lead was merged, and the mark was handed to the lead it was merged into)."""
     row = (await conn.execute(select(_leads).where(_leads.c.id == mark.lead_id))).first()
-    lead = dict(row._mapping) if row is not None else None
+    lead = lead_row(row._mapping) if row is not None else None
     if lead is None:
         return None  # deleted (its mark goes with it)
     if lead["merged_into_id"] is not None:
@@ -54,7 +55,7 @@ async def repair_lead(
         compiled = (await context.rule_sets.get_many(conn, [lead["site_id"]]))[lead["site_id"]]
         await rescore_from_history(conn, profile, compiled, visit_timeout, now)
     profile["updated_at"] = now
-    await CoreBulk(conn).write(leads=[], identities=[], events=[], updates=[profile])
+    await lead_writes.update_profiles(conn, [profile])
     if context.lead_changes is not None:
         change = LeadChange(
             profile=profile,

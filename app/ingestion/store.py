@@ -26,10 +26,12 @@ from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import utcnow
+from app.domain import lead_writes
 from app.domain import profile as lead_profile
 from app.domain.changes import AfterGroup, LeadChange, Scorer
 from app.domain.events import IngestEvent
-from app.domain.tables import Event, Lead, LeadIdentity
+from app.domain.lead_rows import LeadRow
+from app.domain.tables import Event, LeadIdentity
 from app.ingestion.bulk import Bulk, Found, RetryGroup, bulk_for
 from app.ingestion.history import rebuild_profile, stored_events
 from app.ingestion.identities import Identities
@@ -194,7 +196,7 @@ async def _fresh_events(
 
 def _fold(
     events: list[IngestEvent],
-    profiles: dict[uuid.UUID, dict[str, Any]],
+    profiles: dict[uuid.UUID, LeadRow],
     visit_timeout: timedelta,
     scorer: Scorer | None,
     now: datetime,
@@ -219,9 +221,7 @@ def _fold(
     return failed
 
 
-def _late_leads(
-    events: list[IngestEvent], profiles: dict[uuid.UUID, dict[str, Any]]
-) -> set[uuid.UUID]:
+def _late_leads(events: list[IngestEvent], profiles: dict[uuid.UUID, LeadRow]) -> set[uuid.UUID]:
     """The leads that receive an event older than their last one (a second device, a batch
     retried late). Folded in, it would not count as a replay counts it: its visit number (the
     return-visit rule), the time between events, which traits and products viewed are newest,
@@ -238,7 +238,7 @@ async def _rebuild(
     conn: AsyncConnection,
     lead_ids: set[uuid.UUID],
     events: list[IngestEvent],
-    profiles: dict[uuid.UUID, dict[str, Any]],
+    profiles: dict[uuid.UUID, LeadRow],
     visit_timeout: timedelta,
     scorer: Scorer | None,
 ) -> dict[uuid.UUID, str]:
@@ -293,7 +293,7 @@ def _by_time(event: IngestEvent) -> datetime:
 
 
 def _changes(
-    profiles: dict[uuid.UUID, dict[str, Any]],
+    profiles: dict[uuid.UUID, LeadRow],
     before: dict[uuid.UUID, tuple[str, bool]],
     events: list[IngestEvent],
     new_leads: set[uuid.UUID],
@@ -317,9 +317,9 @@ def _changes(
     return changes
 
 
-def _locked_leads(found: Found, identities: Identities) -> dict[uuid.UUID, dict[str, Any]]:
+def _locked_leads(found: Found, identities: Identities) -> dict[uuid.UUID, LeadRow]:
     """The group's existing leads, as locked by the lookup."""
-    profiles: dict[uuid.UUID, dict[str, Any]] = {}
+    profiles: dict[uuid.UUID, LeadRow] = {}
     for row in found.leads:
         if row["merged_into_id"] is not None:
             # A concurrent group merged this lead after we read its identities.
@@ -334,17 +334,12 @@ async def _merge_in_database(
     conn: AsyncConnection, merges: list[tuple[uuid.UUID, uuid.UUID]]
 ) -> None:
     """Point the merged leads' identities and events at the survivor (rare: Core is fine)."""
-    leads = cast(Table, Lead.__table__)
     idents = cast(Table, LeadIdentity.__table__)
     events = cast(Table, Event.__table__)
     for loser, survivor in merges:
         await conn.execute(update(idents).where(idents.c.lead_id == loser).values(lead_id=survivor))
         await conn.execute(update(events).where(events.c.lead_id == loser).values(lead_id=survivor))
-        await conn.execute(
-            update(leads)
-            .where((leads.c.merged_into_id == loser) | (leads.c.id == loser))
-            .values(merged_into_id=survivor)
-        )
+        await lead_writes.mark_merged(conn, loser, survivor)
 
 
 def _event_row(site_id: uuid.UUID, e: IngestEvent) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
+from app.domain import lead_writes
+from app.domain.lead_writes import LeadPatch
 from app.domain.tables import Lead
 from app.leads.schemas import ContactIn
 from app.webhooks import timers
@@ -27,12 +29,12 @@ async def record_contact(session: AsyncSession, lead: Lead, body: ContactIn) -> 
         created_at=now,
     )
     session.add(contact)
+    patch: LeadPatch = {}
     if lead.first_contacted_at is None or at < lead.first_contacted_at:
-        lead.first_contacted_at = at
+        patch["first_contacted_at"] = at
     if lead.status == "new":
-        lead.status = "contacted"
-        lead.status_changed_at = now
-    lead.updated_at = now  # dashboards polling with updated_since / ETag must see it
+        patch.update({"status": "contacted", "status_changed_at": now})
+    await lead_writes.patch_lead(session, lead, patch, now)
     t = cast(Table, LeadTimer.__table__)
     await session.execute(
         update(t)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
 from app.db import SessionDep, utcnow
+from app.domain import lead_writes
 from app.domain import profile as lead_profile
 from app.domain.tables import Lead
 from app.errors import NotFound, Unprocessable
@@ -204,8 +205,8 @@ async def update_lead(
 ) -> dict:
     """Move a lead through the sales funnel, or mark it lost with a reason."""
     lead = await _site_lead(session, site.id, lead_id, for_update=True)
-    service.update_status(lead, body.model_dump(exclude_unset=True), now)
-    await session.flush()
+    patch = service.status_patch(lead, body.model_dump(exclude_unset=True), now)
+    await lead_writes.patch_lead(session, lead, patch, now)
     return await _card(request, session, lead, now)
 
 

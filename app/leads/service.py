@@ -16,6 +16,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.events import page_url
+from app.domain.lead_rows import LeadRow, lead_row
+from app.domain.lead_writes import LeadPatch
 from app.domain.tables import Event, Lead
 from app.errors import AppError, Conflict, Unprocessable
 from app.scoring import engine as scoring_engine
@@ -62,8 +64,8 @@ class PageKey:
     updated_at: datetime
 
 
-def as_profile(lead: Lead) -> dict[str, Any]:
-    return {column.key: getattr(lead, column.key) for column in Lead.__table__.columns}
+def as_profile(lead: Lead) -> LeadRow:
+    return lead_row((column.key, getattr(lead, column.key)) for column in Lead.__table__.columns)
 
 
 def top_interests(interests: dict[str, Any]) -> list[dict[str, Any]]:
@@ -284,8 +286,8 @@ def _transition_allowed(current: str, target: str) -> bool:
     return FUNNEL_ORDER.index(target) > FUNNEL_ORDER.index(current)
 
 
-def update_status(lead: Lead, changes: dict[str, Any], now: datetime) -> None:
-    """Apply a PATCH (the fields the client sent) to the lead: forward through
+def status_patch(lead: Lead, changes: dict[str, Any], now: datetime) -> LeadPatch:
+    """What a PATCH (the fields the client sent) changes in the lead: forward through
     new -> contacted -> qualified -> won, `lost` with a reason from any status, and
     lost/won back to new. 422 for an inconsistent request, 409 for a move not allowed.
     First contact is recorded through the contacts API (it stops the speed-to-lead clock), not
@@ -308,14 +310,13 @@ def update_status(lead: Lead, changes: dict[str, Any], now: datetime) -> None:
             "new, contacted, qualified, won; any lead can be lost; lost or won can reopen as new.",
             code="invalid_status_transition",
         )
+    patch: LeadPatch = {}
     if target != lead.status:
-        lead.status = target
-        lead.status_changed_at = now
-        lead.lost_note = None
+        patch.update({"status": target, "status_changed_at": now, "lost_note": None})
         if target != "lost":
-            lead.lost_reason = None
+            patch["lost_reason"] = None
     if reason is not None:
-        lead.lost_reason = reason
+        patch["lost_reason"] = reason
     if "note" in changes:
-        lead.lost_note = changes["note"]
-    lead.updated_at = now
+        patch["lost_note"] = changes["note"]
+    return patch

@@ -22,11 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
-    Float,
-    Integer,
-    String,
     Table,
-    bindparam,
     case,
     func,
     or_,
@@ -36,8 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
-from app.db import UTCDateTime, utcnow, writer
+from app.db import utcnow, writer
+from app.domain import lead_writes
 from app.domain.changes import AfterGroup, LeadChange
+from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.scoring import engine
 from app.scoring.models import RescoreJob, RuleSetVersion
@@ -93,40 +91,6 @@ class RescoreConfig:
 
 _leads = cast(Table, Lead.__table__)
 _jobs = cast(Table, RescoreJob.__table__)
-_WRITE_SCORES = (
-    update(_leads)
-    .where(_leads.c.id == bindparam("_id"))
-    .values(
-        score=bindparam("_score", type_=Float()),
-        temperature=bindparam("_temperature", type_=String()),
-        score_state=bindparam("_score_state", type_=_leads.c.score_state.type),
-        rule_set_version=bindparam("_rule_set_version", type_=Integer()),
-        scored_at=bindparam("_scored_at", type_=UTCDateTime()),
-        became_hot_at=bindparam("_became_hot_at", type_=UTCDateTime()),
-        # A changed score is a changed lead for dashboards polling with updated_since / ETag.
-        updated_at=bindparam("_scored_at", type_=UTCDateTime()),
-    )
-)
-
-
-async def write_scores(conn: AsyncConnection, profiles: list[dict[str, Any]]) -> None:
-    """Write the scoring columns of leads the caller has locked."""
-    if profiles:
-        await conn.execute(
-            _WRITE_SCORES,
-            [
-                {
-                    "_id": p["id"],
-                    "_score": p["score"],
-                    "_temperature": p["temperature"],
-                    "_score_state": p["score_state"],
-                    "_rule_set_version": p["rule_set_version"],
-                    "_scored_at": p["scored_at"],
-                    "_became_hot_at": p["became_hot_at"],
-                }
-                for p in profiles
-            ],
-        )
 
 
 def _stale_leads(site_id: uuid.UUID, version: int) -> Any:
@@ -245,7 +209,7 @@ async def run_job(
 async def notify_changes(
     conn: AsyncConnection,
     consumer: AfterGroup | None,
-    profiles: list[dict[str, Any]],
+    profiles: list[LeadRow],
     before: dict[uuid.UUID, str],
 ) -> None:
     """Temperature changes made here (decay, an expired hold, a new rule set) reach the same
@@ -283,13 +247,13 @@ async def _rescore_batch(
     rows = await conn.execute(
         query.order_by(_leads.c.id).limit(config.batch_leads).with_for_update(key_share=True)
     )
-    profiles = [dict(row) for row in rows.mappings()]
+    profiles = [lead_row(row) for row in rows.mappings()]
     if not profiles:
         return None
     before = {p["id"]: p["temperature"] for p in profiles}
     for profile in profiles:
         await rescore_from_history(conn, profile, compiled, config.visit_timeout, now)
-    await write_scores(conn, profiles)
+    await lead_writes.write_scores(conn, profiles)
     await notify_changes(conn, lead_changes, profiles, before)
     processed = _jobs.c.processed + len(profiles)
     await conn.execute(
@@ -364,19 +328,19 @@ async def refresh_temperatures(
                 .limit(settings.rescore_batch_leads)
                 .with_for_update(key_share=True, skip_locked=True)
             )
-            profiles = [dict(row) for row in rows.mappings()]
+            profiles = [lead_row(row) for row in rows.mappings()]
             if not profiles:
                 return written
             after = profiles[-1]["id"]
             compiled = await cache.get_many(conn, {p["site_id"] for p in profiles})
             before = {p["id"]: p["temperature"] for p in profiles}
             changed = [p for p in profiles if _reevaluate(p, compiled[p["site_id"]], now)]
-            await write_scores(conn, changed)
+            await lead_writes.write_scores(conn, changed)
             await notify_changes(conn, context.lead_changes, changed, before)
             written += len(changed)
 
 
-def _reevaluate(profile: dict[str, Any], compiled: engine.CompiledRuleSet, now: datetime) -> bool:
+def _reevaluate(profile: LeadRow, compiled: engine.CompiledRuleSet, now: datetime) -> bool:
     if not profile["score_state"] or profile["rule_set_version"] != compiled.version:
         return False  # scored by another version: a re-scoring job or ingestion replays it
     result = engine.evaluate(compiled, profile["score_state"], facts_from_profile(profile), now)

@@ -15,13 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.domain import profile as lead_profile
 from app.domain.events import IngestEvent, page_url, visit_number
+from app.domain.lead_rows import LeadRow
 from app.domain.tables import Event
 from app.scoring import engine
 from app.scoring.defaults import DEFAULT_RULE_SET
 from app.scoring.models import RuleSetVersion
 from app.scoring.schemas import RuleSet, parse_rule_set
-
-Profile = dict[str, Any]
 
 
 def scoring_kind(event_type: str, name: str | None) -> str:
@@ -81,13 +80,13 @@ def stored_scoring_events(
     return out
 
 
-def record_result(profile: Profile, result: engine.ScoreResult, now: datetime) -> None:
+def record_result(profile: LeadRow, result: engine.ScoreResult, now: datetime) -> None:
     """Write a score result into the lead's columns."""
     record_state(profile, result.state, result.score, result.rule_set_version, now)
 
 
 def record_state(
-    profile: Profile, state: dict[str, Any], score: float, version: int, now: datetime
+    profile: LeadRow, state: dict[str, Any], score: float, version: int, now: datetime
 ) -> None:
     """Write a scoring state and its score into the lead's columns (temperature and the time
     the lead became hot are the state's)."""
@@ -186,7 +185,7 @@ class LeadScorer:
         self._compiled = await self._cache.get_many(conn, site_ids)
 
     async def rescore_stale(
-        self, conn: AsyncConnection, profiles: Sequence[Profile], force: set[uuid.UUID]
+        self, conn: AsyncConnection, profiles: Sequence[LeadRow], force: set[uuid.UUID]
     ) -> None:
         """Replay the stored history of leads scored by an older rule-set version (or merged,
         in `force`), so that a lead's score never mixes versions."""
@@ -209,7 +208,7 @@ class LeadScorer:
             ):
                 await rescore_from_history(conn, profile, compiled, self._visit_timeout)
 
-    def apply(self, profile: Profile, event: IngestEvent, now: datetime) -> None:
+    def apply(self, profile: LeadRow, event: IngestEvent, now: datetime) -> None:
         """Score one event into the lead, in place (the group owns its profiles: they were
         read under lock for this transaction, or are new)."""
         compiled = self._compiled[profile["site_id"]]
@@ -221,7 +220,7 @@ class LeadScorer:
         )
         record_state(profile, state, score, compiled.version, now)
 
-    def replay(self, profile: Profile, events: Sequence[IngestEvent]) -> None:
+    def replay(self, profile: LeadRow, events: Sequence[IngestEvent]) -> None:
         """Score the lead from scratch over `events` (all of its events, in time order) as
         re-scoring would: for a lead rebuilt because an event arrived late."""
         rows = [
@@ -232,7 +231,7 @@ class LeadScorer:
 
 
 def replay_events(
-    profile: Profile,
+    profile: LeadRow,
     compiled: engine.CompiledRuleSet,
     events: list[engine.ScoringEvent],
     now: datetime | None = None,
@@ -246,7 +245,7 @@ def replay_events(
 
 async def rescore_from_history(
     conn: AsyncConnection,
-    profile: Profile,
+    profile: LeadRow,
     compiled: engine.CompiledRuleSet,
     visit_timeout: timedelta,
     now: datetime | None = None,

@@ -4,15 +4,14 @@ and the first-contact timers), identified leads, and cart-abandonment timers."""
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import WebhookSettings
 from app.db import utcnow
+from app.domain import lead_writes
 from app.domain.changes import LeadChange
-from app.domain.tables import Lead
+from app.domain.lead_rows import LeadRow
 from app.scoring import scorer
 from app.webhooks import outbox, timers
 from app.webhooks.payloads import lead_data, top_rules
@@ -35,13 +34,14 @@ class WebhookConsumer:
     async def __call__(self, conn: AsyncConnection, changes: list[LeadChange]) -> None:
         now = self._now() if self._now is not None else utcnow()
         window = timedelta(minutes=self._settings.first_contact_window_minutes)
-        turned_hot: list[dict[str, Any]] = []
+        turned_hot: list[LeadRow] = []
         notices: list[tuple[str, LeadChange]] = []
         for change in changes:
             p = change.profile
             before, temperature = change.previous_temperature, p["temperature"]
-            if temperature == "hot" and before != "hot" and p.get("became_hot_at"):
-                p["contact_by"] = p["became_hot_at"] + window
+            hot_at = p["became_hot_at"]
+            if temperature == "hot" and before != "hot" and hot_at is not None:
+                p["contact_by"] = hot_at + window
                 turned_hot.append(p)
                 notices.append((outbox.LEAD_HOT, change))
             if before != temperature and not (before is None and temperature == "cold"):
@@ -49,13 +49,7 @@ class WebhookConsumer:
             if not change.previously_identified and p.get("identified"):
                 notices.append((outbox.LEAD_IDENTIFIED, change))
         if turned_hot:
-            leads = cast(Table, Lead.__table__)
-            await conn.execute(
-                update(leads)
-                .where(leads.c.id == bindparam("lead"))
-                .values(contact_by=bindparam("due")),
-                [{"lead": p["id"], "due": p["contact_by"]} for p in turned_hot],
-            )
+            await lead_writes.set_contact_by(conn, turned_hot)
             await timers.schedule_first_contact(
                 conn, [p for p in turned_hot if p.get("first_contacted_at") is None], self._settings
             )

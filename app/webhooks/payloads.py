@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.lead_rows import LeadRow
 from app.scoring import engine as scoring_engine
 from app.scoring import scorer
 
@@ -36,7 +37,7 @@ def _iso(value: Any) -> Any:
 
 
 def lead_data(
-    profile: dict[str, Any],
+    profile: LeadRow,
     breakdown: list[dict[str, Any]],
     max_bytes: int,
     **extra: Any,
@@ -63,7 +64,7 @@ def lead_data(
 async def top_rules(
     conn: AsyncConnection,
     rule_sets: scorer.RuleSetCache | None,
-    profiles: Iterable[dict[str, Any]],
+    profiles: Iterable[LeadRow],
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """The rules that contribute most to each lead's score (its breakdown, top few)."""
     profiles = list(profiles)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.config import WebhookSettings
 from app.db import utcnow
 from app.domain.changes import LeadChange
+from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.scoring import scorer
 from app.webhooks import outbox
@@ -49,9 +50,7 @@ def _links(event: Any) -> bool:
     return bool(event.previous_id or (event.anonymous_id and event.user_id))
 
 
-def _timer(
-    p: dict[str, Any], kind: str, episode: str, mark: float, due: datetime
-) -> dict[str, Any]:
+def _timer(p: LeadRow, kind: str, episode: str, mark: float, due: datetime) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "site_id": p["site_id"],
@@ -66,13 +65,14 @@ def _timer(
 
 
 async def schedule_first_contact(
-    conn: AsyncConnection, profiles: Sequence[dict[str, Any]], settings: WebhookSettings
+    conn: AsyncConnection, profiles: Sequence[LeadRow], settings: WebhookSettings
 ) -> None:
     """Start the clock of leads that turned hot: overdue at contact_by, then escalations."""
-    if not profiles:
+    hot = [(p, hot_at) for p in profiles if (hot_at := p["became_hot_at"]) is not None]
+    if not hot:
         return
     t = cast(Table, LeadTimer.__table__)
-    episodes = [{"lead": p["id"], "ep": p["became_hot_at"].isoformat()} for p in profiles]
+    episodes = [{"lead": p["id"], "ep": hot_at.isoformat()} for p, hot_at in hot]
     await conn.execute(
         update(t)
         .where(
@@ -86,8 +86,7 @@ async def schedule_first_contact(
     )
     marks = [settings.first_contact_window_minutes, *settings.escalation_marks_minutes]
     rows: list[dict[str, Any]] = []
-    for p in profiles:
-        hot_at = p["became_hot_at"]
+    for p, hot_at in hot:
         rows.extend(
             _timer(p, FIRST_CONTACT, hot_at.isoformat(), m, hot_at + timedelta(minutes=m))
             for m in sorted(set(marks))
@@ -203,7 +202,7 @@ class TimerService:
             if not due:
                 return 0
             rows = await conn.execute(select(leads).where(leads.c.id.in_({r.lead_id for r in due})))
-            profiles = {row.id: dict(row._mapping) for row in rows}
+            profiles = {row.id: lead_row(row._mapping) for row in rows}
             breakdowns = await top_rules(conn, self._rule_sets, profiles.values())
             messages: list[outbox.NewMessage] = []
             fired, cancelled = [], []
@@ -238,16 +237,15 @@ class TimerService:
             await outbox.enqueue(conn, messages, now)
         return len(due)
 
-    def _notice(
-        self, timer: Any, p: dict[str, Any], now: datetime
-    ) -> tuple[str, dict[str, Any]] | None:
+    def _notice(self, timer: Any, p: LeadRow, now: datetime) -> tuple[str, dict[str, Any]] | None:
         """The message a due timer sends, or None when it no longer applies."""
         if p["merged_into_id"] is not None:
             return None
         if timer.kind == FIRST_CONTACT:
-            if p["first_contacted_at"] is not None or p["status"] != "new":
+            hot_at = p["became_hot_at"]
+            if p["first_contacted_at"] is not None or p["status"] != "new" or hot_at is None:
                 return None
-            minutes_waiting = round((now - p["became_hot_at"]).total_seconds() / 60, 1)
+            minutes_waiting = round((now - hot_at).total_seconds() / 60, 1)
             extra = {"mark_minutes": timer.mark, "minutes_waiting": minutes_waiting}
             if timer.mark <= self._settings.first_contact_window_minutes:
                 return outbox.LEAD_FIRST_CONTACT_OVERDUE, extra

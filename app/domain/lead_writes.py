@@ -1,0 +1,155 @@
+"""The one owner of every write to `leads`; reads stay with the domains.
+
+- new leads and changed profiles, a group at a time: ingestion's group commit and the repair
+  job (`insert_new`, `update_profiles`). On PostgreSQL ingestion sends a group's writes of
+  every table as one statement (app.ingestion.bulk): its `leads` parts are `pg_insert_sql`
+  and `pg_update_sql`, and many new leads go first by binary COPY (`pg_copy_new`);
+- merges: a lead found to be another's (`mark_merged`);
+- scores, after re-scoring or the temperature refresher (`write_scores`);
+- when first contact is due, for leads that turned hot (`set_contact_by`);
+- the sales team's columns: status and first contact (`patch_lead`).
+"""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypedDict, cast
+
+import asyncpg
+from sqlalchemy import Float, Integer, String, Table, bindparam, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.db import UTCDateTime
+from app.domain.lead_rows import LeadRow
+from app.domain.tables import Lead
+from app.recordsets import copy_rows, insert_sql, json_columns, recordset
+
+_leads = cast(Table, Lead.__table__)
+LEAD_COLUMNS = tuple(c.name for c in _leads.columns)
+LEAD_UPDATABLE = tuple(c for c in LEAD_COLUMNS if c not in ("id", "site_id", "created_at"))
+_LEAD_JSON = json_columns(_leads)
+
+
+# --- new leads and changed profiles -----------------------------------------------------------
+
+
+def pg_insert_sql(param: int) -> str:
+    """PostgreSQL: insert the new leads of JSON recordset `$param` (every column)."""
+    return insert_sql(_leads, LEAD_COLUMNS, param=param)
+
+
+def pg_update_sql(param: int) -> str:
+    """PostgreSQL: write the profiles of JSON recordset `$param` (every column but the ones a
+    lead never changes) over their leads."""
+    assignments = ", ".join(f"{c} = t.{c}" for c in LEAD_UPDATABLE)
+    source = recordset(_leads, ("id", *LEAD_UPDATABLE), param=param)
+    return f"UPDATE leads AS l SET {assignments} FROM {source} WHERE l.id = t.id"
+
+
+async def pg_copy_new(raw: asyncpg.Connection, rows: Sequence[LeadRow]) -> None:
+    """PostgreSQL: insert many new leads by binary COPY, in the caller's transaction."""
+    await copy_rows(raw, "leads", rows, LEAD_COLUMNS, _LEAD_JSON)
+
+
+async def insert_new(conn: AsyncConnection, rows: Sequence[LeadRow]) -> None:
+    """Insert new leads (SQLAlchemy Core: SQLite, and anything not on ingestion's hot path)."""
+    if rows:
+        await conn.execute(insert(_leads), rows)
+
+
+_UPDATE_PROFILE = (
+    update(_leads)
+    .where(_leads.c.id == bindparam("_id"))
+    .values({c: bindparam(c) for c in LEAD_UPDATABLE})
+)
+
+
+async def update_profiles(conn: AsyncConnection, rows: Sequence[LeadRow]) -> None:
+    """Write whole profiles over their leads, which the caller has locked (Core)."""
+    if rows:
+        values = cast(Sequence[Mapping[str, Any]], rows)
+        await conn.execute(
+            _UPDATE_PROFILE,
+            [{"_id": r["id"], **{c: r[c] for c in LEAD_UPDATABLE}} for r in values],
+        )
+
+
+async def mark_merged(conn: AsyncConnection, loser: uuid.UUID, survivor: uuid.UUID) -> None:
+    """`loser` (and the leads merged into it before) now points at `survivor`: the row stays,
+    so that old ids still resolve."""
+    await conn.execute(
+        update(_leads)
+        .where((_leads.c.merged_into_id == loser) | (_leads.c.id == loser))
+        .values(merged_into_id=survivor)
+    )
+
+
+# --- scores -----------------------------------------------------------------------------------
+
+_WRITE_SCORES = (
+    update(_leads)
+    .where(_leads.c.id == bindparam("_id"))
+    .values(
+        score=bindparam("_score", type_=Float()),
+        temperature=bindparam("_temperature", type_=String()),
+        score_state=bindparam("_score_state", type_=_leads.c.score_state.type),
+        rule_set_version=bindparam("_rule_set_version", type_=Integer()),
+        scored_at=bindparam("_scored_at", type_=UTCDateTime()),
+        became_hot_at=bindparam("_became_hot_at", type_=UTCDateTime()),
+        # A changed score is a changed lead for dashboards polling with updated_since / ETag.
+        updated_at=bindparam("_scored_at", type_=UTCDateTime()),
+    )
+)
+
+
+async def write_scores(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> None:
+    """Write the scoring columns of leads the caller has locked."""
+    if profiles:
+        await conn.execute(
+            _WRITE_SCORES,
+            [
+                {
+                    "_id": p["id"],
+                    "_score": p["score"],
+                    "_temperature": p["temperature"],
+                    "_score_state": p["score_state"],
+                    "_rule_set_version": p["rule_set_version"],
+                    "_scored_at": p["scored_at"],
+                    "_became_hot_at": p["became_hot_at"],
+                }
+                for p in profiles
+            ],
+        )
+
+
+# --- speed to lead and the sales funnel -------------------------------------------------------
+
+
+async def set_contact_by(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> None:
+    """Write `contact_by` (when first contact is due) of leads that turned hot."""
+    if profiles:
+        await conn.execute(
+            update(_leads)
+            .where(_leads.c.id == bindparam("lead"))
+            .values(contact_by=bindparam("due")),
+            [{"lead": p["id"], "due": p["contact_by"]} for p in profiles],
+        )
+
+
+class LeadPatch(TypedDict, total=False):
+    """The sales team's columns a request may change (the funnel, first contact)."""
+
+    status: str
+    status_changed_at: datetime
+    lost_reason: str | None
+    lost_note: str | None
+    first_contacted_at: datetime
+
+
+async def patch_lead(session: AsyncSession, lead: Lead, patch: LeadPatch, now: datetime) -> None:
+    """Change a lead loaded (and locked) in the session; its `updated_at` moves to `now`, so
+    that dashboards polling with updated_since / ETag see the change."""
+    for column, value in patch.items():
+        setattr(lead, column, value)
+    lead.updated_at = now
+    await session.flush()
