@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,15 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "leadheat-test.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        upgrade(url)
-        yield url
+DATABASES = ["sqlite", "postgresql"]
+
+
+@contextmanager
+def new_database(kind: str, directory: Path) -> Iterator[str]:
+    """The URL of a new, empty database of `kind` ("sqlite": a file in `directory`;
+    "postgresql": its own database on the test server, dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'leadheat-test.db'}"
         return
     name = f"leadheat_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = _asyncpg_dsn(POSTGRES_URL)
@@ -72,10 +73,19 @@ def database_url(
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI and is not reachable: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with new_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
