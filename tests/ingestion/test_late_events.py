@@ -5,20 +5,12 @@ between events, and the score re-scoring gives."""
 import copy
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from app.leads.models import Lead
 from app.scoring import engine
 from app.scoring.service import default_definition, rescore_from_history, rule_set_for_version
-from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
+from tests.factories import T0, basic_auth, lead_by_anonymous_id, track
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 VISIT_TIMEOUT = timedelta(minutes=30)  # the default setting
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
 
 
 async def page(client, site, at: datetime) -> None:
