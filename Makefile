@@ -31,14 +31,14 @@ test-browser: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app
+	$(BIN)/mypy app tests bench
 
 format: $(VENV)/.test-installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 typecheck: $(VENV)/.test-installed
-	$(BIN)/mypy app
+	$(BIN)/mypy app tests bench
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/ingest.py

@@ -81,7 +81,8 @@ def generate(
         anonymous_id = f"anon-{n}"
         profile = lead_profile.new_profile(lead_id, site_id, NOW)
         at = NOW - timedelta(days=rng.uniform(0, 30))
-        visits, page_views, interests = 1, 0, {}
+        visits, page_views = 1, 0
+        interests: dict[str, int] = {}
         for i in range(per_lead):
             if rng.random() < 0.04:  # a new visit
                 at += timedelta(hours=rng.uniform(1, 72))
@@ -189,9 +190,9 @@ async def load_postgres(
 async def load_sqlite(url: str, leads: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
     engine = make_engine(Settings(database_url=url))
     async with engine.begin() as conn:
-        await conn.execute(insert(Lead.__table__), leads)
+        await conn.execute(insert(Lead), leads)
         for start in range(0, len(events), 5000):
-            await conn.execute(insert(Event.__table__), events[start : start + 5000])
+            await conn.execute(insert(Event), events[start : start + 5000])
     await engine.dispose()
 
 

@@ -3,7 +3,7 @@ functions: the profile fold and the scoring engine step by step (what ingestion 
 the re-scoring replay (what publishing a rule set does)."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,7 +64,7 @@ def fold(
     compiled: engine.CompiledRuleSet,
     lead_id: uuid.UUID,
     site_id: uuid.UUID,
-    rows: list[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     request_of: Mapping[str, tuple[int, int]],
     visit_timeout: timedelta,
 ) -> Folded:
