@@ -31,7 +31,7 @@ test-browser: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app
+	$(BIN)/mypy app tests bench
 	$(BIN)/lint-imports
 
 format: $(VENV)/.test-installed
@@ -39,7 +39,7 @@ format: $(VENV)/.test-installed
 	$(BIN)/ruff format .
 
 typecheck: $(VENV)/.test-installed
-	$(BIN)/mypy app
+	$(BIN)/mypy app tests bench
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/ingest.py

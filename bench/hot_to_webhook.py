@@ -25,14 +25,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import ingest  # noqa: E402
-from ingest import prepare_database  # noqa: E402
 
 from app import onboarding  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
+from bench.ingest import prepare_database, start_server  # noqa: E402
 
 
 class Receiver:
@@ -116,7 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     server = await asyncio.start_server(receiver.handle, "127.0.0.1", hook_port)
     port = args.port or free_port()
     os.environ["LEADHEAT_WEBHOOKS__ALLOW_PRIVATE_NETWORKS"] = "true"  # the receiver is local
-    proc = await asyncio.to_thread(ingest.start_server, args.database_url, port, args.workers, True)
+    proc = await asyncio.to_thread(start_server, args.database_url, port, args.workers, True)
     base = f"http://127.0.0.1:{port}"
     try:
         limits = httpx.Limits(max_connections=64)

@@ -34,6 +34,7 @@ from app import onboarding  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.domain import profile as lead_profile  # noqa: E402
+from app.domain.lead_rows import LeadRow  # noqa: E402
 from app.domain.tables import Event, Lead  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
@@ -67,20 +68,22 @@ def draft_rule_set() -> dict[str, Any]:
 
 def generate(
     site_id: uuid.UUID, leads: int, per_lead: int, seed: int = 7
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[LeadRow], list[dict[str, Any]]]:
     """Leads (profile rows) and their events: a few visits each over the last weeks."""
     rng = random.Random(seed)
     intents = [
         [k for w, k in mix for _ in range(w)] for weight, mix in INTENTS for _ in range(weight)
     ]
-    lead_rows, event_rows = [], []
+    lead_rows: list[LeadRow] = []
+    event_rows: list[dict[str, Any]] = []
     for n in range(leads):
         kinds = rng.choice(intents)
         lead_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         anonymous_id = f"anon-{n}"
         profile = lead_profile.new_profile(lead_id, site_id, NOW)
         at = NOW - timedelta(days=rng.uniform(0, 30))
-        visits, page_views, interests = 1, 0, {}
+        visits, page_views = 1, 0
+        interests: dict[str, int] = {}
         for i in range(per_lead):
             if rng.random() < 0.04:  # a new visit
                 at += timedelta(hours=rng.uniform(1, 72))
@@ -123,21 +126,23 @@ def generate(
                 }
             )
         profile.update(
-            first_seen_at=event_rows[-per_lead]["timestamp"],
-            last_seen_at=at,
-            visits=visits,
-            page_views=page_views,
-            events_count=per_lead,
-            session_seconds=float(per_lead * 40),
-            city=rng.choice(CITIES),
-            interests=interests,
-            contacts={"email": f"{n}@example.com"} if rng.random() < 0.3 else {},
+            {
+                "first_seen_at": event_rows[-per_lead]["timestamp"],
+                "last_seen_at": at,
+                "visits": visits,
+                "page_views": page_views,
+                "events_count": per_lead,
+                "session_seconds": float(per_lead * 40),
+                "city": rng.choice(CITIES),
+                "interests": interests,
+                "contacts": {"email": f"{n}@example.com"} if rng.random() < 0.3 else {},
+            }
         )
         lead_rows.append(profile)
     return lead_rows, event_rows
 
 
-def score_leads(leads: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+def score_leads(leads: list[LeadRow], events: list[dict[str, Any]]) -> None:
     """Score each lead with the default rule set (version 1) from its events, as ingestion
     would have: stored state, score, temperature."""
     compiled = engine.compile_rule_set(rule_set_for_version(default_definition(), 1))
@@ -160,9 +165,7 @@ async def create_site(url: str) -> tuple[uuid.UUID, str]:
     return created.site.id, created.secret_key
 
 
-async def load_postgres(
-    url: str, leads: list[dict[str, Any]], events: list[dict[str, Any]]
-) -> None:
+async def load_postgres(url: str, leads: list[LeadRow], events: list[dict[str, Any]]) -> None:
     import orjson
 
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -183,12 +186,12 @@ async def load_postgres(
         await conn.close()
 
 
-async def load_sqlite(url: str, leads: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+async def load_sqlite(url: str, leads: list[LeadRow], events: list[dict[str, Any]]) -> None:
     engine = make_engine(Settings(database_url=url))
     async with engine.begin() as conn:
-        await conn.execute(insert(Lead.__table__), leads)
+        await conn.execute(insert(Lead), leads)
         for start in range(0, len(events), 5000):
-            await conn.execute(insert(Event.__table__), events[start : start + 5000])
+            await conn.execute(insert(Event), events[start : start + 5000])
     await engine.dispose()
 
 

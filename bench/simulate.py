@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.config import Settings, WebhookSettings  # noqa: E402
+from app.crypto import secret_box  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.sites.models import Site  # noqa: E402
 from app.webhooks import service as webhooks_service  # noqa: E402
@@ -51,7 +52,8 @@ async def register_endpoint(settings: Settings, write_key: str, url: str) -> Sit
         async with make_sessionmaker(engine)() as session:
             site = (await session.scalars(select(Site).where(Site.write_key == write_key))).one()
             body = WebhookEndpointCreate(url=url)
-            await webhooks_service.create(session, site.id, body, settings.webhooks)
+            box = secret_box(settings)
+            await webhooks_service.create(session, site.id, body, settings.webhooks, box)
             await session.commit()
             return site
     finally:

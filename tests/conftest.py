@@ -8,11 +8,9 @@ PostgreSQL fails the run instead of skipping its half.
 
 import asyncio
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,9 @@ from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import metadata
+from app.sites.service import CreatedSite
+from tests.factories import create_site
+from tests.helpers import free_port, start_in_thread
 
 POSTGRES_URL = os.environ.get(
     "LEADHEAT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -46,15 +47,15 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "leadheat-test.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        upgrade(url)
-        yield url
+DATABASES = ["sqlite", "postgresql"]
+
+
+@contextmanager
+def new_database(kind: str, directory: Path) -> Iterator[str]:
+    """The URL of a new, empty database of `kind` ("sqlite": a file in `directory`;
+    "postgresql": its own database on the test server, dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'leadheat-test.db'}"
         return
     name = f"leadheat_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = _asyncpg_dsn(POSTGRES_URL)
@@ -72,10 +73,19 @@ def database_url(
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI and is not reachable: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with new_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +137,22 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
+def site_origins() -> list[str] | None:
+    """The origins the `site` fixture's site allows (a module about CORS overrides this)."""
+    return None
+
+
+@pytest.fixture
+async def site(session: AsyncSession, site_origins: list[str] | None) -> CreatedSite:
+    return await create_site(session, origins=site_origins)
+
+
+@pytest.fixture
+async def other_site(session: AsyncSession) -> CreatedSite:
+    return await create_site(session, name="Another shop")
+
+
+@pytest.fixture
 async def app(settings: Settings, db_engine: AsyncEngine) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
@@ -140,29 +166,17 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LiveServer:
     """A real uvicorn server in a thread, for tests about real HTTP."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the live server did not start")
-            time.sleep(0.02)
+        self.thread = start_in_thread(self.server)
         return self
 
     def __exit__(self, *exc: object) -> None:

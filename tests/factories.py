@@ -1,5 +1,9 @@
-"""Plain factory functions for tests."""
+"""Plain factory functions for tests: sites, event times, events, and sending them."""
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +23,39 @@ async def create_site(
 
 def basic_auth(write_key: str) -> tuple[str, str]:
     return (write_key, "")
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header a shop's server sends its secret key in."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+# The tests' fixed clock origin for event times: in the past, so "now" is after every event.
+T0 = datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
+
+
+def moment(minutes: float = 0, *, origin: datetime = T0, **delta: float) -> datetime:
+    """`origin` plus a span: moment(5) is five minutes after T0, moment(days=7) a week."""
+    return origin + timedelta(minutes=minutes, **delta)
+
+
+def at(minutes: float = 0, *, origin: datetime = T0, **delta: float) -> str:
+    """The same moment as an event's timestamp (ISO 8601)."""
+    return moment(minutes, origin=origin, **delta).isoformat()
+
+
+async def send(
+    client: httpx.AsyncClient, site: sites_service.CreatedSite, *events: dict[str, Any]
+) -> dict[str, Any]:
+    """Sends the events in one batch with the site's write key, as a shop does; none may be
+    rejected. Returns the answer's counts."""
+    r = await client.post(
+        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert body["rejected"] == 0, body
+    return body
 
 
 async def stored_events(session: AsyncSession, site_id: object) -> list[Event]:

@@ -1,14 +1,14 @@
 """The `leadheat` command: migrate, sites create / list, and serve (a real process)."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import free_port, wait_until
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -38,14 +38,8 @@ def test_migrate_then_create_and_list_sites(tmp_path: Path) -> None:
     assert "sk_" not in listed.stdout  # the secret key is shown once, never again
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_migrates_creates_a_demo_site_and_accepts_events(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LEADHEAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/serve.db",
@@ -66,18 +60,19 @@ def test_serve_migrates_creates_a_demo_site_and_accepts_events(tmp_path: Path) -
             assert line, "serve exited: " + "".join(lines)
             lines.append(line)
         write_key = next(line.split()[2] for line in lines if line.startswith("Write key:"))
-        deadline = time.monotonic() + 20
-        while True:
+
+        def answer() -> httpx.Response | None:
+            """the server answers"""
             try:
-                response = httpx.post(
+                return httpx.post(
                     f"http://127.0.0.1:{port}/v1/track",
                     auth=(write_key, ""),
                     json={"event": "Product Viewed", "anonymousId": "a"},
                 )
-                break
             except httpx.ConnectError:
-                assert time.monotonic() < deadline, "the server never answered"
-                time.sleep(0.1)
+                return None
+
+        response = wait_until(answer, timeout=20)
         assert response.status_code == 200
         assert response.json()["accepted"] == 1
     finally:
@@ -140,7 +135,7 @@ def test_serve_gives_each_worker_its_own_socket_and_replaces_a_dead_one(tmp_path
     """With --workers 2 each worker listens on its own SO_REUSEPORT socket (the kernel spreads
     connections between them); the parent keeps none, so a worker that dies takes its socket
     away and no connection is queued where nobody accepts."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LEADHEAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/serve.db",
@@ -153,15 +148,11 @@ def test_serve_gives_each_worker_its_own_socket_and_replaces_a_dead_one(tmp_path
         stderr=subprocess.DEVNULL,
     )
 
-    def wait_for_two_workers() -> dict[int, set[str]]:
-        deadline = time.monotonic() + 30
-        while True:
-            workers = _workers_listening(proc.pid, port)
-            if len(workers) == 2:
-                return workers
-            assert proc.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, f"workers listening: {workers}"
-            time.sleep(0.2)
+    def two_workers() -> dict[int, set[str]] | None:
+        """two workers listen"""
+        assert proc.poll() is None, "serve exited"
+        workers = _workers_listening(proc.pid, port)
+        return workers if len(workers) == 2 else None
 
     def every_connection_answers(count: int) -> None:
         # A fresh connection each time: the kernel picks a socket. A new worker listens before
@@ -171,17 +162,20 @@ def test_serve_gives_each_worker_its_own_socket_and_replaces_a_dead_one(tmp_path
                 assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200
 
     try:
-        workers = wait_for_two_workers()
+        workers = wait_until(two_workers, timeout=30)
         (first, first_sockets), (second, second_sockets) = workers.items()
         assert first_sockets.isdisjoint(second_sockets)  # two sockets, not one shared
         assert not _socket_inodes(proc.pid) & _listening_inodes(port)  # the parent holds none
         every_connection_answers(20)
 
         os.kill(first, 9)
-        deadline = time.monotonic() + 30
-        while first in (replaced := wait_for_two_workers()):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+
+        def replaced_workers() -> dict[int, set[str]] | None:
+            """a new worker listens in place of the killed one"""
+            workers = two_workers()
+            return workers if workers and first not in workers else None
+
+        replaced = wait_until(replaced_workers, timeout=30)
         assert second in replaced
         assert len(_listening_inodes(port)) == 2  # the dead worker's socket is gone
         every_connection_answers(20)

@@ -57,13 +57,15 @@ class Lead(Base):
     cart: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     subscribed: Mapped[bool | None] = mapped_column(Boolean, default=None)
     # The sales funnel: new -> contacted -> qualified -> won, or lost with a reason.
-    status: Mapped[str] = mapped_column(String(16), default="new")
+    # The server defaults are the migrations' (they filled the rows that existed when these
+    # columns came); every writer sets the columns itself.
+    status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     lost_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     lost_note: Mapped[str | None] = mapped_column(Text, default=None)
     # Scoring, kept current at ingestion (app.scoring.scorer.LeadScorer).
-    score: Mapped[float] = mapped_column(Float, default=0.0)
-    temperature: Mapped[str] = mapped_column(String(8), default="cold")
+    score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    temperature: Mapped[str] = mapped_column(String(8), default="cold", server_default="cold")
     score_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     rule_set_version: Mapped[int | None] = mapped_column(Integer, default=None)
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -4,7 +4,6 @@ They skip with the reason when /usr/bin/chromium or the playwright package is mi
 fail instead when CI=true. Nothing here downloads a browser.
 """
 
-import asyncio
 import importlib.util
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,7 +17,6 @@ from app.domain.tables import Event, Lead
 from app.sites.service import CreatedSite
 from tests.browser.shop import DemoShop
 from tests.conftest import IN_CI, LiveServer
-from tests.factories import create_site
 
 CHROMIUM = os.environ.get("LEADHEAT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -79,11 +77,6 @@ async def new_context(browser: Any) -> AsyncIterator[Callable[..., Awaitable[Any
 
 
 @pytest.fixture
-async def site(session: AsyncSession) -> CreatedSite:
-    return await create_site(session)
-
-
-@pytest.fixture
 def make_shop(live_server: LiveServer, site: CreatedSite) -> Iterator[Callable[..., DemoShop]]:
     """Starts demo shops whose tracker sends to the live server (or to `host`)."""
     shops: list[DemoShop] = []
@@ -97,19 +90,6 @@ def make_shop(live_server: LiveServer, site: CreatedSite) -> Iterator[Callable[.
     yield start
     for shop in shops:
         shop.__exit__()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Polls `check` until it returns something truthy (and returns it), or fails."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met in {timeout} s: {check.__doc__ or check}")
-        await asyncio.sleep(0.1)
 
 
 # The helpers below end their transaction: on SQLite an open read transaction would hold

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import eventually, message_counts
+from tests.browser.conftest import message_counts
 from tests.browser.pw import Request, Route, expect
-from tests.conftest import _free_port
+from tests.conftest import free_port
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -103,7 +104,7 @@ async def test_a_batch_stored_but_answered_503_is_retried_and_stored_once(
 async def test_the_tracker_never_throws_into_the_page_when_the_service_is_down(
     new_context, make_shop
 ):
-    shop = make_shop(host=f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    shop = make_shop(host=f"http://127.0.0.1:{free_port()}")  # nothing listens there
     context = await new_context()
     page = await context.new_page()
     errors: list[str] = []

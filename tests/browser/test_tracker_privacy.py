@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import eventually, message_counts
+from tests.browser.conftest import message_counts
 from tests.browser.pw import expect
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -14,7 +15,7 @@ STORED_BY_TRACKER = """() => ({
     session: Object.keys(sessionStorage).filter((k) => k.startsWith("lh_")),
     cookies: document.cookie.split("; ").filter((c) => c.startsWith("lh_")),
 })"""
-NOTHING_STORED = {"local": [], "session": [], "cookies": []}
+NOTHING_STORED: dict[str, list[str]] = {"local": [], "session": [], "cookies": []}
 
 
 async def browse(page: Any) -> None:

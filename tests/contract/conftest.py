@@ -17,8 +17,10 @@ from app.sites.service import CreatedSite
 from tests.conftest import LiveServer, make_settings
 from tests.factories import create_site
 
-INGESTION_PATHS = ("/v1/batch", "/v1/track", "/v1/page", "/v1/screen", "/v1/identify")
-INGESTION_PATHS += ("/v1/alias", "/v1/group")
+INGESTION_PATHS = (
+    *("/v1/batch", "/v1/track", "/v1/page", "/v1/screen", "/v1/identify"),
+    *("/v1/alias", "/v1/group"),
+)
 
 
 @dataclass

@@ -9,18 +9,12 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import make_settings
-from tests.factories import create_site
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """Background loops off: they would write on their own while a test breaks commits."""
     return make_settings(database_url, run_background=False)
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
 
 
 @pytest.fixture

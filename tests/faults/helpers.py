@@ -1,8 +1,5 @@
 """Shared steps of the fault tests."""
 
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -13,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.server import ServerConfig
+from tests.helpers import free_port, start_in_thread
 
 
 @asynccontextmanager
@@ -81,19 +79,11 @@ def assert_unavailable(r: httpx.Response) -> None:
 def served(app: Any, **config: Any) -> Iterator[tuple[str, int]]:
     """The app on a real uvicorn server in a thread, configured the way `leadheat serve` runs
     it (`ServerConfig`: the same protocol class); yields (host, port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(
         ServerConfig(app, host="127.0.0.1", port=port, log_level="warning", **config)
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.02)
+    thread = start_in_thread(server)
     try:
         yield "127.0.0.1", port
     finally:

@@ -5,12 +5,13 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 OPTIONS = "-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60 -c shared_buffers=16MB"
 
@@ -26,16 +27,10 @@ def _version(path: str) -> int:
     return int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ThrowawayCluster:
     def __init__(self) -> None:
         self.bin = _bin_dir()
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="leadheat-pg-"))
         self.data = self.dir / "data"
         # initdb refuses to run as root: as the postgres user then.

@@ -21,6 +21,7 @@ from app.migrate import upgrade
 from tests.factories import basic_auth, create_site
 from tests.faults.helpers import served
 from tests.faults.pg_cluster import ThrowawayCluster
+from tests.helpers import eventually
 
 TIMEOUT = 20.0  # each wait for the service to do something, at most
 
@@ -90,11 +91,12 @@ class Load:
                 self.check("management", await c.post("/v1/webhooks", json=hook))
 
     async def until(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while not condition():
-            assert time.monotonic() < deadline, f"{what}: not within {TIMEOUT} s"
+        async def met() -> bool:
             assert not self.wrong, self.wrong[:5]
-            await asyncio.sleep(0.05)
+            return condition()
+
+        met.__doc__ = what
+        await eventually(met, TIMEOUT)
 
     def seen(self, since: float, status: Callable[[int], bool], kinds: int = 2) -> bool:
         """Whether both kinds (ingestion, management) were answered so since `since`."""
@@ -158,15 +160,16 @@ async def restart_under_load(cluster: ThrowawayCluster, load: Load, stop_mode: s
 async def not_accepting_connections(cluster: ThrowawayCluster) -> float:
     """Once the server is up but refusing connections as "not accepting connections" or
     "starting up" (57P03): when it was first seen so."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        assert time.monotonic() < deadline, "the standby never came up"
+
+    async def refusing() -> float | None:
+        """the standby came up"""
         try:
             conn = await asyncpg.connect(cluster.admin_dsn, timeout=2)
         except asyncpg.CannotConnectNowError:
             return time.monotonic()
         except OSError:
-            await asyncio.sleep(0.05)  # not listening yet
-        else:
-            await conn.close()
-            raise AssertionError("the standby accepted a connection before its promotion")
+            return None  # not listening yet
+        await conn.close()
+        raise AssertionError("the standby accepted a connection before its promotion")
+
+    return await eventually(refusing, TIMEOUT)

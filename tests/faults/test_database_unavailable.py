@@ -70,8 +70,9 @@ async def test_a_real_server_answers_503_in_json_while_the_database_is_away(unre
 )
 def test_unavailability_is_recognised(exc):
     assert database_unavailable(exc)
-    wrapped = sa_exc.DBAPIError("SELECT 1", {}, Exception("adapted"))
-    wrapped.orig.__cause__ = exc  # SQLAlchemy's asyncpg adapter keeps the original here
+    adapted = Exception("adapted")
+    wrapped = sa_exc.DBAPIError("SELECT 1", {}, adapted)
+    adapted.__cause__ = exc  # SQLAlchemy's asyncpg adapter keeps the original here
     assert database_unavailable(wrapped)
 
 

@@ -6,7 +6,7 @@ import logging
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.main import create_app
@@ -25,7 +25,7 @@ class BrokenMiddleware:
     """A middleware that fails on /broken-middleware: outside everything but Starlette's own
     ServerErrorMiddleware (added last, so outermost of the app's middleware)."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

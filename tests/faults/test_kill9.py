@@ -7,11 +7,9 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from sqlalchemy import func, select
 from app.domain.tables import Event, Lead, LeadIdentity
 from app.webhooks.models import WebhookDelivery, WebhookMessage
 from tests.factories import create_site
+from tests.helpers import eventually, free_port
 
 KILL_AFTER_ACKED = 80  # events acknowledged before the kill (the load goes on meanwhile)
 
@@ -76,17 +75,11 @@ def held_receiver() -> Iterator[HeldReceiver]:
     receiver.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     """`leadheat serve --no-migrate` in its own process group."""
 
     def __init__(self, database_url: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
@@ -106,17 +99,17 @@ class Server:
         )
 
     async def wait_serving(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as http:
-            while True:
+
+            async def healthy() -> bool:
+                """the server answers /health"""
                 assert self.proc.poll() is None, "serve exited"
                 try:
-                    if (await http.get(f"{self.url}/health")).status_code == 200:
-                        return
+                    return (await http.get(f"{self.url}/health")).status_code == 200
                 except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server never answered"
-                await asyncio.sleep(0.1)
+                    return False
+
+            await eventually(healthy, timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -163,7 +156,8 @@ class Load:
                         path = "/v1/track" if event["type"] == "track" else "/v1/page"
                         await self._post(http, path, event, events)
                 except httpx.TransportError:
-                    await asyncio.sleep(0.05)  # the server is gone
+                    # The server is gone: a client's pause before it retries (until `stop`).
+                    await asyncio.sleep(0.05)
 
 
 async def _leads_of(session, site_id: uuid.UUID, visitors: list[str]) -> set[uuid.UUID]:
@@ -196,10 +190,12 @@ async def test_kill_9_under_load_loses_no_acknowledged_event_nor_outbox_message(
         load = Load(first.url, site.write_key)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(load.run(n, stop)) for n in range(4)]
-        deadline = time.monotonic() + 20
-        while len(load.acked) < KILL_AFTER_ACKED or not load.hot_visitors:
-            assert time.monotonic() < deadline, f"only {len(load.acked)} events acknowledged"
-            await asyncio.sleep(0.01)
+
+        async def loaded() -> bool:
+            """enough events acknowledged, a hot visitor among them"""
+            return len(load.acked) >= KILL_AFTER_ACKED and bool(load.hot_visitors)
+
+        await eventually(loaded, timeout=20)
         first.kill()
         stop.set()
         await asyncio.gather(*tasks)
@@ -233,11 +229,12 @@ async def test_kill_9_under_load_loses_no_acknowledged_event_nor_outbox_message(
             )
             assert r.status_code == 200, r.text
         expected = {f"msg_{m.hex}" for m in messages.values()}
-        deadline = time.monotonic() + 20
-        while not expected <= set(held_receiver.delivered):
-            missing = expected - set(held_receiver.delivered)
-            assert time.monotonic() < deadline, f"{len(missing)} lead.hot messages not delivered"
-            await asyncio.sleep(0.1)
+
+        async def all_delivered() -> bool:
+            """every lead.hot message delivered"""
+            return expected <= set(held_receiver.delivered)
+
+        await eventually(all_delivered, timeout=20)
         assert held_receiver.held > 0  # the dead server had deliveries in flight
     finally:
         first.kill()

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import inspect
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -42,7 +43,7 @@ async def normal_requests_until(url: str, done: asyncio.Event) -> list[float]:
             r = await client.get("/health/live")
             assert r.status_code == 200
             answered.append(time.monotonic())
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the normal client's pace between requests
     return answered
 
 
@@ -109,7 +110,7 @@ def basic(write_key: str) -> bytes:
 # DeadlineProtocol overrides these uvicorn internals and relies on the request cycle's
 # `response_started`, `disconnected` and `message_event`. A new uvicorn that changes any of
 # them fails here: read the new source, adjust DeadlineProtocol, then record the new digests.
-RELIED_ON = {
+RELIED_ON: dict[str, Callable[..., object]] = {
     "HttpToolsProtocol.__init__": HttpToolsProtocol.__init__,
     "HttpToolsProtocol.connection_made": HttpToolsProtocol.connection_made,
     "HttpToolsProtocol.connection_lost": HttpToolsProtocol.connection_lost,

@@ -11,8 +11,8 @@ from tests.factories import basic_auth, create_site, stored_events, track
 
 
 @pytest.fixture
-async def site(session):
-    return await create_site(session, origins=["https://shop.example"])
+def site_origins() -> list[str]:
+    return ["https://shop.example"]
 
 
 async def test_write_key_as_basic_user_name(client, session, site):

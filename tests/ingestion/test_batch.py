@@ -9,11 +9,6 @@ from app.ingestion.schemas import IngestResponse
 from tests.factories import basic_auth, create_site, stored_events, track
 
 
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
-
-
 async def test_batch_stores_good_events_and_reports_bad_ones_by_index(client, session, site):
     response = await client.post(
         "/v1/batch",

@@ -1,21 +1,15 @@
 """Known crawlers (by the CrawlerDetect patterns) are stored and counted, never scored."""
 
-import pytest
 from sqlalchemy import func, select
 
 from app.domain.tables import Lead
-from tests.factories import basic_auth, create_site, stored_events, track
+from tests.factories import basic_auth, stored_events, track
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0 Safari/537.36"
 )
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
 
 
 async def test_crawler_events_are_counted_and_stored_without_a_lead(client, session, site):

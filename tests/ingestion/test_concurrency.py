@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.db import utcnow
 from app.domain.events import IngestEvent
@@ -20,6 +20,7 @@ from app.ingestion.parsing import validate_event
 from app.ingestion.store import RetryGroup, Submission, store_group
 from app.main import create_app
 from tests.factories import basic_auth, create_site
+from tests.helpers import eventually
 
 
 @asynccontextmanager
@@ -185,8 +186,19 @@ async def test_an_event_stored_by_a_concurrent_transaction_makes_the_group_retry
         await first_transaction.__aenter__()
         await store(first, group())  # stored, not committed yet
         blocked = asyncio.create_task(store_in_transaction(second, group()))
-        await asyncio.sleep(0.3)
-        assert not blocked.done()  # waiting on the unique index for the first transaction
+
+        async def waits_on_a_lock() -> bool:
+            """the second transaction waits on a lock"""
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            return bool(waiting)
+
+        await eventually(waits_on_a_lock)  # on the unique index, for the first transaction
+        assert not blocked.done()
         await first_transaction.__aexit__(None, None, None)  # commits
         with pytest.raises(RetryGroup):
             await blocked  # and rolled back

@@ -23,7 +23,7 @@ from app.domain.events import IngestEvent
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.store import Submission
 from app.main import create_app
-from tests.conftest import _free_port
+from tests.conftest import free_port
 
 SSL_REQUEST = 80877103
 
@@ -112,7 +112,7 @@ async def test_a_refusing_server_is_storage_unavailable(refusing_server):
 
 
 async def test_a_refused_connection_is_storage_unavailable():
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/test"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/test"
     assert isinstance(await _submit_to(url), StorageUnavailable)
 
 

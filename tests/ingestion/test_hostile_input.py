@@ -7,12 +7,7 @@ import orjson
 import pytest
 
 from app.ingestion.parsing import MAX_JSON_DEPTH
-from tests.factories import basic_auth, create_site, lead_by_anonymous_id, stored_events, track
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+from tests.factories import basic_auth, lead_by_anonymous_id, stored_events, track
 
 
 def nested(depth: int) -> str:

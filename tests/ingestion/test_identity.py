@@ -4,12 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.domain.tables import Event, Lead
-from tests.factories import basic_auth, create_site, lead_by_anonymous_id, stored_events, track
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+from tests.factories import basic_auth, lead_by_anonymous_id, stored_events, track
 
 
 async def post(client, site, path, body):

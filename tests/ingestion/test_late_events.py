@@ -5,20 +5,13 @@ between events, and the score re-scoring gives."""
 import copy
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
+from app.domain.lead_rows import lead_row
 from app.domain.tables import Lead
 from app.scoring import engine
 from app.scoring.scorer import default_definition, rescore_from_history, rule_set_for_version
-from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
+from tests.factories import T0, basic_auth, lead_by_anonymous_id, track
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 VISIT_TIMEOUT = timedelta(minutes=30)  # the default setting
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
 
 
 async def page(client, site, at: datetime) -> None:
@@ -31,7 +24,7 @@ async def page(client, site, at: datetime) -> None:
 
 
 async def rescored(session, lead: Lead) -> engine.ScoreResult:
-    profile = copy.deepcopy({c.key: getattr(lead, c.key) for c in Lead.__table__.columns})
+    profile = lead_row(copy.deepcopy({c.key: getattr(lead, c.key) for c in Lead.__table__.columns}))
     compiled = engine.compile_rule_set(rule_set_for_version(default_definition(), 1))
     conn = await session.connection()
     return await rescore_from_history(conn, profile, compiled, VISIT_TIMEOUT)

@@ -5,12 +5,7 @@ import base64
 
 import pytest
 
-from tests.factories import basic_auth, create_site, stored_events, track
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+from tests.factories import basic_auth, stored_events, track
 
 
 @pytest.mark.parametrize("where", ["basic", "body"])

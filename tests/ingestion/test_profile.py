@@ -1,32 +1,11 @@
 """The lead profile is current the moment ingestion answers: visits, time, interests, cart."""
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, timedelta, timezone
 
 import pytest
 
 from app.domain.profile import MAX_PRODUCTS_VIEWED
-from app.domain.profile import _iso as profile_iso
-from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
-
-T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
-
-
-def at(minutes: float) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat()
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
-
-
-async def send(client, site, *events):
-    r = await client.post(
-        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
-    )
-    assert r.status_code == 200
-    assert r.json()["rejected"] == 0, r.json()
-    return r.json()
+from tests.factories import T0, at, lead_by_anonymous_id, send, track
 
 
 def page(minutes: float, url: str = "https://shop.example/") -> dict:
@@ -145,7 +124,7 @@ async def test_cart_holds_items_added_and_not_yet_ordered(client, session, site)
     assert lead.cart["item_count"] == 2
     assert lead.cart["value"] == 520
     assert lead.cart["items"]["f1"]["name"] == "Fridge"
-    assert lead.cart["checkout_started_at"].startswith("2026-11-01T10:03")
+    assert lead.cart["checkout_started_at"] == at(3)
 
     await send(
         client, site, track("v", "Order Completed", timestamp=at(4), properties={"revenue": 520})
@@ -188,13 +167,15 @@ async def test_duplicates_do_not_count_twice(client, session, site):
 
 
 @pytest.mark.parametrize(
-    "moment",
+    "when",
     [
         T0,
         T0.replace(microsecond=123456),
         T0.replace(microsecond=5),
-        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        T0.astimezone(timezone(timedelta(hours=-5))),
     ],
 )
-def test_profile_times_are_written_as_isoformat_writes_them(moment):
-    assert profile_iso(moment) == moment.isoformat()
+async def test_profile_times_are_written_as_isoformat_writes_them(client, session, site, when):
+    await send(client, site, track("v", "Checkout Started", timestamp=when.isoformat()))
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert lead.cart["checkout_started_at"] == when.astimezone(UTC).isoformat()

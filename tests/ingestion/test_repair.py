@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.config import IngestionSettings, ScoringSettings, Settings
+from app.config import Settings
 from app.domain.tables import Lead
 from app.ingestion.repair_worker import repair_due
 from app.ingestion.repairs import LeadRepair
@@ -15,7 +15,8 @@ from app.scoring import engine
 from app.scoring.scorer import LeadScorer, facts_from_profile
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.models import LeadTimer
-from tests.factories import basic_auth, create_site, lead_by_anonymous_id, stored_events
+from tests.conftest import make_settings
+from tests.factories import at, lead_by_anonymous_id, send, stored_events
 
 PROFILE_FIELDS = (
     "visits",
@@ -44,37 +45,24 @@ PROFILE_FIELDS = (
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        create_demo_site=False,
-        run_background=False,  # the test runs the repair job itself, with its own clock
-        ingestion=IngestionSettings(write_key_cache_seconds=0),
-        scoring=ScoringSettings(rule_set_cache_seconds=0),
-    )
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+    # The test runs the repair job itself, with its own clock.
+    return make_settings(database_url, run_background=False)
 
 
 def journey(anonymous_id: str, start: datetime) -> list[dict]:
     """A visitor who views a fridge, adds it to the cart and asks to be called: hot."""
-
-    def at(minutes: int) -> str:
-        return (start + timedelta(minutes=minutes)).isoformat()
-
     url = {"page": {"url": "https://shop.example/fridges/f1"}}
     fridge = {"product_id": "f1", "name": "Fridge", "category": "fridges", "price": 499}
+    phone = {"phone": "+7 900"}
     return [
         {"type": "page", "anonymousId": anonymous_id, "messageId": f"{anonymous_id}-1",
-         "timestamp": at(0), "context": url},
+         "timestamp": at(0, origin=start), "context": url},
         {"type": "track", "event": "Product Viewed", "anonymousId": anonymous_id,
-         "messageId": f"{anonymous_id}-2", "timestamp": at(1), "properties": fridge},
+         "messageId": f"{anonymous_id}-2", "timestamp": at(1, origin=start), "properties": fridge},
         {"type": "track", "event": "Product Added", "anonymousId": anonymous_id,
-         "messageId": f"{anonymous_id}-3", "timestamp": at(2), "properties": fridge},
+         "messageId": f"{anonymous_id}-3", "timestamp": at(2, origin=start), "properties": fridge},
         {"type": "track", "event": "Contact Requested", "anonymousId": anonymous_id,
-         "messageId": f"{anonymous_id}-4", "timestamp": at(3), "properties": {"phone": "+7 900"}},
+         "messageId": f"{anonymous_id}-4", "timestamp": at(3, origin=start), "properties": phone},
     ]  # fmt: skip
 
 
@@ -90,12 +78,6 @@ async def lead_row(session, site, anonymous_id: str) -> dict:
 async def mark_of(session, lead_id):
     session.expire_all()
     return await session.get(LeadRepair, lead_id)
-
-
-async def send(client, site, events):
-    r = await client.post("/v1/batch", auth=basic_auth(site.write_key), json={"batch": events})
-    assert r.status_code == 200, r.text
-    assert r.json()["accepted"] == len(events), r.json()
 
 
 async def test_a_lead_whose_scoring_fails_is_stored_marked_and_repaired(
@@ -115,7 +97,7 @@ async def test_a_lead_whose_scoring_fails_is_stored_marked_and_repaired(
     monkeypatch.setattr(engine, "replay", faulty_replay)  # only the repair replays here
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     batch = [page("a", "a-1"), *journey("victim", start), page("b", "b-1")]
-    await send(client, site, batch)
+    await send(client, site, *batch)
 
     stored = {e.message_id for e in await stored_events(session, site.site.id)}
     assert stored == {e["messageId"] for e in batch}
@@ -146,23 +128,23 @@ async def test_a_lead_whose_scoring_fails_is_stored_marked_and_repaired(
     assert await mark_of(session, victim_id) is None
 
     # The same journey, folded by ingestion in the normal way, gives the same lead.
-    await send(client, site, journey("twin", start))
-    victim = await lead_row(session, site, "victim")
-    twin = await lead_row(session, site, "twin")
+    await send(client, site, *journey("twin", start))
+    repaired = await lead_row(session, site, "victim")
+    twin_row = await lead_row(session, site, "twin")
     for field in PROFILE_FIELDS:
-        assert victim[field] == twin[field], field
-    assert victim["temperature"] == "hot"
-    assert victim["scored_at"] == later
+        assert repaired[field] == twin_row[field], field
+    assert repaired["temperature"] == "hot"
+    assert repaired["scored_at"] == later
     # Its score is a replay of its stored events: the twin's state, built event by event at
     # ingestion, evaluated at the same moment, gives the same score.
     async with app.state.engine.connect() as conn:
         compiled = (await app.state.rule_sets.get_many(conn, [site.site.id]))[site.site.id]
-    result = engine.evaluate(compiled, twin["score_state"], facts_from_profile(twin), later)
-    assert victim["score"] == result.score
+    result = engine.evaluate(compiled, twin_row["score_state"], facts_from_profile(twin_row), later)
+    assert repaired["score"] == result.score
     # The webhook side ran for the repaired lead: it turned hot, so it has a contact deadline
     # and first-contact timers.
-    assert victim["contact_by"] is not None
-    query = select(LeadTimer).where(LeadTimer.lead_id == victim["id"])
+    assert repaired["contact_by"] is not None
+    query = select(LeadTimer).where(LeadTimer.lead_id == repaired["id"])
     timers = (await session.scalars(query)).all()
     assert {t.kind for t in timers} >= {"first_contact", "cart_abandoned"}
 
@@ -180,7 +162,7 @@ async def test_a_consumer_failure_stores_the_request_and_marks_its_leads(
     monkeypatch.setattr(WebhookConsumer, "__call__", faulty)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     batch = [page("a", "a-1"), *journey("victim", start)]
-    await send(client, site, batch)
+    await send(client, site, *batch)
     assert len(await stored_events(session, site.site.id)) == len(batch)
     assert app.state.ingest_pipeline.stats["unfolded_submissions"] == 1
     # The whole request went the careful way: both of its leads wait for the repair.
@@ -188,7 +170,7 @@ async def test_a_consumer_failure_stores_the_request_and_marks_its_leads(
     assert [lead["events_count"] for lead in leads] == [0, 0]
     assert all([await mark_of(session, lead["id"]) for lead in leads])
     # Another request meanwhile is stored the normal way.
-    await send(client, site, [page("c", "c-1")])
+    await send(client, site, page("c", "c-1"))
     assert (await lead_row(session, site, "c"))["events_count"] == 1
 
     monkeypatch.undo()
@@ -210,14 +192,14 @@ async def test_a_lead_merged_before_its_repair_hands_the_mark_to_the_survivor(
         real_apply(self, profile, event, now)
 
     monkeypatch.setattr(LeadScorer, "apply", faulty)
-    await send(client, site, [page("victim", "v-1")])
+    await send(client, site, page("victim", "v-1"))
     victim_id = (await lead_by_anonymous_id(session, site.site.id, "victim")).id
     monkeypatch.undo()
     # The customer logs in: an identify with the user id on another device's lead first,
     login = {"type": "identify", "userId": "u1", "traits": {"email": "u@x.example"}}
-    await send(client, site, [login | {"anonymousId": "other", "messageId": "i-1"}])
+    await send(client, site, login | {"anonymousId": "other", "messageId": "i-1"})
     # ...then the victim's device: the victim's lead merges into the user's.
-    await send(client, site, [login | {"anonymousId": "victim", "messageId": "i-2"}])
+    await send(client, site, login | {"anonymousId": "victim", "messageId": "i-2"})
     survivor_id = (await lead_by_anonymous_id(session, site.site.id, "other")).id
     session.expire_all()
     assert (await session.get(Lead, victim_id)).merged_into_id == survivor_id

@@ -1,32 +1,13 @@
 """The lead's score and temperature are current the moment the event's request returns."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from app.scoring import engine
 from app.scoring.models import RuleSetVersion
 from app.scoring.scorer import default_definition, rule_set_for_version
-from tests.factories import basic_auth, create_site, lead_by_anonymous_id, track
-
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def at(minutes: float) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat()
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
-
-
-async def send(client, site, *events):
-    r = await client.post(
-        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
-    )
-    assert r.status_code == 200
-    assert r.json()["rejected"] == 0, r.json()
+from tests.factories import T0, at, lead_by_anonymous_id, send, track
 
 
 async def test_a_bounce_is_cold_and_a_contact_request_is_hot_at_once(client, session, site):
@@ -148,6 +129,7 @@ async def test_merging_two_leads_rescores_the_survivor_from_all_history(
         await send(client, site, identify)
     lead = await lead_by_anonymous_id(session, site.site.id, "phone")
     assert lead.user_id == "u1"
+    assert lead.score_state is not None
     rules = lead.score_state["rules"]
     assert rules, "the survivor's score must include both leads' events"
     counted = {rule_id for rule_id, entry in rules.items() if entry["n"]}

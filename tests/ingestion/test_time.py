@@ -2,14 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from tests.factories import basic_auth, create_site, stored_events, track
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+from tests.factories import basic_auth, stored_events, track
 
 
 def iso(dt: datetime) -> str:

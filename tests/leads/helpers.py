@@ -1,29 +1,9 @@
-"""Sending events the way a shop does (write key) and reading leads the way its server does
+"""Events of hot, warm and cold visitors, and reading leads the way a shop's server does
 (secret key)."""
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.factories import basic_auth, lead_by_anonymous_id
-
-# Explicit event times, in the past so that "now" is after every event.
-T0 = datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
-
-
-def at(minutes: float) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat()
-
-
-def secret(site: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {site.secret_key}"}
-
-
-async def send(client: Any, site: Any, *events: dict) -> None:
-    r = await client.post(
-        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["rejected"] == 0, r.json()
+from tests.factories import at, bearer, lead_by_anonymous_id
 
 
 def page(visitor: str, minutes: float, url: str = "https://shop.example/", **fields: Any) -> dict:
@@ -70,7 +50,7 @@ def cold(visitor: str, minutes: float = 0) -> list[dict]:
 
 
 async def list_leads(client: Any, site: Any, **params: Any) -> dict:
-    r = await client.get("/v1/leads", headers=secret(site), params=params)
+    r = await client.get("/v1/leads", headers=bearer(site.secret_key), params=params)
     assert r.status_code == 200, r.text
     return r.json()
 

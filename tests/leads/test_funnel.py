@@ -5,17 +5,18 @@ from datetime import timedelta
 import pytest
 
 from app.leads.endpoints import current_time
-from tests.leads.helpers import T0, cold, hot, id_of, identify, secret, send, warm
+from tests.factories import T0, bearer, send
+from tests.leads.helpers import cold, hot, id_of, identify, warm
 
 
 async def set_status(client, site, lead_id, status, reason=None):
     body = {"status": status, **({"lost_reason": reason} if reason else {})}
-    r = await client.patch(f"/v1/leads/{lead_id}", headers=secret(site), json=body)
+    r = await client.patch(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key), json=body)
     assert r.status_code == 200, r.text
 
 
 async def funnel(client, site, **params):
-    r = await client.get("/v1/stats/funnel", headers=secret(site), params=params)
+    r = await client.get("/v1/stats/funnel", headers=bearer(site.secret_key), params=params)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -56,7 +57,7 @@ async def crafted(client, session, site):
     # One lost lead had been contacted first (recorded through the contacts API).
     r = await client.post(
         f"/v1/leads/{await id_of(session, site, 'lost-slow')}/contacts",
-        headers=secret(site),
+        headers=bearer(site.secret_key),
         json={"channel": "phone"},
     )
     assert r.status_code == 201, r.text
@@ -127,6 +128,6 @@ async def test_an_empty_period_has_no_rates(client, site):
     ],
 )
 async def test_a_bad_window_is_422(client, site, params):
-    r = await client.get("/v1/stats/funnel", headers=secret(site), params=params)
+    r = await client.get("/v1/stats/funnel", headers=bearer(site.secret_key), params=params)
     assert r.status_code == 422
     assert r.json()["code"] == "validation_error"

@@ -10,7 +10,8 @@ from app.domain.tables import Lead
 from app.leads.endpoints import current_time
 from app.scoring.models import RuleSetVersion
 from app.scoring.scorer import default_definition
-from tests.leads.helpers import T0, cold, event, id_of, identify, page, secret, send
+from tests.factories import T0, bearer, send
+from tests.leads.helpers import cold, event, id_of, identify, page
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def clock(app):
 
 
 async def card(client, site, lead_id):
-    r = await client.get(f"/v1/leads/{lead_id}", headers=secret(site))
+    r = await client.get(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -240,7 +241,9 @@ async def test_a_merged_leads_id_answers_the_surviving_lead(client, session, sit
 
 
 async def test_an_unknown_lead_is_404_and_a_malformed_id_422(client, site):
-    r = await client.get("/v1/leads/6f1c1d5e-0000-4000-8000-000000000000", headers=secret(site))
+    r = await client.get(
+        "/v1/leads/6f1c1d5e-0000-4000-8000-000000000000", headers=bearer(site.secret_key)
+    )
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
-    r = await client.get("/v1/leads/not-an-id", headers=secret(site))
+    r = await client.get("/v1/leads/not-an-id", headers=bearer(site.secret_key))
     assert (r.status_code, r.json()["code"]) == (422, "validation_error")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.leads.helpers import cold, event, hot, secret, send
+from tests.factories import bearer, send
+from tests.leads.helpers import cold, event, hot
 
 
 async def walk(client, site, **params):
@@ -10,7 +11,7 @@ async def walk(client, site, **params):
     ids, cursor, pages = [], None, 0
     while True:
         query = {**params, **({"cursor": cursor} if cursor else {})}
-        r = await client.get("/v1/leads", headers=secret(site), params=query)
+        r = await client.get("/v1/leads", headers=bearer(site.secret_key), params=query)
         assert r.status_code == 200, r.text
         body = r.json()
         ids += [lead["id"] for lead in body["data"]]
@@ -34,7 +35,9 @@ def scored_visitors(count: int) -> list[dict]:
 async def test_pages_hold_every_lead_once_in_order(client, site, sort):
     await send(client, site, *scored_visitors(23))
     everything = (
-        await client.get("/v1/leads", headers=secret(site), params={"sort": sort, "limit": 200})
+        await client.get(
+            "/v1/leads", headers=bearer(site.secret_key), params={"sort": sort, "limit": 200}
+        )
     ).json()
     assert everything["next_cursor"] is None
     all_ids = [lead["id"] for lead in everything["data"]]
@@ -47,7 +50,7 @@ async def test_pages_hold_every_lead_once_in_order(client, site, sort):
 
 async def test_an_exact_last_page_has_no_next_cursor(client, site):
     await send(client, site, *scored_visitors(4))
-    r = await client.get("/v1/leads", headers=secret(site), params={"limit": 4})
+    r = await client.get("/v1/leads", headers=bearer(site.secret_key), params={"limit": 4})
     assert len(r.json()["data"]) == 4
     assert r.json()["next_cursor"] is None
 
@@ -60,7 +63,7 @@ async def test_leads_arriving_between_pages_cause_no_duplicates_or_gaps(client, 
     seen, cursor = [], None
     for page_number in range(100):
         query = {"sort": sort, "limit": 4, **({"cursor": cursor} if cursor else {})}
-        body = (await client.get("/v1/leads", headers=secret(site), params=query)).json()
+        body = (await client.get("/v1/leads", headers=bearer(site.secret_key), params=query)).json()
         seen += [lead["id"] for lead in body["data"]]
         cursor = body["next_cursor"]
         if cursor is None:
@@ -78,17 +81,17 @@ async def test_leads_arriving_between_pages_cause_no_duplicates_or_gaps(client, 
     ["not-a-cursor", "eyJzIjoic2NvcmUifQ", "e30", "eyJzIjoic2NvcmUiLCJ2IjoiaGlnaCIsImlkIjoiMSJ9"],
 )
 async def test_a_bad_cursor_is_400(client, site, cursor):
-    r = await client.get("/v1/leads", headers=secret(site), params={"cursor": cursor})
+    r = await client.get("/v1/leads", headers=bearer(site.secret_key), params={"cursor": cursor})
     assert r.status_code == 400
     assert r.json()["code"] == "invalid_cursor"
 
 
 async def test_a_cursor_of_another_sort_is_400(client, site):
     await send(client, site, *scored_visitors(3))
-    r = await client.get("/v1/leads", headers=secret(site), params={"limit": 1})
+    r = await client.get("/v1/leads", headers=bearer(site.secret_key), params={"limit": 1})
     cursor = r.json()["next_cursor"]
     r = await client.get(
-        "/v1/leads", headers=secret(site), params={"cursor": cursor, "sort": "recent"}
+        "/v1/leads", headers=bearer(site.secret_key), params={"cursor": cursor, "sort": "recent"}
     )
     assert r.status_code == 400
     assert r.json()["code"] == "invalid_cursor"

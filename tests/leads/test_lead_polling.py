@@ -1,10 +1,11 @@
 """Polling the list cheaply: a weak ETag for what a page shows, 304s, and updated_since."""
 
-from tests.leads.helpers import cold, event, hot, id_of, list_leads, page, secret, send
+from tests.factories import bearer, send
+from tests.leads.helpers import cold, event, hot, id_of, list_leads, page
 
 
 async def get(client, site, etag=None, **params):
-    headers = {**secret(site), **({"If-None-Match": etag} if etag else {})}
+    headers = {**bearer(site.secret_key), **({"If-None-Match": etag} if etag else {})}
     return await client.get("/v1/leads", headers=headers, params=params)
 
 
@@ -40,7 +41,9 @@ async def test_a_new_lead_and_a_status_change_change_the_etag(client, session, s
     assert len(r.json()["data"]) == 2
     etag = r.headers["etag"]
     a = await id_of(session, site, "a")
-    await client.patch(f"/v1/leads/{a}", headers=secret(site), json={"status": "qualified"})
+    await client.patch(
+        f"/v1/leads/{a}", headers=bearer(site.secret_key), json={"status": "qualified"}
+    )
     r = await get(client, site, etag)
     assert r.status_code == 200
     assert {lead["status"] for lead in r.json()["data"]} == {"new", "qualified"}

@@ -9,11 +9,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.domain.tables import Lead
-from app.domain.profile import new_profile
-
 import app as app_package
 from app.domain.lead_rows import LeadRow
+from app.domain.profile import new_profile
+from app.domain.tables import Lead
 
 
 def _optional(annotation: object) -> bool:

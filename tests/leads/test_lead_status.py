@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.leads.endpoints import current_time
-from tests.leads.helpers import cold, id_of, secret, send
+from tests.factories import bearer, send
+from tests.leads.helpers import cold, id_of
 
 NOW = datetime(2026, 10, 2, 9, 30, tzinfo=UTC)
 
@@ -20,7 +21,7 @@ async def lead_id(client, session, site, app):
 
 
 async def patch(client, site, lead_id, body):
-    return await client.patch(f"/v1/leads/{lead_id}", headers=secret(site), json=body)
+    return await client.patch(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key), json=body)
 
 
 async def moved(client, site, lead_id, body):
@@ -36,7 +37,7 @@ async def test_a_lead_moves_forward_through_the_funnel(client, site, lead_id, ap
         lead = await moved(client, site, lead_id, {"status": status})
         assert lead["status"] == status
         assert datetime.fromisoformat(lead["status_changed_at"]) == now
-    r = await client.get(f"/v1/leads/{lead_id}", headers=secret(site))
+    r = await client.get(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key))
     assert r.json()["status"] == "won"
 
 
@@ -57,7 +58,7 @@ async def test_a_lost_lead_records_its_reason_and_note(client, site, lead_id):
         "wanted instalments",
     )
     assert datetime.fromisoformat(lead["status_changed_at"]) == NOW
-    listed = (await client.get("/v1/leads", headers=secret(site))).json()["data"]
+    listed = (await client.get("/v1/leads", headers=bearer(site.secret_key))).json()["data"]
     assert (listed[0]["status"], listed[0]["lost_reason"]) == ("lost", "nothing_in_budget")
 
 
@@ -125,7 +126,7 @@ async def test_an_invalid_change_is_422_naming_the_field(client, site, lead_id, 
     error = r.json()
     assert error["code"] == "validation_error"
     assert error["details"][0]["loc"] == ["body", field]
-    lead = (await client.get(f"/v1/leads/{lead_id}", headers=secret(site))).json()
+    lead = (await client.get(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key))).json()
     assert (lead["status"], lead["lost_reason"]) == ("new", None)
 
 

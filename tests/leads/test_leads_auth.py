@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.factories import basic_auth
-from tests.leads.helpers import cold, hot, id_of, secret, send
+from tests.factories import basic_auth, bearer, send
+from tests.leads.helpers import cold, hot, id_of
 
 READS = ["/v1/leads", "/v1/leads/{id}", "/v1/stats/funnel"]
 
@@ -50,19 +50,19 @@ async def test_a_write_key_cannot_change_a_lead(client, site, lead_id):
 
 async def test_another_sites_lead_is_404_and_never_listed(client, site, other_site, lead_id):
     await send(client, other_site, *cold("theirs"))
-    r = await client.get(f"/v1/leads/{lead_id}", headers=secret(other_site))
+    r = await client.get(f"/v1/leads/{lead_id}", headers=bearer(other_site.secret_key))
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
     r = await client.patch(
-        f"/v1/leads/{lead_id}", headers=secret(other_site), json={"status": "won"}
+        f"/v1/leads/{lead_id}", headers=bearer(other_site.secret_key), json={"status": "won"}
     )
     assert r.status_code == 404
-    theirs = (await client.get("/v1/leads", headers=secret(other_site))).json()["data"]
+    theirs = (await client.get("/v1/leads", headers=bearer(other_site.secret_key))).json()["data"]
     assert [lead["id"] for lead in theirs] != [lead_id]
     assert len(theirs) == 1
-    assert (await client.get(f"/v1/leads/{lead_id}", headers=secret(site))).json()[
+    assert (await client.get(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key))).json()[
         "status"
     ] == "new"
     window = {"from": "2026-09-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}
-    r = await client.get("/v1/stats/funnel", headers=secret(other_site), params=window)
+    r = await client.get("/v1/stats/funnel", headers=bearer(other_site.secret_key), params=window)
     stats = r.json()
     assert stats["funnel"][0]["count"] == 1

@@ -2,20 +2,8 @@
 
 import pytest
 
-from tests.factories import lead_by_anonymous_id
-from tests.leads.helpers import (
-    cold,
-    event,
-    hot,
-    id_of,
-    identify,
-    lead_ids,
-    list_leads,
-    page,
-    secret,
-    send,
-    warm,
-)
+from tests.factories import bearer, lead_by_anonymous_id, send
+from tests.leads.helpers import cold, event, hot, id_of, identify, lead_ids, list_leads, page, warm
 
 
 async def test_hottest_first_by_default(client, session, site):
@@ -159,10 +147,14 @@ async def test_filter_by_city_ignores_case(client, session, site):
 async def test_filter_by_status(client, session, site):
     await send(client, site, *cold("a"), *cold("b", 1), *cold("c", 2))
     a, b = await id_of(session, site, "a"), await id_of(session, site, "b")
-    r = await client.patch(f"/v1/leads/{a}", headers=secret(site), json={"status": "contacted"})
+    r = await client.patch(
+        f"/v1/leads/{a}", headers=bearer(site.secret_key), json={"status": "contacted"}
+    )
     assert r.status_code == 200
     r = await client.patch(
-        f"/v1/leads/{b}", headers=secret(site), json={"status": "lost", "lost_reason": "spam"}
+        f"/v1/leads/{b}",
+        headers=bearer(site.secret_key),
+        json={"status": "lost", "lost_reason": "spam"},
     )
     assert r.status_code == 200
     assert await lead_ids(client, site, status="contacted") == [a]
@@ -210,7 +202,7 @@ async def test_filters_combine(client, session, site):
     ],
 )
 async def test_unknown_query_values_are_422(client, site, params, name):
-    r = await client.get("/v1/leads", headers=secret(site), params=params)
+    r = await client.get("/v1/leads", headers=bearer(site.secret_key), params=params)
     assert r.status_code == 422
     body = r.json()
     assert body["code"] == "validation_error"

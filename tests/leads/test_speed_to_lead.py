@@ -2,12 +2,10 @@
 contacted within each mark, and the leads overdue now."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from app.domain.tables import Lead
-from tests.leads.helpers import secret
-
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+from tests.factories import T0, bearer
 
 
 def hot_lead(site_id, hot_at, waited_minutes=None, **fields):
@@ -34,7 +32,7 @@ async def test_speed_to_lead_figures(client, session, site):
 
     r = await client.get(
         "/v1/stats/speed-to-lead",
-        headers=secret(site),
+        headers=bearer(site.secret_key),
         params={"from": T0.isoformat(), "to": (T0 + timedelta(days=1)).isoformat()},
     )
     assert r.status_code == 200, r.text
@@ -45,11 +43,11 @@ async def test_speed_to_lead_figures(client, session, site):
     assert body["p90_seconds"] == round((20 + (40 - 20) * 0.2) * 60, 1)
     assert body["within_minutes"] == {"5": 0.4, "10": 0.6, "15": 0.7, "30": 0.8}
     assert body["overdue_now"] == 2
-    assert body["from"].startswith("2026-11-01T09:00:00")
+    assert datetime.fromisoformat(body["from"]) == T0
 
 
 async def test_an_empty_period(client, site):
-    r = await client.get("/v1/stats/speed-to-lead", headers=secret(site))
+    r = await client.get("/v1/stats/speed-to-lead", headers=bearer(site.secret_key))
     body = r.json()
     assert body["hot_leads"] == 0
     assert body["median_seconds"] is None

@@ -10,7 +10,7 @@ import pytest
 
 from app.domain.tables import Lead
 from app.leads.endpoints import current_time
-from tests.leads.helpers import secret
+from tests.factories import bearer
 
 STATS = ["/v1/stats/funnel", "/v1/stats/speed-to-lead"]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -28,7 +28,7 @@ def moment(text: str) -> datetime:
 
 
 async def stats(client, site, path, **params):
-    r = await client.get(path, headers=secret(site), params=params)
+    r = await client.get(path, headers=bearer(site.secret_key), params=params)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -64,7 +64,7 @@ async def test_only_from_given_up_to_now(client, site, clock, path):
 @pytest.mark.parametrize("later", [timedelta(0), -timedelta(hours=1)])
 async def test_from_not_before_to_is_a_422(client, site, path, later):
     params = {"from": NOW.isoformat(), "to": (NOW + later).isoformat()}
-    r = await client.get(path, headers=secret(site), params=params)
+    r = await client.get(path, headers=bearer(site.secret_key), params=params)
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["code"] == "validation_error"

@@ -18,7 +18,7 @@ What the engine promises, and what is tested here:
 
 import math
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from app.scoring import engine, hard_rules
 from app.scoring.defaults import default_rule_set
 from app.scoring.schemas import parse_rule_set
+from tests.factories import T0
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SCORED = (
     "page", "Product Viewed", "Product Added", "Product Removed", "Checkout Started",
     "Cart Abandoned", "Order Completed", "Subscribed", "Unsubscribed", "Contact Requested",

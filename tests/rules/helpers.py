@@ -1,23 +1,13 @@
-"""Builders for rule-set tests: sites, secret-key auth, events, and small exact rule sets."""
+"""Builders for rule-set tests: secret-key auth, product views, and small exact rule sets."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.tables import Lead
-from tests.factories import basic_auth
-
-T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
-
-
-def bearer(secret_key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret_key}"}
-
-
-def at(minutes: float, origin: datetime = T0) -> str:
-    return (origin + timedelta(minutes=minutes)).isoformat()
+from tests.factories import T0, at, bearer
 
 
 def views_rule_set(points: float = 10, warm: float = 30, hot: float = 60, **extra: Any) -> dict:
@@ -41,17 +31,11 @@ def views(visitor: str, count: int, start: int = 0, origin: datetime = T0) -> li
             "event": "Product Viewed",
             "anonymousId": visitor,
             "messageId": f"{visitor}-view-{origin.timestamp():.0f}-{i}",
-            "timestamp": at(i, origin),
+            "timestamp": at(i, origin=origin),
             "properties": {"product_id": f"p{i}", "category": "fridges"},
         }
         for i in range(start, start + count)
     ]
-
-
-async def send(client: Any, write_key: str, events: list[dict]) -> None:
-    r = await client.post("/v1/batch", auth=basic_auth(write_key), json={"batch": events})
-    assert r.status_code == 200, r.text
-    assert r.json()["rejected"] == 0, r.json()
 
 
 async def publish(client: Any, secret_key: str, document: dict) -> dict:

@@ -1,13 +1,13 @@
 """Previewing a draft rule set against the site's stored events, without publishing."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from app.scoring.models import RescoreJob
-from tests.factories import create_site, lead_by_anonymous_id
-from tests.rules.helpers import T0, at, bearer, leads_of, publish, send, views, views_rule_set
+from tests.factories import T0, at, bearer, create_site, lead_by_anonymous_id, send
+from tests.rules.helpers import leads_of, publish, views, views_rule_set
 
 ACTIVE = views_rule_set(points=10, warm=30, hot=60)
 DRAFT = views_rule_set(
@@ -20,10 +20,9 @@ BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.htm
 
 
 @pytest.fixture
-async def site(client, session):
+async def stored_leads(client, site) -> None:
     """Views per lead: a 1, b 2, c 4, d 7, e 4 then unsubscribed; and a crawler's page."""
-    created = await create_site(session)
-    await publish(client, created.secret_key, ACTIVE)
+    await publish(client, site.secret_key, ACTIVE)
     events = views("a", 1) + views("b", 2) + views("c", 4) + views("d", 7) + views("e", 4)
     events.append(
         {"type": "track", "event": "Unsubscribed", "anonymousId": "e", "timestamp": at(10)}
@@ -36,8 +35,7 @@ async def site(client, session):
             "context": {"userAgent": BOT_UA},
         }
     )
-    await send(client, created.write_key, events)
-    return created
+    await send(client, site, *events)
 
 
 async def preview(client, site, document, **params):
@@ -52,14 +50,14 @@ async def ids_by_visitor(session, site):
 
 
 async def test_preview_counts_temperatures_under_the_draft_and_the_active_set(
-    client, session, site
+    client, session, site, stored_leads
 ):
     r = await preview(client, site, DRAFT)
 
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["active_version"] == 2
-    assert body["evaluated_at"].startswith("2026-01-10T13:00:00")
+    assert datetime.fromisoformat(body["evaluated_at"]) == T0 + timedelta(hours=1)
     assert (body["leads"], body["events"]) == (5, 19)  # the crawler is neither
     assert body["active"] == {"cold": 2, "warm": 2, "hot": 1}
     assert body["draft"] == {"cold": 2, "warm": 1, "hot": 2}
@@ -73,20 +71,22 @@ async def test_preview_counts_temperatures_under_the_draft_and_the_active_set(
     ]
 
 
-async def test_the_list_of_changed_leads_is_bounded(client, site):
+async def test_the_list_of_changed_leads_is_bounded(client, site, stored_leads):
     body = (await preview(client, site, DRAFT, limit=1)).json()
     assert body["changed"] == 3
     assert len(body["changes"]) == 1
     assert body["changes_truncated"] is True
 
 
-async def test_previewing_the_active_set_changes_no_temperature(client, site):
+async def test_previewing_the_active_set_changes_no_temperature(client, site, stored_leads):
     body = (await preview(client, site, ACTIVE)).json()
     assert body["active"] == body["draft"] == {"cold": 2, "warm": 2, "hot": 1}
     assert (body["changed"], body["changes"]) == (0, [])
 
 
-async def test_preview_changes_no_stored_lead_and_publishes_nothing(client, session, site):
+async def test_preview_changes_no_stored_lead_and_publishes_nothing(
+    client, session, site, stored_leads
+):
     def snapshot(leads):
         return [
             (lead.id, lead.score, lead.temperature, lead.score_state, lead.rule_set_version)
@@ -107,7 +107,7 @@ async def test_preview_changes_no_stored_lead_and_publishes_nothing(client, sess
     assert active["version"] == 2
 
 
-async def test_an_invalid_draft_is_refused_like_a_publish(client, site):
+async def test_an_invalid_draft_is_refused_like_a_publish(client, site, stored_leads):
     draft = views_rule_set()
     draft["behaviour"][0]["frequency"] = "sometimes"
     r = await preview(client, site, draft)
@@ -127,7 +127,7 @@ async def test_a_site_without_leads_previews_empty(client, session):
 
 
 async def test_leads_not_yet_rescored_are_replayed_under_the_active_set(
-    client, session, settings, site
+    client, session, settings, site, stored_leads
 ):
     settings.scoring.rescore_sync_max_leads = 0  # v3's job waits: every lead is still at v2
     await publish(client, site.secret_key, views_rule_set(points=5, warm=10, hot=20))

@@ -10,13 +10,8 @@ from sqlalchemy import update
 from app.db import utcnow
 from app.scoring import rescoring
 from app.scoring.models import RuleSetVersion
-from tests.factories import create_site
-from tests.rules.helpers import bearer, leads_of, publish, send, views, views_rule_set
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+from tests.factories import bearer, send
+from tests.rules.helpers import leads_of, publish, views, views_rule_set
 
 
 @pytest.fixture
@@ -25,7 +20,7 @@ async def five_leads(client, site):
     events = [{"type": "page", "anonymousId": "v0", "messageId": "v0-page"}]
     for n in range(1, 5):
         events += views(f"v{n}", n)
-    await send(client, site.write_key, events)
+    await send(client, site, *events)
 
 
 def background(app):
@@ -93,7 +88,7 @@ async def test_job_progress_counts_leads_ingestion_already_rescored(
     settings.scoring.rescore_sync_max_leads = 0
     body = await publish(client, site.secret_key, views_rule_set(points=10, warm=20, hot=40))
     # Ingestion re-scores the stale leads it touches, before the job gets to them.
-    await send(client, site.write_key, views("v1", 1, start=60) + views("v2", 1, start=60))
+    await send(client, site, *views("v1", 1, start=60), *views("v2", 1, start=60))
 
     job = await rescoring.claim_job(background(app).engine, utcnow(), timedelta(seconds=60))
     assert job is not None

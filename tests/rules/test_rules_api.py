@@ -5,13 +5,8 @@ import asyncio
 import pytest
 
 from app.scoring.defaults import DEFAULT_RULE_SET
-from tests.factories import create_site
-from tests.rules.helpers import bearer, publish, views_rule_set
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+from tests.factories import bearer
+from tests.rules.helpers import publish, views_rule_set
 
 
 async def test_a_new_site_answers_the_default_rule_set_as_version_1(client, site):
@@ -115,22 +110,21 @@ async def test_the_write_key_is_refused_and_a_missing_key_is_unauthorized(
     assert anonymous.status_code == 401
 
 
-async def test_publishing_for_one_site_leaves_other_sites_alone(client, session, site):
-    other = await create_site(session, "Other shop")
+async def test_publishing_for_one_site_leaves_other_sites_alone(client, site, other_site):
     await publish(client, site.secret_key, views_rule_set())
 
-    theirs = (await client.get("/v1/rules", headers=bearer(other.secret_key))).json()
+    theirs = (await client.get("/v1/rules", headers=bearer(other_site.secret_key))).json()
     assert theirs["version"] == 1
     assert theirs["name"] == DEFAULT_RULE_SET["name"]
-    listed = (await client.get("/v1/rules/versions", headers=bearer(other.secret_key))).json()
+    listed = (await client.get("/v1/rules/versions", headers=bearer(other_site.secret_key))).json()
     assert [v["version"] for v in listed["versions"]] == [1]
     # Another site's versions and jobs are not found with this key.
     mine = await publish(client, site.secret_key, views_rule_set(points=5))
     assert (
-        await client.get("/v1/rules/versions/3", headers=bearer(other.secret_key))
+        await client.get("/v1/rules/versions/3", headers=bearer(other_site.secret_key))
     ).status_code == 404
     assert (
-        await client.get(mine["job"]["url"], headers=bearer(other.secret_key))
+        await client.get(mine["job"]["url"], headers=bearer(other_site.secret_key))
     ).status_code == 404
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from app.db import utcnow
 from app.scoring import rescoring
-from tests.factories import create_site, lead_by_anonymous_id
-from tests.rules.helpers import publish, send, views, views_rule_set
+from tests.factories import lead_by_anonymous_id, send
+from tests.rules.helpers import publish, views, views_rule_set
 
 RULE_SET = views_rule_set(
     points=10,
@@ -30,22 +30,18 @@ def contact_request(visitor, when):
 
 
 @pytest.fixture
-async def site(client, session):
+async def three_leads(client, site) -> None:
     """Three leads scored at ingestion: `gone` asked for a call 3 h ago (held hot for 1 h),
     `fresh` 10 minutes ago, `browsing` viewed three products 3 h ago (warm, no decay)."""
-    created = await create_site(session)
-    await publish(client, created.secret_key, RULE_SET)
+    await publish(client, site.secret_key, RULE_SET)
     now = utcnow()
     await send(
         client,
-        created.write_key,
-        [
-            contact_request("gone", now - timedelta(hours=3)),
-            contact_request("fresh", now - timedelta(minutes=10)),
-            *views("browsing", 3, origin=now - timedelta(hours=3)),
-        ],
+        site,
+        contact_request("gone", now - timedelta(hours=3)),
+        contact_request("fresh", now - timedelta(minutes=10)),
+        *views("browsing", 3, origin=now - timedelta(hours=3)),
     )
-    return created
 
 
 async def temperatures(session, site):
@@ -56,7 +52,7 @@ async def temperatures(session, site):
     return found
 
 
-async def test_a_lead_whose_hard_rule_hold_expired_cools_down(app, session, site):
+async def test_a_lead_whose_hard_rule_hold_expired_cools_down(app, session, site, three_leads):
     # Ingestion scored each lead at its event's time: all three look as they did then.
     assert await temperatures(session, site) == {"gone": "hot", "fresh": "hot", "browsing": "warm"}
     later = utcnow() + timedelta(minutes=1)
@@ -74,11 +70,12 @@ async def test_a_lead_whose_hard_rule_hold_expired_cools_down(app, session, site
     await session.commit()
     assert gone.score == 0
     assert gone.scored_at == later
+    assert gone.score_state is not None
     assert gone.score_state["temperature"] == "cold"
     assert gone.became_hot_at is not None  # the history stays
 
 
-async def test_leads_scored_within_the_interval_are_left_alone(app, session, site):
+async def test_leads_scored_within_the_interval_are_left_alone(app, session, site, three_leads):
     context = app.state.background.context
     assert await rescoring.refresh_temperatures(context, utcnow()) == 0
     assert (await temperatures(session, site))["gone"] == "hot"
@@ -88,18 +85,17 @@ async def test_leads_scored_within_the_interval_are_left_alone(app, session, sit
     assert await rescoring.refresh_temperatures(context, utcnow() + timedelta(minutes=1)) == 0
 
 
-async def test_decay_cools_a_warm_lead_over_days(app, client, session):
-    created = await create_site(session)
-    await publish(client, created.secret_key, views_rule_set(decay={"half_life": "1d"}))
+async def test_decay_cools_a_warm_lead_over_days(app, client, session, site):
+    await publish(client, site.secret_key, views_rule_set(decay={"half_life": "1d"}))
     now = utcnow()
-    await send(client, created.write_key, views("v", 4, origin=now - timedelta(minutes=5)))
-    lead = await lead_by_anonymous_id(session, created.site.id, "v")
+    await send(client, site, *views("v", 4, origin=now - timedelta(minutes=5)))
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
     await session.commit()
     assert lead.temperature == "warm"
 
     await rescoring.refresh_temperatures(app.state.background.context, now + timedelta(days=1))
 
-    lead = await lead_by_anonymous_id(session, created.site.id, "v")
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
     await session.commit()
     assert lead.temperature == "cold"
     assert lead.score == pytest.approx(20, abs=0.1)  # 40 points, one half-life later

@@ -1,10 +1,10 @@
-"""Builders for scoring tests: a fixed clock origin, events, rule sets and facts."""
+"""Builders for scoring tests: events, rule sets and facts (times from tests.factories)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from app.scoring.engine import (
@@ -18,14 +18,9 @@ from app.scoring.engine import (
     evaluate,
 )
 from app.scoring.schemas import parse_rule_set
+from tests.factories import T0
 
-T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 _ids = itertools.count(1)
-
-
-def at(**delta: float) -> datetime:
-    """T0 plus a timedelta: at(minutes=5), at(days=7)."""
-    return T0 + timedelta(**delta)
 
 
 def event(

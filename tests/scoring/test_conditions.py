@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from app.scoring.engine import ScoringEvent
+from tests.factories import T0
 
-from .helpers import T0, apply_all, compiled, event, rule
+from .helpers import apply_all, compiled, event, rule
 
 
 def _fires(condition: dict[str, Any], item: ScoringEvent) -> bool:

@@ -22,8 +22,9 @@ from app.scoring.engine import (
     evaluate,
     replay,
 )
+from tests.factories import T0, moment
 
-from .helpers import T0, apply_all, at, compiled, event, rule
+from .helpers import apply_all, compiled, event, rule
 
 DEFAULTS = compile_rule_set(default_rule_set())
 KINDS = ["page", "page", "Product Viewed", "Product Added", "Product Removed", "Checkout Started",
@@ -49,7 +50,7 @@ FACTS = LeadFacts(city="Kazan", visits=4, time_on_site_seconds=700, contacts={"e
 @pytest.mark.parametrize("seed", range(6))
 def test_replay_equals_incremental_application(seed: int) -> None:
     events = _journey(seed)
-    now = at(days=30)
+    now = moment(days=30)
     incremental = apply_all(DEFAULTS, events, FACTS)
     stepped = evaluate(DEFAULTS, incremental.state, FACTS, now)
     replayed = replay(DEFAULTS, events, FACTS, now)
@@ -84,16 +85,16 @@ def test_advance_rejects_unknown_state_versions() -> None:
 def test_replay_steps_temperature_like_ingestion() -> None:
     rules = compiled(behaviour=[rule("big", "Big", 61), rule("down", "Down", -10)],
                      hysteresis_points=5, min_hold="30m")  # fmt: skip
-    events = [event("Big", T0), event("Down", at(minutes=1))]  # hot, then 51 inside min_hold
-    assert replay(rules, events, LeadFacts(), at(minutes=2)).temperature == "hot"
-    assert replay(rules, events, LeadFacts(), at(minutes=31)).temperature == "warm"
+    events = [event("Big", T0), event("Down", moment(minutes=1))]  # hot, then 51 inside min_hold
+    assert replay(rules, events, LeadFacts(), moment(minutes=2)).temperature == "hot"
+    assert replay(rules, events, LeadFacts(), moment(minutes=31)).temperature == "warm"
 
 
 def test_apply_event_and_evaluate_do_not_mutate_the_state() -> None:
     state = apply_all(DEFAULTS, _journey(1, 30), FACTS).state
     before = copy.deepcopy(state)
-    apply_event(DEFAULTS, state, event("Product Added", at(days=40)), FACTS)
-    evaluate(DEFAULTS, state, FACTS, at(days=60))
+    apply_event(DEFAULTS, state, event("Product Added", moment(days=40)), FACTS)
+    evaluate(DEFAULTS, state, FACTS, moment(days=60))
     assert state == before
 
 
@@ -102,7 +103,7 @@ def test_apply_event_inplace_then_evaluate_gives_the_same_score() -> None:
     state = empty_state()
     for item in events:
         apply_event_inplace(DEFAULTS, state, item)
-    now = at(days=30)
+    now = moment(days=30)
     assert evaluate(DEFAULTS, state, FACTS, now).score == replay(DEFAULTS, events, FACTS, now).score
 
 
@@ -117,7 +118,7 @@ def test_state_survives_a_json_round_trip() -> None:
 
 def test_state_size_does_not_grow_with_events() -> None:
     short = json.dumps(apply_all(DEFAULTS, _journey(4, 100), FACTS).state)
-    long = json.dumps(replay(DEFAULTS, _journey(4, 2000), FACTS, at(days=400)).state)
+    long = json.dumps(replay(DEFAULTS, _journey(4, 2000), FACTS, moment(days=400)).state)
     assert len(long) < 3 * len(short) + 2000
 
 
@@ -142,8 +143,8 @@ def test_score_is_clamped_to_max_score_and_rounded() -> None:
 
 
 def test_breakdown_lists_every_contributing_rule_with_its_latest_events() -> None:
-    pages = [event("page", at(minutes=i)) for i in range(8)]
-    added = event("Product Added", at(minutes=9))
+    pages = [event("page", moment(minutes=i)) for i in range(8)]
+    added = event("Product Added", moment(minutes=9))
     result = apply_all(DEFAULTS, [*pages, added], FACTS)
     items = {i.rule_id: i for i in result.breakdown}
     assert list(items) == [

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from app.scoring.engine import CompiledRuleSet, LeadFacts, empty_state, evaluate
+from tests.factories import T0, moment
 
-from .helpers import T0, at, compiled
+from .helpers import compiled
 
 CITY: dict[str, Any] = {
     "id": "geo",
@@ -143,16 +144,16 @@ def test_recency_is_hours_from_last_seen_to_now() -> None:
     rules = compiled(fit=[rule])
     seen = LeadFacts(last_seen_at=T0)
     assert _fit(rules, seen, T0) == 5.0
-    assert _fit(rules, seen, at(minutes=59)) == 5.0
-    assert _fit(rules, seen, at(hours=1)) == 4.0
-    assert _fit(rules, seen, at(hours=24)) == 0.0
+    assert _fit(rules, seen, moment(minutes=59)) == 5.0
+    assert _fit(rules, seen, moment(hours=1)) == 4.0
+    assert _fit(rules, seen, moment(hours=24)) == 0.0
     assert _fit(rules, seen, T0 - timedelta(hours=2)) == 5.0  # seen "after now": as recent
     assert _fit(rules, LeadFacts(), T0) == 0.0
 
 
 def test_fit_points_do_not_decay() -> None:
     rules = compiled(decay={"half_life": "1d"}, fit=[CITY])
-    assert _fit(rules, LeadFacts(city="Kazan"), at(days=300)) == 16.0
+    assert _fit(rules, LeadFacts(city="Kazan"), moment(days=300)) == 16.0
 
 
 def test_fit_rules_appear_in_the_breakdown_when_they_contribute() -> None:

@@ -1,8 +1,6 @@
 """Every outbox message reaches the receiver: polled until the deadline, as delivery is
 asynchronous (the server's delivery loop sends what ingestion and the timers queued)."""
 
-import asyncio
-import time
 import uuid
 
 from sqlalchemy import func, select
@@ -10,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.webhooks import signing
 from app.webhooks.models import WebhookDelivery, WebhookMessage
+from tests.helpers import eventually
 from tests.simulation.receiver import Receiver
 
 
@@ -17,8 +16,10 @@ async def undelivered(
     db: AsyncEngine, site_id: uuid.UUID, receiver: Receiver, timeout: float = 60.0
 ) -> list[str]:
     """What is still missing at the deadline (nothing: every message was delivered)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    problems: list[str] = []
+
+    async def delivered() -> bool:
+        """every message delivered"""
         async with db.connect() as conn:
             messages = {
                 signing.message_id(m)  # the webhook-id header
@@ -37,8 +38,11 @@ async def undelivered(
                 ).all()
             )
         missing = sorted(messages - set(receiver.ids))
-        if not missing and set(statuses) <= {"succeeded"}:
-            return []
-        if time.monotonic() > deadline:
-            return [f"deliveries {statuses}; not received: {missing[:5]} of {len(missing)}"]
-        await asyncio.sleep(0.2)
+        problems[:] = [f"deliveries {statuses}; not received: {missing[:5]} of {len(missing)}"]
+        return not missing and set(statuses) <= {"succeeded"}
+
+    try:
+        await eventually(delivered, timeout, interval=0.2)  # each look is two queries
+    except AssertionError:
+        return problems
+    return []

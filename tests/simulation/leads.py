@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import Settings
+from app.domain.lead_rows import lead_row
 from app.scoring import engine, scorer
 from app.scoring.types import ONCE_PER_VISIT
 from app.webhooks import outbox
@@ -55,7 +56,7 @@ async def check_leads(
         _no_repeated_episode(report, name, hot_messages[lead["id"]])
         # The re-scoring replay (publishing a rule set runs it) must give the same score.
         result = await scorer.rescore_from_history(
-            conn, copy.deepcopy(lead), compiled, timeout, replay.evaluation_time(lead)
+            conn, lead_row(copy.deepcopy(lead)), compiled, timeout, replay.evaluation_time(lead)
         )
         stored, rescored = (
             replay.rules_summary(lead["score_state"]),
@@ -91,7 +92,7 @@ def _hot_episodes(
     settings: Settings,
 ) -> None:
     """One lead.hot for each spell the lead was hot at an answer, with its contact_by."""
-    spells = sorted(_when(d["became_hot_at"]) for d in announced)
+    spells = sorted(datetime.fromisoformat(d["became_hot_at"]) for d in announced)
     if spells != sorted(expected.hot_at_answers):
         report.add("hot_episodes", f"{name}: lead.hot for {spells}, "
                    f"hot spells {expected.hot_at_answers}")  # fmt: skip
@@ -99,10 +100,6 @@ def _hot_episodes(
     if lead["became_hot_at"] and lead["contact_by"] != lead["became_hot_at"] + window:
         report.add("hot_episodes", f"{name}: contact_by {lead['contact_by']}, hot since "
                    f"{lead['became_hot_at']}")  # fmt: skip
-
-
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def _no_repeated_episode(report: Report, name: str, announced: list[dict[str, Any]]) -> None:

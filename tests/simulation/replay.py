@@ -3,13 +3,14 @@ functions: the profile fold and the scoring engine step by step (what ingestion 
 the re-scoring replay (what publishing a rule set does)."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.domain import profile as lead_profile
 from app.domain.events import IngestEvent
+from app.domain.lead_rows import LeadRow
 from app.scoring import engine, scorer
 
 # What ingestion keeps in a lead that a replay of its events must give again.
@@ -55,7 +56,7 @@ class Folded:
     `hot_at_answers` has `became_hot_at` each time the lead was hot at the end of a request
     without being hot at the end of its previous one."""
 
-    profile: dict[str, Any]
+    profile: LeadRow
     hot_at_answers: list[datetime] = field(default_factory=list)
 
 
@@ -63,7 +64,7 @@ def fold(
     compiled: engine.CompiledRuleSet,
     lead_id: uuid.UUID,
     site_id: uuid.UUID,
-    rows: list[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     request_of: Mapping[str, tuple[int, int]],
     visit_timeout: timedelta,
 ) -> Folded:
@@ -78,6 +79,7 @@ def fold(
         event = ingest_event(row)
         lead_profile.apply_event(profile, event, visit_timeout)
         state = profile["score_state"]
+        assert state is not None  # set before the loop, kept by record_state
         score = engine.advance(
             compiled,
             state,
@@ -91,7 +93,9 @@ def fold(
         if last_of_request:
             hot = profile["temperature"] == "hot"
             if hot and not hot_before:
-                out.hot_at_answers.append(profile["became_hot_at"])
+                became_hot_at = profile["became_hot_at"]
+                assert became_hot_at is not None  # a hot lead has its moment
+                out.hot_at_answers.append(became_hot_at)
             hot_before = hot
     return out
 

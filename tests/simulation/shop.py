@@ -148,7 +148,7 @@ class _Visitor:
         starts = sorted(
             self.start + timedelta(seconds=self.rng.uniform(0, span * 0.95)) for _ in range(count)
         )
-        ends = []
+        ends: list[datetime] = []
         for start in starts:
             if ends and start <= ends[-1] + timedelta(minutes=1):
                 start = ends[-1] + timedelta(minutes=self.rng.randint(2, 90))

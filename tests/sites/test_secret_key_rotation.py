@@ -9,14 +9,10 @@ import pytest
 from app.main import create_app
 from app.sites.models import Site
 from app.sites.service import hash_secret_key
-from tests.factories import create_site
+from tests.factories import bearer, create_site
 from tests.test_cli import run_cli
 
 ROTATE = "/v1/site/secret-key/rotate"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 async def works(client: httpx.AsyncClient, key: str) -> int:

@@ -1,9 +1,7 @@
-"""Webhook test helpers: a real HTTP receiver on 127.0.0.1, a controllable clock, and a site
-with its secret key."""
+"""Webhook test helpers: a real HTTP receiver on 127.0.0.1, a controllable clock, and the
+service's settings for them."""
 
-import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from app.config import IngestionSettings, ScoringSettings, Settings, WebhookSettings
+from app.config import Settings, WebhookSettings
 from app.crypto import SecretBox, secret_box
-from tests.factories import create_site
+from tests.conftest import make_settings
+from tests.helpers import eventually
 
 DROP = 0
 
@@ -42,12 +41,15 @@ class Receiver:
             return self.responses.pop(0) if self.responses else self.default
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        """What arrived once `count` requests have (or the timeout passed); the event loop
-        keeps running meanwhile (the service's delivery loop is on it)."""
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        return list(self.received)
+        """What arrived, once `count` requests have; the event loop keeps running meanwhile
+        (the service's delivery loop is on it)."""
+
+        async def arrived() -> list[Received] | None:
+            """`count` requests received"""
+            with self.lock:
+                return list(self.received) if len(self.received) >= count else None
+
+        return await eventually(arrived, timeout)
 
 
 @pytest.fixture
@@ -113,18 +115,7 @@ def webhook_settings(**overrides: Any) -> WebhookSettings:
 def settings(database_url: str) -> Settings:
     """The service's settings in these tests: private addresses allowed (the receiver is on
     127.0.0.1); background loops on, polling fast."""
-    return Settings(
-        database_url=database_url,
-        create_demo_site=False,
-        ingestion=IngestionSettings(write_key_cache_seconds=0),
-        scoring=ScoringSettings(rule_set_cache_seconds=0),
-        webhooks=webhook_settings(poll_seconds=0.2),
-    )
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
+    return make_settings(database_url, webhooks=webhook_settings(poll_seconds=0.2))
 
 
 @pytest.fixture

@@ -5,29 +5,19 @@ from typing import Any
 from sqlalchemy import select
 
 from app.webhooks.models import WebhookDelivery, WebhookMessage
-from tests.factories import basic_auth
-
-
-def bearer(site: Any) -> dict[str, str]:
-    return {"authorization": f"Bearer {site.secret_key}"}
+from tests.factories import bearer
 
 
 async def add_endpoint(client: Any, site: Any, url: str, **fields: Any) -> dict[str, Any]:
-    r = await client.post("/v1/webhooks", headers=bearer(site), json={"url": url, **fields})
+    r = await client.post(
+        "/v1/webhooks", headers=bearer(site.secret_key), json={"url": url, **fields}
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def send(client: Any, site: Any, *events: dict[str, Any]) -> None:
-    r = await client.post(
-        "/v1/batch", auth=basic_auth(site.write_key), json={"batch": list(events)}
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["rejected"] == 0, r.json()
-
-
 async def queue_test(client: Any, site: Any, endpoint: dict[str, Any]) -> str:
-    r = await client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=bearer(site))
+    r = await client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=bearer(site.secret_key))
     assert r.status_code == 202, r.text
     return str(r.json()["message_id"])
 
@@ -35,6 +25,11 @@ async def queue_test(client: Any, site: Any, endpoint: dict[str, Any]) -> str:
 async def deliveries(session: Any) -> list[WebhookDelivery]:
     session.expire_all()
     return list(await session.scalars(select(WebhookDelivery)))
+
+
+async def all_succeeded(session: Any) -> bool:
+    """Whether every delivery is recorded as succeeded."""
+    return {d.status for d in await deliveries(session)} == {"succeeded"}
 
 
 async def message_types(session: Any) -> list[str]:

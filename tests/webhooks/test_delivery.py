@@ -9,8 +9,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.webhooks.delivery_loop import DeliveryService
+from tests.factories import bearer
 from tests.webhooks.conftest import webhook_settings
-from tests.webhooks.helpers import add_endpoint, bearer, deliveries, queue_test
+from tests.webhooks.helpers import add_endpoint, deliveries, queue_test
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ async def test_during_rotation_both_secrets_verify_then_only_the_new(
     client, site, receiver, worker, clock, db_engine
 ):
     endpoint = await add_endpoint(client, site, receiver.url)
-    r = await client.post(f"/v1/webhooks/{endpoint['id']}/rotate", headers=bearer(site))
+    r = await client.post(f"/v1/webhooks/{endpoint['id']}/rotate", headers=bearer(site.secret_key))
     assert r.status_code == 200
     new_secret = r.json()["secret"]
     assert new_secret != endpoint["secret"]
@@ -111,7 +112,9 @@ async def test_410_disables_the_endpoint_and_enabling_resumes(
     await queue_test(client, site, endpoint)
     receiver.responses = [(410, {}, b"gone")]
     await worker.run_once()
-    got = (await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site))).json()
+    got = (
+        await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site.secret_key))
+    ).json()
     assert got["enabled"] is False
     assert "410" in got["disabled_reason"]
     assert got["disabled_at"] is not None
@@ -119,7 +122,7 @@ async def test_410_disables_the_endpoint_and_enabling_resumes(
     assert await worker.run_once() == 0  # a disabled endpoint gets nothing
 
     r = await client.patch(
-        f"/v1/webhooks/{endpoint['id']}", headers=bearer(site), json={"enabled": True}
+        f"/v1/webhooks/{endpoint['id']}", headers=bearer(site.secret_key), json={"enabled": True}
     )
     assert r.json()["enabled"] is True
     assert r.json()["disabled_reason"] is None
@@ -146,7 +149,9 @@ async def test_the_attempt_log_and_a_resend_by_hand(client, site, receiver, work
     await worker.run_once()
     clock.advance(seconds=5)
     await worker.run_once()
-    r = await client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", headers=bearer(site))
+    r = await client.get(
+        f"/v1/webhooks/{endpoint['id']}/deliveries", headers=bearer(site.secret_key)
+    )
     newest, oldest = r.json()
     assert oldest["status_code"] == 500
     assert not oldest["succeeded"]
@@ -157,12 +162,16 @@ async def test_the_attempt_log_and_a_resend_by_hand(client, site, receiver, work
     assert newest["delivery_status"] == "succeeded"
     assert newest["duration_ms"] > 0
 
-    r = await client.post(f"/v1/webhooks/messages/{message_id}/resend", headers=bearer(site))
+    r = await client.post(
+        f"/v1/webhooks/messages/{message_id}/resend", headers=bearer(site.secret_key)
+    )
     assert r.status_code == 202
     assert r.json()["deliveries"] == 1
     assert await worker.run_once() == 1
     assert [x.headers["webhook-id"] for x in receiver.received] == [message_id] * 3
-    r = await client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", headers=bearer(site))
+    r = await client.get(
+        f"/v1/webhooks/{endpoint['id']}/deliveries", headers=bearer(site.secret_key)
+    )
     assert len(r.json()) == 3
 
 
@@ -170,26 +179,28 @@ async def test_endpoint_crud(client, site):
     endpoint = await add_endpoint(
         client, site, "https://hooks.example.com/in", event_types=["lead.hot"], description="CRM"
     )
-    listed = (await client.get("/v1/webhooks", headers=bearer(site))).json()
+    listed = (await client.get("/v1/webhooks", headers=bearer(site.secret_key))).json()
     assert [e["id"] for e in listed] == [endpoint["id"]]
     assert "secret" not in listed[0]
     r = await client.patch(
         f"/v1/webhooks/{endpoint['id']}",
-        headers=bearer(site),
+        headers=bearer(site.secret_key),
         json={"event_types": ["cart.abandoned", "cart.follow_up"], "enabled": False},
     )
     assert r.json()["event_types"] == ["cart.abandoned", "cart.follow_up"]
     assert r.json()["disabled_reason"] == "disabled by the site"
-    r = await client.post("/v1/webhooks", headers=bearer(site), json={"url": "ftp://x.example"})
+    r = await client.post(
+        "/v1/webhooks", headers=bearer(site.secret_key), json={"url": "ftp://x.example"}
+    )
     assert r.status_code == 422
     r = await client.post(
         "/v1/webhooks",
-        headers=bearer(site),
+        headers=bearer(site.secret_key),
         json={"url": "https://x.example", "event_types": ["x"]},
     )
     assert r.status_code == 422
     assert (await client.get("/v1/webhooks", headers={})).status_code == 401
-    r = await client.delete(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site))
+    r = await client.delete(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site.secret_key))
     assert r.status_code == 204
-    r = await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site))
+    r = await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site.secret_key))
     assert r.status_code == 404

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.webhooks.delivery_loop import DeliveryService
-from tests.factories import track
+from tests.factories import bearer, send, track
 from tests.webhooks.conftest import DROP, webhook_settings
-from tests.webhooks.helpers import add_endpoint, bearer, deliveries, queue_test, send
+from tests.webhooks.helpers import add_endpoint, deliveries, queue_test
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ async def worker(db_engine, clock, box):
 
 
 async def get_endpoint(client, site, endpoint):
-    r = await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site))
+    r = await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site.secret_key))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -86,7 +86,7 @@ async def test_failing_for_longer_than_the_span_disables_and_messages_wait_for_r
 
     receiver.default = (200, {}, b"ok")
     r = await client.patch(
-        f"/v1/webhooks/{endpoint['id']}", headers=bearer(site), json={"enabled": True}
+        f"/v1/webhooks/{endpoint['id']}", headers=bearer(site.secret_key), json={"enabled": True}
     )
     assert (r.json()["consecutive_failures"], r.json()["failing_since"]) == (0, None)
     assert await worker.run_once() == 4 + len(waiting)

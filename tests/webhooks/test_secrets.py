@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import stat
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -16,13 +18,14 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from app.config import Settings
-from app.crypto import SecretBox, SecretsKeyError, _box, secret_box
+from app.crypto import SecretBox, SecretsKeyError, secret_box
 from app.db import utcnow
 from app.main import create_app
 from app.migrate import alembic_config, upgrade
 from app.webhooks.delivery_loop import DeliveryService
+from tests.factories import bearer
 from tests.webhooks.conftest import webhook_settings
-from tests.webhooks.helpers import add_endpoint, bearer, deliveries, queue_test
+from tests.webhooks.helpers import add_endpoint, deliveries, queue_test
 
 PLAIN = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ENDPOINT_ID, MESSAGE_ID, DELIVERY_ID = (uuid.uuid4() for _ in range(3))
@@ -61,7 +64,7 @@ async def test_the_stored_secret_is_never_the_plaintext(client, site, receiver, 
     assert previous is None
     assert box.decrypt(stored) == endpoint["secret"]
 
-    r = await client.post(f"/v1/webhooks/{endpoint['id']}/rotate", headers=bearer(site))
+    r = await client.post(f"/v1/webhooks/{endpoint['id']}/rotate", headers=bearer(site.secret_key))
     assert r.status_code == 200
     stored, previous = await raw_secrets(db_engine, endpoint["id"])
     assert r.json()["secret"] not in stored
@@ -107,15 +110,29 @@ def test_decrypting_with_another_key_is_a_clear_error() -> None:
         SecretBox([Fernet.generate_key()], "LEADHEAT_SECRETS_KEY").decrypt(token)
 
 
+def box_with(keys: str) -> SecretBox:
+    """The service's box when LEADHEAT_SECRETS_KEY is `keys`."""
+    return secret_box(Settings(database_url="sqlite+aiosqlite://", secrets_key=keys))
+
+
 def test_several_keys_the_first_encrypts_all_decrypt() -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    token = _box(old, "sqlite+aiosqlite://").encrypt(PLAIN)
-    both = _box(f"{new}, {old}", "sqlite+aiosqlite://")
+    token = box_with(old).encrypt(PLAIN)
+    both = box_with(f"{new}, {old}")
     assert both.decrypt(token) == PLAIN
     rotated = both.reencrypt(token)
-    assert _box(new, "sqlite+aiosqlite://").decrypt(rotated) == PLAIN
+    assert box_with(new).decrypt(rotated) == PLAIN
     with pytest.raises(SecretsKeyError, match="key 2 is not a Fernet key"):
-        _box(f"{new},not-a-key", "sqlite+aiosqlite://")
+        box_with(f"{new},not-a-key")
+
+
+DECRYPT_IN_A_NEW_PROCESS = """
+import sys
+from app.config import Settings
+from app.crypto import secret_box
+url, token = sys.argv[1:]
+print(secret_box(Settings(database_url=url, secrets_key=None)).decrypt(token))
+"""
 
 
 def test_sqlite_without_a_key_makes_a_key_file_once(tmp_path: Path, caplog) -> None:
@@ -127,11 +144,18 @@ def test_sqlite_without_a_key_makes_a_key_file_once(tmp_path: Path, caplog) -> N
     assert "Back it up with the database" in caplog.text
     token = first.encrypt(PLAIN)
 
-    caplog.clear()
-    _box.cache_clear()  # as a new process would
-    again = secret_box(Settings(database_url=url, secrets_key=None))
-    assert again.decrypt(token) == PLAIN
-    assert caplog.text == ""  # said once, when it was made
+    # A new process (the box is kept per process) reads the same key file, and says nothing.
+    again = subprocess.run(
+        [sys.executable, "-c", DECRYPT_IN_A_NEW_PROCESS, url, token],
+        env={k: v for k, v in os.environ.items() if k != "LEADHEAT_SECRETS_KEY"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == PLAIN + "\n"
+    assert again.stderr == ""  # the warning was said once, when the file was made
     assert [p.name for p in tmp_path.iterdir()] == ["shop.db.key"]  # no temporary file left
 
 
@@ -219,7 +243,7 @@ async def test_reencrypt_puts_every_secret_under_the_first_key(client, site, rec
     from tests.test_cli import run_cli
 
     endpoint = await add_endpoint(client, site, receiver.url)
-    await client.post(f"/v1/webhooks/{endpoint['id']}/rotate", headers=bearer(site))
+    await client.post(f"/v1/webhooks/{endpoint['id']}/rotate", headers=bearer(site.secret_key))
     old = os.environ["LEADHEAT_SECRETS_KEY"]
     new = Fernet.generate_key().decode()
     env = {"LEADHEAT_DATABASE_URL": str(db_engine.url.render_as_string(hide_password=False))}
@@ -230,5 +254,6 @@ async def test_reencrypt_puts_every_secret_under_the_first_key(client, site, rec
     assert "1 webhook endpoint" in result.stdout
     stored, previous = await raw_secrets(db_engine, endpoint["id"])
     only_new = SecretBox([new.encode()], "new")
+    assert previous is not None
     assert only_new.decrypt(stored) != only_new.decrypt(previous)
     assert only_new.decrypt(previous) == endpoint["secret"]  # the old key can go now

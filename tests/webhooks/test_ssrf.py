@@ -9,7 +9,8 @@ from sqlalchemy import select
 from app.config import Settings
 from app.webhooks.delivery_loop import DeliveryService
 from app.webhooks.models import WebhookAttempt
-from tests.webhooks.helpers import add_endpoint, bearer, queue_test
+from tests.factories import bearer
+from tests.webhooks.helpers import add_endpoint, queue_test
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def settings(settings: Settings) -> Settings:
 )
 async def test_internal_and_non_http_urls_are_refused_by_default(client, site, settings, url):
     settings.webhooks.allow_private_networks = False
-    r = await client.post("/v1/webhooks", headers=bearer(site), json={"url": url})
+    r = await client.post("/v1/webhooks", headers=bearer(site.secret_key), json={"url": url})
     assert r.status_code == 422, url
     assert r.json()["code"] in ("url_refused", "validation_error")
 

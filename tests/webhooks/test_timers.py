@@ -10,9 +10,9 @@ from sqlalchemy import select
 from app.config import Settings
 from app.webhooks.models import LeadTimer, WebhookMessage
 from app.webhooks.timers import CART_KINDS, TimerService, cart_episode
-from tests.factories import lead_by_anonymous_id, track
+from tests.factories import bearer, lead_by_anonymous_id, send, track
 from tests.webhooks.conftest import webhook_settings
-from tests.webhooks.helpers import add_endpoint, bearer, message_types, messages_of, send
+from tests.webhooks.helpers import add_endpoint, message_types, messages_of
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ async def test_recording_a_contact_stops_the_clock(client, session, site, endpoi
     contacted_at = hot_at + timedelta(minutes=7)
     r = await client.post(
         f"/v1/leads/{lead_id}/contacts",
-        headers=bearer(site),
+        headers=bearer(site.secret_key),
         json={"channel": "phone", "by": "Anna", "at": contacted_at.isoformat()},
     )
     assert r.status_code == 201, r.text
@@ -94,12 +94,12 @@ async def test_recording_a_contact_stops_the_clock(client, session, site, endpoi
     assert statuses == {5: "fired", 10: "cancelled", 15: "cancelled", 30: "cancelled"}
 
     r = await client.post(
-        f"/v1/leads/{lead_id}/contacts", headers=bearer(site), json={"channel": "fax"}
+        f"/v1/leads/{lead_id}/contacts", headers=bearer(site.secret_key), json={"channel": "fax"}
     )
     assert r.status_code == 422
     other = "00000000-0000-0000-0000-000000000000"
     r = await client.post(
-        f"/v1/leads/{other}/contacts", headers=bearer(site), json={"channel": "email"}
+        f"/v1/leads/{other}/contacts", headers=bearer(site.secret_key), json={"channel": "email"}
     )
     assert r.status_code == 404
 

@@ -1,8 +1,0 @@
-import pytest
-
-from tests.factories import create_site
-
-
-@pytest.fixture
-async def site(session):
-    return await create_site(session)
