@@ -6,19 +6,23 @@ way: HTTP Basic with the key as user name (empty password), or `writeKey` in the
 
 import base64
 import binascii
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy.exc import DBAPIError
+from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
-from app.db import database_unavailable, utcnow
-from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
+from app.db import utcnow
+from app.errors import (
+    AppError,
+    DatabaseUnavailable,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
     IngestEvent,
@@ -34,8 +38,27 @@ from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.openapi import INGESTION_ERRORS, errors, ingestion_body
 from app.sites.service import SiteRef, WriteKeyCache
 
-logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["ingestion"], responses=errors(*INGESTION_ERRORS))
+
+class IngestionRoute(APIRoute):
+    """A route that OpenAPI documents like any other (its body, answer and errors), served
+    as a plain Starlette route: the endpoint takes the Request and returns the Response,
+    without FastAPI's per-request dependency solving and response validation (ingestion
+    reads and validates Segment's format itself, event by event). What it raises goes
+    through the app's exception handlers, as on any route."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+# The app puts these routes first in its own route table (app/main.py), not behind an
+# included router: matched first, and without the lookup an included router costs.
+router = APIRouter(
+    prefix="/v1",
+    tags=["ingestion"],
+    responses=errors(*INGESTION_ERRORS),
+    route_class=IngestionRoute,
+)
 
 SINGLE_CALLS = ("track", "page", "screen", "identify", "alias", "group")
 PREFLIGHT_HEADERS = {
@@ -74,28 +97,13 @@ async def _site_for(request: Request, write_key: Any) -> SiteRef:
             "No write key: send it as HTTP Basic user name (empty password) or as 'writeKey'."
         )
     cache: WriteKeyCache = request.app.state.write_keys
-    try:
-        site = await cache.get(write_key)
-    except (OSError, DBAPIError) as exc:
-        if not database_unavailable(exc):
-            raise
-        raise _unavailable() from exc
+    site = await cache.get(write_key)  # a database error: the app's handlers answer 503/500
     if site is None:
         raise Unauthorized("Unknown write key.")
     origin = header(request, b"origin")
     if not site.allows_origin(origin):
         raise Forbidden(f"Origin {origin} is not allowed for this site.", code="origin_not_allowed")
     return site
-
-
-def _unavailable() -> AppError:
-    """Nothing was stored: the client keeps the events and retries (Segment clients do on 5xx)."""
-    return AppError(
-        "Events cannot be stored right now; nothing was accepted, retry later.",
-        code="storage_unavailable",
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
 
 
 def _cors_headers(request: Request) -> dict[str, str]:
@@ -130,7 +138,10 @@ async def _ingest(
         try:
             outcomes = (await pipeline.submit(Submission(site.id, events))).outcomes
         except StorageUnavailable as exc:
-            raise _unavailable() from exc
+            # Nothing was stored: the client keeps the events and retries (Segment's do on 5xx).
+            raise DatabaseUnavailable(
+                "Events cannot be stored right now; nothing was accepted, retry later."
+            ) from exc
     duplicates = outcomes.count(DUPLICATE)
     return {
         "success": True,
@@ -195,48 +206,21 @@ def _single_call(call: str) -> Any:
     return endpoint
 
 
-# Path -> handler, for the FastAPI routes (docs, OpenAPI) and the fast path below alike.
-HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
-    "/v1/batch": batch,
-    "/v1/import": batch,
-}
 for _call in SINGLE_CALLS:
-    HANDLERS[f"/v1/{_call}"] = _single_call(_call)
     router.add_api_route(
         f"/{_call}",
-        HANDLERS[f"/v1/{_call}"],
+        _single_call(_call),
         methods=["POST"],
         response_model=IngestResponse,
         openapi_extra=ingestion_body(batch=False),
     )
 
 
-async def serve_fast(scope: Scope, receive: Receive, send: Send) -> bool:
-    """Serve a POST on an ingestion path straight to its handler, before FastAPI's routing,
-    middleware and dependency machinery (the same handlers and answers as the routes above,
-    which document them in OpenAPI; about a third less CPU per request, see bench/ingest.py).
-    Returns False if the request is not one of them."""
-    handler = HANDLERS.get(scope["path"]) if scope["method"] == "POST" else None
-    if handler is None:
-        return False
-    request = Request(scope, receive)
-    try:
-        response = await handler(request)
-    except AppError as exc:
-        response = error_response(exc)
-    except Exception:
-        logger.exception("ingestion request failed")
-        response = error_response(
-            AppError("Something went wrong.", code="internal_error", status_code=500)
-        )
-    await response(scope, receive, send)
-    return True
-
-
-@router.options("/{call}", include_in_schema=False)
-async def preflight(call: str, request: Request) -> Response:
+async def preflight(request: Request) -> Response:
     """CORS preflight. It cannot carry the write key, so it is answered for any origin; the
     actual request is then checked against the site's allowed origins."""
-    if call not in (*SINGLE_CALLS, "batch", "import"):
-        raise AppError("Not found.", code="not_found", status_code=404)
     return Response(status_code=204, headers={**PREFLIGHT_HEADERS, **_cors_headers(request)})
+
+
+for _path in ("/batch", "/import", *(f"/{call}" for call in SINGLE_CALLS)):
+    router.add_api_route(_path, preflight, methods=["OPTIONS"], include_in_schema=False)
