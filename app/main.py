@@ -115,9 +115,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         default_response_class=JSONResponse,
     )
     install_error_handlers(app)
-    # Ingestion, by far the hottest path: its routes go straight into the app's route table
-    # (matched before the included routers, without their per-request lookup).
-    app.router.routes.extend(ingestion_endpoints.router.routes)
+    # Ingestion, by far the hottest path: its routes go straight into the app's route table,
+    # first (matched before FastAPI's docs routes and without an included router's lookup).
+    app.router.routes[:0] = ingestion_endpoints.router.routes
     app.include_router(webhooks_endpoints.router)
     app.include_router(webhooks_endpoints.leads_router)
     app.include_router(dashboard_endpoints.router)

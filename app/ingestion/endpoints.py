@@ -6,13 +6,14 @@ way: HTTP Basic with the key as user name (empty password), or `writeKey` in the
 
 import base64
 import binascii
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.db import utcnow
@@ -41,14 +42,22 @@ from app.sites.service import SiteRef, WriteKeyCache
 
 class IngestionRoute(APIRoute):
     """A route that OpenAPI documents like any other (its body, answer and errors), served
-    as a plain Starlette route: the endpoint takes the Request and returns the Response,
-    without FastAPI's per-request dependency solving and response validation (ingestion
-    reads and validates Segment's format itself, event by event). What it raises goes
-    through the app's exception handlers, as on any route."""
+    as a plain ASGI route: the endpoint takes the Request and returns the Response, without
+    FastAPI's per-request dependency solving, response validation and exit stacks (ingestion
+    reads and validates Segment's format itself, event by event). What it raises goes to the
+    app's exception handlers, as on any route."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return endpoint
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = _serve(endpoint)
+
+
+def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+    return app
 
 
 # The app puts these routes first in its own route table (app/main.py), not behind an
