@@ -17,13 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.db import utcnow
-from app.errors import (
-    AppError,
-    DatabaseUnavailable,
-    Forbidden,
-    PayloadTooLarge,
-    Unauthorized,
-)
+from app.errors import AppError, DatabaseUnavailable, Forbidden, PayloadTooLarge, Unauthorized
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
     IngestEvent,
@@ -60,8 +54,7 @@ def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
     return app
 
 
-# The app puts these routes first in its own route table (app/main.py), not behind an
-# included router: matched first, and without the lookup an included router costs.
+# create_app puts these routes first in the app's own route table (see app/main.py).
 router = APIRouter(
     prefix="/v1",
     tags=["ingestion"],
