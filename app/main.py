@@ -113,6 +113,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         summary="Which visitors are about to buy, and a first contact within five minutes.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # FastAPI's native OpenTelemetry is off: Leadheat exports none, and FastAPI looks up
+        # OpenTelemetry's global providers on every request to find out.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     # Ingestion, by far the hottest path: its routes go straight into the app's route table,
