@@ -117,10 +117,17 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         # OpenTelemetry's global providers on every request to find out.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    install_error_handlers(app)
     # Ingestion, by far the hottest path: its routes go straight into the app's route table,
-    # first (matched before FastAPI's docs routes and without an included router's lookup).
+    # first (matched before FastAPI's docs routes and without an included router's lookup),
+    # and their POSTs are handed to them ahead of the routing (PostsFirst). The middleware
+    # stack is built at the first request: by then `exception_handlers` holds every handler.
     app.router.routes[:0] = ingestion_endpoints.router.routes
+    app.add_middleware(
+        ingestion_endpoints.PostsFirst,
+        routes=app.router.routes,
+        handlers=app.exception_handlers,
+    )
+    install_error_handlers(app)  # after: CatchAllMiddleware is outside PostsFirst
     app.include_router(webhooks_endpoints.router)
     app.include_router(webhooks_endpoints.leads_router)
     app.include_router(dashboard_endpoints.router)
