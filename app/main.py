@@ -119,8 +119,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     )
     # Ingestion, by far the hottest path: its routes go straight into the app's route table,
     # first (matched before FastAPI's docs routes and without an included router's lookup),
-    # and their POSTs are handed to them ahead of the routing (PostsFirst). The middleware
-    # stack is built at the first request: by then `exception_handlers` holds every handler.
+    # and their POSTs are handed to them ahead of the routing (PostsFirst). Starlette builds
+    # the middleware stack when the app first runs: PostsFirst then reads the handlers from
+    # `exception_handlers` as Starlette's own ExceptionMiddleware does, every one included.
     app.router.routes[:0] = ingestion_endpoints.router.routes
     app.add_middleware(
         ingestion_endpoints.PostsFirst,
