@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
-from starlette.types import Receive, Scope, Send
 
 from app.background import BackgroundContext
 from app.config import Settings, get_settings
@@ -30,18 +29,6 @@ from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.outbox import notifier_for
 from app.worker import BackgroundRunner
-
-
-class LeadheatAPI(FastAPI):
-    """FastAPI, with event ingestion (by far the hottest path) answered before FastAPI's
-    own machinery: routing, the middleware stack and its per-request telemetry checks."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope["app"] = self
-            if await ingestion_endpoints.serve_fast(scope, receive, send):
-                return
-        await super().__call__(scope, receive, send)
 
 
 def create_served_app() -> FastAPI:
@@ -120,15 +107,28 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
             await pipeline.stop()
             await engine.dispose()
 
-    app = LeadheatAPI(
+    app = FastAPI(
         title="Leadheat",
         version="0.1.0",
         summary="Which visitors are about to buy, and a first contact within five minutes.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # FastAPI's native OpenTelemetry is off: Leadheat exports none, and FastAPI looks up
+        # OpenTelemetry's global providers on every request to find out.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    install_error_handlers(app)
-    app.include_router(ingestion_endpoints.router)
+    # Ingestion, by far the hottest path: its routes go straight into the app's route table,
+    # first (matched before FastAPI's docs routes and without an included router's lookup),
+    # and their POSTs are handed to them ahead of the routing (PostsFirst). Starlette builds
+    # the middleware stack when the app first runs: PostsFirst then reads the handlers from
+    # `exception_handlers` as Starlette's own ExceptionMiddleware does, every one included.
+    app.router.routes[:0] = ingestion_endpoints.router.routes
+    app.add_middleware(
+        ingestion_endpoints.PostsFirst,
+        routes=app.router.routes,
+        handlers=app.exception_handlers,
+    )
+    install_error_handlers(app)  # after: CatchAllMiddleware is outside PostsFirst
     app.include_router(webhooks_endpoints.router)
     app.include_router(dashboard_endpoints.router)
     app.include_router(scoring_endpoints.router)

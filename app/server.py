@@ -57,7 +57,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     affected. Malformed requests get a JSON 400 instead of uvicorn's plain text.
 
     It relies on uvicorn internals (the parser callbacks and the request cycle's fields):
-    tests/faults/test_slow_clients.py fails if the uvicorn source they come from changes."""
+    tests/test_uvicorn_internals.py fails if the uvicorn source they come from changes."""
 
     def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
@@ -153,7 +153,10 @@ def bind_reuse_port(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 
 class ReusePortMultiprocess(Multiprocess):
-    """uvicorn's Multiprocess supervisor, but each worker process on its own socket."""
+    """uvicorn's Multiprocess supervisor, but each worker process on its own socket.
+
+    It relies on where Multiprocess builds its workers: tests/test_uvicorn_internals.py fails
+    if the uvicorn source of that changes."""
 
     def __init__(self, config: Config) -> None:
         # The port is fixed once, so that a port of 0 ("any free port") means the same port

@@ -6,20 +6,21 @@ way: HTTP Basic with the key as user name (empty password), or `writeKey` in the
 
 import base64
 import binascii
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy.exc import DBAPIError
+from fastapi.routing import APIRoute
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 from app.config import Settings
-from app.db import database_unavailable, utcnow
+from app.db import utcnow
 from app.domain.events import IngestEvent
-from app.errors import AppError, Forbidden, PayloadTooLarge, Unauthorized, error_response
+from app.errors import AppError, DatabaseUnavailable, Forbidden, PayloadTooLarge, Unauthorized
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
     Rejection,
@@ -34,8 +35,68 @@ from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.openapi import errors
 from app.sites.service import SiteRef, WriteKeyCache
 
-logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["ingestion"], responses=errors(*INGESTION_ERRORS))
+
+class IngestionRoute(APIRoute):
+    """A route that OpenAPI documents like any other (its body, answer and errors), served
+    as a plain ASGI route: the endpoint takes the Request and returns the Response, without
+    FastAPI's per-request dependency solving, response validation and exit stacks (ingestion
+    reads and validates Segment's format itself, event by event). What it raises goes to the
+    app's exception handlers, as on any route."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = _serve(endpoint)
+
+
+def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+    return app
+
+
+class PostsFirst:
+    """ASGI middleware (create_app installs it inside CatchAllMiddleware): a POST to an
+    ingestion route of the app's route table is handed to that route at once, ahead of
+    FastAPI's routing and exit-stack layers, which cost the hottest path a good part of its
+    CPU. What the route raises goes to the app's exception handlers (Starlette's
+    ExceptionMiddleware, given the app's handlers) and the unexpected on to
+    CatchAllMiddleware, as from any route. Anything else (the preflight, a wrong method)
+    goes on through the app, to the same routes."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[BaseRoute],
+        handlers: Mapping[Any, ExceptionHandler],
+    ) -> None:
+        self.app = app
+        # Starlette gives the handlers of 500 and Exception to its outermost middleware.
+        handled = {key: handler for key, handler in handlers.items() if key not in (500, Exception)}
+        self.posts = {
+            route.path: ExceptionMiddleware(route.app, handlers=handled)
+            for route in routes
+            if isinstance(route, IngestionRoute) and "POST" in (route.methods or ())
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = self.posts.get(scope["path"])
+            if route is not None:
+                await route(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# create_app puts these routes first in the app's own route table (see app/main.py).
+router = APIRouter(
+    prefix="/v1",
+    tags=["ingestion"],
+    responses=errors(*INGESTION_ERRORS),
+    route_class=IngestionRoute,
+)
 
 SINGLE_CALLS = ("track", "page", "screen", "identify", "alias", "group")
 PREFLIGHT_HEADERS = {
@@ -74,28 +135,13 @@ async def _site_for(request: Request, write_key: Any) -> SiteRef:
             "No write key: send it as HTTP Basic user name (empty password) or as 'writeKey'."
         )
     cache: WriteKeyCache = request.app.state.write_keys
-    try:
-        site = await cache.get(write_key)
-    except (OSError, DBAPIError) as exc:
-        if not database_unavailable(exc):
-            raise
-        raise _unavailable() from exc
+    site = await cache.get(write_key)  # a database error: the app's handlers answer 503/500
     if site is None:
         raise Unauthorized("Unknown write key.")
     origin = header(request, b"origin")
     if not site.allows_origin(origin):
         raise Forbidden(f"Origin {origin} is not allowed for this site.", code="origin_not_allowed")
     return site
-
-
-def _unavailable() -> AppError:
-    """Nothing was stored: the client keeps the events and retries (Segment clients do on 5xx)."""
-    return AppError(
-        "Events cannot be stored right now; nothing was accepted, retry later.",
-        code="storage_unavailable",
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
 
 
 def _cors_headers(request: Request) -> dict[str, str]:
@@ -130,7 +176,10 @@ async def _ingest(
         try:
             outcomes = (await pipeline.submit(Submission(site.id, events))).outcomes
         except StorageUnavailable as exc:
-            raise _unavailable() from exc
+            # Nothing was stored: the client keeps the events and retries (Segment's do on 5xx).
+            raise DatabaseUnavailable(
+                "Events cannot be stored right now; nothing was accepted, retry later."
+            ) from exc
     duplicates = outcomes.count(DUPLICATE)
     return {
         "success": True,
@@ -195,48 +244,21 @@ def _single_call(call: str) -> Any:
     return endpoint
 
 
-# Path -> handler, for the FastAPI routes (docs, OpenAPI) and the fast path below alike.
-HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
-    "/v1/batch": batch,
-    "/v1/import": batch,
-}
 for _call in SINGLE_CALLS:
-    HANDLERS[f"/v1/{_call}"] = _single_call(_call)
     router.add_api_route(
         f"/{_call}",
-        HANDLERS[f"/v1/{_call}"],
+        _single_call(_call),
         methods=["POST"],
         response_model=IngestResponse,
         openapi_extra=ingestion_body(batch=False),
     )
 
 
-async def serve_fast(scope: Scope, receive: Receive, send: Send) -> bool:
-    """Serve a POST on an ingestion path straight to its handler, before FastAPI's routing,
-    middleware and dependency machinery (the same handlers and answers as the routes above,
-    which document them in OpenAPI; much less CPU per request, see docs/performance.md).
-    Returns False if the request is not one of them."""
-    handler = HANDLERS.get(scope["path"]) if scope["method"] == "POST" else None
-    if handler is None:
-        return False
-    request = Request(scope, receive)
-    try:
-        response = await handler(request)
-    except AppError as exc:
-        response = error_response(exc)
-    except Exception:
-        logger.exception("ingestion request failed")
-        response = error_response(
-            AppError("Something went wrong.", code="internal_error", status_code=500)
-        )
-    await response(scope, receive, send)
-    return True
-
-
-@router.options("/{call}", include_in_schema=False)
-async def preflight(call: str, request: Request) -> Response:
+async def preflight(request: Request) -> Response:
     """CORS preflight. It cannot carry the write key, so it is answered for any origin; the
     actual request is then checked against the site's allowed origins."""
-    if call not in (*SINGLE_CALLS, "batch", "import"):
-        raise AppError("Not found.", code="not_found", status_code=404)
     return Response(status_code=204, headers={**PREFLIGHT_HEADERS, **_cors_headers(request)})
+
+
+for _path in ("/batch", "/import", *(f"/{call}" for call in SINGLE_CALLS)):
+    router.add_api_route(_path, preflight, methods=["OPTIONS"], include_in_schema=False)

@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
+from app.ingestion import endpoints as ingestion_endpoints
 from app.main import create_app
 from tests.conftest import LiveServer
+from tests.factories import basic_auth, stored_events, track
 
 
 class Boom(Exception):
@@ -88,3 +90,27 @@ async def test_unknown_routes_and_methods_are_json_too(live_server):
         assert (r.status_code, r.json()["code"]) == (404, "not_found")
         r = await client.delete("/v1/leads")
         assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
+
+
+def broken_validation(*_args: object, **_kwargs: object) -> None:
+    raise Boom("a bug in ingestion")
+
+
+async def test_a_bug_in_ingestion_is_answered_by_the_app_handlers(
+    settings, db_engine, session, site, monkeypatch, caplog
+):
+    with LiveServer(create_app(settings)) as server, caplog.at_level(logging.ERROR, "app.errors"):
+        async with httpx.AsyncClient(base_url=server.url, auth=basic_auth(site.write_key)) as c:
+            with monkeypatch.context() as patched:
+                patched.setattr(ingestion_endpoints, "validate_batch", broken_validation)
+                error_id = assert_internal_error(
+                    await c.post("/v1/batch", json={"batch": [track("a", "X")]})
+                )
+            # The connection and the server go on serving.
+            r = await c.post("/v1/batch", json={"batch": [track("a", "X")]})
+            assert (r.status_code, r.json()["accepted"]) == (200, 1)
+    logged = [record for record in caplog.records if error_id in record.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert isinstance(logged[0].exc_info[1], Boom)
+    assert len(await stored_events(session, site.site.id)) == 1
