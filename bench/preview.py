@@ -12,6 +12,7 @@ thresholds and points, so that many leads change temperature.
 import argparse
 import asyncio
 import copy
+import os
 import random
 import statistics
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from cryptography.fernet import Fernet
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
@@ -209,7 +211,11 @@ async def time_preview(
     url: str, secret_key: str, runs: int
 ) -> tuple[list[float], list[float], dict[str, Any]]:
     """Seconds (wall clock, and this process's CPU) of each preview, and the last answer."""
-    app = create_app(Settings(database_url=url, run_background=False, create_demo_site=False))
+    # A throwaway key: PostgreSQL refuses to start without one; no webhook secret is stored.
+    key = os.environ.get("LEADHEAT_SECRETS_KEY") or Fernet.generate_key().decode()
+    app = create_app(
+        Settings(database_url=url, run_background=False, create_demo_site=False, secrets_key=key)
+    )
     seconds: list[float] = []
     cpu_seconds: list[float] = []
     body: dict[str, Any] = {}
