@@ -67,7 +67,7 @@ def lead_events(n: int, seed: int, mean_events: float, now: datetime) -> list[Js
     kinds = [kind for weight, kind in mix for _ in range(weight)]
     heavy = n % HEAVY_EVERY == 17
     count = HEAVY_EVENTS if heavy else max(1, round(rng.expovariate(1 / mean_events)))
-    visits = max(1, min(count // 3, 1 + int(rng.expovariate(1 / 1.5)))) if not heavy else 12
+    visits = 12 if heavy else min(count, 1 + round(rng.expovariate(1 / 2)))
     # Events split over the visits; the visits are an hour to two days apart (a new visit
     # starts after 30 minutes of silence), the first within the last 30 days.
     at = now - timedelta(days=rng.uniform(0, 30))
