@@ -25,7 +25,6 @@ import copy
 import json
 import math
 import random
-import socket
 import statistics
 import sys
 import time
@@ -47,8 +46,14 @@ from app.db import make_engine, make_sessionmaker, writer  # noqa: E402
 from app.scoring.rescoring import refresh_temperatures  # noqa: E402
 from app.scoring.scorer import RuleSetCache  # noqa: E402
 from app.webhooks.consumer import WebhookConsumer  # noqa: E402
-from bench.hot_to_webhook import bench_site  # noqa: E402
-from bench.ingest import analyze, cpu_seconds, prepare_database, start_server  # noqa: E402
+from bench.hot_to_webhook import bench_site, free_port  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    analyze,
+    cpu_reference_us,
+    cpu_seconds,
+    prepare_database,
+    start_server,
+)
 from bench.preview import CATEGORIES, CITIES, INTENTS, UA  # noqa: E402
 
 HEAVY_EVERY = 5000  # one lead in this many has about 300 events
@@ -318,7 +323,8 @@ async def run(args: argparse.Namespace) -> list[Json]:
                 loaded = size
                 print(f"{size:,} leads: loaded {json.dumps(load)}", flush=True)
                 await analyze(args.database_url)
-                row: Json = {"leads": size, "load": load}
+                # The machine's speed now (shared machines vary): quote it with the figures.
+                row: Json = {"leads": size, "load": load, "cpu_reference_us": cpu_reference_us()}
                 row["reads"] = await measure_reads(api, args.database_url, args.reads)
                 row["rules"] = await measure_rules(api, step)
                 row["refresher"] = await refresher_pass(args.database_url)
@@ -329,12 +335,6 @@ async def run(args: argparse.Namespace) -> list[Json]:
         server.terminate()
         server.wait(timeout=30)
     return results
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def table(results: list[Json]) -> str:
@@ -353,6 +353,8 @@ def table(results: list[Json]) -> str:
     lines.append("| server idle CPU (of one core) | " + " | ".join(cells) + " |")
     cells = [f"{r['load']['events_added']:,} in {r['load']['seconds']} s" for r in results]
     lines.append("| events added to reach the size | " + " | ".join(cells) + " |")
+    cells = [str(r["cpu_reference_us"]) for r in results]
+    lines.append("| CPU reference (bench/ingest.py), us | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
