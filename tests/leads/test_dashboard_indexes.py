@@ -36,7 +36,11 @@ def _leads(site_id: uuid.UUID, now: datetime, rng: random.Random) -> list[dict[s
         first_seen = now - timedelta(days=rng.uniform(0, HISTORY_DAYS))
         hot = rng.random() < 0.1
         became_hot = first_seen + timedelta(minutes=rng.uniform(0, 600)) if hot else None
-        contacted = became_hot + timedelta(minutes=rng.uniform(1, 90)) if hot and n % 2 else None
+        contacted = (
+            became_hot + timedelta(minutes=rng.uniform(1, 90))
+            if became_hot is not None and n % 2
+            else None
+        )
         rows.append(
             {
                 "id": uuid.uuid4(),
