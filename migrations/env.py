@@ -21,10 +21,19 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
     )
-    with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-        context.run_migrations()
+    # A session lock, not a transaction's: a migration that builds indexes CONCURRENTLY commits
+    # mid-way (an autocommit block), and the lock must outlast that.
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        connection.commit()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if postgresql:
+            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.commit()
 
 
 async def _run_async(url: str) -> None:

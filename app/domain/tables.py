@@ -12,19 +12,58 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigIntPK, JSONType, UTCDateTime, new_id, utcnow
+
+HOT_LIVE = "became_hot_at IS NOT NULL AND merged_into_id IS NULL"
+AWAITING_CONTACT = (
+    "contact_by IS NOT NULL AND first_contacted_at IS NULL AND merged_into_id IS NULL"
+)
 
 
 class Lead(Base):
     """A visitor's profile, kept current at ingestion (no recomputation over history)."""
 
     __tablename__ = "leads"
+    # The partial indexes leave out merged leads (every dashboard read does) and the rows a
+    # range on their key cannot match, so they stay small; migration 0008 builds them.
     __table_args__ = (
         Index("ix_leads_site_id_updated_at", "site_id", "updated_at"),
         Index("ix_leads_site_id_score", "site_id", "score"),
+        # The funnel: leads first seen in a period.
+        Index(
+            "ix_leads_site_id_first_seen_at",
+            "site_id",
+            "first_seen_at",
+            postgresql_where=text("merged_into_id IS NULL"),
+            sqlite_where=text("merged_into_id IS NULL"),
+        ),
+        # Speed to lead: leads that turned hot in a period.
+        Index(
+            "ix_leads_site_id_became_hot_at",
+            "site_id",
+            "became_hot_at",
+            postgresql_where=text(HOT_LIVE),
+            sqlite_where=text(HOT_LIVE),
+        ),
+        # Speed to lead: hot leads nobody has contacted yet, overdue after contact_by.
+        Index(
+            "ix_leads_site_id_contact_by",
+            "site_id",
+            "contact_by",
+            postgresql_where=text(AWAITING_CONTACT),
+            sqlite_where=text(AWAITING_CONTACT),
+        ),
+        # A lead's card lists the leads merged into it; also what ON DELETE SET NULL looks up.
+        Index(
+            "ix_leads_merged_into_id",
+            "merged_into_id",
+            postgresql_where=text("merged_into_id IS NOT NULL"),
+            sqlite_where=text("merged_into_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -73,6 +112,17 @@ class Lead(Base):
     # Speed to lead: when first contact is due (hot + the first-contact window), and when made.
     contact_by: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     first_contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+# sort=recent and its cursor: the order of the page query, read from the top.
+Index(
+    "ix_leads_site_id_last_seen_at",
+    Lead.site_id,
+    Lead.last_seen_at.desc().nulls_last(),
+    Lead.id.desc(),
+    postgresql_where=text("merged_into_id IS NULL"),
+    sqlite_where=text("merged_into_id IS NULL"),
+)
 
 
 class LeadIdentity(Base):

@@ -1,0 +1,159 @@
+"""The dashboard's reads of leads use indexes on PostgreSQL, so that their cost does not grow
+with the number of leads: the SQL each route runs is captured and EXPLAINed over a site with a
+few thousand leads (and another site's), and no plan reads the whole leads table."""
+
+import random
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, insert, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.domain.tables import Lead
+from app.sites.service import CreatedSite
+from tests.factories import bearer
+
+LEADS_PER_SITE = 3000
+HISTORY_DAYS = 730
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(db_engine: AsyncEngine) -> None:
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("the query plans are PostgreSQL's (the target database at scale)")
+
+
+def _leads(site_id: uuid.UUID, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
+    """Leads first seen over two years, some hot, some awaiting contact, a few merged."""
+    rows: list[dict[str, Any]] = []
+    for n in range(LEADS_PER_SITE):
+        first_seen = now - timedelta(days=rng.uniform(0, HISTORY_DAYS))
+        hot = rng.random() < 0.1
+        became_hot = first_seen + timedelta(minutes=rng.uniform(0, 600)) if hot else None
+        contacted = (
+            became_hot + timedelta(minutes=rng.uniform(1, 90))
+            if became_hot is not None and n % 2
+            else None
+        )
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "site_id": site_id,
+                "created_at": first_seen,
+                "updated_at": first_seen,
+                "first_seen_at": first_seen,
+                "last_seen_at": None if n % 50 == 0 else first_seen + timedelta(hours=1),
+                "score": rng.uniform(0, 100),
+                "temperature": "hot" if hot else "cold",
+                "identified": hot,
+                "became_hot_at": became_hot,
+                "contact_by": became_hot + timedelta(minutes=15) if became_hot else None,
+                "first_contacted_at": contacted,
+            }
+        )
+    survivor = rows[0]["id"]
+    for row in rows[1:6]:  # leads merged into the first one
+        row["merged_into_id"] = survivor
+    return rows
+
+
+@pytest.fixture
+async def loaded(session: AsyncSession, site: CreatedSite, other_site: CreatedSite) -> uuid.UUID:
+    """Both sites' leads, inserted in bulk and ANALYZEd; the id of a lead with merged leads."""
+    rng = random.Random(18)
+    now = datetime.now(UTC)
+    rows = _leads(site.site.id, now, rng)
+    await session.execute(insert(Lead), rows + _leads(other_site.site.id, now, rng))
+    await session.execute(text("ANALYZE leads"))
+    return rows[0]["id"]
+
+
+@contextmanager
+def captured_lead_queries() -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements reading `leads` run meanwhile, with their parameters."""
+    queries: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM leads" in statement:
+            queries.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        yield queries
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def full_scans(db_engine: AsyncEngine, queries: list[tuple[str, Any]]) -> list[str]:
+    """The statements whose plan reads every row of `leads`, with their plans."""
+    found = []
+    async with db_engine.connect() as conn:
+        for statement, parameters in queries:
+            result = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+            plan = result.scalar_one()[0]["Plan"]
+            if any(
+                node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "leads"
+                for node in _nodes(plan)
+            ):
+                found.append(f"{statement}\n{plan}")
+    return found
+
+
+async def test_the_recent_list_and_its_cursor_pages_use_an_index(
+    client: httpx.AsyncClient, site: CreatedSite, db_engine: AsyncEngine, loaded: uuid.UUID
+) -> None:
+    with captured_lead_queries() as queries:
+        first = await client.get(
+            "/v1/leads", params={"sort": "recent"}, headers=bearer(site.secret_key)
+        )
+        assert first.status_code == 200, first.text
+        cursor = first.json()["next_cursor"]
+        assert cursor is not None
+        second = await client.get(
+            "/v1/leads",
+            params={"sort": "recent", "cursor": cursor},
+            headers=bearer(site.secret_key),
+        )
+        assert second.status_code == 200, second.text
+    pages = [q for q in queries if "ORDER BY leads.last_seen_at DESC" in q[0]]
+    assert len(pages) == 2, queries
+    # (the page's profiles are then read by primary key)
+    assert await full_scans(db_engine, pages) == []
+
+
+async def test_the_lead_card_finds_merged_leads_by_an_index(
+    client: httpx.AsyncClient, site: CreatedSite, db_engine: AsyncEngine, loaded: uuid.UUID
+) -> None:
+    with captured_lead_queries() as queries:
+        r = await client.get(f"/v1/leads/{loaded}", headers=bearer(site.secret_key))
+        assert r.status_code == 200, r.text
+    merged = [q for q in queries if "leads.merged_into_id = " in q[0]]
+    assert len(merged) == 1, queries
+    assert await full_scans(db_engine, merged) == []
+
+
+@pytest.mark.parametrize("path", ["/v1/stats/funnel", "/v1/stats/speed-to-lead"])
+async def test_the_stats_use_indexes(
+    client: httpx.AsyncClient,
+    site: CreatedSite,
+    db_engine: AsyncEngine,
+    loaded: uuid.UUID,
+    path: str,
+) -> None:
+    with captured_lead_queries() as queries:
+        r = await client.get(path, headers=bearer(site.secret_key))
+        assert r.status_code == 200, r.text
+    assert len(queries) == (1 if path.endswith("funnel") else 2), queries
+    assert await full_scans(db_engine, queries) == []
