@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, tuple_, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,16 +137,15 @@ def _filters(dialect: str, site_id: uuid.UUID, f: LeadFilter) -> list[ColumnElem
 
 
 def _after(sort: str, value: float | datetime | None, lead_id: uuid.UUID) -> ColumnElement[bool]:
-    """Keyset: the rows after (value, id) in the page order (descending, nulls last)."""
+    """Keyset: the rows after (value, id) in the page order (descending, nulls last). For
+    recency, a row comparison (an index condition, so a deep page does not walk the pages
+    before it) that reaches only the leads seen at some time: `page_keys` goes on with the
+    never-seen ones."""
     if sort == "score":
         return or_(Lead.score < value, and_(Lead.score == value, Lead.id < lead_id))
     if value is None:
         return and_(Lead.last_seen_at.is_(None), Lead.id < lead_id)
-    return or_(
-        Lead.last_seen_at < value,
-        and_(Lead.last_seen_at == value, Lead.id < lead_id),
-        Lead.last_seen_at.is_(None),
-    )
+    return tuple_(Lead.last_seen_at, Lead.id) < tuple_(value, lead_id)
 
 
 async def page_keys(
@@ -162,9 +161,25 @@ async def page_keys(
     dialect = session.get_bind().dialect.name
     sort_column = Lead.score if sort == "score" else Lead.last_seen_at
     where = _filters(dialect, site_id, filters)
-    if cursor is not None:
-        where.append(_after(sort, *decode_cursor(sort, cursor)))
     order = sort_column.desc() if sort == "score" else sort_column.desc().nulls_last()
+    if cursor is None:
+        return await _keys(session, sort_column, where, order, limit)
+    value, lead_id = decode_cursor(sort, cursor)
+    keys = await _keys(session, sort_column, [*where, _after(sort, value, lead_id)], order, limit)
+    if sort == "recent" and value is not None and len(keys) < limit:
+        # The leads seen at some time ran out: the never-seen ones come last.
+        never_seen = [*where, Lead.last_seen_at.is_(None)]
+        keys += await _keys(session, sort_column, never_seen, order, limit - len(keys))
+    return keys
+
+
+async def _keys(
+    session: AsyncSession,
+    sort_column: Any,
+    where: list[ColumnElement[bool]],
+    order: Any,
+    limit: int,
+) -> list[PageKey]:
     rows = await session.execute(
         select(Lead.id, sort_column, Lead.updated_at)
         .where(*where)

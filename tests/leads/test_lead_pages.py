@@ -1,9 +1,14 @@
 """Keyset pages: every lead exactly once, also when leads arrive between pages."""
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 
+from app.domain import lead_writes
+from app.domain.profile import new_profile
 from tests.factories import bearer, send
-from tests.leads.helpers import cold, event, hot
+from tests.leads.helpers import cold, event, hot, list_leads
 
 
 async def walk(client, site, **params):
@@ -96,3 +101,22 @@ async def test_a_cursor_of_another_sort_is_400(client, site):
     assert r.status_code == 400
     assert r.json()["code"] == "invalid_cursor"
     assert "sort=score" in r.json()["message"]
+
+
+async def test_recency_pages_break_ties_by_id_and_end_with_leads_never_seen(client, site, session):
+    # Seven leads seen at the same moment (the id orders them), then leads with no event yet
+    # (no last_seen_at), which come last: pages cross both boundaries.
+    await send(client, site, *[e for i in range(7) for e in cold(f"tie{i}", 0)])
+    await send(client, site, *cold("later", 5))
+    conn = await session.connection()
+    never_seen = [new_profile(uuid.uuid4(), site.site.id, datetime.now(UTC)) for _ in range(4)]
+    await lead_writes.insert_new(conn, never_seen)
+    await session.commit()
+
+    everything = await list_leads(client, site, sort="recent", limit=200)
+    all_ids = [lead["id"] for lead in everything["data"]]
+    assert len(all_ids) == 12
+    assert all_ids[-4:] == sorted((str(p["id"]) for p in never_seen), reverse=True)
+    for limit in (3, 5, 7, 8):
+        ids, _ = await walk(client, site, sort="recent", limit=limit)
+        assert ids == all_ids, limit
