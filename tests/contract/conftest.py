@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
+from app.config import HttpSettings, Settings
 from app.main import create_app
 from app.sites.service import CreatedSite
 from tests.conftest import LiveServer, make_settings
@@ -46,8 +46,12 @@ class Seeded:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # No background loops: the generated webhooks must not be delivered anywhere.
-    return make_settings(database_url, run_background=False)
+    # No background loops: the generated webhooks must not be delivered anywhere. A readiness
+    # probe that waits longer than production's: on a loaded CI machine a new engine's first
+    # connection has taken over 2 s, and a 503 there says nothing about the contract.
+    return make_settings(
+        database_url, run_background=False, http=HttpSettings(health_timeout_seconds=15.0)
+    )
 
 
 @pytest.fixture
