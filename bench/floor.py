@@ -5,7 +5,7 @@ serve` (2 workers, one socket each, the collector tuned) that, for each `POST /v
 parses the body, validates every event with the service's own `validate_event`, and COPYs
 the events into the service's `events` table in one durable transaction per request. No
 write-key check, no duplicate lookup, no identities or leads, no profile, no scoring, no
-webhooks: everything issue #2 asks beyond "store the events" is left out. Whatever the
+webhooks: everything ingestion does beyond storing the events is left out. Whatever the
 service does, it cannot be faster than this on the same machine; the gap between the two is
 the cost of that work. Driven by wrk with bench/ingest.py's batch script.
 
