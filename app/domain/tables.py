@@ -41,6 +41,15 @@ class Lead(Base):
             postgresql_where=text("merged_into_id IS NULL"),
             sqlite_where=text("merged_into_id IS NULL"),
         ),
+        # The list filtered by a status few leads have (won, lost): without it a page walks the
+        # sort order's index through every lead (migration 0011).
+        Index(
+            "ix_leads_site_id_status",
+            "site_id",
+            "status",
+            postgresql_where=text("merged_into_id IS NULL"),
+            sqlite_where=text("merged_into_id IS NULL"),
+        ),
         # Speed to lead: leads that turned hot in a period.
         Index(
             "ix_leads_site_id_became_hot_at",

@@ -4,6 +4,10 @@ since (`funnel_dirty_days`), marked by triggers on `leads` in the writing transa
 app/leads/models.py). New tables only: nothing to backfill here, the rollup loop counts the
 past days of each site on its first pass, and until then the funnel reads leads as before.
 
+Also an index for the leads list filtered by status (a status few leads have, such as won,
+would otherwise walk the sort's index through every lead), built CONCURRENTLY on PostgreSQL
+as in migration 0008.
+
 Revision ID: 0011
 Revises: 0008
 Create Date: 2026-12-06 07:20:00
@@ -146,9 +150,44 @@ def upgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
     for statement in [*PG_FUNCTIONS, *PG_TRIGGERS] if postgresql else SQLITE_TRIGGERS:
         op.execute(statement)
+    _status_index()
+
+
+STATUS_INDEX = "ix_leads_site_id_status"
+
+
+def _status_index() -> None:
+    columns = ["site_id", "status"]
+    if op.get_bind().dialect.name != "postgresql":
+        op.create_index(
+            STATUS_INDEX, "leads", columns, sqlite_where=sa.text("merged_into_id IS NULL")
+        )
+        return
+    with op.get_context().autocommit_block():
+        invalid = op.get_bind().scalar(
+            sa.text("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"),
+            {"name": STATUS_INDEX},
+        )
+        if invalid:  # a failed concurrent build left it behind
+            op.drop_index(STATUS_INDEX, table_name="leads", postgresql_concurrently=True)
+        op.create_index(
+            STATUS_INDEX,
+            "leads",
+            columns,
+            postgresql_where=sa.text("merged_into_id IS NULL"),
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            op.drop_index(
+                STATUS_INDEX, table_name="leads", postgresql_concurrently=True, if_exists=True
+            )
+    else:
+        op.drop_index(STATUS_INDEX, table_name="leads")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS funnel_leads_inserted ON leads")
         op.execute("DROP TRIGGER IF EXISTS funnel_leads_updated ON leads")
