@@ -2,36 +2,39 @@
 seen on each UTC day, so that the funnel of a period reads one row per day and group instead
 of every lead of the period.
 
-One pass (`roll_up`), per site, in one transaction holding the site's rollup row:
-1. take the site's dirty days (deleting their rows: a row committed later stays for the next
-   pass, and whatever a deleted row's transaction changed is visible to the counting that
-   follows in this transaction);
-2. count again the dirty days already rolled up, and count the next complete days (up to
-   `CHUNK_DAYS` a transaction, so a site's first pass over its history is in short steps);
-3. move `rolled_until` on.
-A pass with nothing to do reads the (empty) dirty days and the sites behind: its cost does not
+One pass (`roll_up`), per site, in one transaction holding the site's rollup row, on one
+snapshot (REPEATABLE READ on PostgreSQL; SQLite has one writer), so that a change is either
+in the deltas it takes or in the leads it counts, never both nor neither:
+1. take the site's deltas (deleting them) and add those of rolled-up days to their counts
+   (the cost is the number of changes, not of leads); the deltas of days not rolled up yet
+   are dropped: those days are counted from their leads when their turn comes;
+2. count the next complete days from the leads (up to `CHUNK_DAYS` a transaction, so a
+   site's first pass over its history is in short steps) and move `rolled_until` on.
+A pass with nothing to do reads the (empty) deltas and the sites behind: its cost does not
 depend on the number of leads."""
 
 import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal, select, type_coerce, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.background import BackgroundContext
 from app.db import UTCDateTime, make_sessionmaker, utcnow, writer
 from app.domain.tables import Lead
-from app.leads.models import FunnelCount, FunnelDirtyDay, FunnelRollup
+from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup
 from app.sites.models import Site
 
 logger = logging.getLogger(__name__)
 
 CHUNK_DAYS = 31
+GROUP_COLUMNS = ("temperature", "status", "lost_reason", "identified", "contacted")
 DAY = timedelta(days=1)
 
 
@@ -51,13 +54,6 @@ def day_of(dialect: str, column: Any) -> ColumnElement[datetime]:
     else:  # naive UTC text (app.db.UTCDateTime)
         expr = func.strftime("%Y-%m-%d 00:00:00.000000", column)
     return type_coerce(expr, UTCDateTime())
-
-
-def day_end(dialect: str, column: Any) -> ColumnElement[datetime]:
-    """The UTC midnight after a day's (24 hours: not a calendar day in the session's zone)."""
-    if dialect == "postgresql":
-        return column + literal(timedelta(hours=24))  # type: ignore[no-any-return]
-    return type_coerce(func.strftime("%Y-%m-%d 00:00:00.000000", column, "+1 day"), UTCDateTime())
 
 
 def _insert_ignore(dialect: str) -> Any:
@@ -87,21 +83,43 @@ async def _count_days(
         )
         .group_by(Lead.site_id, day, *groups)
     )
-    columns = ["site_id", "day", "temperature", "status", "lost_reason", "identified"]
-    await session.execute(
-        insert(FunnelCount).from_select([*columns, "contacted", "leads"], counted)
+    columns = ["site_id", "day", *GROUP_COLUMNS, "leads"]
+    await session.execute(insert(FunnelCount).from_select(columns, counted))
+
+
+async def _fold(session: AsyncSession, site_id: uuid.UUID, day: datetime, changes: Counter) -> None:
+    """Add `changes` (group -> leads) to the counts of a rolled-up day."""
+    groups = (
+        FunnelCount.temperature,
+        FunnelCount.status,
+        FunnelCount.lost_reason,
+        FunnelCount.identified,
+        FunnelCount.contacted,
     )
+    where = (FunnelCount.site_id == site_id, FunnelCount.day == day)
+    totals: Counter = Counter()
+    for *group, leads in await session.execute(select(*groups, FunnelCount.leads).where(*where)):
+        totals[tuple(group)] += leads
+    totals.update(changes)
+    await session.execute(delete(FunnelCount).where(*where))
+    rows = [
+        dict(zip(GROUP_COLUMNS, group, strict=True), site_id=site_id, day=day, leads=leads)
+        for group, leads in totals.items()
+        if leads
+    ]
+    if rows:
+        await session.execute(insert(FunnelCount), rows)
 
 
 async def roll_up_site(session: AsyncSession, site_id: uuid.UUID, now: datetime) -> bool:
-    """One step for one site, in the session's transaction (the caller commits): its dirty days,
+    """One step for one site, in the session's transaction (the caller commits): its deltas,
     then up to CHUNK_DAYS more complete days. True when it rolled more days up (there may be
     more), False when the site is up to date (or another worker holds it)."""
     dialect = session.get_bind().dialect.name
     today = floor_day(now)
     if await session.scalar(select(Site.id).where(Site.id == site_id)) is None:
-        # A deleted site: its counts went with it (cascade), its dirty days go now.
-        await session.execute(delete(FunnelDirtyDay).where(FunnelDirtyDay.site_id == site_id))
+        # A deleted site: its counts went with it (cascade), its deltas go now.
+        await session.execute(delete(FunnelDelta).where(FunnelDelta.site_id == site_id))
         return False
     first_seen = await session.scalar(
         select(func.min(Lead.first_seen_at)).where(
@@ -121,18 +139,25 @@ async def roll_up_site(session: AsyncSession, site_id: uuid.UUID, now: datetime)
     )
     if rolled_until is None:  # another worker is on it
         return False
-    dirty = set(
-        (
-            await session.scalars(
-                delete(FunnelDirtyDay)
-                .where(FunnelDirtyDay.site_id == site_id)
-                .returning(FunnelDirtyDay.day)
-            )
-        ).all()
+    taken = await session.execute(
+        delete(FunnelDelta)
+        .where(FunnelDelta.site_id == site_id)
+        .returning(
+            FunnelDelta.day,
+            FunnelDelta.temperature,
+            FunnelDelta.status,
+            FunnelDelta.lost_reason,
+            FunnelDelta.identified,
+            FunnelDelta.contacted,
+            FunnelDelta.leads,
+        )
     )
-    # Dirty days not rolled up yet are counted when their turn comes, after this deletion.
-    for day in sorted(d for d in dirty if d < rolled_until):
-        await _count_days(session, site_id, day, day + DAY)
+    by_day: dict[datetime, Counter] = defaultdict(Counter)
+    for day, *group, leads in taken:
+        if day < rolled_until:
+            by_day[day][tuple(group)] += leads
+    for day, changes in sorted(by_day.items()):
+        await _fold(session, site_id, day, changes)
     until = min(today, rolled_until + CHUNK_DAYS * DAY)
     if until > rolled_until:
         await _count_days(session, site_id, rolled_until, until)
@@ -145,11 +170,14 @@ async def roll_up_site(session: AsyncSession, site_id: uuid.UUID, now: datetime)
 
 
 async def roll_up(engine: AsyncEngine, now: datetime) -> int:
-    """One pass over the sites with dirty days or complete days not rolled up; the number of
-    steps taken."""
-    sessionmaker = make_sessionmaker(writer(engine))  # each step reads, then writes
+    """One pass over the sites with deltas or complete days not rolled up; the number of steps
+    taken."""
+    steps_engine = writer(engine)  # each step reads, then writes
+    if engine.dialect.name == "postgresql":  # one snapshot for the deltas and the leads
+        steps_engine = steps_engine.execution_options(isolation_level="REPEATABLE READ")
+    sessionmaker = make_sessionmaker(steps_engine)
     async with make_sessionmaker(engine)() as session:
-        marked = set((await session.scalars(select(FunnelDirtyDay.site_id).distinct())).all())
+        changed = set((await session.scalars(select(FunnelDelta.site_id).distinct())).all())
         behind = set(
             (
                 await session.scalars(
@@ -163,7 +191,7 @@ async def roll_up(engine: AsyncEngine, now: datetime) -> int:
             ).all()
         )
     steps = 0
-    for site_id in sorted(marked | behind):
+    for site_id in sorted(changed | behind):
         more = True
         while more:
             async with sessionmaker() as session, session.begin():

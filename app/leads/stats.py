@@ -5,10 +5,10 @@ The sales funnel of the leads first seen in it: temperatures, statuses, the step
 lost. Spam is not a lead: it is counted apart and left out of everything else.
 
 The funnel reads the rollup (app.leads.rollup) for the whole UTC days of the period that are
-rolled up and unchanged since, and the leads for the rest: the partial days at its edges, the
-days not rolled up yet (today), and the days changed since their rollup (marked in the
-changing transaction, so the answer is always that of the leads themselves). One statement, so
-that it sees the rollup and the marks of one moment.
+rolled up: their counts plus the deltas written since by the changing transactions (so the
+answer is always that of the leads themselves), and the leads for the rest: the partial days
+at its edges and the days not rolled up yet (today). One statement, so that it sees the counts
+and the deltas of one moment.
 
 Speed to lead of the leads that turned hot in it: hot to first contact (median, p90), the
 share contacted within each mark, and the leads overdue now."""
@@ -17,13 +17,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
 from app.domain.tables import Lead
-from app.leads.models import FunnelCount, FunnelDirtyDay, FunnelRollup
-from app.leads.rollup import ceil_day, day_end, floor_day
+from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup
+from app.leads.rollup import ceil_day, floor_day
 from app.leads.schemas import LOST_REASONS, STATUSES, TEMPERATURES
 
 SPAM_NOTE = (
@@ -67,7 +67,7 @@ async def funnel_rows(
     session: AsyncSession, site_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[tuple[Any, ...]]:
     """(temperature, status, lost_reason, identified, contacted, leads) of the leads first seen
-    in [start, end), from the rollup where it can."""
+    in [start, end), from the rollup where it can (a group may come in several rows)."""
     rolled_until = await session.scalar(
         select(FunnelRollup.rolled_until).where(FunnelRollup.site_id == site_id)
     )
@@ -76,36 +76,18 @@ async def funnel_rows(
     days_end = min(floor_day(end), rolled_until) if rolled_until is not None else days_start
     if days_end <= days_start:
         return [tuple(row) for row in await session.execute(live_funnel_rows(site_id, start, end))]
-    dialect = session.get_bind().dialect.name
-    dirty = (
-        select(FunnelDirtyDay.day)
-        .where(
-            FunnelDirtyDay.site_id == site_id,
-            FunnelDirtyDay.day >= days_start,
-            FunnelDirtyDay.day < days_end,
-        )
-        .distinct()
-        .subquery("dirty")
-    )
-    rolled = select(
-        FunnelCount.temperature,
-        FunnelCount.status,
-        FunnelCount.lost_reason,
-        FunnelCount.identified,
-        FunnelCount.contacted,
-        FunnelCount.leads,
-    ).where(
-        FunnelCount.site_id == site_id,
-        FunnelCount.day >= days_start,
-        FunnelCount.day < days_end,
-        ~exists().where(FunnelDirtyDay.site_id == site_id, FunnelDirtyDay.day == FunnelCount.day),
-    )
-    changed = _counted(
-        site_id,
-        Lead.first_seen_at >= dirty.c.day,
-        Lead.first_seen_at < day_end(dialect, dirty.c.day),
-    ).select_from(dirty)
-    parts: list[Select] = [rolled, changed]
+    rolled = [
+        select(
+            table.temperature,
+            table.status,
+            table.lost_reason,
+            table.identified,
+            table.contacted,
+            table.leads,
+        ).where(table.site_id == site_id, table.day >= days_start, table.day < days_end)
+        for table in (FunnelCount, FunnelDelta)
+    ]
+    parts: list[Select] = rolled
     if start < days_start:
         parts.append(
             _counted(site_id, Lead.first_seen_at >= start, Lead.first_seen_at < days_start)
@@ -115,7 +97,8 @@ async def funnel_rows(
     both = union_all(*parts).subquery("parts")
     keys = list(both.c)[:5]
     rows = await session.execute(select(*keys, func.sum(list(both.c)[5])).group_by(*keys))
-    return [(*row[:5], int(row[5])) for row in rows]
+    # A group whose changes cancel out (a lead moved away and back) sums to 0: not a row.
+    return [(*row[:5], int(row[5])) for row in rows if row[5]]
 
 
 async def funnel(

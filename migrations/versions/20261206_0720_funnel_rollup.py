@@ -1,6 +1,6 @@
 """The funnel's rollup: per-site, per-UTC-day counts of the leads first seen that day
-(`funnel_counts`), how far each site is rolled up (`funnel_rollups`), and the days changed
-since (`funnel_dirty_days`), marked by triggers on `leads` in the writing transaction (see
+(`funnel_counts`), how far each site is rolled up (`funnel_rollups`), and the changes since
+(`funnel_deltas`), written by triggers on `leads` in the writing transaction (see
 app/leads/models.py). New tables only: nothing to backfill here, the rollup loop counts the
 past days of each site on its first pass, and until then the funnel reads leads as before.
 
@@ -23,7 +23,7 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# An update marks days only when it changes what the funnel counts (most updates of a lead
+# An update writes deltas only when it changes what the funnel counts (most updates of a lead
 # are new events: visits, pages, last seen), so ingestion's usual update costs no trigger call.
 FUNNEL_CHANGED = """
     OLD.first_seen_at IS DISTINCT FROM NEW.first_seen_at
@@ -35,28 +35,35 @@ FUNNEL_CHANGED = """
     OR (OLD.first_contacted_at IS NULL) <> (NEW.first_contacted_at IS NULL)
 """
 
+COLUMNS = "site_id, day, temperature, status, lost_reason, identified, contacted, leads"
+PG_DAY = "date_trunc('day', {}, 'UTC')"
+
+
+def _pg_delta(row: str, sign: str) -> str:
+    return f"""
+    IF {row}.merged_into_id IS NULL AND {row}.first_seen_at IS NOT NULL THEN
+        INSERT INTO funnel_deltas ({COLUMNS}) VALUES (
+            {row}.site_id, {PG_DAY.format(row + ".first_seen_at")}, {row}.temperature,
+            {row}.status, {row}.lost_reason, {row}.identified,
+            {row}.first_contacted_at IS NOT NULL, {sign}1);
+    END IF;"""
+
+
 PG_FUNCTIONS = [
-    """
-CREATE FUNCTION funnel_mark_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+    f"""
+CREATE FUNCTION funnel_leads_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO funnel_dirty_days (site_id, day)
-    SELECT DISTINCT site_id, date_trunc('day', first_seen_at, 'UTC')
-    FROM new_leads WHERE first_seen_at IS NOT NULL;
+    INSERT INTO funnel_deltas ({COLUMNS})
+    SELECT site_id, {PG_DAY.format("first_seen_at")}, temperature, status, lost_reason,
+        identified, first_contacted_at IS NOT NULL, count(*)
+    FROM new_leads WHERE merged_into_id IS NULL AND first_seen_at IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
     RETURN NULL;
 END $$
 """,
-    """
-CREATE FUNCTION funnel_mark_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    old_day timestamptz := date_trunc('day', OLD.first_seen_at, 'UTC');
-    new_day timestamptz := date_trunc('day', NEW.first_seen_at, 'UTC');
-BEGIN
-    IF old_day IS NOT NULL THEN
-        INSERT INTO funnel_dirty_days (site_id, day) VALUES (OLD.site_id, old_day);
-    END IF;
-    IF new_day IS NOT NULL AND new_day IS DISTINCT FROM old_day THEN
-        INSERT INTO funnel_dirty_days (site_id, day) VALUES (NEW.site_id, new_day);
-    END IF;
+    f"""
+CREATE FUNCTION funnel_leads_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{_pg_delta("OLD", "-")}{_pg_delta("NEW", "+")}
     RETURN NULL;
 END $$
 """,
@@ -68,38 +75,38 @@ PG_TRIGGERS = [
     """
 CREATE TRIGGER funnel_leads_inserted AFTER INSERT ON leads
     REFERENCING NEW TABLE AS new_leads
-    FOR EACH STATEMENT EXECUTE FUNCTION funnel_mark_inserted()
+    FOR EACH STATEMENT EXECUTE FUNCTION funnel_leads_inserted()
 """,
     f"""
 CREATE TRIGGER funnel_leads_updated AFTER UPDATE ON leads
     FOR EACH ROW WHEN ({FUNNEL_CHANGED})
-    EXECUTE FUNCTION funnel_mark_updated()
+    EXECUTE FUNCTION funnel_leads_updated()
 """,
 ]
 
 # SQLite stores timestamps as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (app.db.UTCDateTime).
 SQLITE_DAY = "strftime('%Y-%m-%d 00:00:00.000000', {})"
+
+
+def _sqlite_delta(row: str, sign: str) -> str:
+    return f"""
+    INSERT INTO funnel_deltas ({COLUMNS})
+    SELECT {row}.site_id, {SQLITE_DAY.format(row + ".first_seen_at")}, {row}.temperature,
+        {row}.status, {row}.lost_reason, {row}.identified,
+        {row}.first_contacted_at IS NOT NULL, {sign}1
+    WHERE {row}.merged_into_id IS NULL AND {row}.first_seen_at IS NOT NULL;"""
+
+
 SQLITE_TRIGGERS = [
     f"""
-CREATE TRIGGER funnel_leads_inserted AFTER INSERT ON leads
-    FOR EACH ROW WHEN NEW.first_seen_at IS NOT NULL
-BEGIN
-    INSERT INTO funnel_dirty_days (site_id, day)
-    VALUES (NEW.site_id, {SQLITE_DAY.format("NEW.first_seen_at")});
+CREATE TRIGGER funnel_leads_inserted AFTER INSERT ON leads FOR EACH ROW
+BEGIN{_sqlite_delta("NEW", "+")}
 END
 """,
     f"""
 CREATE TRIGGER funnel_leads_updated AFTER UPDATE ON leads
     FOR EACH ROW WHEN {FUNNEL_CHANGED.replace("IS DISTINCT FROM", "IS NOT")}
-BEGIN
-    INSERT INTO funnel_dirty_days (site_id, day)
-    SELECT OLD.site_id, {SQLITE_DAY.format("OLD.first_seen_at")}
-    WHERE OLD.first_seen_at IS NOT NULL;
-    INSERT INTO funnel_dirty_days (site_id, day)
-    SELECT NEW.site_id, {SQLITE_DAY.format("NEW.first_seen_at")}
-    WHERE NEW.first_seen_at IS NOT NULL
-      AND {SQLITE_DAY.format("NEW.first_seen_at")}
-          IS NOT {SQLITE_DAY.format("OLD.first_seen_at")};
+BEGIN{_sqlite_delta("OLD", "-")}{_sqlite_delta("NEW", "+")}
 END
 """,
 ]
@@ -140,13 +147,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_funnel_counts_site_id_day", "funnel_counts", ["site_id", "day"])
     op.create_table(
-        "funnel_dirty_days",
+        "funnel_deltas",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("site_id", sa.Uuid(), nullable=False),
         sa.Column("day", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_funnel_dirty_days")),
+        sa.Column("temperature", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("lost_reason", sa.String(length=32), nullable=True),
+        sa.Column("identified", sa.Boolean(), nullable=False),
+        sa.Column("contacted", sa.Boolean(), nullable=False),
+        sa.Column("leads", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_funnel_deltas")),
     )
-    op.create_index("ix_funnel_dirty_days_site_id_day", "funnel_dirty_days", ["site_id", "day"])
+    op.create_index("ix_funnel_deltas_site_id_day", "funnel_deltas", ["site_id", "day"])
     postgresql = op.get_bind().dialect.name == "postgresql"
     for statement in [*PG_FUNCTIONS, *PG_TRIGGERS] if postgresql else SQLITE_TRIGGERS:
         op.execute(statement)
@@ -191,13 +204,13 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS funnel_leads_inserted ON leads")
         op.execute("DROP TRIGGER IF EXISTS funnel_leads_updated ON leads")
-        op.execute("DROP FUNCTION IF EXISTS funnel_mark_inserted()")
-        op.execute("DROP FUNCTION IF EXISTS funnel_mark_updated()")
+        op.execute("DROP FUNCTION IF EXISTS funnel_leads_inserted()")
+        op.execute("DROP FUNCTION IF EXISTS funnel_leads_updated()")
     else:
         op.execute("DROP TRIGGER IF EXISTS funnel_leads_inserted")
         op.execute("DROP TRIGGER IF EXISTS funnel_leads_updated")
-    op.drop_index("ix_funnel_dirty_days_site_id_day", table_name="funnel_dirty_days")
-    op.drop_table("funnel_dirty_days")
+    op.drop_index("ix_funnel_deltas_site_id_day", table_name="funnel_deltas")
+    op.drop_table("funnel_deltas")
     op.drop_index("ix_funnel_counts_site_id_day", table_name="funnel_counts")
     op.drop_table("funnel_counts")
     op.drop_table("funnel_rollups")

@@ -16,7 +16,7 @@ from app.db import make_sessionmaker
 from app.domain import lead_writes
 from app.domain.tables import Lead
 from app.leads import rollup, stats
-from app.leads.models import FunnelCount, FunnelDirtyDay, FunnelRollup
+from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup
 from app.leads.schemas import LOST_REASONS
 from tests.factories import at, bearer, send
 from tests.leads.helpers import cold
@@ -125,38 +125,36 @@ async def test_the_rolled_up_funnel_equals_the_leads_funnel(db_engine, sessionma
     assert await rollup.roll_up(db_engine, NOW) == 0
 
 
-async def test_the_rollup_is_read_for_unchanged_days_and_not_for_changed_ones(
+async def test_the_funnel_reads_the_counts_and_the_deltas_of_rolled_up_days(
     db_engine, sessionmaker, session, site, leads
 ):
-    """The rollup's counts are what the funnel reads for a whole day (a count changed behind
-    its back shows), until the day is marked changed: then the leads are read."""
+    """The rollup's counts are what the funnel reads for whole days (a count changed behind
+    its back shows), plus the deltas written since; the next pass folds the deltas in."""
     await rollup.roll_up(db_engine, NOW)
     day = rollup.floor_day(NOW) - timedelta(days=10)
     period = (day - timedelta(days=2), day + timedelta(days=2))
     before, _ = await both(sessionmaker, site.site.id, *period)
-    await session.execute(
-        insert(FunnelCount).values(
-            site_id=site.site.id,
-            day=day,
-            temperature="hot",
-            status="won",
-            lost_reason=None,
-            identified=True,
-            contacted=True,
-            leads=1000,
-        )
-    )
+    group = {
+        "site_id": site.site.id,
+        "day": day,
+        "temperature": "hot",
+        "status": "won",
+        "lost_reason": None,
+        "identified": True,
+        "contacted": True,
+    }
+    await session.execute(insert(FunnelCount).values(**group, leads=1000))
     tampered, live = await both(sessionmaker, site.site.id, *period)
     assert tampered["leads"] == before["leads"] + 1000
     assert live == before
-    await session.execute(insert(FunnelDirtyDay).values(site_id=site.site.id, day=day))
-    marked, _ = await both(sessionmaker, site.site.id, *period)
-    assert marked == before
-    # The next pass counts the day again from its leads.
+    await session.execute(insert(FunnelDelta).values(**group, leads=-1000))
+    assert (await both(sessionmaker, site.site.id, *period))[0] == before
+    # The next pass folds the delta into the day's counts.
     await rollup.roll_up(db_engine, NOW)
-    after, _ = await both(sessionmaker, site.site.id, *period)
-    assert after == before
-    assert (await session.scalar(select(func.count()).select_from(FunnelDirtyDay))) == 0
+    assert (await both(sessionmaker, site.site.id, *period))[0] == before
+    assert await session.scalar(select(func.count()).select_from(FunnelDelta)) == 0
+    # The tampered group cancelled out: no row of zero leads is kept.
+    assert await session.scalar(select(func.min(FunnelCount.leads))) > 0
 
 
 async def test_changes_to_rolled_up_days_show_at_once_and_after_the_next_pass(
@@ -196,15 +194,16 @@ async def test_changes_to_rolled_up_days_show_at_once_and_after_the_next_pass(
                 }
             ],  # type: ignore[list-item]
         )
-    marks = await session.scalar(
-        select(func.count(func.distinct(FunnelDirtyDay.day))).where(
-            FunnelDirtyDay.site_id == site.site.id
+    changed_days = await session.scalar(
+        select(func.count(func.distinct(FunnelDelta.day))).where(
+            FunnelDelta.site_id == site.site.id
         )
     )
-    assert marks is not None and marks >= 5
+    assert changed_days is not None
+    assert changed_days >= 5
     await assert_rollup_equals_live(sessionmaker, site.site.id)
     await rollup.roll_up(db_engine, NOW)
-    assert await session.scalar(select(func.count()).select_from(FunnelDirtyDay)) == 0
+    assert await session.scalar(select(func.count()).select_from(FunnelDelta)) == 0
     await assert_rollup_equals_live(sessionmaker, site.site.id)
 
 
