@@ -185,15 +185,9 @@ async def test_changes_to_rolled_up_days_show_at_once_and_after_the_next_pass(
         await lead_writes.update_profiles(conn, [profile])  # type: ignore[list-item]
         await s.execute(update(Lead).where(Lead.id == ids[6]).values(temperature="hot"))
         # A new lead first seen on a past day.
-        await lead_writes.insert_new(
-            conn,
-            [
-                {
-                    **_leads(site.site.id, random.Random(3), 1)[0],
-                    "first_seen_at": old[7]["first_seen_at"],
-                }
-            ],  # type: ignore[list-item]
-        )
+        new_lead: Any = _leads(site.site.id, random.Random(3), 1)[0]
+        new_lead["first_seen_at"] = old[7]["first_seen_at"]
+        await lead_writes.insert_new(conn, [new_lead])
     changed_days = await session.scalar(
         select(func.count(func.distinct(FunnelDelta.day))).where(
             FunnelDelta.site_id == site.site.id
