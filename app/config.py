@@ -78,6 +78,14 @@ class HttpSettings(BaseModel):
     )
 
 
+class StatsSettings(BaseModel):
+    rollup_interval_seconds: float = Field(
+        60.0,
+        description="how often the funnel's rollup counts the days changed since (the funnel is "
+        "exact at any time: a changed day is read from the leads until then)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -103,6 +111,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = ScoringSettings()
     webhooks: WebhookSettings = WebhookSettings()
     http: HttpSettings = HttpSettings()
+    stats: StatsSettings = StatsSettings()
 
     @property
     def is_sqlite(self) -> bool:

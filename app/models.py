@@ -3,6 +3,7 @@
 from app.db import Base
 from app.domain import tables as domain_tables
 from app.ingestion import repairs as ingestion_models
+from app.leads import models as leads_models
 from app.scoring import models as scoring_models
 from app.sites import models as sites_models
 from app.webhooks import models as webhooks_models
@@ -12,6 +13,7 @@ metadata = Base.metadata
 __all__ = [
     "domain_tables",
     "ingestion_models",
+    "leads_models",
     "metadata",
     "scoring_models",
     "sites_models",

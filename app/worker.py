@@ -1,5 +1,5 @@
 """Background work: re-scoring jobs, temperature refresh, webhook delivery and timers, lead
-repairs.
+repairs, the funnel's rollup.
 
 It runs inside `leadheat serve` by default and in any number of `leadheat worker` processes
 for scale. Every loop coordinates through the database (row locks with SKIP LOCKED, leases
@@ -12,6 +12,7 @@ import logging
 
 from app.background import BackgroundContext, BackgroundLoop
 from app.ingestion import repair_worker
+from app.leads import rollup as leads_rollup
 from app.scoring import rescoring
 from app.webhooks import loops as webhooks_loops
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
     """Every domain's loops (each domain's `worker.LOOPS`)."""
-    return [*rescoring.LOOPS, *webhooks_loops.LOOPS, *repair_worker.LOOPS]
+    return [*rescoring.LOOPS, *webhooks_loops.LOOPS, *repair_worker.LOOPS, *leads_rollup.LOOPS]
 
 
 class BackgroundRunner:

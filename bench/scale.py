@@ -7,8 +7,9 @@ days, product views by category, cart adds, some checkouts and orders, identifie
 email and a city for about a fifth, and a few leads with about 300 events. At each size it
 runs ANALYZE, then times (with the site's secret key):
 
-- the leads list (recent, 10 pages by cursor, score, temperature=hot), a heavy lead's card,
-  the funnel and speed-to-lead: median and p95 of `--reads` calls each;
+- one pass of the funnel's rollup (app.leads.rollup), as the server's loop would run next;
+- the leads list (recent, 10 pages by cursor, score, temperature=hot, and each other filter),
+  a heavy lead's card, the funnel and speed-to-lead: median and p95 of `--reads` calls each;
 - POST /v1/rules/preview with one rule's points changed, once;
 - PUT /v1/rules with that change, until its re-scoring job is done;
 - one temperature-refresher pass (app.scoring.rescoring.refresh_temperatures, run in this
@@ -22,6 +23,7 @@ runs ANALYZE, then times (with the site's secret key):
 import argparse
 import asyncio
 import copy
+import functools
 import json
 import math
 import random
@@ -43,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from app.background import BackgroundContext  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker, writer  # noqa: E402
+from app.leads.rollup import roll_up  # noqa: E402
 from app.scoring.rescoring import refresh_temperatures  # noqa: E402
 from app.scoring.scorer import RuleSetCache  # noqa: E402
 from app.webhooks.consumer import WebhookConsumer  # noqa: E402
@@ -214,6 +217,19 @@ async def heavy_lead(url: str) -> str:
         await conn.close()
 
 
+LIST_FILTERS: dict[str, dict[str, Any]] = {
+    "sort=recent&temperature=hot": {"sort": "recent", "temperature": "hot"},
+    "status=new": {"status": "new"},
+    "status=won": {"status": "won"},
+    "sort=recent&status=won": {"sort": "recent", "status": "won"},
+    "identified=true": {"identified": "true"},
+    "min_score=30": {"min_score": 30},
+    f"city={CITIES[0]}": {"city": CITIES[0]},
+    f"interest={CATEGORIES[0]}": {"interest": CATEGORIES[0]},
+    "updated_since=1h ago": {"updated_since": (datetime.now(UTC) - timedelta(hours=1)).isoformat()},
+}
+
+
 async def measure_reads(client: httpx.AsyncClient, url: str, runs: int) -> dict[str, Json]:
     lead_id = await heavy_lead(url)
 
@@ -234,6 +250,12 @@ async def measure_reads(client: httpx.AsyncClient, url: str, runs: int) -> dict[
             client, "/v1/leads", sort="score", limit=50
         ),
         "GET /v1/leads?temperature=hot": lambda: get_json(client, "/v1/leads", temperature="hot"),
+        # Every other filter the list offers, with the default sort (score) and by recency; a
+        # filter few leads match (status=won: none here) is the worst case of a keyset walk.
+        **{
+            f"GET /v1/leads?{query}": functools.partial(get_json, client, "/v1/leads", **params)
+            for query, params in LIST_FILTERS.items()
+        },
         "GET /v1/leads/{id} (~300 events)": lambda: get_json(client, f"/v1/leads/{lead_id}"),
         "GET /v1/stats/funnel": lambda: get_json(client, "/v1/stats/funnel"),
         "GET /v1/stats/speed-to-lead": lambda: get_json(client, "/v1/stats/speed-to-lead"),
@@ -291,6 +313,18 @@ async def refresher_pass(url: str) -> Json:
         await engine.dispose()
 
 
+async def rollup_pass(url: str) -> Json:
+    """One pass of the funnel's rollup loop (app.leads.rollup) after the load: the days the
+    load changed counted again."""
+    engine = make_engine(Settings(database_url=url))
+    try:
+        start = time.perf_counter()
+        steps = await roll_up(engine, datetime.now(UTC))
+        return {"ms": round((time.perf_counter() - start) * 1000, 1), "steps": steps}
+    finally:
+        await engine.dispose()
+
+
 async def idle_cpu(server_pid: int, seconds: float) -> Json:
     """Share of one core the server's processes (and PostgreSQL's) used while nothing was sent."""
     before, start = cpu_seconds(server_pid), time.monotonic()
@@ -325,6 +359,8 @@ async def run(args: argparse.Namespace) -> list[Json]:
                 await analyze(args.database_url)
                 # The machine's speed now (shared machines vary): quote it with the figures.
                 row: Json = {"leads": size, "load": load, "cpu_reference_us": cpu_reference_us()}
+                # The server's rollup loop runs every minute; one pass now, as it would next.
+                row["funnel_rollup"] = await rollup_pass(args.database_url)
                 row["reads"] = await measure_reads(api, args.database_url, args.reads)
                 row["rules"] = await measure_rules(api, step)
                 row["refresher"] = await refresher_pass(args.database_url)
@@ -347,6 +383,8 @@ def table(results: list[Json]) -> str:
         lines.append(
             f"| {name}: ms | " + " | ".join(str(r["rules"][name]["ms"]) for r in results) + " |"
         )
+    cells = [f"{r['funnel_rollup']['ms']} ({r['funnel_rollup']['steps']} steps)" for r in results]
+    lines.append("| funnel rollup, one pass after the load: ms | " + " | ".join(cells) + " |")
     cells = [f"{r['refresher']['ms']} ({r['refresher']['written']:,} written)" for r in results]
     lines.append("| temperature refresher, one pass: ms | " + " | ".join(cells) + " |")
     cells = [f"{r['idle_cpu']['server_percent']} %" for r in results]

@@ -4,6 +4,12 @@ The sales funnel of the leads first seen in it: temperatures, statuses, the step
 -> lead -> contacted -> qualified -> won with conversion between them, and why leads were
 lost. Spam is not a lead: it is counted apart and left out of everything else.
 
+The funnel reads the rollup (app.leads.rollup) for the whole UTC days of the period that are
+rolled up: their counts plus the deltas written since by the changing transactions (so the
+answer is always that of the leads themselves), and the leads for the rest: the partial days
+at its edges and the days not rolled up yet (today). One statement, so that it sees the counts
+and the deltas of one moment.
+
 Speed to lead of the leads that turned hot in it: hot to first contact (median, p90), the
 share contacted within each mark, and the leads overdue now."""
 
@@ -11,11 +17,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
 from app.domain.tables import Lead
+from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup
+from app.leads.rollup import ceil_day, floor_day
 from app.leads.schemas import LOST_REASONS, STATUSES, TEMPERATURES
 
 SPAM_NOTE = (
@@ -34,33 +42,73 @@ def _rate(count: int, previous: int) -> float | None:
     return round(count / previous, 4) if previous else None
 
 
+def _counted(site_id: uuid.UUID, *where: ColumnElement[bool]) -> Select:
+    """The live leads matching `where`, counted by what the funnel groups them on."""
+    groups = (
+        Lead.temperature,
+        Lead.status,
+        Lead.lost_reason,
+        Lead.identified,
+        Lead.first_contacted_at.is_not(None),
+    )
+    return (
+        select(*groups, func.count())
+        .where(Lead.site_id == site_id, Lead.merged_into_id.is_(None), *where)
+        .group_by(*groups)
+    )
+
+
+def live_funnel_rows(site_id: uuid.UUID, start: datetime, end: datetime) -> Select:
+    """The funnel's rows counted from the leads of the whole period."""
+    return _counted(site_id, Lead.first_seen_at >= start, Lead.first_seen_at < end)
+
+
+async def funnel_rows(
+    session: AsyncSession, site_id: uuid.UUID, start: datetime, end: datetime
+) -> list[tuple[Any, ...]]:
+    """(temperature, status, lost_reason, identified, contacted, leads) of the leads first seen
+    in [start, end), from the rollup where it can (a group may come in several rows)."""
+    rolled_until = await session.scalar(
+        select(FunnelRollup.rolled_until).where(FunnelRollup.site_id == site_id)
+    )
+    # The whole days of the period that are rolled up: [days_start, days_end).
+    days_start = ceil_day(start)
+    days_end = min(floor_day(end), rolled_until) if rolled_until is not None else days_start
+    if days_end <= days_start:
+        return [tuple(row) for row in await session.execute(live_funnel_rows(site_id, start, end))]
+    rolled = [
+        select(
+            table.temperature,
+            table.status,
+            table.lost_reason,
+            table.identified,
+            table.contacted,
+            table.leads,
+        ).where(table.site_id == site_id, table.day >= days_start, table.day < days_end)
+        for table in (FunnelCount, FunnelDelta)
+    ]
+    parts: list[Select] = rolled
+    if start < days_start:
+        parts.append(
+            _counted(site_id, Lead.first_seen_at >= start, Lead.first_seen_at < days_start)
+        )
+    if days_end < end:
+        parts.append(_counted(site_id, Lead.first_seen_at >= days_end, Lead.first_seen_at < end))
+    both = union_all(*parts).subquery("parts")
+    keys = list(both.c)[:5]
+    rows = await session.execute(select(*keys, func.sum(list(both.c)[5])).group_by(*keys))
+    # A group whose changes cancel out (a lead moved away and back) sums to 0: not a row.
+    return [(*row[:5], int(row[5])) for row in rows if row[5]]
+
+
 async def funnel(
     session: AsyncSession, site_id: uuid.UUID, start: datetime, end: datetime
 ) -> dict[str, Any]:
     """The funnel of the site's leads first seen in [start, end)."""
-    rows = await session.execute(
-        select(
-            Lead.temperature,
-            Lead.status,
-            Lead.lost_reason,
-            Lead.identified,
-            Lead.first_contacted_at.is_not(None),
-            func.count(),
-        )
-        .where(
-            Lead.site_id == site_id,
-            Lead.merged_into_id.is_(None),
-            Lead.first_seen_at >= start,
-            Lead.first_seen_at < end,
-        )
-        .group_by(
-            Lead.temperature,
-            Lead.status,
-            Lead.lost_reason,
-            Lead.identified,
-            Lead.first_contacted_at.is_not(None),
-        )
-    )
+    return summarize_funnel(await funnel_rows(session, site_id, start, end), start, end)
+
+
+def summarize_funnel(rows: list[tuple[Any, ...]], start: datetime, end: datetime) -> dict[str, Any]:
     by_temperature = dict.fromkeys(TEMPERATURES, 0)
     by_status = dict.fromkeys(STATUSES, 0)
     lost_by_reason = {reason: 0 for reason in LOST_REASONS if reason != "spam"}

@@ -1,0 +1,65 @@
+"""The funnel's rollup: per site and UTC day, the counts of the leads first seen that day by
+what the funnel groups them on; what the funnel reads instead of the leads of whole days.
+
+- `funnel_rollups`: per site, the day up to which every day is rolled up (`rolled_until`,
+  a UTC midnight): the days before it have their counts in `funnel_counts` (none: no leads);
+- `funnel_counts`: the counts of the rolled-up days;
+- `funnel_deltas`: what changed since. Database triggers on `leads` (migration 0011) write,
+  in the writing transaction, +n for the leads a statement inserts, and for an update that
+  changes anything the funnel counts (temperature, status, lost reason, identified, first
+  contact, first seen, merged) -1 for the lead as it was and +1 as it is, each in its day and
+  group. No writer can forget one, and the counts plus the deltas are always the leads'
+  funnel. The rollup loop (app.leads.rollup) folds the deltas into the counts. Append-only
+  (no unique key), so writers never wait on each other for a row.
+"""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigIntPK, UTCDateTime, utcnow
+
+
+class FunnelRollup(Base):
+    __tablename__ = "funnel_rollups"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    rolled_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FunnelCount(Base):
+    __tablename__ = "funnel_counts"
+    __table_args__ = (Index("ix_funnel_counts_site_id_day", "site_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    day: Mapped[datetime] = mapped_column(UTCDateTime)
+    temperature: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    lost_reason: Mapped[str | None] = mapped_column(String(32))
+    identified: Mapped[bool] = mapped_column(Boolean)
+    contacted: Mapped[bool] = mapped_column(Boolean)
+    leads: Mapped[int] = mapped_column(Integer)
+
+
+class FunnelDelta(Base):
+    """Written by the triggers only. No foreign key: a key check per row on ingestion's path
+    would cost more than the row (as for events); the loop drops the rows of deleted sites."""
+
+    __tablename__ = "funnel_deltas"
+    __table_args__ = (Index("ix_funnel_deltas_site_id_day", "site_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    day: Mapped[datetime] = mapped_column(UTCDateTime)
+    temperature: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    lost_reason: Mapped[str | None] = mapped_column(String(32))
+    identified: Mapped[bool] = mapped_column(Boolean)
+    contacted: Mapped[bool] = mapped_column(Boolean)
+    leads: Mapped[int] = mapped_column(Integer)
