@@ -12,7 +12,7 @@ import logging
 
 from app.background import BackgroundContext, BackgroundLoop
 from app.ingestion import repair_worker
-from app.scoring import rescoring
+from app.scoring import preview_jobs, rescoring
 from app.webhooks import loops as webhooks_loops
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
     """Every domain's loops (each domain's `worker.LOOPS`)."""
-    return [*rescoring.LOOPS, *webhooks_loops.LOOPS, *repair_worker.LOOPS]
+    return [*rescoring.LOOPS, *preview_jobs.LOOPS, *webhooks_loops.LOOPS, *repair_worker.LOOPS]
 
 
 class BackgroundRunner:
