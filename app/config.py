@@ -31,6 +31,9 @@ class ScoringSettings(BaseModel):
     rescore_batch_leads: int = Field(200, description="leads per re-scoring transaction")
     rescore_lease_seconds: float = Field(60.0, description="a silent worker's job is taken over")
     rescore_poll_seconds: float = Field(1.0, description="how often idle workers look for jobs")
+    preview_sync_max_leads: int = Field(
+        2000, description="POST /v1/rules/preview answers at once up to this many; more: a job"
+    )
     preview_processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         description="processes a preview job replays in (0: in the worker's own event loop)",

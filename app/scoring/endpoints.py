@@ -183,11 +183,11 @@ async def preview_rule_set(
 ) -> Any:
     """How the site's leads would be scored by a draft, against the active rule set, from
     their stored events, without publishing anything or changing any lead. A small site
-    (up to `SCORING__RESCORE_SYNC_MAX_LEADS` leads) is answered at once (200); for a larger
+    (up to `SCORING__PREVIEW_SYNC_MAX_LEADS` leads) is answered at once (200); for a larger
     one a preview job is started (202, as `POST /v1/rules/preview/jobs`)."""
     settings = request.app.state.settings
     leads = await preview_jobs.count_live_leads(session, site.id)
-    if leads > settings.scoring.rescore_sync_max_leads:
+    if leads > settings.scoring.preview_sync_max_leads:
         return await _start_preview_job(request, site.id, session, document, at, limit)
     return await rule_sets.preview(
         await session.connection(),

@@ -215,7 +215,7 @@ async def test_a_job_whose_worker_died_is_taken_over_when_its_lease_expires(
 async def test_the_worker_loop_runs_a_job_started_by_a_large_sites_preview(
     app, client, settings, site, stored_leads
 ):
-    settings.scoring.rescore_sync_max_leads = 11  # the site has 12 leads
+    settings.scoring.preview_sync_max_leads = 11  # the site has 12 leads
     r = await client.post(
         "/v1/rules/preview", headers=bearer(site.secret_key), json=DRAFT, params={"at": AT}
     )
