@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import update
 
@@ -141,7 +142,7 @@ async def test_a_running_job_cancelled_stops_after_the_batch_in_hand(
 ):
     url = (await start(client, site)).json()["url"]
     job = await claim(app, settings)
-    answers = []
+    answers: list[httpx.Response] = []
 
     async def cancel_once() -> None:
         if not answers:

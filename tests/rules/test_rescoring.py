@@ -4,6 +4,7 @@ before answering for a small site, otherwise with a background job that workers 
 import asyncio
 import copy
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -215,7 +216,8 @@ async def test_batched_rescoring_equals_replaying_each_lead_on_its_own(
         visitor = f"w{n}"
         events += views(visitor, n % 4 + 1, start=n * 90)
         for hours, url in ((0, "https://shop.example/pricing"), (2, "https://shop.example/")):
-            page = {"type": "page", "anonymousId": visitor, "timestamp": at(n * 60 + hours * 60)}
+            page: dict[str, Any] = {"type": "page", "anonymousId": visitor}
+            page["timestamp"] = at(n * 60 + hours * 60)
             page["context"] = {"page": {"url": url}}
             events.append(page)
     # A url that is not text in the context (ignored), one only in the properties (used), an
