@@ -4,6 +4,7 @@ Nested groups use a double underscore, e.g. `LEADHEAT_INGESTION__VISIT_TIMEOUT_M
 Every industry figure the service uses (docs/domain.md) is a setting here, never a constant.
 """
 
+import os
 from functools import lru_cache
 
 from pydantic import BaseModel, Field, SecretStr
@@ -30,6 +31,16 @@ class ScoringSettings(BaseModel):
     rescore_batch_leads: int = Field(200, description="leads per re-scoring transaction")
     rescore_lease_seconds: float = Field(60.0, description="a silent worker's job is taken over")
     rescore_poll_seconds: float = Field(1.0, description="how often idle workers look for jobs")
+    preview_sync_max_leads: int = Field(
+        2000, description="POST /v1/rules/preview answers at once up to this many; more: a job"
+    )
+    preview_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="processes a preview job replays in (0: in the worker's own event loop)",
+    )
+    preview_job_keep_hours: float = Field(
+        24.0, description="finished preview jobs are deleted this long after they finished"
+    )
     refresh_interval_seconds: float = Field(
         30.0, description="warm/hot leads re-evaluated this often (decay, expired holds)"
     )

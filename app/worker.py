@@ -13,7 +13,7 @@ import logging
 from app.background import BackgroundContext, BackgroundLoop
 from app.ingestion import repair_worker
 from app.leads import rollup as leads_rollup
-from app.scoring import rescoring
+from app.scoring import preview_jobs, rescoring
 from app.webhooks import loops as webhooks_loops
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,13 @@ logger = logging.getLogger(__name__)
 
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
     """Every domain's loops (each domain's `worker.LOOPS`)."""
-    return [*rescoring.LOOPS, *webhooks_loops.LOOPS, *repair_worker.LOOPS, *leads_rollup.LOOPS]
+    return [
+        *rescoring.LOOPS,
+        *preview_jobs.LOOPS,
+        *webhooks_loops.LOOPS,
+        *repair_worker.LOOPS,
+        *leads_rollup.LOOPS,
+    ]
 
 
 class BackgroundRunner:

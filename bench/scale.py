@@ -10,7 +10,7 @@ runs ANALYZE, then times (with the site's secret key):
 - one pass of the funnel's rollup (app.leads.rollup), as the server's loop would run next;
 - the leads list (recent, 10 pages by cursor, score, temperature=hot, and each other filter),
   a heavy lead's card, the funnel and speed-to-lead: median and p95 of `--reads` calls each;
-- POST /v1/rules/preview with one rule's points changed, once;
+- a preview job (POST /v1/rules/preview/jobs) with one rule's points changed, until done;
 - PUT /v1/rules with that change, until its re-scoring job is done;
 - one temperature-refresher pass (app.scoring.rescoring.refresh_temperatures, run in this
   process against the same database, at a moment when every warm and hot lead is due);
@@ -269,11 +269,17 @@ async def measure_rules(client: httpx.AsyncClient, bump: int) -> dict[str, Json]
     rule = next(r for r in draft["behaviour"] if r["id"] == "product-viewed")
     rule["points"] += bump
     start = time.perf_counter()
-    r = await client.post("/v1/rules/preview", json=draft, timeout=600)
+    r = await client.post("/v1/rules/preview/jobs", json=draft)
+    if r.status_code != 202:
+        raise SystemExit(f"POST /v1/rules/preview/jobs answered {r.status_code}: {r.text[:500]}")
+    preview = r.json()
+    while preview["status"] not in ("done", "failed", "cancelled"):
+        await asyncio.sleep(0.1)  # polling the job, as a client would
+        preview = await get_json(client, preview["url"])
     preview_ms = (time.perf_counter() - start) * 1000
-    if r.status_code != 200:
-        raise SystemExit(f"POST /v1/rules/preview answered {r.status_code}: {r.text[:500]}")
-    changed = r.json()["changed"]
+    if preview["status"] != "done":
+        raise SystemExit(f"the preview job ended {preview['status']}: {preview['error']}")
+    changed = preview["result"]["changed"]
     start = time.perf_counter()
     r = await client.put("/v1/rules", json=draft, timeout=600)
     if r.status_code != 200:
@@ -286,7 +292,7 @@ async def measure_rules(client: httpx.AsyncClient, bump: int) -> dict[str, Json]
     if job["status"] != "done":
         raise SystemExit(f"the re-scoring job failed: {job['error']}")
     return {
-        "POST /v1/rules/preview (once)": {"ms": round(preview_ms, 1), "changed": changed},
+        "preview job until done": {"ms": round(preview_ms, 1), "changed": changed},
         "PUT /v1/rules until re-scored": {"ms": round(publish_ms, 1), "leads": job["total"]},
     }
 

@@ -1,18 +1,28 @@
-"""The rule-set API (secret key): read versions, publish, preview a draft, follow re-scoring."""
+"""The rule-set API (secret key): read versions, publish, preview a draft (at once, or as a
+background job), follow re-scoring."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import PositiveInt32, UtcDateTime
-from app.scoring import rescoring, rule_sets
+from app.scoring import preview_jobs, rescoring, rule_sets
 from app.scoring.models import RuleSetVersion
-from app.scoring.views import Preview, Published, RescoreJobView, RuleSetView, VersionList
+from app.scoring.views import (
+    Preview,
+    PreviewJobView,
+    Published,
+    RescoreJobView,
+    RuleSetView,
+    VersionList,
+)
 from app.sites.dependencies import SecretSiteDep
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=errors(*SECRET_KEY_ERRORS))
@@ -119,20 +129,66 @@ async def get_rescore_job(
     return rule_sets.job_view(job)
 
 
-@router.post("/preview", response_model=Preview, responses=errors(BODY))
+PreviewAt = Annotated[
+    UtcDateTime | None, Query(description="evaluate at this moment (default: now)")
+]
+PreviewLimit = Annotated[int, Query(ge=0, le=1000, description="changed leads listed")]
+
+
+async def _start_preview_job(
+    request: Request,
+    site_id: uuid.UUID,
+    session: AsyncSession,
+    document: dict[str, Any],
+    at: datetime | None,
+    limit: int,
+) -> JSONResponse:
+    settings = request.app.state.settings
+    now = utcnow()
+    job = await preview_jobs.create_job(
+        session,
+        site_id,
+        document,
+        at=at or now,
+        limit=limit,
+        now=now,
+        keep=timedelta(hours=settings.scoring.preview_job_keep_hours),
+    )
+    await session.commit()
+    view = PreviewJobView.model_validate(preview_jobs.job_view(job))
+    return JSONResponse(
+        view.model_dump(mode="json", by_alias=True),
+        status_code=202,
+        headers={"Location": view.url},
+    )
+
+
+_PREVIEW_JOB_STARTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": PreviewJobView, "description": "Started: follow the job's `url`"}
+}
+
+
+@router.post(
+    "/preview",
+    response_model=Preview,
+    responses={**errors(BODY), **_PREVIEW_JOB_STARTED},
+)
 async def preview_rule_set(
     request: Request,
     site: SecretSiteDep,
     session: SessionDep,
     document: RuleSetDocument,
-    at: Annotated[
-        UtcDateTime | None, Query(description="evaluate at this moment (default: now)")
-    ] = None,
-    limit: Annotated[int, Query(ge=0, le=1000, description="changed leads listed")] = 100,
-) -> dict[str, Any]:
+    at: PreviewAt = None,
+    limit: PreviewLimit = 100,
+) -> Any:
     """How the site's leads would be scored by a draft, against the active rule set, from
-    their stored events, without publishing anything or changing any lead."""
+    their stored events, without publishing anything or changing any lead. A small site
+    (up to `SCORING__PREVIEW_SYNC_MAX_LEADS` leads) is answered at once (200); for a larger
+    one a preview job is started (202, as `POST /v1/rules/preview/jobs`)."""
     settings = request.app.state.settings
+    leads = await preview_jobs.count_live_leads(session, site.id)
+    if leads > settings.scoring.preview_sync_max_leads:
+        return await _start_preview_job(request, site.id, session, document, at, limit)
     return await rule_sets.preview(
         await session.connection(),
         site.id,
@@ -141,3 +197,49 @@ async def preview_rule_set(
         visit_timeout=timedelta(minutes=settings.ingestion.visit_timeout_minutes),
         limit=limit,
     )
+
+
+@router.post(
+    "/preview/jobs",
+    status_code=202,
+    response_model=PreviewJobView,
+    responses=errors(BODY),
+)
+async def start_preview_job(
+    request: Request,
+    site: SecretSiteDep,
+    session: SessionDep,
+    document: RuleSetDocument,
+    at: PreviewAt = None,
+    limit: PreviewLimit = 100,
+) -> Any:
+    """Start previewing a draft in the background, whatever the site's size: follow the job's
+    `url` until it is `done`; its `result` is what `POST /v1/rules/preview` answers."""
+    return await _start_preview_job(request, site.id, session, document, at, limit)
+
+
+@router.get("/preview/jobs/{job_id}", response_model=PreviewJobView, responses=errors(404))
+async def get_preview_job(
+    job_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
+) -> dict[str, Any]:
+    """A preview job's progress, and its result once done."""
+    job = await preview_jobs.get_job(session, site.id, job_id)
+    if job is None:
+        raise NotFound("No such preview job.")
+    return preview_jobs.job_view(job)
+
+
+@router.post(
+    "/preview/jobs/{job_id}/cancel", response_model=PreviewJobView, responses=errors(404, 409)
+)
+async def cancel_preview_job(
+    job_id: uuid.UUID, site: SecretSiteDep, session: SessionDep
+) -> dict[str, Any]:
+    """Cancel a preview job: a pending one at once, a running one after the batch of leads in
+    hand (`cancel_requested` until then). 409 `job_finished` when it is done or failed."""
+    job = await preview_jobs.get_job(session, site.id, job_id)
+    if job is None:
+        raise NotFound("No such preview job.")
+    await preview_jobs.cancel_job(session, job, utcnow())
+    await session.commit()
+    return preview_jobs.job_view(job)

@@ -38,13 +38,15 @@ from app.domain.changes import AfterGroup, LeadChange
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.scoring import engine
+from app.scoring.histories import histories
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.scorer import (
     RuleSetCache,
     facts_from_profile,
     record_result,
-    rescore_from_history,
+    replay_events,
     rule_set_for_version,
+    stored_scoring_events,
 )
 
 logger = logging.getLogger(__name__)
@@ -240,7 +242,8 @@ async def _rescore_batch(
     lead_changes: AfterGroup | None = None,
 ) -> uuid.UUID | None:
     """Re-score the next batch of leads not yet scored by the job's version (locked in id
-    order, as ingestion locks them); answer the last lead's id, or None when none are left."""
+    order, as ingestion locks them; their events read in one query); answer the last lead's
+    id, or None when none are left."""
     query = select(_leads).where(_stale_leads(job.site_id, job.rule_set_version))
     if after is not None:
         query = query.where(_leads.c.id > after)
@@ -251,8 +254,10 @@ async def _rescore_batch(
     if not profiles:
         return None
     before = {p["id"]: p["temperature"] for p in profiles}
+    history = await histories(conn, job.site_id, [p["id"] for p in profiles])
     for profile in profiles:
-        await rescore_from_history(conn, profile, compiled, config.visit_timeout, now)
+        scoring_events = stored_scoring_events(history.get(profile["id"], ()), config.visit_timeout)
+        replay_events(profile, compiled, scoring_events, now)
     await lead_writes.write_scores(conn, profiles)
     await notify_changes(conn, lead_changes, profiles, before)
     processed = _jobs.c.processed + len(profiles)

@@ -9,16 +9,17 @@ nothing.
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.domain.tables import Event, Lead
+from app.domain.tables import Lead
 from app.errors import AppError
 from app.scoring import engine
+from app.scoring.histories import histories
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.schemas import RuleSet, RuleSetInvalid, parse_rule_set
 from app.scoring.scorer import (
@@ -165,10 +166,9 @@ def job_view(job: RescoreJob) -> dict[str, Any]:
     }
 
 
-# --- preview ----------------------------------------------------------------------------------
+# --- preview ---------------------------------------------------------------------------------
 
 _leads = cast(Table, Lead.__table__)
-_events = cast(Table, Event.__table__)
 _PREVIEW_COLUMNS = [
     _leads.c[name]
     for name in (
@@ -177,6 +177,154 @@ _PREVIEW_COLUMNS = [
         "rule_set_version", "score_state",
     )
 ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewSets:
+    """The two rule sets a preview compares, compiled: the draft and the site's active one."""
+
+    active_version: int
+    active: engine.CompiledRuleSet
+    draft: engine.CompiledRuleSet
+
+
+@dataclass(slots=True)
+class PreviewTally:
+    """A preview's counts over the leads seen so far, in id order; `changes` keeps the first
+    `limit` changed leads. Tallies of consecutive id ranges merge (`extend`) into the tally of
+    the whole, so that parts of a site can be previewed apart (in other processes)."""
+
+    limit: int
+    leads: int = 0
+    events: int = 0
+    changed: int = 0
+    active: dict[str, int] = field(default_factory=lambda: _zero())
+    draft: dict[str, int] = field(default_factory=lambda: _zero())
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, later: "PreviewTally") -> None:
+        """Add the tally of leads that come after this one's in id order."""
+        self.leads += later.leads
+        self.events += later.events
+        self.changed += later.changed
+        for temperature in ("cold", "warm", "hot"):
+            self.active[temperature] += later.active[temperature]
+            self.draft[temperature] += later.draft[temperature]
+        self.changes.extend(later.changes[: max(0, self.limit - len(self.changes))])
+
+    def answer(self, active_version: int, evaluated_at: datetime) -> dict[str, Any]:
+        return {
+            "active_version": active_version,
+            "evaluated_at": evaluated_at,
+            "leads": self.leads,
+            "events": self.events,
+            "active": dict(self.active),
+            "draft": dict(self.draft),
+            "changed": self.changed,
+            "changes": list(self.changes),
+            "changes_truncated": self.changed > len(self.changes),
+        }
+
+
+def compile_preview_sets(
+    draft_definition: Mapping[str, Any],
+    active_version: int,
+    active_definition: Mapping[str, Any] | None,
+) -> PreviewSets:
+    """Compile the draft (numbered active + 1; `InvalidRuleSet` if it is not valid) and the
+    active set (the built-in default, as version 1, for a site without any)."""
+    _, draft_set = validate_draft(draft_definition, active_version + 1)
+    active = (
+        rule_set_for_version(active_definition, active_version)
+        if active_definition is not None
+        else rule_set_for_version(default_definition(), 1)  # a site made outside the service
+    )
+    return PreviewSets(
+        active_version=active_version,
+        active=engine.compile_rule_set(active),
+        draft=engine.compile_rule_set(draft_set),
+    )
+
+
+async def active_definition(
+    conn: AsyncConnection, site_id: uuid.UUID
+) -> tuple[int, dict[str, Any] | None]:
+    """The site's active version number (0: none) and its definition."""
+    row = (
+        await conn.execute(
+            select(RuleSetVersion.version, RuleSetVersion.definition)
+            .where(RuleSetVersion.site_id == site_id)
+            .order_by(RuleSetVersion.version.desc())
+            .limit(1)
+        )
+    ).first()
+    return (row.version, row.definition) if row else (0, None)
+
+
+def live_leads(site_id: uuid.UUID) -> Any:
+    """The condition of the site's leads a preview counts (merged leads are not leads)."""
+    return (_leads.c.site_id == site_id) & _leads.c.merged_into_id.is_(None)
+
+
+async def preview_batch(
+    conn: AsyncConnection,
+    site_id: uuid.UUID,
+    sets: PreviewSets,
+    tally: PreviewTally,
+    *,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+    batch_leads: int,
+    now: datetime,
+    visit_timeout: timedelta,
+) -> tuple[uuid.UUID | None, int]:
+    """Preview the next `batch_leads` leads with ids in (after, upto] (None: unbounded) into
+    `tally`; answer the last lead's id (None: none were left) and how many were previewed.
+
+    The leads' events are read in one query ordered by (lead, time) and each lead's are
+    replayed with the draft; under the active set a lead is its stored state evaluated at
+    `now` (what replaying would give: ingestion applied the same events with the same engine),
+    or, scored by another version, a replay too."""
+    query = select(*_PREVIEW_COLUMNS).where(live_leads(site_id))
+    if after is not None:
+        query = query.where(_leads.c.id > after)
+    if upto is not None:
+        query = query.where(_leads.c.id <= upto)
+    profiles = [
+        dict(row)
+        for row in (await conn.execute(query.order_by(_leads.c.id).limit(batch_leads))).mappings()
+    ]
+    if not profiles:
+        return None, 0
+    history = await histories(conn, site_id, [p["id"] for p in profiles])
+    active, draft = sets.active, sets.draft
+    for profile in profiles:
+        scoring_events = stored_scoring_events(history.get(profile["id"], ()), visit_timeout)
+        facts = facts_from_profile(profile)
+        state = profile["score_state"]
+        if state and profile["rule_set_version"] == active.version:
+            before = engine.evaluate(active, state, facts, now)
+        else:
+            before = engine.replay(active, scoring_events, facts, now)
+        after_draft = engine.replay(draft, scoring_events, facts, now)
+        tally.leads += 1
+        tally.events += len(scoring_events)
+        tally.active[before.temperature] += 1
+        tally.draft[after_draft.temperature] += 1
+        if before.temperature != after_draft.temperature:
+            tally.changed += 1
+            if len(tally.changes) < tally.limit:
+                tally.changes.append(
+                    {
+                        "lead_id": str(profile["id"]),
+                        "from": before.temperature,
+                        "to": after_draft.temperature,
+                        "score_active": before.score,
+                        "score_draft": after_draft.score,
+                    }
+                )
+    last: uuid.UUID = profiles[-1]["id"]
+    return last, len(profiles)
 
 
 async def preview(
@@ -188,108 +336,28 @@ async def preview(
     visit_timeout: timedelta,
     limit: int,
 ) -> dict[str, Any]:
-    """How the site's leads would be scored by a draft vs. the active rule set, at `now`.
-
-    Leads are read in id order, a few hundred at a time, each batch's events in one query
-    ordered by (lead, time). Each lead's events are replayed with the draft (compiled once);
-    under the active set a lead is its stored state evaluated at `now` (what replaying would
-    give: ingestion applied the same events with the same engine), or, scored by another
-    version, a replay too."""
-    active_row = (
-        await conn.execute(
-            select(RuleSetVersion.version, RuleSetVersion.definition)
-            .where(RuleSetVersion.site_id == site_id)
-            .order_by(RuleSetVersion.version.desc())
-            .limit(1)
-        )
-    ).first()
-    active_number = active_row.version if active_row else 0
-    _, draft_set = validate_draft(document, active_number + 1)
-    draft = engine.compile_rule_set(draft_set)
-    active = engine.compile_rule_set(
-        rule_set_for_version(active_row.definition, active_number)
-        if active_row
-        else rule_set_for_version(default_definition(), 1)  # a site made outside the service
-    )
-    counts = {"active": _zero(), "draft": _zero()}
-    changes: list[dict[str, Any]] = []
-    changed = leads = events_replayed = 0
+    """How the site's leads would be scored by a draft vs. the active rule set, at `now`,
+    computed here and now: leads in id order, `PREVIEW_LEADS_PER_QUERY` at a time (see
+    `preview_batch`). A large site's preview runs as a job instead (`app.scoring.preview_jobs`)."""
+    version, definition = await active_definition(conn, site_id)
+    sets = compile_preview_sets(document, version, definition)
+    tally = PreviewTally(limit=limit)
     after: uuid.UUID | None = None
     while True:
-        query = select(*_PREVIEW_COLUMNS).where(
-            _leads.c.site_id == site_id, _leads.c.merged_into_id.is_(None)
+        after, _ = await preview_batch(
+            conn,
+            site_id,
+            sets,
+            tally,
+            after=after,
+            upto=None,
+            batch_leads=PREVIEW_LEADS_PER_QUERY,
+            now=now,
+            visit_timeout=visit_timeout,
         )
-        if after is not None:
-            query = query.where(_leads.c.id > after)
-        profiles = [
-            dict(row)
-            for row in (
-                await conn.execute(query.order_by(_leads.c.id).limit(PREVIEW_LEADS_PER_QUERY))
-            ).mappings()
-        ]
-        if not profiles:
-            break
-        after = profiles[-1]["id"]
-        history = await _histories(conn, site_id, [p["id"] for p in profiles])
-        for profile in profiles:
-            rows = history.get(profile["id"], [])
-            scoring_events = stored_scoring_events(rows, visit_timeout)
-            facts = facts_from_profile(profile)
-            state = profile["score_state"]
-            if state and profile["rule_set_version"] == active.version:
-                before = engine.evaluate(active, state, facts, now)
-            else:
-                before = engine.replay(active, scoring_events, facts, now)
-            after_draft = engine.replay(draft, scoring_events, facts, now)
-            leads += 1
-            events_replayed += len(scoring_events)
-            counts["active"][before.temperature] += 1
-            counts["draft"][after_draft.temperature] += 1
-            if before.temperature != after_draft.temperature:
-                changed += 1
-                if len(changes) < limit:
-                    changes.append(
-                        {
-                            "lead_id": str(profile["id"]),
-                            "from": before.temperature,
-                            "to": after_draft.temperature,
-                            "score_active": before.score,
-                            "score_draft": after_draft.score,
-                        }
-                    )
-    return {
-        "active_version": active_number,
-        "evaluated_at": now,
-        "leads": leads,
-        "events": events_replayed,
-        "active": counts["active"],
-        "draft": counts["draft"],
-        "changed": changed,
-        "changes": changes,
-        "changes_truncated": changed > len(changes),
-    }
+        if after is None:
+            return tally.answer(version, now)
 
 
 def _zero() -> dict[str, int]:
     return {"cold": 0, "warm": 0, "hot": 0}
-
-
-async def _histories(
-    conn: AsyncConnection, site_id: uuid.UUID, lead_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[tuple[Any, ...]]]:
-    """The leads' stored (not bot) events as rows for `stored_scoring_events`, each lead's in
-    time order. Of the context only the page url matters to scoring: the database extracts
-    it, so the rest (user agent, ...) is neither sent nor decoded."""
-    t = _events
-    page_url = t.c.context[("page", "url")].as_string()
-    result = await conn.execute(
-        select(t.c.lead_id, t.c.message_id, t.c.type, t.c.name, t.c.properties, page_url)
-        .add_columns(t.c.timestamp)
-        .where(t.c.site_id == site_id, t.c.lead_id.in_(lead_ids), t.c.is_bot.is_(False))
-        .order_by(t.c.lead_id, t.c.timestamp, t.c.id)
-    )
-    by_lead: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
-    for lead_id, message_id, kind, name, properties, url, at in result.all():
-        context = {"page": {"url": url}} if url else None
-        by_lead.setdefault(lead_id, []).append((message_id, kind, name, properties, context, at))
-    return by_lead

@@ -78,3 +78,22 @@ class Preview(BaseModel):
     changed: int = Field(description="leads whose temperature the draft changes")
     changes: list[PreviewChange]
     changes_truncated: bool
+
+
+class PreviewJobView(BaseModel):
+    """A preview running in the background; `result` is the preview's answer once done."""
+
+    id: uuid.UUID
+    status: Literal["pending", "running", "done", "failed", "cancelled"]
+    at: datetime = Field(description="the moment leads are evaluated at")
+    limit: int = Field(description="changed leads listed in the result")
+    processed: int = Field(description="leads previewed so far")
+    total: int = Field(description="the site's leads when the job started (or was created)")
+    percent: float
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    result: Preview | None = Field(description="when done")
+    url: str = Field(description="where to follow the job")

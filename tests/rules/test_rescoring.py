@@ -2,15 +2,20 @@
 before answering for a small site, otherwise with a background job that workers lease."""
 
 import asyncio
+import copy
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 
 from app.db import utcnow
-from app.scoring import rescoring
+from app.domain.lead_rows import lead_row
+from app.domain.tables import Lead
+from app.scoring import engine, rescoring
 from app.scoring.models import RuleSetVersion
-from tests.factories import bearer, send
+from app.scoring.scorer import rescore_from_history, rule_set_for_version
+from tests.factories import T0, at, bearer, send
 from tests.rules.helpers import leads_of, publish, views, views_rule_set
 
 
@@ -187,3 +192,74 @@ async def test_a_job_that_fails_records_the_error(app, client, session, settings
     assert "thresholds" in job["error"]
     assert job["finished_at"]
     assert await rescoring.rescore_next_job(background(app)) is None  # not retried
+
+
+async def test_batched_rescoring_equals_replaying_each_lead_on_its_own(
+    app, client, session, settings, site
+):
+    """Re-scoring reads a batch's events in one query (the page url extracted by the
+    database); what it writes is what replaying each lead's full stored events gives."""
+    rule_set = views_rule_set(
+        points=10,
+        warm=30,
+        hot=45,
+        behaviour=[
+            {"id": "pricing", "event": "page", "points": 15, "frequency": "once_per_visit",
+             "conditions": [{"field": "url", "op": "contains", "value": "/pricing"}]},
+            {"id": "return", "event": "page", "points": 5,
+             "conditions": [{"field": "visit", "op": "gte", "value": 2}]},
+        ],
+        decay={"half_life": "3d"},
+    )  # fmt: skip
+    events = []
+    for n in range(7):
+        visitor = f"w{n}"
+        events += views(visitor, n % 4 + 1, start=n * 90)
+        for hours, url in ((0, "https://shop.example/pricing"), (2, "https://shop.example/")):
+            page: dict[str, Any] = {"type": "page", "anonymousId": visitor}
+            page["timestamp"] = at(n * 60 + hours * 60)
+            page["context"] = {"page": {"url": url}}
+            events.append(page)
+    # A url that is not text in the context (ignored), one only in the properties (used), an
+    # empty one in the context (the properties' is used), none at all.
+    events += [
+        {"type": "page", "anonymousId": "odd", "timestamp": at(1), "context": {"page": {"url": 7}},
+         "properties": {"url": "https://shop.example/pricing"}},
+        {"type": "page", "anonymousId": "odd", "timestamp": at(2),
+         "properties": {"url": "https://shop.example/pricing/b"}},
+        {"type": "page", "anonymousId": "odd", "timestamp": at(200),
+         "context": {"page": {"url": ""}}, "properties": {"url": "https://shop.example/pricing/c"}},
+        {"type": "page", "anonymousId": "odd", "timestamp": at(400), "context": {"page": {}}},
+    ]  # fmt: skip
+    # Two leads merged by an identify: the survivor's history is both.
+    events += views("m1", 2, start=10) + views("m2", 2, start=20)
+    for visitor, minute in (("m2", 5), ("m1", 30)):
+        events.append(
+            {"type": "identify", "anonymousId": visitor, "userId": "m1", "timestamp": at(minute)}
+        )
+    await send(client, site, *events)
+    settings.scoring.rescore_sync_max_leads = 0
+    settings.scoring.rescore_batch_leads = 3
+    await publish(client, site.secret_key, rule_set)
+    now = T0 + timedelta(hours=12)  # after every event; decay has begun
+    context = background(app)
+
+    assert await rescoring.rescore_next_job(context, clock=lambda: now) == "done"
+
+    compiled = engine.compile_rule_set(rule_set_for_version(rule_set, 2))
+    visit_timeout = timedelta(minutes=settings.ingestion.visit_timeout_minutes)
+    leads = [lead for lead in await leads_of(session, site.site.id) if not lead.merged_into_id]
+    assert len(leads) == 9
+    async with context.engine.connect() as conn:
+        for lead in leads:
+            expected = lead_row({c.key: getattr(lead, c.key) for c in Lead.__table__.columns})
+            expected = copy.deepcopy(expected)
+            await rescore_from_history(conn, expected, compiled, visit_timeout, now)
+            assert (lead.score, lead.temperature, lead.score_state, lead.rule_set_version) == (
+                expected["score"],
+                expected["temperature"],
+                expected["score_state"],
+                2,
+            )
+            assert lead.became_hot_at == expected["became_hot_at"]
+    assert {lead.temperature for lead in leads} == {"cold", "warm", "hot"}
