@@ -228,7 +228,12 @@ def _compile_fit(rule: MatchFit | RangeFit | ContactsFit) -> CompiledFit:
     else:
         fn = _contacts_fit(rule)
     uses_now = isinstance(rule, RangeFit) and rule.field == "recency_hours"
-    return CompiledFit(rule.id, label, rule.weight, fn, uses_now)
+    edges: tuple[float, ...] = ()
+    if uses_now and isinstance(rule, RangeFit):
+        edges = tuple(
+            sorted({e for b in rule.bands for e in (b.min, b.max) if e is not None and e > 0})
+        )
+    return CompiledFit(rule.id, label, rule.weight, fn, uses_now, edges)
 
 
 def _match_fit(rule: MatchFit) -> FitFn:

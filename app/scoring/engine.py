@@ -39,6 +39,7 @@ from app.scoring.types import (
     ONCE_PER_LEAD,
     BreakdownItem,
     CompiledBehaviour,
+    CompiledFit,
     CompiledRuleSet,
     LeadFacts,
     ScoreResult,
@@ -60,10 +61,17 @@ __all__ = [
     "compile_rule_set",
     "empty_state",
     "evaluate",
+    "next_change_at",
     "replay",
 ]
 
 STATE_VERSION = 1
+WHOLE_POINT = 1.0  # a score moved this far from what is stored is shown again (next_change_at)
+# next_change_at's precision: a crossing is located to the second when it is near, and to
+# 1/256 of the time to it when far (the refresher then looks early, and again, closer).
+NEAR_SECONDS = 1.0
+FAR_SHARE = 1 / 256
+NEGLIGIBLE_POINTS = 0.005  # below the stored score's rounding: a term decayed this far is gone
 RECENT_EVENTS = 5  # message ids kept per rule for the breakdown
 RECENT_VISITS = 16  # visits remembered per once_per_visit rule (keeps the state bounded)
 
@@ -161,6 +169,115 @@ def replay(
         hard = hard_rules.active(state, at)
         _step_temperature(compiled, state, _clamp(compiled, total), hard, at)
     return _evaluate_into(compiled, state, facts, _epoch(now))
+
+
+def next_change_at(
+    compiled: CompiledRuleSet,
+    state: Mapping[str, Any],
+    facts: LeadFacts,
+    now: datetime,
+    shown_score: float,
+) -> datetime | None:
+    """When the lead next needs a look with no new event: the earliest moment after `now` at
+    which `evaluate` would show a temperature other than the state's, or a score a whole point
+    or more from `shown_score` (what the lead's row holds). `now` itself when that is already
+    so; None when it never will be (nothing decays, no hold or hard rule is left to end).
+
+    With time alone the score moves only by decay (each behaviour rule's total tends to 0,
+    monotonically) and by recency fit bands; the temperature by those, by a hard rule's hold
+    ending and by the minimum hold ending. The moments where something jumps are probed
+    exactly; the continuous parts by doubling steps from `now` and then bisection, to the
+    second when near (NEAR_SECONDS), to FAR_SHARE of the distance when far, answering the
+    earlier end then, so the lead is looked at early and its next time is found again, closer.
+    A change that starts and undoes itself between two probes (only possible when rules of
+    opposite signs decay at different rates) can be missed: it is seen at the next event."""
+    t0 = _epoch(now)
+    version_check = state.get("v")
+    if version_check != STATE_VERSION:
+        raise ValueError(f"unknown scoring state version {version_check!r}")
+    constant = 0.0
+    decaying: list[tuple[float, float, float, float, float]] = []  # v, t, rate, low, high
+    horizon = t0
+    rules = state["rules"]
+    for rule in compiled.behaviour.values():
+        entry = rules.get(rule.id)
+        if entry is None or not entry["n"]:
+            continue
+        if not rule.decay_rate:
+            constant += _rule_points(rule, entry, t0)
+            continue
+        value, at = entry["v"], entry["t"]
+        decaying.append((value, at, rule.decay_rate, rule.cap_low, rule.cap_high))
+        if abs(value) > NEGLIGIBLE_POINTS:
+            gone = at + math.log(abs(value) / NEGLIGIBLE_POINTS) / rule.decay_rate
+            horizon = max(horizon, gone)
+    jumps: set[float] = set()
+    dynamic: list[CompiledFit] = []
+    for fit in compiled.fit:
+        if not fit.uses_now:
+            constant += fit.weight * fit.coefficient(facts, t0)
+            continue
+        dynamic.append(fit)
+        if facts.last_seen_at is not None:
+            seen = facts.last_seen_at.timestamp()
+            jumps.update(seen + hours * 3600.0 for hours in fit.edges_hours)
+    untils = [
+        entry["until"]
+        for hard in compiled.hard.values()
+        if (entry := state["hard"].get(hard.id)) is not None and entry["until"] is not None
+    ]
+    jumps.update(untils)
+    current = _LEVEL[state["temperature"]]
+    since = state["since"]
+    if current and since is not None:
+        jumps.add(since + compiled.min_hold)
+    jumps = {t for t in jumps if t > t0}
+    horizon = max(horizon, *jumps) if jumps else horizon
+    hot = compiled.hot - (compiled.hysteresis if current == 2 else 0.0)
+    warm = compiled.warm - (compiled.hysteresis if current >= 1 else 0.0)
+
+    def changed(t: float) -> bool:
+        total = constant
+        for value, at, rate, low, high in decaying:
+            if t > at:
+                value *= math.exp(-rate * (t - at))
+            total += high if value > high else low if value < low else value
+        for fit in dynamic:
+            total += fit.weight * fit.coefficient(facts, t)
+        score = _clamp(compiled, total)
+        if abs(score - shown_score) >= WHOLE_POINT:
+            return True
+        hard = any(until > t for until in untils)
+        target = 2 if hard or score >= hot else 1 if score >= warm else 0
+        if target < current and since is not None and t - since < compiled.min_hold:
+            target = current
+        return target != current
+
+    if changed(t0):
+        return now
+    probes = set(jumps)
+    step = NEAR_SECONDS
+    while t0 + step < horizon:
+        probes.add(t0 + step)
+        step *= 2
+    probes.add(horizon)
+    low = t0
+    for probe in sorted(probes):
+        if not changed(probe):
+            low = probe
+            continue
+        if probe in jumps and not changed(probe - NEAR_SECONDS):
+            return datetime.fromtimestamp(probe, UTC)  # a hold or band ends: exactly then
+        high = probe
+        while high - low > max(NEAR_SECONDS, (low - t0) * FAR_SHARE):
+            middle = (low + high) / 2
+            if changed(middle):
+                high = middle
+            else:
+                low = middle
+        moment = high if high - low <= NEAR_SECONDS else low
+        return datetime.fromtimestamp(moment, UTC)
+    return None
 
 
 # --- applying events --------------------------------------------------------------------------

@@ -64,6 +64,9 @@ class CompiledFit:
     weight: float
     coefficient: FitFn
     uses_now: bool  # recency depends on the evaluation time; other fit rules do not
+    # recency: the band edges in hours since the last event, where the coefficient can change
+    # with time alone (the refresher's due times, engine.next_change_at)
+    edges_hours: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
