@@ -71,7 +71,7 @@ WHOLE_POINT = 1.0  # a score moved this far from what is stored is shown again (
 # 1/256 of the time to it when far (the refresher then looks early, and again, closer).
 NEAR_SECONDS = 1.0
 FAR_SHARE = 1 / 256
-NEGLIGIBLE_POINTS = 0.005  # below the stored score's rounding: a term decayed this far is gone
+NEGLIGIBLE_POINTS = 0.004  # below the score's rounding to 0.01: decayed terms summing to less are gone
 RECENT_EVENTS = 5  # message ids kept per rule for the breakdown
 RECENT_VISITS = 16  # visits remembered per once_per_visit rule (keeps the state bounded)
 
@@ -208,9 +208,10 @@ def next_change_at(
             continue
         value, at = entry["v"], entry["t"]
         decaying.append((value, at, rule.decay_rate, rule.cap_low, rule.cap_high))
-        if abs(value) > NEGLIGIBLE_POINTS:
-            gone = at + math.log(abs(value) / NEGLIGIBLE_POINTS) / rule.decay_rate
-            horizon = max(horizon, gone)
+    negligible = NEGLIGIBLE_POINTS / max(1, len(decaying))
+    for value, at, rate, _low, _high in decaying:
+        if abs(value) > negligible:
+            horizon = max(horizon, at + math.log(abs(value) / negligible) / rate)
     jumps: set[float] = set()
     dynamic: list[CompiledFit] = []
     for fit in compiled.fit:
