@@ -42,7 +42,12 @@ class ScoringSettings(BaseModel):
         24.0, description="finished preview jobs are deleted this long after they finished"
     )
     refresh_interval_seconds: float = Field(
-        30.0, description="warm/hot leads re-evaluated this often (decay, expired holds)"
+        30.0,
+        description="the refresher looks this often for leads whose next change came (decay,"
+        " holds ending): a lead shows its change at most this late",
+    )
+    refresh_lease_seconds: float = Field(
+        120.0, description="one process runs the refresher; a silent one's turn passes after this"
     )
 
 

@@ -1,5 +1,6 @@
 """Every domain's tables, imported once so that metadata (and alembic) sees them all."""
 
+from app import leases as lease_models
 from app.db import Base
 from app.domain import tables as domain_tables
 from app.ingestion import repairs as ingestion_models
@@ -13,6 +14,7 @@ metadata = Base.metadata
 __all__ = [
     "domain_tables",
     "ingestion_models",
+    "lease_models",
     "leads_models",
     "metadata",
     "scoring_models",

@@ -155,7 +155,7 @@ def score_leads(leads: list[LeadRow], events: list[dict[str, Any]]) -> None:
     for profile in leads:
         history = scorer.stored_scoring_events(by_lead[profile["id"]], timedelta(minutes=30))
         result = engine.replay(compiled, history, scorer.facts_from_profile(profile), NOW)
-        scorer.record_result(profile, result, NOW)
+        scorer.record_result(profile, result, NOW, compiled)
 
 
 async def create_site(url: str) -> tuple[uuid.UUID, str]:

@@ -26,6 +26,8 @@ class Scorer(Protocol):
 
     def replay(self, profile: LeadRow, events: Sequence[IngestEvent]) -> None: ...
 
+    def finish(self, profiles: Iterable[LeadRow], now: datetime) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class LeadChange:

@@ -52,6 +52,7 @@ class LeadRow(TypedDict):
     became_hot_at: datetime | None
     contact_by: datetime | None
     first_contacted_at: datetime | None
+    next_check_at: datetime | None
 
 
 def lead_row(columns: Mapping[Any, Any] | Iterable[tuple[str, Any]]) -> LeadRow:

@@ -5,7 +5,8 @@
   every table as one statement (app.ingestion.bulk): its `leads` parts are `pg_insert_sql`
   and `pg_update_sql`, and many new leads go first by binary COPY (`pg_copy_new`);
 - merges: a lead found to be another's (`mark_merged`);
-- scores, after re-scoring or the temperature refresher (`write_scores`);
+- scores, after re-scoring or the temperature refresher (`write_scores`), and when a lead
+  next needs the refresher's look (`set_next_checks`);
 - when first contact is due, for leads that turned hot (`set_contact_by`);
 - the sales team's columns: status and first contact (`patch_lead`).
 """
@@ -96,6 +97,7 @@ _WRITE_SCORES = (
         rule_set_version=bindparam("_rule_set_version", type_=Integer()),
         scored_at=bindparam("_scored_at", type_=UTCDateTime()),
         became_hot_at=bindparam("_became_hot_at", type_=UTCDateTime()),
+        next_check_at=bindparam("_next_check_at", type_=UTCDateTime()),
         # A changed score is a changed lead for dashboards polling with updated_since / ETag.
         updated_at=bindparam("_scored_at", type_=UTCDateTime()),
     )
@@ -116,9 +118,22 @@ async def write_scores(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> No
                     "_rule_set_version": p["rule_set_version"],
                     "_scored_at": p["scored_at"],
                     "_became_hot_at": p["became_hot_at"],
+                    "_next_check_at": p["next_check_at"],
                 }
                 for p in profiles
             ],
+        )
+
+
+async def set_next_checks(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> None:
+    """Write only when leads next need the refresher's look: nothing a dashboard shows
+    changed, so `updated_at` (and the ETags and `updated_since` built on it) stays."""
+    if profiles:
+        await conn.execute(
+            update(_leads)
+            .where(_leads.c.id == bindparam("_id"))
+            .values(next_check_at=bindparam("_next_check_at", type_=UTCDateTime())),
+            [{"_id": p["id"], "_next_check_at": p["next_check_at"]} for p in profiles],
         )
 
 

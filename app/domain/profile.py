@@ -77,6 +77,7 @@ def new_profile(lead_id: uuid.UUID, site_id: uuid.UUID, now: datetime) -> LeadRo
         "became_hot_at": None,
         "contact_by": None,
         "first_contacted_at": None,
+        "next_check_at": None,
     }
 
 

@@ -24,6 +24,8 @@ AWAITING_CONTACT = (
     " AND status = 'new'"
 )
 
+DUE = "next_check_at IS NOT NULL AND merged_into_id IS NULL"
+
 
 class Lead(Base):
     """A visitor's profile, kept current at ingestion (no recomputation over history)."""
@@ -69,6 +71,13 @@ class Lead(Base):
             "contact_by",
             postgresql_where=text(AWAITING_CONTACT),
             sqlite_where=text(AWAITING_CONTACT),
+        ),
+        # The temperature refresher's due leads, oldest due first (migration 0012).
+        Index(
+            "ix_leads_next_check_at",
+            "next_check_at",
+            postgresql_where=text(DUE),
+            sqlite_where=text(DUE),
         ),
         # A lead's card lists the leads merged into it; also what ON DELETE SET NULL looks up.
         Index(
@@ -125,6 +134,9 @@ class Lead(Base):
     # Speed to lead: when first contact is due (hot + the first-contact window), and when made.
     contact_by: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     first_contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When the lead next shows differently with no new event (decay, a hold ending): the
+    # temperature refresher looks at leads whose time came (engine.next_change_at).
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 # sort=recent and its cursor: the order of the page query, read from the top.

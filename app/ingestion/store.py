@@ -107,6 +107,8 @@ async def store_group(
     # unless stored leads merge into it (it then has their history: see the re-scoring).
     fold_now = new_set - survivors
     apply([e for e in with_lead if e.lead_id in fold_now])
+    if scorer is not None and fold:
+        scorer.finish((profiles[i] for i in fold_now if i not in failed), now)
     for lead_id in new_set.intersection(failed):  # written as new, without what failed
         profiles[lead_id] = lead_profile.new_profile(lead_id, identities.new_leads[lead_id], now)
     new_rows = [profiles[lead_id] for lead_id in new_leads]
@@ -135,6 +137,8 @@ async def store_group(
     updated = [profiles[lead_id] for lead_id in sorted(touched - fold_now - failed.keys(), key=str)]
     for profile in updated:
         profile["updated_at"] = now
+    if scorer is not None and fold:
+        scorer.finish(updated, now)
     inserted = await bulk.write(
         leads=new_rows,
         identities=identity_rows,

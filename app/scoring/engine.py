@@ -71,7 +71,9 @@ WHOLE_POINT = 1.0  # a score moved this far from what is stored is shown again (
 # 1/256 of the time to it when far (the refresher then looks early, and again, closer).
 NEAR_SECONDS = 1.0
 FAR_SHARE = 1 / 256
-NEGLIGIBLE_POINTS = 0.004  # below the score's rounding to 0.01: decayed terms summing to less are gone
+NEGLIGIBLE_POINTS = (
+    0.004  # below the score's rounding to 0.01: decayed terms summing to less are gone
+)
 RECENT_EVENTS = 5  # message ids kept per rule for the breakdown
 RECENT_VISITS = 16  # visits remembered per once_per_visit rule (keeps the state bounded)
 

@@ -4,9 +4,10 @@
 - re-scoring jobs: claim a pending job (or one whose worker's lease expired) and re-score the
   site's leads with the job's rule-set version (`run_job`), in batches that lock the leads as
   ingestion does, so jobs, ingestion and the refresher meet safely through the row locks;
-- temperature refresher: decay and expiring hard-rule holds change a lead's temperature with
-  time alone, but ingestion only stores it when an event arrives, so warm and hot leads not
-  scored for a while are re-evaluated at the current time and written back when they change.
+- temperature refresher: decay and ending holds change what a lead shows with time alone, but
+  ingestion only stores a score when an event arrives; so every writer of a score also stores
+  when the lead will next show differently (`next_check_at`), and the refresher, in one
+  process per deployment (a lease), looks at the leads whose time came.
 
 Each loop's one pass is a function of its own with the time as a parameter, so tests drive
 passes directly with a controllable clock.
@@ -15,6 +16,8 @@ passes directly with a controllable clock.
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import leases
 from app.config import Settings
 from app.db import utcnow, writer
 from app.domain import lead_writes
@@ -43,6 +47,7 @@ from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.scorer import (
     RuleSetCache,
     facts_from_profile,
+    record_next_check,
     record_result,
     replay_events,
     rule_set_for_version,
@@ -52,6 +57,7 @@ from app.scoring.scorer import (
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+REFRESHER = "scoring.temperature_refresher"  # its lease's name
 
 
 class ScoringContext(Protocol):
@@ -308,51 +314,67 @@ async def rescore_jobs_loop(
 async def refresh_temperatures(
     context: ScoringContext, now: datetime, *, rule_sets: RuleSetCache | None = None
 ) -> int:
-    """Re-evaluate, at `now`, the warm and hot leads not scored for the refresh interval;
-    write back those whose score or temperature changed. Answers how many were written.
+    """Look at the leads whose next change came (`leads.next_check_at`, kept by every writer
+    of a score: engine.next_change_at) and evaluate each at `now`: one that shows another
+    temperature, or a score a whole point away from the stored one, is written back (its
+    `updated_at` moves); the others only get their next time. Answers how many were written.
 
-    Batches in id order, each in its own transaction; leads another transaction holds
+    Batches, oldest due first, each in its own transaction; leads another transaction holds
     (ingestion, a re-scoring job) are skipped: they are being scored anyway."""
     settings = context.settings.scoring
-    cutoff = now - timedelta(seconds=settings.refresh_interval_seconds)
     cache = rule_sets or context.rule_sets
+    later = now + timedelta(seconds=settings.refresh_interval_seconds)
     t = _leads
     written = 0
-    after: uuid.UUID | None = None
     while True:
-        query = select(t).where(
-            t.c.temperature.in_(("warm", "hot")),
-            t.c.merged_into_id.is_(None),
-            t.c.scored_at < cutoff,
-        )
-        if after is not None:
-            query = query.where(t.c.id > after)
         async with writer(context.engine).begin() as conn:
             rows = await conn.execute(
-                query.order_by(t.c.id)
+                select(t)
+                .where(t.c.next_check_at <= now, t.c.merged_into_id.is_(None))
+                .order_by(t.c.next_check_at)
                 .limit(settings.rescore_batch_leads)
                 .with_for_update(key_share=True, skip_locked=True)
             )
             profiles = [lead_row(row) for row in rows.mappings()]
             if not profiles:
                 return written
-            after = profiles[-1]["id"]
             compiled = await cache.get_many(conn, {p["site_id"] for p in profiles})
             before = {p["id"]: p["temperature"] for p in profiles}
-            changed = [p for p in profiles if _reevaluate(p, compiled[p["site_id"]], now)]
+            changed: list[LeadRow] = []
+            looked: list[LeadRow] = []
+            for profile in profiles:
+                shows_other = _reevaluate(profile, compiled[profile["site_id"]], now)
+                due = profile["next_check_at"]
+                if due is not None and due <= now:  # never twice in a pass
+                    profile["next_check_at"] = later
+                (changed if shows_other else looked).append(profile)
             await lead_writes.write_scores(conn, changed)
+            await lead_writes.set_next_checks(conn, looked)
             await notify_changes(conn, context.lead_changes, changed, before)
             written += len(changed)
 
 
 def _reevaluate(profile: LeadRow, compiled: engine.CompiledRuleSet, now: datetime) -> bool:
-    if not profile["score_state"] or profile["rule_set_version"] != compiled.version:
-        return False  # scored by another version: a re-scoring job or ingestion replays it
-    result = engine.evaluate(compiled, profile["score_state"], facts_from_profile(profile), now)
-    if result.score == profile["score"] and result.temperature == profile["temperature"]:
+    """Evaluate the lead at `now`; record the result when it shows something else (answers
+    True), else only the lead's next time."""
+    state = profile["score_state"]
+    if not state:
+        profile["next_check_at"] = None
         return False
-    record_result(profile, result, now)
-    return True
+    if profile["rule_set_version"] != compiled.version:
+        # Scored by another version: the re-scoring job (or ingestion) replays it and sets its
+        # next time; until then look again each pass.
+        profile["next_check_at"] = now
+        return False
+    result = engine.evaluate(compiled, state, facts_from_profile(profile), now)
+    if (
+        result.temperature != profile["temperature"]
+        or abs(result.score - profile["score"]) >= engine.WHOLE_POINT
+    ):
+        record_result(profile, result, now, compiled)
+        return True
+    record_next_check(profile, compiled, now)
+    return False
 
 
 async def temperature_refresher_loop(
@@ -362,15 +384,24 @@ async def temperature_refresher_loop(
     clock: Clock = utcnow,
     iterations: int | None = None,
 ) -> None:
-    """`refresh_temperatures` every refresh interval."""
+    """`refresh_temperatures` every refresh interval, in the one process of the deployment
+    that holds the refresher's lease (every `serve` and `worker` process runs this loop)."""
+    settings = context.settings.scoring
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    length = timedelta(seconds=settings.refresh_lease_seconds)
     done = 0
-    while not stop.is_set() and (iterations is None or done < iterations):
-        done += 1
-        written = await refresh_temperatures(context, clock())
-        if written:
-            logger.info("temperature refresher updated %d leads", written)
-        if iterations is None:
-            await _wait(stop, context.settings.scoring.refresh_interval_seconds)
+    try:
+        while not stop.is_set() and (iterations is None or done < iterations):
+            done += 1
+            if await leases.take(writer(context.engine), REFRESHER, holder, clock(), length):
+                written = await refresh_temperatures(context, clock())
+                if written:
+                    logger.info("temperature refresher updated %d leads", written)
+            if iterations is None:
+                await _wait(stop, settings.refresh_interval_seconds)
+    finally:
+        with contextlib.suppress(Exception):  # the lease expires anyway
+            await leases.give_up(writer(context.engine), REFRESHER, holder)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -80,9 +80,26 @@ def stored_scoring_events(
     return out
 
 
-def record_result(profile: LeadRow, result: engine.ScoreResult, now: datetime) -> None:
-    """Write a score result into the lead's columns."""
+def record_result(
+    profile: LeadRow,
+    result: engine.ScoreResult,
+    now: datetime,
+    compiled: engine.CompiledRuleSet,
+) -> None:
+    """Write a score result (of `compiled` at `now`) into the lead's columns, with when the
+    lead next needs the refresher's look."""
     record_state(profile, result.state, result.score, result.rule_set_version, now)
+    record_next_check(profile, compiled, now)
+
+
+def record_next_check(profile: LeadRow, compiled: engine.CompiledRuleSet, now: datetime) -> None:
+    """When the lead, as scored in its columns, next shows differently with no new event."""
+    state = profile["score_state"]
+    profile["next_check_at"] = (
+        engine.next_change_at(compiled, state, facts_from_profile(profile), now, profile["score"])
+        if state
+        else None
+    )
 
 
 def record_state(
@@ -220,6 +237,14 @@ class LeadScorer:
         )
         record_state(profile, state, score, compiled.version, now)
 
+    def finish(self, profiles: Iterable[LeadRow], now: datetime) -> None:
+        """After a group's events are applied: when each lead next needs a look (once per
+        lead and group, not per event)."""
+        for profile in profiles:
+            compiled = self._compiled.get(profile["site_id"])
+            if compiled is not None and profile["rule_set_version"] == compiled.version:
+                record_next_check(profile, compiled, now)
+
     def replay(self, profile: LeadRow, events: Sequence[IngestEvent]) -> None:
         """Score the lead from scratch over `events` (all of its events, in time order) as
         re-scoring would: for a lead rebuilt because an event arrived late."""
@@ -239,7 +264,7 @@ def replay_events(
     """Score a lead from scratch over `events` (at `now`, or at its last event)."""
     at = now or (events[-1].at if events else profile["last_seen_at"]) or profile["created_at"]
     result = engine.replay(compiled, events, facts_from_profile(profile), at)
-    record_result(profile, result, at)
+    record_result(profile, result, at, compiled)
     return result
 
 

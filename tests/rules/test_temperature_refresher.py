@@ -1,5 +1,5 @@
 """The temperature refresher: with time alone a hard-rule hold expires and points decay, so
-warm and hot leads not scored for a while are re-evaluated and written back."""
+leads whose next change came are re-evaluated and written back."""
 
 import asyncio
 from datetime import timedelta
@@ -75,14 +75,33 @@ async def test_a_lead_whose_hard_rule_hold_expired_cools_down(app, session, site
     assert gone.became_hot_at is not None  # the history stays
 
 
-async def test_leads_scored_within_the_interval_are_left_alone(app, session, site, three_leads):
+async def test_only_leads_whose_due_time_came_are_rewritten(app, session, site, three_leads):
+    """`gone`'s hold ended before ingestion stored it: due at once. `fresh`'s ends 50 minutes
+    from now: due exactly then. `browsing` has nothing that decays: never due."""
     context = app.state.background.context
-    assert await rescoring.refresh_temperatures(context, utcnow()) == 0
-    assert (await temperatures(session, site))["gone"] == "hot"
+    fresh = await lead_by_anonymous_id(session, site.site.id, "fresh")
+    due, became_hot_at = fresh.next_check_at, fresh.became_hot_at
+    browsing = await lead_by_anonymous_id(session, site.site.id, "browsing")
+    assert browsing.next_check_at is None
+    await session.commit()
+    assert due is not None
+    assert became_hot_at is not None
+    assert due == became_hot_at + timedelta(hours=1)
 
-    written = await rescoring.refresh_temperatures(context, utcnow() + timedelta(minutes=1))
-    assert written == 1  # only `gone` changed; unchanged leads are not rewritten
-    assert await rescoring.refresh_temperatures(context, utcnow() + timedelta(minutes=1)) == 0
+    now = utcnow()
+    assert await rescoring.refresh_temperatures(context, now) == 1  # `gone`
+    assert await rescoring.refresh_temperatures(context, now) == 0
+    assert (await temperatures(session, site))["gone"] == "cold"
+
+    before_due = due - timedelta(seconds=1)
+    assert await rescoring.refresh_temperatures(context, before_due) == 0
+    assert (await temperatures(session, site))["fresh"] == "hot"
+    assert await rescoring.refresh_temperatures(context, due) == 1
+    assert await temperatures(session, site) == {
+        "gone": "cold",
+        "fresh": "cold",
+        "browsing": "warm",
+    }
 
 
 async def test_decay_cools_a_warm_lead_over_days(app, client, session, site):
