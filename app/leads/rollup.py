@@ -23,15 +23,19 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.background import BackgroundContext
-from app.db import UTCDateTime, make_sessionmaker, utcnow, writer
+from app.db import UTCDateTime, make_sessionmaker, sqlstate, utcnow, writer
 from app.domain.tables import Lead
 from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup
 from app.sites.models import Site
 
 logger = logging.getLogger(__name__)
+
+# serialization_failure, deadlock_detected: another replica's pass took the same step first.
+CONFLICT_SQLSTATES = {"40001", "40P01"}
 
 CHUNK_DAYS = 31
 GROUP_COLUMNS = ("temperature", "status", "lost_reason", "identified", "contacted")
@@ -194,8 +198,17 @@ async def roll_up(engine: AsyncEngine, now: datetime) -> int:
     for site_id in sorted(changed | behind):
         more = True
         while more:
-            async with sessionmaker() as session, session.begin():
-                more = await roll_up_site(session, site_id, now)
+            try:
+                async with sessionmaker() as session, session.begin():
+                    more = await roll_up_site(session, site_id, now)
+            except DBAPIError as exc:
+                if sqlstate(exc) not in CONFLICT_SQLSTATES:
+                    raise
+                # The step rolled back whole; whatever is left is taken by the next pass.
+                logger.info(
+                    "funnel rollup of site %s met a concurrent pass; left to the next", site_id
+                )
+                break
             steps += 1
     return steps
 
