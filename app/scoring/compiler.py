@@ -55,6 +55,7 @@ def compile_rule_set(rule_set: RuleSet) -> CompiledRuleSet:
             hard_by_kind.setdefault(step.event, []).append(
                 (compiled_hard, index, compile_conditions(step.conditions))
             )
+    star = tuple(by_kind.get("*", ()))
     return CompiledRuleSet(
         version=rule_set.version,
         name=rule_set.name,
@@ -68,6 +69,9 @@ def compile_rule_set(rule_set: RuleSet) -> CompiledRuleSet:
         fit=tuple(_compile_fit(rule) for rule in rule_set.fit),
         hard=hard,
         hard_steps_by_kind={kind: tuple(steps) for kind, steps in hard_by_kind.items()},
+        # An event whose kind is literally "*" meets the "*" rules twice, as in `_apply`.
+        behaviour_for_kind={kind: (*rules, *star) for kind, rules in by_kind.items()},
+        behaviour_any=star,
     )
 
 

@@ -148,7 +148,133 @@ def replay(
     Gives the same result as `apply_event` for each event followed by `evaluate(now)`: the
     temperature is stepped after every event (hysteresis depends on the path), but without
     copies or breakdowns.
+
+    This is preview's and re-scoring's hot path (every stored event of a site), so the steps
+    of `_replay_reference` are inlined here: the same operations on the same values in the
+    same order, hence bit-for-bit the same result (tests/property/test_replay_fast_path.py),
+    with the temperature kept in locals until the end and the per-rule fields read once.
     """
+    state = empty_state()
+    static_fit = sum(f.weight * f.coefficient(facts, 0.0) for f in compiled.fit if not f.uses_now)
+    dynamic_fit = [(f.weight, f.coefficient) for f in compiled.fit if f.uses_now]
+    rule_entries: dict[str, dict[str, Any]] = state["rules"]
+    hard_state: dict[str, dict[str, Any]] = state["hard"]
+    for_kind = compiled.behaviour_for_kind
+    any_kind = compiled.behaviour_any
+    hard_steps = compiled.hard_steps_by_kind
+    hard_any = hard_steps.get("*")
+    behaviour = compiled.behaviour.values()
+    max_score = compiled.max_score
+    # _step_temperature's thresholds by current level (x - 0.0 is x: the same values).
+    hot_at = (compiled.hot - 0.0, compiled.hot - 0.0, compiled.hot - compiled.hysteresis)
+    warm_at = (
+        compiled.warm - 0.0,
+        compiled.warm - compiled.hysteresis,
+        compiled.warm - compiled.hysteresis,
+    )
+    min_hold = compiled.min_hold
+    exp = math.exp
+    # (decay rate, cap low, cap high, entry) of the rules this lead has touched, in rule-set
+    # order, so stepping the temperature after each event looks at those alone.
+    touched: list[tuple[float, float, float, dict[str, Any]]] = []
+    level = 0
+    since: float | None = None
+    hot_since: float | None = None
+    last: float | None = None
+    for event in events:
+        moment = event.at
+        if moment.tzinfo is None:
+            raise ValueError("scoring needs timezone-aware datetimes")
+        t = moment.timestamp()
+        rules = for_kind.get(event.kind, any_kind)
+        for rule in rules:
+            check = rule.check
+            if check is not None and not check(event):
+                continue
+            if rule.frequency != EVERY_TIME:
+                _count(rule, rule_entries, event, t)
+                continue
+            # _count and _add for an every-time rule, inlined.
+            entry = rule_entries.get(rule.id)
+            if entry is None:
+                entry = rule_entries[rule.id] = {"v": 0.0, "t": t, "raw": 0.0, "n": 0, "ids": []}
+            key = [t, event.message_id]
+            points = rule.points
+            rate = rule.decay_rate
+            if rate:
+                t_ref = entry["t"]
+                if t > t_ref:
+                    entry["v"] = entry["v"] * exp(-rate * (t - t_ref)) + points
+                    entry["t"] = t
+                else:
+                    entry["v"] += points * exp(-rate * (t_ref - t))
+            else:
+                entry["v"] += points
+            entry["raw"] += points
+            entry["n"] += 1
+            ids = entry["ids"]
+            if ids and ids[-1] > key:
+                _remember(ids, key)
+            else:
+                ids.append(key)
+                if len(ids) > RECENT_EVENTS:
+                    del ids[0]
+        matches = hard_steps.get(event.kind) if hard_steps else None
+        if matches:
+            hard_rules.record(matches, hard_state, event, t)
+        if hard_any:
+            hard_rules.record(hard_any, hard_state, event, t)
+        at = last if last is not None and last > t else t
+        if len(rule_entries) != len(touched):
+            touched = [
+                (r.decay_rate, r.cap_low, r.cap_high, rule_entries[r.id])
+                for r in behaviour
+                if r.id in rule_entries
+            ]
+        total = static_fit
+        for weight, coefficient in dynamic_fit:
+            total += weight * coefficient(facts, at)
+        for rate, low, high, entry in touched:  # _rule_points, inlined
+            value = entry["v"]
+            if rate:
+                elapsed = at - entry["t"]
+                if elapsed > 0:
+                    value *= exp(-rate * elapsed)
+            if value > high:
+                value = high
+            elif value < low:
+                value = low
+            total += value
+        score = round(min(max(total, 0.0), max_score), 2)
+        hard = False
+        if hard_state:
+            for hard_entry in hard_state.values():
+                until = hard_entry["until"]
+                if until is not None and until > at:
+                    hard = True
+                    break
+        # _step_temperature, inlined.
+        target = 2 if hard or score >= hot_at[level] else 1 if score >= warm_at[level] else 0
+        if target < level and since is not None and at - since < min_hold:
+            target = level
+        if target != level:
+            level = target
+            since = at
+            hot_since = at if target == 2 else None
+        last = at if last is None else max(last, at)
+    state["temperature"] = _LEVELS[level]
+    state["since"] = since
+    state["hot_since"] = hot_since
+    state["at"] = last
+    return _evaluate_into(compiled, state, facts, _epoch(now))
+
+
+def _replay_reference(
+    compiled: CompiledRuleSet, events: Iterable[ScoringEvent], facts: LeadFacts, now: datetime
+) -> ScoreResult:
+    """`replay` as first written, on the shared per-event steps (`_apply_at`,
+    `_step_temperature`): kept as the oracle `replay`'s inlined loop is tested against
+    (tests/property/test_replay_fast_path.py), and as the readable statement of what it does."""
     state = empty_state()
     static_fit = sum(f.weight * f.coefficient(facts, 0.0) for f in compiled.fit if not f.uses_now)
     dynamic_fit = [f for f in compiled.fit if f.uses_now]

@@ -92,6 +92,11 @@ class CompiledRuleSet:
     fit: tuple[CompiledFit, ...]
     hard: Mapping[str, CompiledHard]
     hard_steps_by_kind: Mapping[str, tuple[tuple[CompiledHard, int, Check | None], ...]]
+    # Precomputed for replay's per-event loop (engine.replay), so that it does one lookup per
+    # event: each named kind's behaviour rules followed by the "*" rules (the order `_apply`
+    # counts them in), and the "*" rules alone for any other kind.
+    behaviour_for_kind: Mapping[str, tuple[CompiledBehaviour, ...]] = field(default_factory=dict)
+    behaviour_any: tuple[CompiledBehaviour, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
