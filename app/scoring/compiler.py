@@ -7,6 +7,7 @@ event kind and a few closure calls: no pydantic, no copies, no regex compilation
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -187,7 +188,30 @@ def _compile_condition(condition: Condition) -> Check:
         test = (lambda x: x is not None) if target else (lambda x: x is None)
     if op in ("ne", "not_in"):  # a missing property is "not equal" to anything
         return lambda e: not test(get(e))
-    return lambda e: test(get(e))
+    general: Check = lambda e: test(get(e))  # noqa: E731
+    if condition.field == "visit" and op in _COMPARISONS:
+        return _visit_comparison(_COMPARISONS[op], float(target), general)
+    return general
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}  # fmt: skip
+_EXACT_INT = 2**53  # ints up to this convert to float exactly
+
+
+def _visit_comparison(compare: Callable[[Any, Any], bool], bound: float, general: Check) -> Check:
+    """ "visit >= 2" (the default rule set's return visit, tested on every event): an int visit
+    compares with the bound as `property_number` would make it compare (float(v) is v exactly),
+    without its conversions; anything else takes the general path."""
+
+    def visit_check(event: ScoringEvent) -> bool:
+        visit = event.visit
+        if type(visit) is int and -_EXACT_INT <= visit <= _EXACT_INT:
+            return compare(visit, bound)
+        return general(event)
+
+    return visit_check
 
 
 def _compare(op: str, bound: float) -> Callable[[Any], bool]:
@@ -237,7 +261,7 @@ def _compile_fit(rule: MatchFit | RangeFit | ContactsFit) -> CompiledFit:
         edges = tuple(
             sorted({e for b in rule.bands for e in (b.min, b.max) if e is not None and e > 0})
         )
-    return CompiledFit(rule.id, label, rule.weight, fn, uses_now, edges)
+    return CompiledFit(rule.id, label, rule.weight, fn, uses_now, edges, uses_now)
 
 
 def _match_fit(rule: MatchFit) -> FitFn:

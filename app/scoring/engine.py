@@ -157,6 +157,12 @@ def replay(
     state = empty_state()
     static_fit = sum(f.weight * f.coefficient(facts, 0.0) for f in compiled.fit if not f.uses_now)
     dynamic_fit = [(f.weight, f.coefficient) for f in compiled.fit if f.uses_now]
+    # Stored histories end at the lead's last event, so recency is mostly 0 hours during the
+    # replay: each such rule's points then are those at that moment, worked out once.
+    seen = facts.last_seen_at
+    seen_at = math.inf if seen is None else seen.timestamp()
+    flat = all(f.flat_until_last_seen for f in compiled.fit if f.uses_now)
+    flat_fit = [weight * coefficient(facts, seen_at) for weight, coefficient in dynamic_fit]
     rule_entries: dict[str, dict[str, Any]] = state["rules"]
     hard_state: dict[str, dict[str, Any]] = state["hard"]
     for_kind = compiled.behaviour_for_kind
@@ -232,8 +238,12 @@ def replay(
                 if r.id in rule_entries
             ]
         total = static_fit
-        for weight, coefficient in dynamic_fit:
-            total += weight * coefficient(facts, at)
+        if flat and at <= seen_at:
+            for points in flat_fit:
+                total += points
+        else:
+            for weight, coefficient in dynamic_fit:
+                total += weight * coefficient(facts, at)
         for rate, low, high, entry in touched:  # _rule_points, inlined
             value = entry["v"]
             if rate:

@@ -67,6 +67,9 @@ class CompiledFit:
     # recency: the band edges in hours since the last event, where the coefficient can change
     # with time alone (the refresher's due times, engine.next_change_at)
     edges_hours: tuple[float, ...] = ()
+    # recency: up to the lead's last event (facts.last_seen_at) the hours since it are 0, so the
+    # coefficient there is its value at that moment (replay evaluates it once per lead)
+    flat_until_last_seen: bool = False
 
 
 @dataclass(frozen=True, slots=True)
