@@ -69,8 +69,8 @@ def measure(
 ) -> list[str]:
     events = sum(len(r) for r in rows)
     scored = [scorer.stored_scoring_events(r, VISIT_GAP) for r in rows]
-    for r, fast in zip(rows, scored, strict=True):
-        assert fast == scorer._stored_scoring_events_reference(r, VISIT_GAP)
+    for r, converted in zip(rows, scored, strict=True):
+        assert converted == scorer._stored_scoring_events_reference(r, VISIT_GAP)
     for compiled in rule_sets:
         for f, s in zip(facts, scored, strict=True):
             assert same(
@@ -139,9 +139,10 @@ def main() -> None:
         rows += more_rows
         label = f"{len(rows):,} leads, {sum(map(len, rows)):,} events"
         lines += measure(label, facts, rows, [active, draft], 1)
+    full = " (1 run for the full shape)" if args.full else ""
     print(
-        f"CPU seconds, min of {args.repeat} runs ({'1 run for the full shape' if args.full else ''}); "
-        "replay is summed over the active and the draft rule set (as preview runs both)."
+        f"CPU seconds, min of {args.repeat} runs{full}; replay is summed over the active and "
+        "the draft rule set (as preview runs both)."
     )
     print("\n".join(lines))
 

@@ -67,7 +67,7 @@ def stored_scoring_events(
     Runs once per stored event in preview and re-scoring, so `visit_number`, `scoring_kind`
     and `page_url` are inlined (the same tests on the same values; the reference is kept as
     `_stored_scoring_events_reference`)."""
-    out = []
+    out: list[engine.ScoringEvent] = []
     append = out.append
     make = engine.ScoringEvent
     visit, last = 0, None
