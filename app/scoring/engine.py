@@ -37,6 +37,7 @@ from app.scoring.compiler import compile_rule_set
 from app.scoring.types import (
     EVERY_TIME,
     ONCE_PER_LEAD,
+    ONCE_PER_VISIT,
     BreakdownItem,
     CompiledBehaviour,
     CompiledFit,
@@ -74,6 +75,7 @@ FAR_SHARE = 1 / 256
 NEGLIGIBLE_POINTS = (
     0.004  # below the score's rounding to 0.01: decayed terms summing to less are gone
 )
+ROUNDING = 0.006  # > how far round(score, 2) moves a score (0.005, and an ulp up to 1e9)
 RECENT_EVENTS = 5  # message ids kept per rule for the breakdown
 RECENT_VISITS = 16  # visits remembered per once_per_visit rule (keeps the state bounded)
 
@@ -162,7 +164,9 @@ def replay(
     seen = facts.last_seen_at
     seen_at = math.inf if seen is None else seen.timestamp()
     flat = all(f.flat_until_last_seen for f in compiled.fit if f.uses_now)
-    flat_fit = [weight * coefficient(facts, seen_at) for weight, coefficient in dynamic_fit]
+    flat_total = static_fit  # the fit rules' total then: the same additions, done once
+    for weight, coefficient in dynamic_fit:
+        flat_total += weight * coefficient(facts, seen_at)
     rule_entries: dict[str, dict[str, Any]] = state["rules"]
     hard_state: dict[str, dict[str, Any]] = state["hard"]
     for_kind = compiled.behaviour_for_kind
@@ -197,7 +201,16 @@ def replay(
             check = rule.check
             if check is not None and not check(event):
                 continue
-            if rule.frequency != EVERY_TIME:
+            frequency = rule.frequency
+            if frequency != EVERY_TIME:
+                if frequency == ONCE_PER_VISIT:
+                    # Most events of a visit come after the one that counted: `_count` would
+                    # change nothing (not too old a visit, a key after the counted one).
+                    entry = rule_entries.get(rule.id)
+                    if entry is not None and event.visit > entry.get("floor", 0):
+                        counted = entry["visits"].get(str(event.visit))
+                        if counted is not None and t > counted[0]:
+                            continue
                 _count(rule, rule_entries, event, t)
                 continue
             # _count and _add for an every-time rule, inlined.
@@ -237,25 +250,6 @@ def replay(
                 for r in behaviour
                 if r.id in rule_entries
             ]
-        total = static_fit
-        if flat and at <= seen_at:
-            for points in flat_fit:
-                total += points
-        else:
-            for weight, coefficient in dynamic_fit:
-                total += weight * coefficient(facts, at)
-        for rate, low, high, entry in touched:  # _rule_points, inlined
-            value = entry["v"]
-            if rate:
-                elapsed = at - entry["t"]
-                if elapsed > 0:
-                    value *= exp(-rate * elapsed)
-            if value > high:
-                value = high
-            elif value < low:
-                value = low
-            total += value
-        score = round(min(max(total, 0.0), max_score), 2)
         hard = False
         if hard_state:
             for hard_entry in hard_state.values():
@@ -263,15 +257,47 @@ def replay(
                 if until is not None and until > at:
                     hard = True
                     break
-        # _step_temperature, inlined.
-        target = 2 if hard or score >= hot_at[level] else 1 if score >= warm_at[level] else 0
+        if hard:  # hot whatever the score: no need to work it out
+            target = 2
+        else:
+            if flat and at <= seen_at:
+                total = flat_total
+            else:
+                total = static_fit
+                for weight, coefficient in dynamic_fit:
+                    total += weight * coefficient(facts, at)
+            for rate, low, high, entry in touched:  # _rule_points, inlined
+                value = entry["v"]
+                if rate:
+                    elapsed = at - entry["t"]
+                    if elapsed > 0:
+                        value *= exp(-rate * elapsed)
+                if value > high:
+                    value = high
+                elif value < low:
+                    value = low
+                total += value
+            # _clamp (max and min keep their first argument on ties, as these do).
+            if total < 0.0:
+                total = 0.0
+            if total > max_score:
+                total = max_score
+            # round(x, 2) moves x by at most 0.005 and an ulp, so it can only decide a
+            # comparison with a threshold within ROUNDING of it: rounded only there.
+            hot_t, warm_t = hot_at[level], warm_at[level]
+            if hot_t - ROUNDING < total < hot_t + ROUNDING or (
+                warm_t - ROUNDING < total < warm_t + ROUNDING
+            ):
+                total = round(total, 2)
+            # _step_temperature, inlined.
+            target = 2 if total >= hot_t else 1 if total >= warm_t else 0
         if target < level and since is not None and at - since < min_hold:
             target = level
         if target != level:
             level = target
             since = at
             hot_since = at if target == 2 else None
-        last = at if last is None else max(last, at)
+        last = at  # max(last, at): `at` is never below `last` (see above)
     state["temperature"] = _LEVELS[level]
     state["since"] = since
     state["hot_since"] = hot_since

@@ -39,7 +39,14 @@ def behaviour_rules(draw: st.DrawFn, n: int) -> dict[str, Any]:
     rule: dict[str, Any] = {
         "id": f"b{n}",
         "event": draw(st.sampled_from(KINDS)),
-        "points": draw(st.one_of(st.integers(-20, 40), st.floats(-20, 40, allow_nan=False))),
+        # Some points just off a whole number, so scores land within a rounding of thresholds.
+        "points": draw(
+            st.one_of(
+                st.integers(-20, 40),
+                st.floats(-20, 40, allow_nan=False),
+                st.sampled_from([0.004, 4.996, 9.995, 19.996, 10.005]),
+            )
+        ),
         "frequency": draw(st.sampled_from(["every_time", "once_per_lead", "once_per_visit"])),
         "conditions": draw(conditions),
         "half_life": draw(half_lives),
@@ -175,3 +182,35 @@ def test_a_hot_lead_cooling_into_the_margin_below_warm_stays_warm():
     fast = engine.replay(compiled, events, engine.LeadFacts(), now)
     assert fast == engine._replay_reference(compiled, events, engine.LeadFacts(), now)
     assert (fast.score, fast.temperature) == (16.99, "warm")
+
+
+def check(data: dict[str, Any], events: list[engine.ScoringEvent]) -> engine.ScoreResult:
+    compiled = engine.compile_rule_set(parse_rule_set({"version": 1, "name": "t", **data}))
+    now = max(e.at for e in events)
+    fast = engine.replay(compiled, events, engine.LeadFacts(), now)
+    assert fast == engine._replay_reference(compiled, events, engine.LeadFacts(), now)
+    return fast
+
+
+def test_a_score_rounding_up_to_the_threshold_reaches_it():
+    """19.996 points show as 20.00: warm at 20, though the unrounded total is below."""
+    data = {
+        "thresholds": {"warm": 20, "hot": 30},
+        "behaviour": [{"id": "v", "event": "view", "points": 19.996, "half_life": "never"}],
+    }
+    events = [engine.ScoringEvent("m1", "view", {}, T0, 1)]
+    events.append(engine.ScoringEvent("m2", "other", {}, T0 + timedelta(hours=1), 3))
+    fast = check(data, events)
+    assert fast.state["since"] == T0.timestamp()  # warm from the first event on
+
+
+def test_an_earlier_id_at_the_same_moment_counts_for_its_visit():
+    """Once per visit: of two events at one moment, the smaller message id is the one that
+    counts, whichever arrives first."""
+    data = {
+        "thresholds": {"warm": 20, "hot": 30},
+        "behaviour": [{"id": "v", "event": "view", "points": 5, "frequency": "once_per_visit"}],
+    }
+    events = [engine.ScoringEvent(m, "view", {}, T0, 1) for m in ("m2", "m1")]
+    fast = check(data, events)
+    assert fast.state["rules"]["v"]["visits"] == {"1": [T0.timestamp(), "m1"]}
