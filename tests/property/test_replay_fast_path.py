@@ -86,7 +86,8 @@ def rule_sets(draw: st.DrawFn) -> engine.CompiledRuleSet:
     hard = [draw(hard_rules(n)) for n in range(draw(st.integers(0, 2)))]
     fit = draw(st.lists(fit_rules, max_size=3, unique_by=lambda f: f["id"]))
     max_score = draw(st.sampled_from([100, 40]))
-    warm = draw(st.integers(0, 30))  # near what a few events score, so temperatures move
+    # Near what a few events score, so temperatures move; 0 (warm at once) now and then.
+    warm = draw(st.one_of(st.just(0), st.integers(0, 30)))
     hot = draw(st.integers(warm + 1, min(warm + 30, max_score)))
     data = {
         "version": 1,
@@ -214,3 +215,33 @@ def test_an_earlier_id_at_the_same_moment_counts_for_its_visit():
     events = [engine.ScoringEvent(m, "view", {}, T0, 1) for m in ("m2", "m1")]
     fast = check(data, events)
     assert fast.state["rules"]["v"]["visits"] == {"1": [T0.timestamp(), "m1"]}
+
+
+def test_a_cold_lead_warms_as_a_negative_rule_decays():
+    """Cold at 20 - 15; an hour on, the -15 has decayed away: warm (replay bounds a cold
+    lead's score without decay; a negative total must not lower that bound)."""
+    data = {
+        "thresholds": {"warm": 10, "hot": 30},
+        "behaviour": [
+            {"id": "up", "event": "view", "points": 20, "half_life": "never"},
+            {"id": "down", "event": "unsub", "points": -15, "half_life": "60s"},
+        ],
+    }
+    events = [
+        engine.ScoringEvent("m1", "unsub", {}, T0, 1),
+        engine.ScoringEvent("m2", "view", {}, T0, 1),
+        engine.ScoringEvent("m3", "other", {}, T0 + timedelta(hours=1), 3),
+    ]
+    assert check(data, events).state["since"] == (T0 + timedelta(hours=1)).timestamp()
+
+
+def test_a_warm_threshold_of_zero_warms_a_negative_score():
+    """Warm at 0: a score of 0 (a negative total, clamped) is warm."""
+    data = {
+        "thresholds": {"warm": 0, "hot": 30},
+        "behaviour": [{"id": "down", "event": "unsub", "points": -5}],
+        "fit": [{"id": "f", "type": "range", "field": "visits", "weight": -5,
+                 "bands": [{"min": 0, "coefficient": 1.0}]}],
+    }  # fmt: skip
+    fast = check(data, [engine.ScoringEvent("m1", "unsub", {}, T0, 1)])
+    assert fast.state["since"] == T0.timestamp()
