@@ -76,7 +76,6 @@ NEGLIGIBLE_POINTS = (
     0.004  # below the score's rounding to 0.01: decayed terms summing to less are gone
 )
 ROUNDING = 0.006  # > how far round(score, 2) moves a score (0.005, and an ulp up to 1e9)
-SLACK = 1e-9  # relative: far above float sums' rounding (2**-53 per term) over any rule set
 RECENT_EVENTS = 5  # message ids kept per rule for the breakdown
 RECENT_VISITS = 16  # visits remembered per once_per_visit rule (keeps the state bounded)
 
@@ -184,9 +183,6 @@ def replay(
         compiled.warm - compiled.hysteresis,
     )
     min_hold = compiled.min_hold
-    warms_at = warm_at[0] - ROUNDING  # a cold lead's score clearly below this stays cold
-    ceiling = size = 0.0  # the touched rules' bounds (see below), stale when `moved`
-    moved = False
     exp = math.exp
     # (decay rate, cap low, cap high, entry) of the rules this lead has touched, in rule-set
     # order, so stepping the temperature after each event looks at those alone.
@@ -216,7 +212,6 @@ def replay(
                         if counted is not None and t > counted[0]:
                             continue
                 _count(rule, rule_entries, event, t)
-                moved = True
                 continue
             # _count and _add for an every-time rule, inlined.
             entry = rule_entries.get(rule.id)
@@ -236,7 +231,6 @@ def replay(
                 entry["v"] += points
             entry["raw"] += points
             entry["n"] += 1
-            moved = True
             ids = entry["ids"]
             if ids and ids[-1] > key:
                 _remember(ids, key)
@@ -251,7 +245,6 @@ def replay(
             hard_rules.record(hard_any, hard_state, event, t)
         at = last if last is not None and last > t else t
         if len(rule_entries) != len(touched):
-            moved = True
             touched = [
                 (r.decay_rate, r.cap_low, r.cap_high, rule_entries[r.id])
                 for r in behaviour
@@ -273,21 +266,6 @@ def replay(
                 total = static_fit
                 for weight, coefficient in dynamic_fit:
                     total += weight * coefficient(facts, at)
-            if level == 0 and warms_at > 0.0:
-                # A cold lead changes only by warming. Each rule's term is at most its total
-                # capped and not below 0 (decay factors are at most 1): while those bounds add
-                # up clearly below the warm threshold, the terms (and their exp) are not needed.
-                if moved:
-                    ceiling = size = 0.0
-                    for _rate, _low, high, entry in touched:
-                        value = entry["v"]
-                        ceiling += high if value > high else value if value > 0.0 else 0.0
-                        size += value if value > 0.0 else -value
-                    moved = False
-                # SLACK covers both sums' rounding (n terms: n * 2**-53 of their magnitudes).
-                if total + ceiling + SLACK * (abs(total) + size + 1.0) < warms_at:
-                    last = at
-                    continue
             for rate, low, high, entry in touched:  # _rule_points, inlined
                 value = entry["v"]
                 if rate:
