@@ -12,6 +12,7 @@ temperature, breakdown...).
 """
 
 import argparse
+import functools
 import gc
 import sys
 import time
@@ -106,6 +107,14 @@ def measure(
         (f"replay ({name})", replays(engine._replay_reference, c), replays(engine.replay, c))
         for name, c in rule_sets.items()
     ]
+    # Preview's own call: the draft, no breakdown (against the reference, which builds one).
+    cases.append(
+        (
+            "replay (draft, explain=False)",
+            replays(engine._replay_reference, rule_sets["draft"]),
+            replays(functools.partial(engine.replay, explain=False), rule_sets["draft"]),
+        )
+    )
     cases.append(
         (
             "stored_scoring_events",

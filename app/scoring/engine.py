@@ -136,16 +136,29 @@ def apply_event_inplace(
 
 
 def evaluate(
-    compiled: CompiledRuleSet, state: Mapping[str, Any], facts: LeadFacts, now: datetime
+    compiled: CompiledRuleSet,
+    state: Mapping[str, Any],
+    facts: LeadFacts,
+    now: datetime,
+    *,
+    explain: bool = True,
 ) -> ScoreResult:
-    """The lead's score and temperature at `now`: decay applied, fit rules evaluated."""
-    return _evaluate_into(compiled, _copy_state(state), facts, _epoch(now))
+    """The lead's score and temperature at `now`: decay applied, fit rules evaluated. With
+    `explain=False` the breakdown is left empty (all else is the same): for callers that
+    read only scores and temperatures, such as preview."""
+    return _evaluate_into(compiled, _copy_state(state), facts, _epoch(now), explain)
 
 
 def replay(
-    compiled: CompiledRuleSet, events: Iterable[ScoringEvent], facts: LeadFacts, now: datetime
+    compiled: CompiledRuleSet,
+    events: Iterable[ScoringEvent],
+    facts: LeadFacts,
+    now: datetime,
+    *,
+    explain: bool = True,
 ) -> ScoreResult:
-    """Score from an empty state over `events` (in the order given), then evaluate at `now`.
+    """Score from an empty state over `events` (in the order given), then evaluate at `now`
+    (without the breakdown when not `explain`, as `evaluate`).
 
     Gives the same result as `apply_event` for each event followed by `evaluate(now)`: the
     temperature is stepped after every event (hysteresis depends on the path), but without
@@ -302,7 +315,7 @@ def replay(
     state["since"] = since
     state["hot_since"] = hot_since
     state["at"] = last
-    return _evaluate_into(compiled, state, facts, _epoch(now))
+    return _evaluate_into(compiled, state, facts, _epoch(now), explain)
 
 
 def _replay_reference(
@@ -634,10 +647,14 @@ def _score_at(
 
 
 def _evaluate_into(
-    compiled: CompiledRuleSet, state: dict[str, Any], facts: LeadFacts, now: float
+    compiled: CompiledRuleSet,
+    state: dict[str, Any],
+    facts: LeadFacts,
+    now: float,
+    explain: bool = True,
 ) -> ScoreResult:
     breakdown: list[BreakdownItem] = []
-    score, hard_active = _score_at(compiled, state, facts, now, breakdown)
+    score, hard_active = _score_at(compiled, state, facts, now, breakdown if explain else None)
     previous: Temperature = state["temperature"]
     _step_temperature(compiled, state, score, hard_active, now)
     state["rule_set_version"] = compiled.version

@@ -4,8 +4,10 @@ and without decay, caps and conditions; hard rules of one or more steps; fit rul
 recency), random thresholds, hysteresis and minimum holds, and random histories (in time order
 as stored, with identical timestamps, or in any order), random facts (the lead's last event
 before, at or after the history's end) and evaluation times. Equal means the whole result:
-state dict, score, temperature, breakdown, the time the lead became hot."""
+state dict, score, temperature, breakdown, the time the lead became hot; with `explain=False`
+(preview) all of it but the breakdown, which is left empty."""
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -151,6 +153,13 @@ def test_replay_equals_its_reference(compiled, events, seen, later, email):
     reference = engine._replay_reference(compiled, events, facts, now)
     assert fast == reference
     assert fast.state == reference.state  # (also in `==`; spelled out: the stored state)
+    # Preview's replays skip the breakdown, and nothing else.
+    unexplained = engine.replay(compiled, events, facts, now, explain=False)
+    assert unexplained == dataclasses.replace(reference, breakdown=[])
+    evaluated = engine.evaluate(compiled, fast.state, facts, now, explain=False)
+    assert evaluated == dataclasses.replace(
+        engine.evaluate(compiled, fast.state, facts, now), breakdown=[]
+    )
 
 
 @settings(max_examples=50, deadline=None, derandomize=True)
@@ -218,8 +227,7 @@ def test_an_earlier_id_at_the_same_moment_counts_for_its_visit():
 
 
 def test_a_cold_lead_warms_as_a_negative_rule_decays():
-    """Cold at 20 - 15; an hour on, the -15 has decayed away: warm (replay bounds a cold
-    lead's score without decay; a negative total must not lower that bound)."""
+    """Cold at 20 - 15; an hour on, the -15 has decayed away: warm."""
     data = {
         "thresholds": {"warm": 10, "hot": 30},
         "behaviour": [
