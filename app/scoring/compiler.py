@@ -7,6 +7,7 @@ event kind and a few closure calls: no pydantic, no copies, no regex compilation
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,6 +56,7 @@ def compile_rule_set(rule_set: RuleSet) -> CompiledRuleSet:
             hard_by_kind.setdefault(step.event, []).append(
                 (compiled_hard, index, compile_conditions(step.conditions))
             )
+    star = tuple(by_kind.get("*", ()))
     return CompiledRuleSet(
         version=rule_set.version,
         name=rule_set.name,
@@ -68,6 +70,9 @@ def compile_rule_set(rule_set: RuleSet) -> CompiledRuleSet:
         fit=tuple(_compile_fit(rule) for rule in rule_set.fit),
         hard=hard,
         hard_steps_by_kind={kind: tuple(steps) for kind, steps in hard_by_kind.items()},
+        # An event whose kind is literally "*" meets the "*" rules twice, as in `_apply`.
+        behaviour_for_kind={kind: (*rules, *star) for kind, rules in by_kind.items()},
+        behaviour_any=star,
     )
 
 
@@ -183,7 +188,30 @@ def _compile_condition(condition: Condition) -> Check:
         test = (lambda x: x is not None) if target else (lambda x: x is None)
     if op in ("ne", "not_in"):  # a missing property is "not equal" to anything
         return lambda e: not test(get(e))
-    return lambda e: test(get(e))
+    general: Check = lambda e: test(get(e))  # noqa: E731
+    if condition.field == "visit" and op in _COMPARISONS:
+        return _visit_comparison(_COMPARISONS[op], float(target), general)
+    return general
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}  # fmt: skip
+_EXACT_INT = 2**53  # ints up to this convert to float exactly
+
+
+def _visit_comparison(compare: Callable[[Any, Any], bool], bound: float, general: Check) -> Check:
+    """ "visit >= 2" (the default rule set's return visit, tested on every event): an int visit
+    compares with the bound as `property_number` would make it compare (float(v) is v exactly),
+    without its conversions; anything else takes the general path."""
+
+    def visit_check(event: ScoringEvent) -> bool:
+        visit = event.visit
+        if type(visit) is int and -_EXACT_INT <= visit <= _EXACT_INT:
+            return compare(visit, bound)
+        return general(event)
+
+    return visit_check
 
 
 def _compare(op: str, bound: float) -> Callable[[Any], bool]:
@@ -233,7 +261,7 @@ def _compile_fit(rule: MatchFit | RangeFit | ContactsFit) -> CompiledFit:
         edges = tuple(
             sorted({e for b in rule.bands for e in (b.min, b.max) if e is not None and e > 0})
         )
-    return CompiledFit(rule.id, label, rule.weight, fn, uses_now, edges)
+    return CompiledFit(rule.id, label, rule.weight, fn, uses_now, edges, uses_now)
 
 
 def _match_fit(rule: MatchFit) -> FitFn:

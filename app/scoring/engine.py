@@ -37,6 +37,7 @@ from app.scoring.compiler import compile_rule_set
 from app.scoring.types import (
     EVERY_TIME,
     ONCE_PER_LEAD,
+    ONCE_PER_VISIT,
     BreakdownItem,
     CompiledBehaviour,
     CompiledFit,
@@ -74,6 +75,7 @@ FAR_SHARE = 1 / 256
 NEGLIGIBLE_POINTS = (
     0.004  # below the score's rounding to 0.01: decayed terms summing to less are gone
 )
+ROUNDING = 0.006  # > how far round(score, 2) moves a score (0.005, and an ulp up to 1e9)
 RECENT_EVENTS = 5  # message ids kept per rule for the breakdown
 RECENT_VISITS = 16  # visits remembered per once_per_visit rule (keeps the state bounded)
 
@@ -134,21 +136,194 @@ def apply_event_inplace(
 
 
 def evaluate(
-    compiled: CompiledRuleSet, state: Mapping[str, Any], facts: LeadFacts, now: datetime
+    compiled: CompiledRuleSet,
+    state: Mapping[str, Any],
+    facts: LeadFacts,
+    now: datetime,
+    *,
+    explain: bool = True,
 ) -> ScoreResult:
-    """The lead's score and temperature at `now`: decay applied, fit rules evaluated."""
-    return _evaluate_into(compiled, _copy_state(state), facts, _epoch(now))
+    """The lead's score and temperature at `now`: decay applied, fit rules evaluated. With
+    `explain=False` the breakdown is left empty (all else is the same): for callers that
+    read only scores and temperatures, such as preview."""
+    return _evaluate_into(compiled, _copy_state(state), facts, _epoch(now), explain)
 
 
 def replay(
-    compiled: CompiledRuleSet, events: Iterable[ScoringEvent], facts: LeadFacts, now: datetime
+    compiled: CompiledRuleSet,
+    events: Iterable[ScoringEvent],
+    facts: LeadFacts,
+    now: datetime,
+    *,
+    explain: bool = True,
 ) -> ScoreResult:
-    """Score from an empty state over `events` (in the order given), then evaluate at `now`.
+    """Score from an empty state over `events` (in the order given), then evaluate at `now`
+    (without the breakdown when not `explain`, as `evaluate`).
 
     Gives the same result as `apply_event` for each event followed by `evaluate(now)`: the
     temperature is stepped after every event (hysteresis depends on the path), but without
     copies or breakdowns.
+
+    This is preview's and re-scoring's hot path (every stored event of a site), so the steps
+    of `_replay_reference` are inlined here: the same operations on the same values in the
+    same order, hence bit-for-bit the same result (tests/property/test_replay_fast_path.py),
+    with the temperature kept in locals until the end and the per-rule fields read once.
     """
+    state = empty_state()
+    static_fit = sum(f.weight * f.coefficient(facts, 0.0) for f in compiled.fit if not f.uses_now)
+    dynamic_fit = [(f.weight, f.coefficient) for f in compiled.fit if f.uses_now]
+    # Stored histories end at the lead's last event, so recency is mostly 0 hours during the
+    # replay: each such rule's points then are those at that moment, worked out once.
+    seen = facts.last_seen_at
+    seen_at = math.inf if seen is None else seen.timestamp()
+    flat = all(f.flat_until_last_seen for f in compiled.fit if f.uses_now)
+    flat_total = static_fit  # the fit rules' total then: the same additions, done once
+    for weight, coefficient in dynamic_fit:
+        flat_total += weight * coefficient(facts, seen_at)
+    rule_entries: dict[str, dict[str, Any]] = state["rules"]
+    hard_state: dict[str, dict[str, Any]] = state["hard"]
+    for_kind = compiled.behaviour_for_kind
+    any_kind = compiled.behaviour_any
+    hard_steps = compiled.hard_steps_by_kind
+    hard_any = hard_steps.get("*")
+    behaviour = compiled.behaviour.values()
+    max_score = compiled.max_score
+    # _step_temperature's thresholds by current level (x - 0.0 is x: the same values).
+    hot_at = (compiled.hot - 0.0, compiled.hot - 0.0, compiled.hot - compiled.hysteresis)
+    warm_at = (
+        compiled.warm - 0.0,
+        compiled.warm - compiled.hysteresis,
+        compiled.warm - compiled.hysteresis,
+    )
+    min_hold = compiled.min_hold
+    exp = math.exp
+    # (decay rate, cap low, cap high, entry) of the rules this lead has touched, in rule-set
+    # order, so stepping the temperature after each event looks at those alone.
+    touched: list[tuple[float, float, float, dict[str, Any]]] = []
+    level = 0
+    since: float | None = None
+    hot_since: float | None = None
+    last: float | None = None
+    for event in events:
+        moment = event.at
+        if moment.tzinfo is None:
+            raise ValueError("scoring needs timezone-aware datetimes")
+        t = moment.timestamp()
+        rules = for_kind.get(event.kind, any_kind)
+        for rule in rules:
+            check = rule.check
+            if check is not None and not check(event):
+                continue
+            frequency = rule.frequency
+            if frequency != EVERY_TIME:
+                if frequency == ONCE_PER_VISIT:
+                    # Most events of a visit come after the one that counted: `_count` would
+                    # change nothing (not too old a visit, a key after the counted one).
+                    entry = rule_entries.get(rule.id)
+                    if entry is not None and event.visit > entry.get("floor", 0):
+                        counted = entry["visits"].get(str(event.visit))
+                        if counted is not None and t > counted[0]:
+                            continue
+                _count(rule, rule_entries, event, t)
+                continue
+            # _count and _add for an every-time rule, inlined.
+            entry = rule_entries.get(rule.id)
+            if entry is None:
+                entry = rule_entries[rule.id] = {"v": 0.0, "t": t, "raw": 0.0, "n": 0, "ids": []}
+            key = [t, event.message_id]
+            points = rule.points
+            rate = rule.decay_rate
+            if rate:
+                t_ref = entry["t"]
+                if t > t_ref:
+                    entry["v"] = entry["v"] * exp(-rate * (t - t_ref)) + points
+                    entry["t"] = t
+                else:
+                    entry["v"] += points * exp(-rate * (t_ref - t))
+            else:
+                entry["v"] += points
+            entry["raw"] += points
+            entry["n"] += 1
+            ids = entry["ids"]
+            if ids and ids[-1] > key:
+                _remember(ids, key)
+            else:
+                ids.append(key)
+                if len(ids) > RECENT_EVENTS:
+                    del ids[0]
+        matches = hard_steps.get(event.kind) if hard_steps else None
+        if matches:
+            hard_rules.record(matches, hard_state, event, t)
+        if hard_any:
+            hard_rules.record(hard_any, hard_state, event, t)
+        at = last if last is not None and last > t else t
+        if len(rule_entries) != len(touched):
+            touched = [
+                (r.decay_rate, r.cap_low, r.cap_high, rule_entries[r.id])
+                for r in behaviour
+                if r.id in rule_entries
+            ]
+        hard = False
+        if hard_state:
+            for hard_entry in hard_state.values():
+                until = hard_entry["until"]
+                if until is not None and until > at:
+                    hard = True
+                    break
+        if hard:  # hot whatever the score: no need to work it out
+            target = 2
+        else:
+            if flat and at <= seen_at:
+                total = flat_total
+            else:
+                total = static_fit
+                for weight, coefficient in dynamic_fit:
+                    total += weight * coefficient(facts, at)
+            for rate, low, high, entry in touched:  # _rule_points, inlined
+                value = entry["v"]
+                if rate:
+                    elapsed = at - entry["t"]
+                    if elapsed > 0:
+                        value *= exp(-rate * elapsed)
+                if value > high:
+                    value = high
+                elif value < low:
+                    value = low
+                total += value
+            # _clamp (max and min keep their first argument on ties, as these do).
+            if total < 0.0:
+                total = 0.0
+            if total > max_score:
+                total = max_score
+            # round(x, 2) moves x by at most 0.005 and an ulp, so it can only decide a
+            # comparison with a threshold within ROUNDING of it: rounded only there.
+            hot_t, warm_t = hot_at[level], warm_at[level]
+            if hot_t - ROUNDING < total < hot_t + ROUNDING or (
+                warm_t - ROUNDING < total < warm_t + ROUNDING
+            ):
+                total = round(total, 2)
+            # _step_temperature, inlined.
+            target = 2 if total >= hot_t else 1 if total >= warm_t else 0
+        if target < level and since is not None and at - since < min_hold:
+            target = level
+        if target != level:
+            level = target
+            since = at
+            hot_since = at if target == 2 else None
+        last = at  # max(last, at): `at` is never below `last` (see above)
+    state["temperature"] = _LEVELS[level]
+    state["since"] = since
+    state["hot_since"] = hot_since
+    state["at"] = last
+    return _evaluate_into(compiled, state, facts, _epoch(now), explain)
+
+
+def _replay_reference(
+    compiled: CompiledRuleSet, events: Iterable[ScoringEvent], facts: LeadFacts, now: datetime
+) -> ScoreResult:
+    """`replay` as first written, on the shared per-event steps (`_apply_at`,
+    `_step_temperature`): kept as the oracle `replay`'s inlined loop is tested against
+    (tests/property/test_replay_fast_path.py), and as the readable statement of what it does."""
     state = empty_state()
     static_fit = sum(f.weight * f.coefficient(facts, 0.0) for f in compiled.fit if not f.uses_now)
     dynamic_fit = [f for f in compiled.fit if f.uses_now]
@@ -472,10 +647,14 @@ def _score_at(
 
 
 def _evaluate_into(
-    compiled: CompiledRuleSet, state: dict[str, Any], facts: LeadFacts, now: float
+    compiled: CompiledRuleSet,
+    state: dict[str, Any],
+    facts: LeadFacts,
+    now: float,
+    explain: bool = True,
 ) -> ScoreResult:
     breakdown: list[BreakdownItem] = []
-    score, hard_active = _score_at(compiled, state, facts, now, breakdown)
+    score, hard_active = _score_at(compiled, state, facts, now, breakdown if explain else None)
     previous: Temperature = state["temperature"]
     _step_temperature(compiled, state, score, hard_active, now)
     state["rule_set_version"] = compiled.version

@@ -303,10 +303,11 @@ async def preview_batch(
         facts = facts_from_profile(profile)
         state = profile["score_state"]
         if state and profile["rule_set_version"] == active.version:
-            before = engine.evaluate(active, state, facts, now)
+            before = engine.evaluate(active, state, facts, now, explain=False)
         else:
-            before = engine.replay(active, scoring_events, facts, now)
-        after_draft = engine.replay(draft, scoring_events, facts, now)
+            before = engine.replay(active, scoring_events, facts, now, explain=False)
+        # Only temperatures and scores are tallied: no breakdowns (a third of a short replay).
+        after_draft = engine.replay(draft, scoring_events, facts, now, explain=False)
         tally.leads += 1
         tally.events += len(scoring_events)
         tally.active[before.temperature] += 1

@@ -62,7 +62,43 @@ def stored_scoring_events(
     rows: Iterable[Any], visit_timeout: timedelta
 ) -> list[engine.ScoringEvent]:
     """Stored events (message_id, type, name, properties, context, timestamp; in time order)
-    as scoring events, with visit numbers worked out as ingestion does."""
+    as scoring events, with visit numbers worked out as ingestion does.
+
+    Runs once per stored event in preview and re-scoring, so `visit_number`, `scoring_kind`
+    and `page_url` are inlined (the same tests on the same values; the reference is kept as
+    `_stored_scoring_events_reference`)."""
+    out: list[engine.ScoringEvent] = []
+    append = out.append
+    make = engine.ScoringEvent
+    visit, last = 0, None
+    for message_id, event_type, name, properties, context, at in rows:
+        if last is None or at - last > visit_timeout:
+            visit += 1
+        last = at
+        if event_type == "track":
+            kind = name or ""
+        elif event_type == "screen":
+            kind = "page"
+        else:
+            kind = event_type
+        page = context.get("page") if context else None
+        url = page.get("url") if isinstance(page, dict) else None
+        if not url:
+            url = properties.get("url") if properties else None
+        append(
+            make(
+                message_id, kind, properties or {}, at, visit, url if isinstance(url, str) else None
+            )
+        )
+    return out
+
+
+def _stored_scoring_events_reference(
+    rows: Iterable[Any], visit_timeout: timedelta
+) -> list[engine.ScoringEvent]:
+    """`stored_scoring_events` as first written, on the shared helpers (`visit_number`,
+    `scoring_kind`, `page_url`): the oracle its inlined loop is tested against
+    (tests/scoring/test_stored_events.py)."""
     out = []
     visit, last = 0, None
     for message_id, event_type, name, properties, context, at in rows:

@@ -67,6 +67,9 @@ class CompiledFit:
     # recency: the band edges in hours since the last event, where the coefficient can change
     # with time alone (the refresher's due times, engine.next_change_at)
     edges_hours: tuple[float, ...] = ()
+    # recency: up to the lead's last event (facts.last_seen_at) the hours since it are 0, so the
+    # coefficient there is its value at that moment (replay evaluates it once per lead)
+    flat_until_last_seen: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,11 @@ class CompiledRuleSet:
     fit: tuple[CompiledFit, ...]
     hard: Mapping[str, CompiledHard]
     hard_steps_by_kind: Mapping[str, tuple[tuple[CompiledHard, int, Check | None], ...]]
+    # Precomputed for replay's per-event loop (engine.replay), so that it does one lookup per
+    # event: each named kind's behaviour rules followed by the "*" rules (the order `_apply`
+    # counts them in), and the "*" rules alone for any other kind.
+    behaviour_for_kind: Mapping[str, tuple[CompiledBehaviour, ...]] = field(default_factory=dict)
+    behaviour_any: tuple[CompiledBehaviour, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
