@@ -200,9 +200,10 @@ async def run_job(
     error is recorded), or "released" (back to pending for the workers, after an error).
 
     With `config.processes` > 0 (and `settings`, for the processes' engines) the site's stale
-    leads are split by id into ranges, each re-scored by a process of a pool; with 0, here,
-    in the caller's event loop. Either way every batch is its own transaction, which commits
-    only while the job is still ours (`_ours`: running, same `started_at`)."""
+    leads are split by id into ranges, each re-scored by a process of a pool (`clock` and
+    `lead_changes` are pickled for them); with 0, here, in the caller's event loop. Either
+    way every batch is its own transaction, which commits only while the job is still ours
+    (`_ours`: running, same `started_at`)."""
     stop = stop or asyncio.Event()
     token = cast(datetime, job.started_at)
     pool: ProcessPoolExecutor | None = None
@@ -228,19 +229,21 @@ async def run_job(
             _Part(job.id, token, job.site_id, job.rule_set_version, definition, after, upto)
             for after, upto in job_ranges.ranges(bounds)
         ]
-        runs: Awaitable[list[bool]]
+        finished: list[bool] | None
         if processes > 0 and settings is not None:
             pool = job_ranges.process_pool(len(parts), config.niceness)
             loop = asyncio.get_running_loop()
             runs = asyncio.gather(
                 *(
-                    loop.run_in_executor(pool, _part_in_process, settings, p, config, lead_changes)
+                    loop.run_in_executor(
+                        pool, _part_in_process, settings, p, config, lead_changes, clock
+                    )
                     for p in parts
                 )
             )
-        else:
-            runs = _in_order(engine_, parts, config, clock, lead_changes, stop.is_set)
-        finished = await job_ranges.until_stopped(runs, stop)
+            finished = await job_ranges.until_stopped(runs, stop)
+        else:  # stops by itself after the batch in hand when `stop` is set
+            finished = await _in_order(engine_, parts, config, clock, lead_changes, stop.is_set)
         if finished is None or (stop.is_set() and not all(finished)):
             # The worker is shutting down: the job goes back to pending (it is re-runnable:
             # the leads done so far carry the version and are skipped), not failed.
@@ -295,16 +298,21 @@ async def _in_order(
 
 
 def _part_in_process(
-    settings: Settings, part: _Part, config: RescoreConfig, lead_changes: AfterGroup | None
+    settings: Settings,
+    part: _Part,
+    config: RescoreConfig,
+    lead_changes: AfterGroup | None,
+    clock: Clock,
 ) -> bool:
     """A range in a pool's process: its own event loop and its own (small) engine; the
-    lead-change consumer comes pickled (app.webhooks' cannot be imported from here)."""
+    lead-change consumer and the clock come pickled (app.webhooks' consumer cannot be
+    imported from here)."""
     settings = settings.model_copy(update={"database_pool_size": 1})
 
     async def main() -> bool:
         engine_ = make_engine(settings)
         try:
-            return await _run_part(engine_, part, config, utcnow, lead_changes)
+            return await _run_part(engine_, part, config, clock, lead_changes)
         finally:
             await engine_.dispose()
 
