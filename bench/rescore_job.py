@@ -125,12 +125,55 @@ class Stream:
         return ms[max(0, math.ceil(0.99 * len(ms)) - 1)], len(ms)
 
 
-async def follow(client: httpx.AsyncClient, secret_key: str, url: str) -> Json:
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by the server's processes (its job pool included) and PostgreSQL's,
+    per process from /proc, sampled often (a pool's processes and their backends end with
+    the job); and the whole machine's busy seconds (everyone's: this machine is shared)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server = server_pid
+        self._first: dict[int, tuple[str, float]] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._machine = self._busy()
+
+    @staticmethod
+    def _busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return (sum(fields) - fields[3] - fields[4]) / TICKS  # all but idle and iowait
+
+    def sample(self) -> None:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                head, _, tail = stat.read_text().rpartition(")")
+            except OSError:
+                continue
+            comm, fields = head.partition("(")[2], tail.split()
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            group = "server" if self._server in (pid, ppid) else comm
+            if group not in ("server", "postgres"):
+                continue
+            seconds = (int(fields[11]) + int(fields[12])) / TICKS
+            self._first.setdefault(pid, (group, seconds))
+            self._last[pid] = (group, seconds)
+
+    def used(self) -> Json:
+        totals = {"server": 0.0, "postgres": 0.0}
+        for pid, (group, seconds) in self._last.items():
+            totals[group] += seconds - self._first[pid][1]
+        totals["machine"] = self._busy() - self._machine
+        return {k: round(v, 1) for k, v in totals.items()}
+
+
+async def follow(client: httpx.AsyncClient, secret_key: str, url: str, cpu: CpuMeter) -> Json:
     headers = {"Authorization": f"Bearer {secret_key}"}
     while True:
         r = await client.get(url, headers=headers)
         r.raise_for_status()
         job = r.json()
+        cpu.sample()
         if job["status"] not in ("pending", "running"):
             return job
         await asyncio.sleep(0.25)
@@ -141,13 +184,20 @@ def load_average() -> str:
 
 
 async def measure(
-    args: argparse.Namespace, port: int, write_key: str, secret_key: str, kind: str, bump: int
+    args: argparse.Namespace,
+    server_pid: int,
+    write_key: str,
+    secret_key: str,
+    kind: str,
+    bump: int,
 ) -> Json:
     """With the server up: the stream's p99 over `--baseline` seconds without a job, then
     while a job of `kind` ("rescore" or "preview") runs."""
     headers = {"Authorization": f"Bearer {secret_key}"}
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=120, limits=httpx.Limits(max_connections=64)
+        base_url=f"http://127.0.0.1:{args.port}",
+        timeout=120,
+        limits=httpx.Limits(max_connections=64),
     ) as client:
         stop = asyncio.Event()
         stream = Stream(client, write_key, args.rate, args.batch_events)
@@ -159,6 +209,8 @@ async def measure(
         load_before = load_average()
         draft = draft_rule_set()
         draft["thresholds"] = {"warm": 25 + bump, "hot": 55 + bump}  # a change every time
+        cpu = CpuMeter(server_pid)
+        cpu.sample()
         start = time.perf_counter()
         if kind == "rescore":
             r = await client.put("/v1/rules", headers=headers, json=draft)
@@ -172,7 +224,8 @@ async def measure(
         if r.status_code not in (200, 202):
             raise SystemExit(f"{kind} answered {r.status_code}: {r.text[:500]}")
         body = r.json()
-        job = await follow(client, secret_key, (body["job"] if kind == "rescore" else body)["url"])
+        job_url = (body["job"] if kind == "rescore" else body)["url"]
+        job = await follow(client, secret_key, job_url, cpu)
         end = time.perf_counter()
         load_during = load_average()
         stop.set()
@@ -193,6 +246,9 @@ async def measure(
             statistics.median(s * 1000 for at, s in stream.samples if start <= at < end), 1
         ),
         "loadavg_before_during": (load_before, load_during),
+        # CPU seconds during the job: the server (with the job's processes), PostgreSQL, and
+        # the whole machine (everyone's).
+        "cpu_seconds": cpu.used(),
     }
 
 
@@ -222,7 +278,7 @@ async def run(args: argparse.Namespace) -> None:
         os.environ["LEADHEAT_SCORING__JOB_PROCESS_NICENESS"] = str(args.niceness)
         server = await asyncio.to_thread(start_server, url, args.port, 1, True)
         try:
-            row = await measure(args, args.port, write_key, secret_key, kind, bump)
+            row = await measure(args, server.pid, write_key, secret_key, kind, bump + args.bump)
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -252,6 +308,7 @@ def main() -> None:
     parser.add_argument("--batch-events", type=int, default=5, help="events per request")
     parser.add_argument("--baseline", type=float, default=20, help="seconds without a job")
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--bump", type=int, default=0, help="reused: unlike the last drafts")
     args = parser.parse_args()
     # PostgreSQL needs a key for webhook secrets; a fresh database can take a new one.
     os.environ.setdefault("LEADHEAT_SECRETS_KEY", Fernet.generate_key().decode())
