@@ -12,7 +12,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.tables import Lead
@@ -64,6 +64,21 @@ def process_pool(processes: int, niceness: int) -> ProcessPoolExecutor:
         initializer=_lower_priority,
         initargs=(niceness,),
     )
+
+
+_LOCAL = (None, "", "localhost", "127.0.0.1", "::1")
+
+
+async def lower_backend_priority(engine_: AsyncEngine, niceness: int) -> None:
+    """Best effort: a job process's PostgreSQL backend gets the process's lower priority too,
+    if the database runs on this host and this process may renice it (root, CAP_SYS_NICE);
+    otherwise nothing changes. Called once a process's engine is made (one connection)."""
+    if engine_.dialect.name != "postgresql" or niceness <= 0 or engine_.url.host not in _LOCAL:
+        return
+    async with engine_.connect() as conn:
+        pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, int(pid), niceness)
 
 
 async def until_stopped(runs: Any, stop: asyncio.Event) -> Any:

@@ -290,6 +290,7 @@ def _part_in_process(
     async def main() -> rule_sets.PreviewTally | None:
         engine_ = make_engine(settings)
         try:
+            await job_ranges.lower_backend_priority(engine_, config.niceness)
             return await _run_part(engine_, part, config, utcnow)
         finally:
             await engine_.dispose()

@@ -312,6 +312,7 @@ def _part_in_process(
     async def main() -> bool:
         engine_ = make_engine(settings)
         try:
+            await job_ranges.lower_backend_priority(engine_, config.niceness)
             return await _run_part(engine_, part, config, clock, lead_changes)
         finally:
             await engine_.dispose()
