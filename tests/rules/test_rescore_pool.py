@@ -7,7 +7,7 @@ import copy
 import dataclasses
 import functools
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select, update
@@ -148,7 +148,8 @@ async def test_a_job_in_processes_writes_what_the_loop_and_each_lead_alone_give(
                 lead_row({c.key: getattr(lead, c.key) for c in Lead.__table__.columns})
             )
             await rescore_from_history(conn, expected, compiled, visit_timeout, NOW)
-            assert tuple(expected[c] for c in WRITTEN) == in_processes[lead.id][:5]
+            alone = cast(dict[str, Any], expected)
+            assert tuple(alone[c] for c in WRITTEN) == in_processes[lead.id][:5]
 
 
 async def test_a_stale_owner_writes_nothing_after_its_job_was_taken_over(
