@@ -75,8 +75,17 @@ class Stream:
     """Small POST /v1/batch requests at a steady rate, each answer's latency kept with the
     moment it was sent (so that a window's p99 can be taken)."""
 
-    def __init__(self, client: httpx.AsyncClient, write_key: str, rate: float, events: int):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        write_key: str,
+        rate: float,
+        events: int,
+        returning: float,
+        run: int,
+    ):
         self._client, self._key, self._rate, self._events = client, write_key, rate, events
+        self._returning, self._run = returning, run
         self.samples: list[tuple[float, float]] = []  # (sent at, seconds)
         self.errors = 0
         self._rng = random.Random(11)
@@ -84,14 +93,16 @@ class Stream:
 
     def _batch(self) -> list[Json]:
         self._n += 1
-        # Half new visitors, half returning ones (of this stream's).
-        visitor = self._n if self._rng.random() < 0.5 else self._rng.randrange(1, self._n + 1)
+        # New visitors and returning ones (of the streams'): after a publish, ingestion replays
+        # a returning visitor's whole history before its new events (the lead is stale).
+        new = self._rng.random() >= self._returning
+        visitor = self._n if new else self._rng.randrange(1, self._n + 1)
         return [
             {
                 "type": "track",
                 "event": "Product Viewed",
-                "anonymousId": f"stream-{visitor}",
-                "messageId": f"s-{self._n}-{i}",
+                "anonymousId": f"stream-{self._run}-{visitor}",
+                "messageId": f"s-{self._run}-{self._n}-{i}",
                 "properties": {"product_id": f"p{i}", "category": "fridges", "price": 499},
                 "context": {"page": {"url": f"https://shop.example/fridges/p{i}"}},
             }
@@ -200,7 +211,7 @@ async def measure(
         limits=httpx.Limits(max_connections=64),
     ) as client:
         stop = asyncio.Event()
-        stream = Stream(client, write_key, args.rate, args.batch_events)
+        stream = Stream(client, write_key, args.rate, args.batch_events, args.returning, bump)
         streaming = asyncio.create_task(stream.run(stop))
         await asyncio.sleep(3)  # warm: connections, caches
         base_start = time.perf_counter()
@@ -306,6 +317,7 @@ def main() -> None:
     parser.add_argument("--niceness", type=int, default=19)
     parser.add_argument("--rate", type=float, default=20, help="ingestion requests per second")
     parser.add_argument("--batch-events", type=int, default=5, help="events per request")
+    parser.add_argument("--returning", type=float, default=0.5, help="share of old visitors")
     parser.add_argument("--baseline", type=float, default=20, help="seconds without a job")
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--bump", type=int, default=0, help="reused: unlike the last drafts")
