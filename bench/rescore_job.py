@@ -219,7 +219,8 @@ async def measure(
         base_end = time.perf_counter()
         load_before = load_average()
         draft = draft_rule_set()
-        draft["thresholds"] = {"warm": 25 + bump, "hot": 55 + bump}  # a change every time
+        step = bump % 20  # a change every time
+        draft["thresholds"] = {"warm": 25 + step, "hot": 55 + step}
         cpu = CpuMeter(server_pid)
         cpu.sample()
         start = time.perf_counter()

@@ -49,10 +49,12 @@ def ranges(bounds: list[uuid.UUID]) -> list[tuple[uuid.UUID | None, uuid.UUID | 
     return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
 
 
-def _lower_priority(niceness: int) -> None:
+def _lower_priority(niceness: int, pid: int = 0) -> None:
     # The pool's replays are CPU-bound and can wait; ingestion (the API, same cores) cannot.
+    # Not SCHED_IDLE: a process starved while it holds a batch's row locks would hold up
+    # ingestion waiting for those leads (and the job's time would depend on everyone's load).
     with contextlib.suppress(OSError):
-        os.nice(niceness)
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
 
 
 def process_pool(processes: int, niceness: int) -> ProcessPoolExecutor:
@@ -77,8 +79,7 @@ async def lower_backend_priority(engine_: AsyncEngine, niceness: int) -> None:
         return
     async with engine_.connect() as conn:
         pid = await conn.scalar(text("SELECT pg_backend_pid()"))
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, int(pid), niceness)
+    _lower_priority(niceness, int(pid))
 
 
 async def until_stopped(runs: Any, stop: asyncio.Event) -> Any:
