@@ -44,7 +44,9 @@ class ScoringSettings(BaseModel):
         " worker's own event loop)",
     )
     rescore_pause_seconds: float = Field(
-        0.0, description="a re-scoring process rests this long between batches (leaves CPU)"
+        0.02,
+        description="a re-scoring job's process rests this long between batches, so that"
+        " ingestion gets the cores in between (bench/rescore_job.py)",
     )
     job_process_niceness: int = Field(
         19,

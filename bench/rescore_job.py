@@ -314,7 +314,7 @@ def main() -> None:
     parser.add_argument("--no-preview", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="the database of the last run")
     parser.add_argument("--batch-leads", type=int, default=200)
-    parser.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
+    parser.add_argument("--pause", type=float, default=0.02, help="seconds between batches")
     parser.add_argument("--niceness", type=int, default=19)
     parser.add_argument("--rate", type=float, default=20, help="ingestion requests per second")
     parser.add_argument("--batch-events", type=int, default=5, help="events per request")

@@ -9,9 +9,9 @@ in `leadheat serve` and `leadheat worker`), followed and cancelled through the A
   (a preview writes nothing, so starting over is safe). The active rule set is read then.
 - The replay is CPU-bound Python: the site's leads are split by id into one range per process
   (`SCORING__PREVIEW_PROCESSES`, default one per core) and each range is previewed in a
-  process of its own (a pool made for the job), with its own database engine, so the worker's
-  event loop (the API's, in `serve`) only waits. Tallies of consecutive ranges merge into the
-  answer `rule_sets.preview` gives.
+  process of its own (a pool made for the job, lowered in priority: app.scoring.job_ranges),
+  with its own database engine, so the worker's event loop (the API's, in `serve`) only
+  waits. Tallies of consecutive ranges merge into the answer `rule_sets.preview` gives.
 - After each batch of leads a range adds to `processed` and renews the lease, in a statement
   that only matches while the job is still running, not cancelled and still on this attempt:
   when it matches nothing (cancelled, taken over, failed elsewhere) the range stops there.

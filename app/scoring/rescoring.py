@@ -3,7 +3,13 @@
 
 - re-scoring jobs: claim a pending job (or one whose worker's lease expired) and re-score the
   site's leads with the job's rule-set version (`run_job`), in batches that lock the leads as
-  ingestion does, so jobs, ingestion and the refresher meet safely through the row locks;
+  ingestion does, so jobs, ingestion and the refresher meet safely through the row locks.
+  The replay is CPU-bound: the stale leads are split by id into one range per process
+  (`SCORING__RESCORE_PROCESSES`, app.scoring.job_ranges), each re-scored by a process of a
+  pool lowered in priority, writing its own batches. A batch is one short transaction that
+  commits only while the job is still the claim's (`started_at`, set at each claim, is the
+  owner's token), counting its leads in the job's progress; a worker shutting down gives its
+  job back (pending), and the leads done so far carry the version and are skipped;
 - temperature refresher: decay and ending holds change what a lead shows with time alone, but
   ingestion only stores a score when an event arrives; so every writer of a score also stores
   when the lead will next show differently (`next_check_at`), and the refresher, in one
@@ -313,7 +319,7 @@ def _part_in_process(
         engine_ = make_engine(settings)
         try:
             await job_ranges.lower_backend_priority(engine_, config.niceness)
-            return await _run_part(engine_, part, config, clock, lead_changes)
+            return await _run_part(engine_, part, config, clock, lead_changes, pause=config.pause)
         finally:
             await engine_.dispose()
 
@@ -327,9 +333,11 @@ async def _run_part(
     clock: Clock,
     lead_changes: AfterGroup | None,
     stopping: Callable[[], bool] = lambda: False,
+    pause: float = 0.0,
 ) -> bool:
-    """Re-score one range batch by batch; answer whether it got to its end (False: the job
-    stopped being ours, or `stopping` said so)."""
+    """Re-score one range batch by batch, resting `pause` seconds between batches (a pool's
+    processes: the cores are ingestion's too); answer whether it got to its end (False: the
+    job stopped being ours, or `stopping` said so)."""
     compiled = engine.compile_rule_set(rule_set_for_version(part.definition, part.version))
     after = part.after
     while True:
@@ -344,8 +352,8 @@ async def _run_part(
         after = last
         if stopping():
             return False
-        if config.pause:
-            await asyncio.sleep(config.pause)
+        if pause:
+            await asyncio.sleep(pause)
 
 
 class _NotOurs(Exception):
