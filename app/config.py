@@ -38,6 +38,21 @@ class ScoringSettings(BaseModel):
         default_factory=lambda: os.cpu_count() or 1,
         description="processes a preview job replays in (0: in the worker's own event loop)",
     )
+    rescore_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="processes a re-scoring job replays in, one id range each (0: in the"
+        " worker's own event loop)",
+    )
+    rescore_pause_seconds: float = Field(
+        0.02,
+        description="a re-scoring job's process rests this long between batches, so that"
+        " ingestion gets the cores in between (bench/rescore_job.py)",
+    )
+    job_process_niceness: int = Field(
+        19,
+        description="how much lower the priority of job processes is (os.nice), so that"
+        " ingestion wins the CPU while a preview or re-scoring job runs",
+    )
     preview_job_keep_hours: float = Field(
         24.0, description="finished preview jobs are deleted this long after they finished"
     )

@@ -126,7 +126,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "create_demo_site": False,
         "ingestion": IngestionSettings(write_key_cache_seconds=0),
-        "scoring": ScoringSettings(rule_set_cache_seconds=0),
+        "scoring": ScoringSettings(rule_set_cache_seconds=0, rescore_processes=0),
     }
     return Settings(**{**fields, **overrides})
 

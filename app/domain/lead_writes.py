@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any, TypedDict, cast
 
 import asyncpg
-from sqlalchemy import Float, Integer, String, Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import UTCDateTime
 from app.domain.lead_rows import LeadRow
 from app.domain.tables import Lead
-from app.recordsets import copy_rows, insert_sql, json_columns, recordset
+from app.recordsets import copy_rows, insert_sql, json_columns, pg_type, recordset, to_json
 
 _leads = cast(Table, Lead.__table__)
 LEAD_COLUMNS = tuple(c.name for c in _leads.columns)
@@ -87,42 +87,58 @@ async def mark_merged(conn: AsyncConnection, loser: uuid.UUID, survivor: uuid.UU
 
 # --- scores -----------------------------------------------------------------------------------
 
+# The columns a score writes, with their PostgreSQL types: both paths below are built from this
+# one map, so what is written cannot drift between them (`updated_at` follows `scored_at`).
+SCORE_COLUMNS: dict[str, str] = {
+    name: pg_type(_leads.c[name])
+    for name in (
+        "score",
+        "temperature",
+        "score_state",
+        "rule_set_version",
+        "scored_at",
+        "became_hot_at",
+        "next_check_at",
+    )
+}
+_PG_WRITE_SCORES = (
+    "UPDATE leads SET "
+    + ", ".join(f"{c} = r.{c}" for c in SCORE_COLUMNS)
+    # A changed score is a changed lead for dashboards polling with updated_since / ETag.
+    + ", updated_at = r.scored_at"
+    + " FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, "
+    + ", ".join(f"{c} {t}" for c, t in SCORE_COLUMNS.items())
+    + ") WHERE leads.id = r.id"
+)
 _WRITE_SCORES = (
     update(_leads)
     .where(_leads.c.id == bindparam("_id"))
     .values(
-        score=bindparam("_score", type_=Float()),
-        temperature=bindparam("_temperature", type_=String()),
-        score_state=bindparam("_score_state", type_=_leads.c.score_state.type),
-        rule_set_version=bindparam("_rule_set_version", type_=Integer()),
-        scored_at=bindparam("_scored_at", type_=UTCDateTime()),
-        became_hot_at=bindparam("_became_hot_at", type_=UTCDateTime()),
-        next_check_at=bindparam("_next_check_at", type_=UTCDateTime()),
-        # A changed score is a changed lead for dashboards polling with updated_since / ETag.
-        updated_at=bindparam("_scored_at", type_=UTCDateTime()),
+        {
+            **{c: bindparam(f"_{c}", type_=_leads.c[c].type) for c in SCORE_COLUMNS},
+            "updated_at": bindparam("_scored_at", type_=_leads.c.scored_at.type),
+        }
     )
 )
 
 
 async def write_scores(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> None:
-    """Write the scoring columns of leads the caller has locked."""
-    if profiles:
-        await conn.execute(
-            _WRITE_SCORES,
-            [
-                {
-                    "_id": p["id"],
-                    "_score": p["score"],
-                    "_temperature": p["temperature"],
-                    "_score_state": p["score_state"],
-                    "_rule_set_version": p["rule_set_version"],
-                    "_scored_at": p["scored_at"],
-                    "_became_hot_at": p["became_hot_at"],
-                    "_next_check_at": p["next_check_at"],
-                }
-                for p in profiles
-            ],
-        )
+    """Write the scoring columns of leads the caller has locked: on PostgreSQL one statement
+    for them all (their rows as one JSON recordset), elsewhere one statement executed many
+    times."""
+    if not profiles:
+        return
+    rows = cast(Sequence[Mapping[str, Any]], profiles)
+    if conn.dialect.name == "postgresql":
+        raw = (await conn.get_raw_connection()).driver_connection
+        if raw is None:
+            raise RuntimeError("no asyncpg connection under this one")
+        doc = to_json([{"id": r["id"], **{c: r[c] for c in SCORE_COLUMNS}} for r in rows])
+        await raw.execute(_PG_WRITE_SCORES, doc)
+        return
+    await conn.execute(
+        _WRITE_SCORES, [{"_id": r["id"], **{f"_{c}": r[c] for c in SCORE_COLUMNS}} for r in rows]
+    )
 
 
 async def set_next_checks(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> None:

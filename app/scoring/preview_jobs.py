@@ -9,9 +9,9 @@ in `leadheat serve` and `leadheat worker`), followed and cancelled through the A
   (a preview writes nothing, so starting over is safe). The active rule set is read then.
 - The replay is CPU-bound Python: the site's leads are split by id into one range per process
   (`SCORING__PREVIEW_PROCESSES`, default one per core) and each range is previewed in a
-  process of its own (a pool made for the job), with its own database engine, so the worker's
-  event loop (the API's, in `serve`) only waits. Tallies of consecutive ranges merge into the
-  answer `rule_sets.preview` gives.
+  process of its own (a pool made for the job, lowered in priority: app.scoring.job_ranges),
+  with its own database engine, so the worker's event loop (the API's, in `serve`) only
+  waits. Tallies of consecutive ranges merge into the answer `rule_sets.preview` gives.
 - After each batch of leads a range adds to `processed` and renews the lease, in a statement
   that only matches while the job is still running, not cancelled and still on this attempt:
   when it matches nothing (cancelled, taken over, failed elsewhere) the range stops there.
@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import multiprocessing
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -36,7 +35,7 @@ from app.config import Settings
 from app.db import make_engine, utcnow, writer
 from app.domain.tables import Lead
 from app.errors import Conflict
-from app.scoring import rule_sets
+from app.scoring import job_ranges, rule_sets
 from app.scoring.models import PreviewJob
 from app.scoring.rescoring import ScoringContext, ScoringLoop
 
@@ -60,6 +59,7 @@ class PreviewJobConfig:
     visit_timeout: timedelta
     processes: int
     keep: timedelta
+    niceness: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PreviewJobConfig":
@@ -69,6 +69,7 @@ class PreviewJobConfig:
             visit_timeout=timedelta(minutes=settings.ingestion.visit_timeout_minutes),
             processes=max(0, settings.scoring.preview_processes),
             keep=timedelta(hours=settings.scoring.preview_job_keep_hours),
+            niceness=settings.scoring.job_process_niceness,
         )
 
 
@@ -289,33 +290,12 @@ def _part_in_process(
     async def main() -> rule_sets.PreviewTally | None:
         engine_ = make_engine(settings)
         try:
+            await job_ranges.lower_backend_priority(engine_, config.niceness)
             return await _run_part(engine_, part, config, utcnow)
         finally:
             await engine_.dispose()
 
     return asyncio.run(main())
-
-
-async def _bounds(engine_: AsyncEngine, site_id: uuid.UUID, parts: int) -> list[uuid.UUID]:
-    """Lead ids splitting the site's leads into `parts` ranges of about equal size."""
-    if parts < 2:
-        return []
-    async with engine_.connect() as conn:
-        total = await _live_leads(conn, site_id)
-        size = math.ceil(total / parts)
-        if size == 0:
-            return []
-        numbered = (
-            select(_leads.c.id, func.row_number().over(order_by=_leads.c.id).label("n"))
-            .where(rule_sets.live_leads(site_id))
-            .subquery()
-        )
-        rows = await conn.execute(
-            select(numbered.c.id)
-            .where(numbered.c.n.in_([size * k for k in range(1, parts)]))
-            .order_by(numbered.c.n)
-        )
-        return [row.id for row in rows]
 
 
 async def run_job(
@@ -343,8 +323,8 @@ async def run_job(
         # Fails here, once, for a draft no longer valid (a rule kind since removed, say).
         rule_sets.compile_preview_sets(job.definition, version, definition)
         processes = min(config.processes, math.ceil(job.total / config.batch_leads))
-        bounds = await _bounds(engine_, job.site_id, processes) if settings else []
-        edges: list[uuid.UUID | None] = [None, *bounds, None]
+        where = rule_sets.live_leads(job.site_id)
+        bounds = await job_ranges.lead_bounds(engine_, where, processes) if settings else []
         parts = [
             _Part(
                 job_id=job.id,
@@ -355,21 +335,20 @@ async def run_job(
                 active=definition,
                 at=job.at,
                 limit=job.limit,
-                after=edges[i],
-                upto=edges[i + 1],
+                after=after,
+                upto=upto,
             )
-            for i in range(len(edges) - 1)
+            for after, upto in job_ranges.ranges(bounds)
         ]
         if processes > 0 and settings is not None:
-            # Spawned, not forked: the parent runs an event loop and threads.
-            pool = ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("spawn"))
+            pool = job_ranges.process_pool(len(parts), config.niceness)
             loop = asyncio.get_running_loop()
             runs: Awaitable[list[rule_sets.PreviewTally | None]] = asyncio.gather(
                 *(loop.run_in_executor(pool, _part_in_process, settings, p, config) for p in parts)
             )
         else:
             runs = _in_order(engine_, parts, config, clock, stop.is_set, on_batch)
-        tallies = await _until_stopped(runs, stop)
+        tallies = await job_ranges.until_stopped(runs, stop)
         if tallies is None:  # the worker is shutting down: another one takes the job
             await _finish(engine_, job.id, attempt, status="pending", lease_until=None)
             return "stopped"
@@ -413,20 +392,6 @@ async def _in_order(
         if tallies[-1] is None:
             break
     return tallies
-
-
-async def _until_stopped(runs: Awaitable[Any], stop: asyncio.Event) -> Any:
-    """What `runs` answers; None if `stop` is set first (it is left to finish by itself)."""
-    run = asyncio.ensure_future(runs)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-    if run.done():
-        return run.result()
-    run.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody waits for it
-    return None
 
 
 async def _finish(

@@ -3,7 +3,13 @@
 
 - re-scoring jobs: claim a pending job (or one whose worker's lease expired) and re-score the
   site's leads with the job's rule-set version (`run_job`), in batches that lock the leads as
-  ingestion does, so jobs, ingestion and the refresher meet safely through the row locks;
+  ingestion does, so jobs, ingestion and the refresher meet safely through the row locks.
+  The replay is CPU-bound: the stale leads are split by id into one range per process
+  (`SCORING__RESCORE_PROCESSES`, app.scoring.job_ranges), each re-scored by a process of a
+  pool lowered in priority, writing its own batches. A batch is one short transaction that
+  commits only while the job is still the claim's (`started_at`, set at each claim, is the
+  owner's token), counting its leads in the job's progress; a worker shutting down gives its
+  job back (pending), and the leads done so far carry the version and are skipped;
 - temperature refresher: decay and ending holds change what a lead shows with time alone, but
   ingestion only stores a score when an event arrives; so every writer of a score also stores
   when the lead will next show differently (`next_check_at`), and the refresher, in one
@@ -16,10 +22,12 @@ passes directly with a controllable clock.
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
@@ -30,18 +38,19 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import leases
 from app.config import Settings
-from app.db import utcnow, writer
+from app.db import make_engine, utcnow, writer
 from app.domain import lead_writes
 from app.domain.changes import AfterGroup, LeadChange
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
-from app.scoring import engine
+from app.scoring import engine, job_ranges
 from app.scoring.histories import histories
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.scorer import (
@@ -85,6 +94,9 @@ class RescoreConfig:
     batch_leads: int
     lease: timedelta
     visit_timeout: timedelta
+    processes: int = 0
+    pause: float = 0.0
+    niceness: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RescoreConfig":
@@ -92,6 +104,9 @@ class RescoreConfig:
             batch_leads=settings.scoring.rescore_batch_leads,
             lease=timedelta(seconds=settings.scoring.rescore_lease_seconds),
             visit_timeout=timedelta(minutes=settings.ingestion.visit_timeout_minutes),
+            processes=max(0, settings.scoring.rescore_processes),
+            pause=max(0.0, settings.scoring.rescore_pause_seconds),
+            niceness=settings.scoring.job_process_niceness,
         )
 
 
@@ -110,7 +125,11 @@ def _stale_leads(site_id: uuid.UUID, version: int) -> Any:
 
 
 async def claim_job(engine_: AsyncEngine, now: datetime, lease: timedelta) -> RescoreJob | None:
-    """Take the oldest pending job, or a running one whose worker let its lease expire."""
+    """Take the oldest pending job, or a running one whose worker let its lease expire.
+
+    `started_at` is set to the claim's time, every claim: it is the owner's token, which every
+    batch's transaction checks before it commits, so a worker whose job was taken over (its
+    lease expired, say a long pause) writes nothing more, even from processes still running."""
     async with engine_.begin() as conn:
         row = (
             await conn.execute(
@@ -135,15 +154,39 @@ async def claim_job(engine_: AsyncEngine, now: datetime, lease: timedelta) -> Re
         stale = await conn.scalar(
             select(func.count()).select_from(_leads).where(_stale_leads(site_id, version))
         )
+        started = now
+        if row.started_at is not None and row.started_at >= now:
+            started = row.started_at + timedelta(microseconds=1)  # a new owner, a new token
         values = {
             "status": "running",
-            "started_at": row.started_at or now,
+            "started_at": started,
             "lease_until": now + lease,
             "total": int(total or 0),
             "processed": int(total or 0) - int(stale or 0),
         }
         await conn.execute(update(_jobs).where(_jobs.c.id == row.id).values(**values))
     return RescoreJob(**{**row._asdict(), **values})
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One owner's range of a job's leads: ids in (after, upto], None: unbounded."""
+
+    job_id: uuid.UUID
+    token: datetime  # the job's started_at when claimed: whose the job is
+    site_id: uuid.UUID
+    version: int
+    definition: dict[str, Any]
+    after: uuid.UUID | None
+    upto: uuid.UUID | None
+
+
+def _ours(part: _Part) -> Any:
+    return (
+        (_jobs.c.id == part.job_id)
+        & (_jobs.c.status == "running")
+        & (_jobs.c.started_at == part.token)
+    )
 
 
 async def run_job(
@@ -154,12 +197,22 @@ async def run_job(
     *,
     release_on_error: bool = False,
     lead_changes: AfterGroup | None = None,
+    settings: Settings | None = None,
+    stop: asyncio.Event | None = None,
 ) -> str:
     """Re-score the job's leads in batches while the job is ours; answer how it ended:
-    "done", "stopped" (superseded by a newer version, or taken over after our lease expired),
-    "failed" (the error is recorded), or "released" (back to pending for the workers)."""
-    lease = job.lease_until
-    after: uuid.UUID | None = None
+    "done", "stopped" (superseded by a newer version, taken over after our lease expired, or
+    given back to pending because `stop` was set: the worker is shutting down), "failed" (the
+    error is recorded), or "released" (back to pending for the workers, after an error).
+
+    With `config.processes` > 0 (and `settings`, for the processes' engines) the site's stale
+    leads are split by id into ranges, each re-scored by a process of a pool (`clock` and
+    `lead_changes` are pickled for them); with 0, here, in the caller's event loop. Either
+    way every batch is its own transaction, which commits only while the job is still ours
+    (`_ours`: running, same `started_at`)."""
+    stop = stop or asyncio.Event()
+    token = cast(datetime, job.started_at)
+    pool: ProcessPoolExecutor | None = None
     try:
         async with engine_.connect() as conn:
             definition = await conn.scalar(
@@ -170,33 +223,46 @@ async def run_job(
             )
         if definition is None:
             raise LookupError(f"rule-set version {job.rule_set_version} is gone")
-        compiled = engine.compile_rule_set(rule_set_for_version(definition, job.rule_set_version))
-        while True:
-            now = clock()
-            async with engine_.begin() as conn:
-                owned = await conn.execute(
-                    update(_jobs)
-                    .where(_jobs.c.id == job.id, _jobs.c.status == "running")
-                    .where(_jobs.c.lease_until == lease)
-                    .values(lease_until=now + config.lease)
-                )
-                if owned.rowcount != 1:
-                    return "stopped"
-                lease = now + config.lease
-                done = await _rescore_batch(conn, job, compiled, after, config, now, lead_changes)
-                if done is None:
-                    await conn.execute(
-                        update(_jobs)
-                        .where(_jobs.c.id == job.id)
-                        .values(
-                            status="done",
-                            finished_at=now,
-                            lease_until=None,
-                            processed=_jobs.c.total,
-                        )
+        # Fails here, once, for a version no longer valid.
+        engine.compile_rule_set(rule_set_for_version(definition, job.rule_set_version))
+        stale = _stale_leads(job.site_id, job.rule_set_version)
+        processes = 0
+        if settings is not None and config.processes > 0:
+            left = max(0, job.total - job.processed)
+            processes = min(config.processes, math.ceil(left / config.batch_leads))
+        bounds = await job_ranges.lead_bounds(engine_, stale, processes) if processes else []
+        parts = [
+            _Part(job.id, token, job.site_id, job.rule_set_version, definition, after, upto)
+            for after, upto in job_ranges.ranges(bounds)
+        ]
+        finished: list[bool] | None
+        if processes > 0 and settings is not None:
+            pool = job_ranges.process_pool(len(parts), config.niceness)
+            loop = asyncio.get_running_loop()
+            runs = asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        pool, _part_in_process, settings, p, config, lead_changes, clock
                     )
-                    return "done"
-                after = done
+                    for p in parts
+                )
+            )
+            finished = await job_ranges.until_stopped(runs, stop)
+        else:  # stops by itself after the batch in hand when `stop` is set
+            finished = await _in_order(engine_, parts, config, clock, lead_changes, stop.is_set)
+        if finished is None or (stop.is_set() and not all(finished)):
+            # The worker is shutting down: the job goes back to pending (it is re-runnable:
+            # the leads done so far carry the version and are skipped), not failed.
+            await _set(engine_, job, token, status="pending", lease_until=None)
+            return "stopped"
+        if not all(finished):
+            return "stopped"
+        if await _set(
+            engine_, job, token, status="done", finished_at=clock(), lease_until=None,
+            processed=_jobs.c.total,
+        ):  # fmt: skip
+            return "done"
+        return "stopped"
     except Exception as exc:
         logger.exception("re-scoring job %s (version %s) failed", job.id, job.rule_set_version)
         outcome = "released" if release_on_error else "failed"
@@ -205,13 +271,116 @@ async def run_job(
             values["status"] = "pending"
         else:
             values.update(status="failed", finished_at=clock())
-        async with engine_.begin() as conn:
-            await conn.execute(
-                update(_jobs)
-                .where(_jobs.c.id == job.id, _jobs.c.lease_until == lease)
-                .values(values)
-            )
+        await _set(engine_, job, token, **values)
         return outcome
+    finally:
+        if pool is not None:
+            # After the job's status changed, so that ranges still running see it and stop.
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+
+
+async def _set(engine_: AsyncEngine, job: RescoreJob, token: datetime, **values: Any) -> bool:
+    """Set the job's `values` if it is still ours; answer whether it was."""
+    part = _Part(job.id, token, job.site_id, job.rule_set_version, {}, None, None)
+    async with writer(engine_).begin() as conn:
+        done = await conn.execute(update(_jobs).where(_ours(part)).values(**values))
+    return bool(cast(Any, done).rowcount == 1)
+
+
+async def _in_order(
+    engine_: AsyncEngine,
+    parts: list[_Part],
+    config: RescoreConfig,
+    clock: Clock,
+    lead_changes: AfterGroup | None,
+    stopping: Callable[[], bool],
+) -> list[bool]:
+    finished: list[bool] = []
+    for part in parts:
+        finished.append(await _run_part(engine_, part, config, clock, lead_changes, stopping))
+        if not finished[-1]:
+            break
+    return finished
+
+
+def _part_in_process(
+    settings: Settings,
+    part: _Part,
+    config: RescoreConfig,
+    lead_changes: AfterGroup | None,
+    clock: Clock,
+) -> bool:
+    """A range in a pool's process: its own event loop and its own (small) engine; the
+    lead-change consumer and the clock come pickled (app.webhooks' consumer cannot be
+    imported from here)."""
+    settings = settings.model_copy(update={"database_pool_size": 1})
+
+    async def main() -> bool:
+        engine_ = make_engine(settings)
+        try:
+            await job_ranges.lower_backend_priority(engine_, config.niceness)
+            return await _run_part(engine_, part, config, clock, lead_changes, pause=config.pause)
+        finally:
+            await engine_.dispose()
+
+    return asyncio.run(main())
+
+
+async def _run_part(
+    engine_: AsyncEngine,
+    part: _Part,
+    config: RescoreConfig,
+    clock: Clock,
+    lead_changes: AfterGroup | None,
+    stopping: Callable[[], bool] = lambda: False,
+    pause: float = 0.0,
+) -> bool:
+    """Re-score one range batch by batch, resting `pause` seconds between batches (a pool's
+    processes: the cores are ingestion's too); answer whether it got to its end (False: the
+    job stopped being ours, or `stopping` said so)."""
+    compiled = engine.compile_rule_set(rule_set_for_version(part.definition, part.version))
+    after = part.after
+    while True:
+        try:
+            last = await _batch_transaction(
+                engine_, part, compiled, after, config, clock, lead_changes
+            )
+        except _NotOurs:
+            return False
+        if last is None:
+            return True
+        after = last
+        if stopping():
+            return False
+        if pause:
+            await asyncio.sleep(pause)
+
+
+class _NotOurs(Exception):
+    """The job stopped being ours (superseded, taken over, given back): the batch is undone."""
+
+
+async def _batch_transaction(
+    engine_: AsyncEngine,
+    part: _Part,
+    compiled: engine.CompiledRuleSet,
+    after: uuid.UUID | None,
+    config: RescoreConfig,
+    clock: Clock,
+    lead_changes: AfterGroup | None,
+) -> uuid.UUID | None:
+    async with writer(engine_).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # A batch lost in a crash is re-done: the job is re-runnable (the leads it wrote
+            # carry the version, the others are still stale), so its commits need not wait
+            # for the WAL flush, which ingestion's commits would queue behind.
+            await conn.execute(text("SET LOCAL synchronous_commit = off"))
+        last = await _rescore_batch(conn, part, compiled, after, config, clock(), lead_changes)
+        if last is None:
+            return None
+        if not last[1]:
+            raise _NotOurs  # rolls the batch back
+        return last[0]
 
 
 async def notify_changes(
@@ -240,19 +409,22 @@ async def notify_changes(
 
 async def _rescore_batch(
     conn: AsyncConnection,
-    job: RescoreJob,
+    part: _Part,
     compiled: engine.CompiledRuleSet,
     after: uuid.UUID | None,
     config: RescoreConfig,
     now: datetime,
     lead_changes: AfterGroup | None = None,
-) -> uuid.UUID | None:
-    """Re-score the next batch of leads not yet scored by the job's version (locked in id
-    order, as ingestion locks them; their events read in one query); answer the last lead's
-    id, or None when none are left."""
-    query = select(_leads).where(_stale_leads(job.site_id, job.rule_set_version))
+) -> tuple[uuid.UUID, bool] | None:
+    """Re-score the range's next batch of leads not yet scored by the job's version (locked
+    in id order, as ingestion locks them; their events read in one query), then count them
+    and renew the lease, if the job is still ours. Answers the last lead's id and whether the
+    job was ours (if not, the caller rolls back), or None when none are left."""
+    query = select(_leads).where(_stale_leads(part.site_id, part.version))
     if after is not None:
         query = query.where(_leads.c.id > after)
+    if part.upto is not None:
+        query = query.where(_leads.c.id <= part.upto)
     rows = await conn.execute(
         query.order_by(_leads.c.id).limit(config.batch_leads).with_for_update(key_share=True)
     )
@@ -260,26 +432,32 @@ async def _rescore_batch(
     if not profiles:
         return None
     before = {p["id"]: p["temperature"] for p in profiles}
-    history = await histories(conn, job.site_id, [p["id"] for p in profiles])
+    history = await histories(conn, part.site_id, [p["id"] for p in profiles])
     for profile in profiles:
         scoring_events = stored_scoring_events(history.get(profile["id"], ()), config.visit_timeout)
         replay_events(profile, compiled, scoring_events, now)
     await lead_writes.write_scores(conn, profiles)
     await notify_changes(conn, lead_changes, profiles, before)
+    # Last, so that the job's row (which every range updates) is locked only until the commit.
     processed = _jobs.c.processed + len(profiles)
-    await conn.execute(
+    owned = await conn.execute(
         update(_jobs)
-        .where(_jobs.c.id == job.id)
-        .values(processed=case((processed > _jobs.c.total, _jobs.c.total), else_=processed))
+        .where(_ours(part))
+        .values(
+            processed=case((processed > _jobs.c.total, _jobs.c.total), else_=processed),
+            lease_until=now + config.lease,
+        )
     )
     last: uuid.UUID = profiles[-1]["id"]
-    return last
+    return last, cast(Any, owned).rowcount == 1
 
 
 # --- loops ------------------------------------------------------------------------------------
 
 
-async def rescore_next_job(context: ScoringContext, clock: Clock = utcnow) -> str | None:
+async def rescore_next_job(
+    context: ScoringContext, clock: Clock = utcnow, stop: asyncio.Event | None = None
+) -> str | None:
     """Claim one re-scoring job and run it; answer how it ended (None: no job was waiting)."""
     config = RescoreConfig.from_settings(context.settings)
     job = await claim_job(writer(context.engine), clock(), config.lease)
@@ -292,7 +470,13 @@ async def rescore_next_job(context: ScoringContext, clock: Clock = utcnow) -> st
         job.rule_set_version,
     )
     return await run_job(
-        writer(context.engine), job, config, clock, lead_changes=context.lead_changes
+        writer(context.engine),
+        job,
+        config,
+        clock,
+        lead_changes=context.lead_changes,
+        settings=context.settings,
+        stop=stop,
     )
 
 
@@ -307,7 +491,7 @@ async def rescore_jobs_loop(
     done = 0
     while not stop.is_set() and (iterations is None or done < iterations):
         done += 1
-        if await rescore_next_job(context, clock) is None and iterations is None:
+        if await rescore_next_job(context, clock, stop) is None and iterations is None:
             await _wait(stop, context.settings.scoring.rescore_poll_seconds)
 
 

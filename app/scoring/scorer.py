@@ -176,6 +176,11 @@ class RuleSetCache:
         self._entries: dict[uuid.UUID, tuple[float, engine.CompiledRuleSet]] = {}
         self._default: engine.CompiledRuleSet | None = None
 
+    def __reduce__(self) -> tuple[type["RuleSetCache"], tuple[float]]:
+        # Sent to a job's processes (inside the webhook consumer) empty: compiled rule sets
+        # need not pickle, and each process reads its own.
+        return (RuleSetCache, (self._ttl,))
+
     def invalidate(self, site_id: uuid.UUID | None = None) -> None:
         if site_id is None:
             self._entries.clear()

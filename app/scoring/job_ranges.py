@@ -1,0 +1,96 @@
+"""What preview jobs and re-scoring jobs share to run over a process pool: a site's leads split
+by id into ranges of about equal size (`lead_bounds`), one range per process; the pool itself,
+its processes lowered in priority (`process_pool`); and waiting for the ranges unless the
+worker is asked to stop (`until_stopped`)."""
+
+import asyncio
+import contextlib
+import math
+import multiprocessing
+import os
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.domain.tables import Lead
+
+_leads = cast(Table, Lead.__table__)
+
+
+async def lead_bounds(engine_: AsyncEngine, where: Any, parts: int) -> list[uuid.UUID]:
+    """Lead ids splitting the leads matching `where` into `parts` ranges of about equal size:
+    range k holds the ids in (bounds[k-1], bounds[k]] (unbounded at both ends)."""
+    if parts < 2:
+        return []
+    async with engine_.connect() as conn:
+        total = int(await conn.scalar(select(func.count()).select_from(_leads).where(where)) or 0)
+        size = math.ceil(total / parts)
+        if size == 0:
+            return []
+        numbered = (
+            select(_leads.c.id, func.row_number().over(order_by=_leads.c.id).label("n"))
+            .where(where)
+            .subquery()
+        )
+        rows = await conn.execute(
+            select(numbered.c.id)
+            .where(numbered.c.n.in_([size * k for k in range(1, parts)]))
+            .order_by(numbered.c.n)
+        )
+        return [row.id for row in rows]
+
+
+def ranges(bounds: list[uuid.UUID]) -> list[tuple[uuid.UUID | None, uuid.UUID | None]]:
+    """(after, upto] pairs of the ranges `bounds` make; None: unbounded."""
+    edges: list[uuid.UUID | None] = [None, *bounds, None]
+    return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+
+
+def _lower_priority(niceness: int, pid: int = 0) -> None:
+    # The pool's replays are CPU-bound and can wait; ingestion (the API, same cores) cannot.
+    # Not SCHED_IDLE: a process starved while it holds a batch's row locks would hold up
+    # ingestion waiting for those leads (and the job's time would depend on everyone's load).
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+
+
+def process_pool(processes: int, niceness: int) -> ProcessPoolExecutor:
+    """A pool for one job: spawned, not forked (the parent runs an event loop and threads),
+    its processes `niceness` lower in priority than the worker."""
+    return ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_lower_priority,
+        initargs=(niceness,),
+    )
+
+
+_LOCAL = (None, "", "localhost", "127.0.0.1", "::1")
+
+
+async def lower_backend_priority(engine_: AsyncEngine, niceness: int) -> None:
+    """Best effort: a job process's PostgreSQL backend gets the process's lower priority too,
+    if the database runs on this host and this process may renice it (root, CAP_SYS_NICE);
+    otherwise nothing changes. Called once a process's engine is made (one connection)."""
+    if engine_.dialect.name != "postgresql" or niceness <= 0 or engine_.url.host not in _LOCAL:
+        return
+    async with engine_.connect() as conn:
+        pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    _lower_priority(niceness, int(pid))
+
+
+async def until_stopped(runs: Any, stop: asyncio.Event) -> Any:
+    """What `runs` answers; None if `stop` is set first (it is left to finish by itself)."""
+    run = asyncio.ensure_future(runs)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if run.done():
+        return run.result()
+    run.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody waits for it
+    return None

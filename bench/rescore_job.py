@@ -1,0 +1,332 @@
+"""Re-scoring job after publishing a rule change, on a site with 200,000 stored leads (about
+9 events each, bench/preview.py's realistic mix), and what it does to ingestion meanwhile.
+
+Loads the leads and events into a fresh PostgreSQL database by COPY (bench/preview.py's
+generator and loader), then for each `--processes` value starts `leadheat serve` (one worker,
+its background loops on, `SCORING__RESCORE_PROCESSES` set), publishes a changed rule set
+(`PUT /v1/rules`: a job, the site being large) and times the job until it is done, following
+its progress. All along, a steady stream of small `POST /v1/batch` requests (new and returning
+visitors) is sent and each answer's latency kept: the p99 without a job, while the job runs,
+and their ratio. Then the same for a preview job (`POST /v1/rules/preview/jobs`) over the
+same site.
+
+    LEADHEAT_SECRETS_KEY=... .venv/bin/python bench/rescore_job.py
+    .venv/bin/python bench/rescore_job.py --leads 20000 --processes 2 --no-preview
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import onboarding  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.db import make_engine, make_sessionmaker  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from bench.ingest import analyze, start_server  # noqa: E402
+from bench.preview import (  # noqa: E402
+    NOW,
+    draft_rule_set,
+    fresh_postgres,
+    generate,
+    load_postgres,
+    score_leads,
+)
+
+Json = dict[str, Any]
+
+
+async def create_site(url: str) -> tuple[uuid.UUID, str, str]:
+    engine = make_engine(Settings(database_url=url))
+    async with make_sessionmaker(engine)() as session:
+        created = await onboarding.create_site(session, "Re-scoring bench shop")
+        await session.commit()
+    await engine.dispose()
+    return created.site.id, created.write_key, created.secret_key
+
+
+async def load(url: str, leads: int, per_lead: int) -> tuple[str, str, int]:
+    await fresh_postgres(url)
+    await asyncio.to_thread(upgrade, url)
+    site_id, write_key, secret_key = await create_site(url)
+    lead_rows, events = generate(site_id, leads, per_lead)
+    score_leads(lead_rows, events)
+    await load_postgres(url, lead_rows, events)
+    return write_key, secret_key, len(events)
+
+
+class Stream:
+    """Small POST /v1/batch requests at a steady rate, each answer's latency kept with the
+    moment it was sent (so that a window's p99 can be taken)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        write_key: str,
+        rate: float,
+        events: int,
+        returning: float,
+        run: int,
+    ):
+        self._client, self._key, self._rate, self._events = client, write_key, rate, events
+        self._returning, self._run = returning, run
+        self.samples: list[tuple[float, float]] = []  # (sent at, seconds)
+        self.errors = 0
+        self._rng = random.Random(11)
+        self._n = 0
+
+    def _batch(self) -> list[Json]:
+        self._n += 1
+        # New visitors and returning ones (of the streams'): after a publish, ingestion replays
+        # a returning visitor's whole history before its new events (the lead is stale).
+        new = self._rng.random() >= self._returning
+        visitor = self._n if new else self._rng.randrange(1, self._n + 1)
+        return [
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "anonymousId": f"stream-{self._run}-{visitor}",
+                "messageId": f"s-{self._run}-{self._n}-{i}",
+                "properties": {"product_id": f"p{i}", "category": "fridges", "price": 499},
+                "context": {"page": {"url": f"https://shop.example/fridges/p{i}"}},
+            }
+            for i in range(self._events)
+        ]
+
+    async def _one(self) -> None:
+        start = time.perf_counter()
+        r = await self._client.post(
+            "/v1/batch", auth=(self._key, ""), json={"batch": self._batch()}
+        )
+        self.samples.append((start, time.perf_counter() - start))
+        if r.status_code != 200:
+            self.errors += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        interval, next_at = 1 / self._rate, time.perf_counter()
+        while not stop.is_set():
+            task = asyncio.create_task(self._one())  # open loop: a slow answer delays no send
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.gather(*tasks)
+
+    def p99_ms(self, start: float, end: float) -> tuple[float, int]:
+        ms = sorted(s * 1000 for at, s in self.samples if start <= at < end)
+        if not ms:
+            return math.nan, 0
+        return ms[max(0, math.ceil(0.99 * len(ms)) - 1)], len(ms)
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by the server's processes (its job pool included) and PostgreSQL's,
+    per process from /proc, sampled often (a pool's processes and their backends end with
+    the job); and the whole machine's busy seconds (everyone's: this machine is shared)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server = server_pid
+        self._first: dict[int, tuple[str, float]] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._machine = self._busy()
+
+    @staticmethod
+    def _busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return (sum(fields) - fields[3] - fields[4]) / TICKS  # all but idle and iowait
+
+    def sample(self) -> None:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                head, _, tail = stat.read_text().rpartition(")")
+            except OSError:
+                continue
+            comm, fields = head.partition("(")[2], tail.split()
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            group = "server" if self._server in (pid, ppid) else comm
+            if group not in ("server", "postgres"):
+                continue
+            seconds = (int(fields[11]) + int(fields[12])) / TICKS
+            self._first.setdefault(pid, (group, seconds))
+            self._last[pid] = (group, seconds)
+
+    def used(self) -> Json:
+        totals = {"server": 0.0, "postgres": 0.0}
+        for pid, (group, seconds) in self._last.items():
+            totals[group] += seconds - self._first[pid][1]
+        totals["machine"] = self._busy() - self._machine
+        return {k: round(v, 1) for k, v in totals.items()}
+
+
+async def follow(client: httpx.AsyncClient, secret_key: str, url: str, cpu: CpuMeter) -> Json:
+    headers = {"Authorization": f"Bearer {secret_key}"}
+    while True:
+        r = await client.get(url, headers=headers)
+        r.raise_for_status()
+        job = r.json()
+        cpu.sample()
+        if job["status"] not in ("pending", "running"):
+            return job
+        await asyncio.sleep(0.25)
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def measure(
+    args: argparse.Namespace,
+    server_pid: int,
+    write_key: str,
+    secret_key: str,
+    kind: str,
+    bump: int,
+) -> Json:
+    """With the server up: the stream's p99 over `--baseline` seconds without a job, then
+    while a job of `kind` ("rescore" or "preview") runs."""
+    headers = {"Authorization": f"Bearer {secret_key}"}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{args.port}",
+        timeout=120,
+        limits=httpx.Limits(max_connections=64),
+    ) as client:
+        stop = asyncio.Event()
+        stream = Stream(client, write_key, args.rate, args.batch_events, args.returning, bump)
+        streaming = asyncio.create_task(stream.run(stop))
+        await asyncio.sleep(3)  # warm: connections, caches
+        base_start = time.perf_counter()
+        await asyncio.sleep(args.baseline)
+        base_end = time.perf_counter()
+        load_before = load_average()
+        draft = draft_rule_set()
+        step = bump % 20  # a change every time
+        draft["thresholds"] = {"warm": 25 + step, "hot": 55 + step}
+        cpu = CpuMeter(server_pid)
+        cpu.sample()
+        start = time.perf_counter()
+        if kind == "rescore":
+            r = await client.put("/v1/rules", headers=headers, json=draft)
+        else:
+            r = await client.post(
+                "/v1/rules/preview/jobs",
+                headers=headers,
+                json=draft,
+                params={"at": NOW.isoformat()},
+            )
+        if r.status_code not in (200, 202):
+            raise SystemExit(f"{kind} answered {r.status_code}: {r.text[:500]}")
+        body = r.json()
+        job_url = (body["job"] if kind == "rescore" else body)["url"]
+        job = await follow(client, secret_key, job_url, cpu)
+        end = time.perf_counter()
+        load_during = load_average()
+        stop.set()
+        await streaming
+    base_p99, base_n = stream.p99_ms(base_start, base_end)
+    job_p99, job_n = stream.p99_ms(start, end)
+    return {
+        "kind": kind,
+        "status": job["status"],
+        "leads": job.get("total"),
+        "seconds": round(end - start, 1),
+        "p99_ms_without": round(base_p99, 1),
+        "p99_ms_during": round(job_p99, 1),
+        "ratio": round(job_p99 / base_p99, 2),
+        "requests": (base_n, job_n),
+        "errors": stream.errors,
+        "median_ms_during": round(
+            statistics.median(s * 1000 for at, s in stream.samples if start <= at < end), 1
+        ),
+        "loadavg_before_during": (load_before, load_during),
+        # CPU seconds during the job: the server (with the job's processes), PostgreSQL, and
+        # the whole machine (everyone's).
+        "cpu_seconds": cpu.used(),
+    }
+
+
+async def run(args: argparse.Namespace) -> None:
+    url = args.database_url
+    keys = Path(tempfile.gettempdir()) / f"{make_url(url).database}.keys.json"
+    if args.reuse:  # the database a previous run loaded (and the stream added to)
+        write_key, secret_key = json.loads(keys.read_text())
+    else:
+        start = time.perf_counter()
+        write_key, secret_key, events = await load(url, args.leads, args.events_per_lead)
+        await analyze(url)
+        keys.write_text(json.dumps([write_key, secret_key]))
+        print(
+            f"loaded {args.leads:,} leads, {events:,} events "
+            f"in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+    runs = [("rescore", p) for p in args.processes]
+    if not args.no_preview:
+        runs.append(("preview", args.preview_processes))
+    for bump, (kind, processes) in enumerate(runs, start=1):
+        os.environ["LEADHEAT_SCORING__RESCORE_PROCESSES"] = str(processes)
+        os.environ["LEADHEAT_SCORING__PREVIEW_PROCESSES"] = str(processes)
+        os.environ["LEADHEAT_SCORING__RESCORE_BATCH_LEADS"] = str(args.batch_leads)
+        os.environ["LEADHEAT_SCORING__RESCORE_PAUSE_SECONDS"] = str(args.pause)
+        os.environ["LEADHEAT_SCORING__JOB_PROCESS_NICENESS"] = str(args.niceness)
+        server = await asyncio.to_thread(start_server, url, args.port, 1, True)
+        try:
+            row = await measure(args, server.pid, write_key, secret_key, kind, bump + args.bump)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        row.update(processes=processes, batch_leads=args.batch_leads, niceness=args.niceness)
+        row["pause"] = args.pause
+        print(row, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/leadheat_bench_rescore",
+    )
+    parser.add_argument("--leads", type=int, default=200_000)
+    parser.add_argument("--events-per-lead", type=int, default=9)
+    parser.add_argument("--processes", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--preview-processes", type=int, default=2)
+    parser.add_argument("--no-preview", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="the database of the last run")
+    parser.add_argument("--batch-leads", type=int, default=200)
+    parser.add_argument("--pause", type=float, default=0.02, help="seconds between batches")
+    parser.add_argument("--niceness", type=int, default=19)
+    parser.add_argument("--rate", type=float, default=20, help="ingestion requests per second")
+    parser.add_argument("--batch-events", type=int, default=5, help="events per request")
+    parser.add_argument("--returning", type=float, default=0.5, help="share of old visitors")
+    parser.add_argument("--baseline", type=float, default=20, help="seconds without a job")
+    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--bump", type=int, default=0, help="reused: unlike the last drafts")
+    args = parser.parse_args()
+    # PostgreSQL needs a key for webhook secrets; a fresh database can take a new one.
+    os.environ.setdefault("LEADHEAT_SECRETS_KEY", Fernet.generate_key().decode())
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
