@@ -576,13 +576,18 @@ async def temperature_refresher_loop(
     done = 0
     try:
         while not stop.is_set() and (iterations is None or done < iterations):
+            if iterations is None:
+                # The first pass an interval after start, not at once: a short-lived process (a
+                # test's app) never rewrites scores under the requests it serves, and a replica
+                # started by a deploy leaves the pass to the lease's holder meanwhile.
+                await _wait(stop, settings.refresh_interval_seconds)
+                if stop.is_set():
+                    break
             done += 1
             if await leases.take(writer(context.engine), REFRESHER, holder, clock(), length):
                 written = await refresh_temperatures(context, clock())
                 if written:
                     logger.info("temperature refresher updated %d leads", written)
-            if iterations is None:
-                await _wait(stop, settings.refresh_interval_seconds)
     finally:
         with contextlib.suppress(Exception):  # the lease expires anyway
             await leases.give_up(writer(context.engine), REFRESHER, holder)
