@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, union_all
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
@@ -178,23 +178,12 @@ async def speed_to_lead(
     """Hot -> first contact for the site's leads that turned hot in [start, end); overdue at
     `now`."""
     live = and_(Lead.site_id == site_id, Lead.merged_into_id.is_(None))
-    rows = (
-        await session.execute(
-            select(Lead.became_hot_at, Lead.first_contacted_at).where(
-                live, Lead.became_hot_at >= start, Lead.became_hot_at < end
-            )
-        )
-    ).all()
-    waits = sorted(
-        max(0.0, (contacted - hot).total_seconds())
-        for hot, contacted in rows
-        if contacted and hot is not None  # hot is never None: the query filters on it
-    )
     marks = sorted({settings.first_contact_window_minutes, *settings.escalation_marks_minutes})
-    within = {
-        f"{m:g}": round(sum(1 for w in waits if w <= m * 60) / len(rows), 4) if rows else 0.0
-        for m in marks
-    }
+    period = and_(live, Lead.became_hot_at >= start, Lead.became_hot_at < end)
+    if session.get_bind().dialect.name == "postgresql":
+        waits = await _waits_in_database(session, period, marks)
+    else:
+        waits = await _waits_counted_here(session, period, marks)
     overdue = await session.scalar(
         select(func.count())
         .select_from(Lead)
@@ -205,13 +194,62 @@ async def speed_to_lead(
             Lead.status == "new",
         )
     )
+    return {"from_": start, "to": end, **waits, "overdue_now": int(overdue or 0)}
+
+
+async def _waits_counted_here(
+    session: AsyncSession, period: ColumnElement[bool], marks: list[float]
+) -> dict[str, Any]:
+    """The period's hot leads' waits for a first contact, summarized in Python (SQLite)."""
+    rows = (
+        await session.execute(select(Lead.became_hot_at, Lead.first_contacted_at).where(period))
+    ).all()
+    waits = sorted(
+        max(0.0, (contacted - hot).total_seconds())
+        for hot, contacted in rows
+        if contacted and hot is not None  # hot is never None: the query filters on it
+    )
+    within = {
+        f"{m:g}": round(sum(1 for w in waits if w <= m * 60) / len(rows), 4) if rows else 0.0
+        for m in marks
+    }
     return {
-        "from_": start,
-        "to": end,
         "hot_leads": len(rows),
         "contacted": len(waits),
         "median_seconds": percentile(waits, 0.5),
         "p90_seconds": percentile(waits, 0.9),
         "within_minutes": within,
-        "overdue_now": int(overdue or 0),
+    }
+
+
+async def _waits_in_database(
+    session: AsyncSession, period: ColumnElement[bool], marks: list[float]
+) -> dict[str, Any]:
+    """The same summary aggregated by PostgreSQL (one row back, not one per hot lead): a big
+    site has tens of thousands of hot leads a month. percentile_cont interpolates linearly
+    between closest ranks, as `percentile` does."""
+    seconds = func.extract("epoch", Lead.first_contacted_at - Lead.became_hot_at)
+    # NULL when never contacted: the aggregates below skip those leads.
+    wait = case((Lead.first_contacted_at.is_not(None), func.greatest(0.0, cast(seconds, Float))))
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count(wait),
+                func.percentile_cont(0.5).within_group(wait),
+                func.percentile_cont(0.9).within_group(wait),
+                *(func.count(case((wait <= m * 60, 1))) for m in marks),
+            ).where(period)
+        )
+    ).one()
+    hot_leads, contacted, median, p90, *within = row
+    return {
+        "hot_leads": hot_leads,
+        "contacted": contacted,
+        "median_seconds": None if median is None else round(median, 1),
+        "p90_seconds": None if p90 is None else round(p90, 1),
+        "within_minutes": {
+            f"{m:g}": round(n / hot_leads, 4) if hot_leads else 0.0
+            for m, n in zip(marks, within, strict=True)
+        },
     }

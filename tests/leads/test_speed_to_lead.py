@@ -1,10 +1,15 @@
 """Speed to lead on crafted data: median and p90 from hot to first contact, the share
 contacted within each mark, and the leads overdue now."""
 
+import random
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
+from sqlalchemy import and_
+
 from app.domain.tables import Lead
+from app.leads import stats
 from tests.factories import T0, bearer
 
 
@@ -52,3 +57,29 @@ async def test_an_empty_period(client, site):
     assert body["hot_leads"] == 0
     assert body["median_seconds"] is None
     assert body["within_minutes"]["5"] == 0.0
+
+
+async def test_postgresqls_aggregate_equals_the_summary_counted_in_python(session, site, db_engine):
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("the aggregate is PostgreSQL's; SQLite counts in Python")
+    rng = random.Random(7)
+    leads = []
+    for _ in range(400):
+        hot_at = T0 + timedelta(minutes=rng.uniform(0, 60 * 24 * 6))
+        # Never contacted, contacted in seconds to hours, or before turning hot (counted as 0).
+        waited = rng.choice([None, rng.uniform(0, 3), rng.uniform(0, 90), rng.uniform(-5, 0)])
+        leads.append(hot_lead(site.site.id, hot_at, waited))
+    session.add_all(leads)
+    await session.commit()
+    marks = [5.0, 10.0, 15.0, 30.0]
+    for days in (1, 3, 7):
+        period = and_(
+            Lead.site_id == site.site.id,
+            Lead.merged_into_id.is_(None),
+            Lead.became_hot_at >= T0,
+            Lead.became_hot_at < T0 + timedelta(days=days),
+        )
+        in_python = await stats._waits_counted_here(session, period, marks)
+        in_database = await stats._waits_in_database(session, period, marks)
+        assert in_python["contacted"] > 10
+        assert in_database == in_python
