@@ -15,13 +15,22 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.config import Settings
 from app.domain.tables import Lead
 from app.leads import rollup
 from app.sites.service import CreatedSite
+from tests.conftest import make_settings
 from tests.factories import bearer
 
 LEADS_PER_SITE = 3000
 HISTORY_DAYS = 730
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    # No background loops: the app's own rollup pass at start would hold a site's rollup row
+    # (SKIP LOCKED) while a test rolls up and reads the funnel, which then reads the leads.
+    return make_settings(database_url, run_background=False)
 
 
 @pytest.fixture(autouse=True)
