@@ -373,7 +373,7 @@ def next_change_at(
     if version_check != STATE_VERSION:
         raise ValueError(f"unknown scoring state version {version_check!r}")
     constant = 0.0
-    decaying: list[tuple[float, float, float, float, float]] = []  # v, t, rate, low, high
+    decaying: list[tuple[CompiledBehaviour, Mapping[str, Any]]] = []
     horizon = t0
     rules = state["rules"]
     for rule in compiled.behaviour.values():
@@ -383,12 +383,12 @@ def next_change_at(
         if not rule.decay_rate:
             constant += _rule_points(rule, entry, t0)
             continue
-        value, at = entry["v"], entry["t"]
-        decaying.append((value, at, rule.decay_rate, rule.cap_low, rule.cap_high))
+        decaying.append((rule, entry))
     negligible = NEGLIGIBLE_POINTS / max(1, len(decaying))
-    for value, at, rate, _low, _high in decaying:
-        if abs(value) > negligible:
-            horizon = max(horizon, at + math.log(abs(value) / negligible) / rate)
+    for rule, entry in decaying:
+        value = abs(entry["v"])
+        if value > negligible:
+            horizon = max(horizon, entry["t"] + math.log(value / negligible) / rule.decay_rate)
     jumps: set[float] = set()
     dynamic: list[CompiledFit] = []
     for fit in compiled.fit:
@@ -411,25 +411,18 @@ def next_change_at(
         jumps.add(since + compiled.min_hold)
     jumps = {t for t in jumps if t > t0}
     horizon = max(horizon, *jumps) if jumps else horizon
-    hot = compiled.hot - (compiled.hysteresis if current == 2 else 0.0)
-    warm = compiled.warm - (compiled.hysteresis if current >= 1 else 0.0)
 
     def changed(t: float) -> bool:
         total = constant
-        for value, at, rate, low, high in decaying:
-            if t > at:
-                value *= math.exp(-rate * (t - at))
-            total += high if value > high else low if value < low else value
+        for rule, entry in decaying:
+            total += _rule_points(rule, entry, t)
         for fit in dynamic:
             total += fit.weight * fit.coefficient(facts, t)
         score = _clamp(compiled, total)
         if abs(score - shown_score) >= WHOLE_POINT:
             return True
         hard = any(until > t for until in untils)
-        target = 2 if hard or score >= hot else 1 if score >= warm else 0
-        if target < current and since is not None and t - since < compiled.min_hold:
-            target = current
-        return target != current
+        return _target_level(compiled, current, since, score, hard, t) != current
 
     if changed(t0):
         return now
@@ -577,18 +570,30 @@ def _clamp(compiled: CompiledRuleSet, total: float) -> float:
     return round(min(max(total, 0.0), compiled.max_score), 2)
 
 
+def _target_level(
+    compiled: CompiledRuleSet,
+    current: int,
+    since: float | None,
+    score: float,
+    hard: bool,
+    now: float,
+) -> int:
+    """The level a lead at `current` (since `since`) moves to with `score` at `now`."""
+    # A level already reached is kept down to its threshold minus the hysteresis margin.
+    hot = compiled.hot - (compiled.hysteresis if current == 2 else 0.0)
+    warm = compiled.warm - (compiled.hysteresis if current >= 1 else 0.0)
+    target = 2 if hard or score >= hot else 1 if score >= warm else 0
+    if target < current and since is not None and now - since < compiled.min_hold:
+        return current
+    return target
+
+
 def _step_temperature(
     compiled: CompiledRuleSet, state: dict[str, Any], score: float, hard: bool, now: float
 ) -> None:
     """Move the temperature: up at once; down only past the margin and after `min_hold`."""
     current = _LEVEL[state["temperature"]]
-    # A level already reached is kept down to its threshold minus the hysteresis margin.
-    hot = compiled.hot - (compiled.hysteresis if current == 2 else 0.0)
-    warm = compiled.warm - (compiled.hysteresis if current >= 1 else 0.0)
-    target = 2 if hard or score >= hot else 1 if score >= warm else 0
-    since = state["since"]
-    if target < current and since is not None and now - since < compiled.min_hold:
-        target = current
+    target = _target_level(compiled, current, state["since"], score, hard, now)
     if target != current:
         state["temperature"] = _LEVELS[target]
         state["since"] = now
