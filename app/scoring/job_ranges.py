@@ -10,12 +10,15 @@ import math
 import multiprocessing
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
+from app.db import make_engine
 from app.domain.tables import Lead
 
 _leads = cast(Table, Lead.__table__)
@@ -90,6 +93,27 @@ async def lower_backend_priority(engine_: AsyncEngine, niceness: int) -> None:
     async with engine_.connect() as conn:
         pid = await conn.scalar(text("SELECT pg_backend_pid()"))
     _lower_priority(niceness, int(pid))
+
+
+T = TypeVar("T")
+
+
+def run_with_own_engine(
+    settings: Settings, niceness: int, work: Callable[[AsyncEngine], Awaitable[T]]
+) -> T:
+    """In a pool's process: `work` on an event loop and an engine of the process's own (one
+    connection), its PostgreSQL backend lowered in priority like the process."""
+    settings = settings.model_copy(update={"database_pool_size": 1})
+
+    async def main() -> T:
+        engine_ = make_engine(settings)
+        try:
+            await lower_backend_priority(engine_, niceness)
+            return await work(engine_)
+        finally:
+            await engine_.dispose()
+
+    return asyncio.run(main())
 
 
 async def until_stopped(runs: Any, stop: asyncio.Event) -> Any:

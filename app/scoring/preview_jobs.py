@@ -32,7 +32,7 @@ from sqlalchemy import Table, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config import Settings
-from app.db import make_engine, utcnow, writer
+from app.db import utcnow, writer
 from app.domain.tables import Lead
 from app.errors import Conflict
 from app.scoring import job_ranges, rule_sets
@@ -285,17 +285,9 @@ def _part_in_process(
     settings: Settings, part: _Part, config: PreviewJobConfig
 ) -> rule_sets.PreviewTally | None:
     """A range in a pool's process: its own event loop and its own (small) engine."""
-    settings = settings.model_copy(update={"database_pool_size": 1})
-
-    async def main() -> rule_sets.PreviewTally | None:
-        engine_ = make_engine(settings)
-        try:
-            await job_ranges.lower_backend_priority(engine_, config.niceness)
-            return await _run_part(engine_, part, config, utcnow)
-        finally:
-            await engine_.dispose()
-
-    return asyncio.run(main())
+    return job_ranges.run_with_own_engine(
+        settings, config.niceness, lambda engine_: _run_part(engine_, part, config, utcnow)
+    )
 
 
 async def run_job(

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import leases
 from app.config import Settings
-from app.db import make_engine, utcnow, writer
+from app.db import utcnow, writer
 from app.domain import lead_writes
 from app.domain.changes import AfterGroup, LeadChange
 from app.domain.lead_rows import LeadRow, lead_row
@@ -181,12 +181,9 @@ class _Part:
     upto: uuid.UUID | None
 
 
-def _ours(part: _Part) -> Any:
-    return (
-        (_jobs.c.id == part.job_id)
-        & (_jobs.c.status == "running")
-        & (_jobs.c.started_at == part.token)
-    )
+def _ours(job_id: uuid.UUID, token: datetime) -> Any:
+    """The job's row while it is running and still the claim's whose token this is."""
+    return (_jobs.c.id == job_id) & (_jobs.c.status == "running") & (_jobs.c.started_at == token)
 
 
 async def run_job(
@@ -281,9 +278,8 @@ async def run_job(
 
 async def _set(engine_: AsyncEngine, job: RescoreJob, token: datetime, **values: Any) -> bool:
     """Set the job's `values` if it is still ours; answer whether it was."""
-    part = _Part(job.id, token, job.site_id, job.rule_set_version, {}, None, None)
     async with writer(engine_).begin() as conn:
-        done = await conn.execute(update(_jobs).where(_ours(part)).values(**values))
+        done = await conn.execute(update(_jobs).where(_ours(job.id, token)).values(**values))
     return bool(cast(Any, done).rowcount == 1)
 
 
@@ -313,17 +309,11 @@ def _part_in_process(
     """A range in a pool's process: its own event loop and its own (small) engine; the
     lead-change consumer and the clock come pickled (app.webhooks' consumer cannot be
     imported from here)."""
-    settings = settings.model_copy(update={"database_pool_size": 1})
-
-    async def main() -> bool:
-        engine_ = make_engine(settings)
-        try:
-            await job_ranges.lower_backend_priority(engine_, config.niceness)
-            return await _run_part(engine_, part, config, clock, lead_changes, pause=config.pause)
-        finally:
-            await engine_.dispose()
-
-    return asyncio.run(main())
+    return job_ranges.run_with_own_engine(
+        settings,
+        config.niceness,
+        lambda engine_: _run_part(engine_, part, config, clock, lead_changes, pause=config.pause),
+    )
 
 
 async def _run_part(
@@ -442,7 +432,7 @@ async def _rescore_batch(
     processed = _jobs.c.processed + len(profiles)
     owned = await conn.execute(
         update(_jobs)
-        .where(_ours(part))
+        .where(_ours(part.job_id, part.token))
         .values(
             processed=case((processed > _jobs.c.total, _jobs.c.total), else_=processed),
             lease_until=now + config.lease,
