@@ -31,7 +31,10 @@ class RescoreJobView(BaseModel):
     total: int
     percent: float
     created_at: datetime
-    started_at: datetime | None
+    started_at: datetime | None = Field(
+        description="when the worker running it claimed it; a job taken over from a worker"
+        " that stopped or went silent shows its new claim"
+    )
     finished_at: datetime | None
     error: str | None
     url: str = Field(description="where to follow the job")
