@@ -37,16 +37,18 @@ class Rejection:
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """Read the body, gunzipping as it streams; stop at `max_bytes` so that a gzip bomb
     cannot exhaust memory."""
-    content_type = (header(request, b"content-type") or "").split(";")[0].strip().lower()
-    if content_type not in ACCEPTED_CONTENT_TYPES:
-        raise UnsupportedMediaType(
-            f"Send JSON as application/json or text/plain, not {content_type!r}."
-        )
     encoding = (header(request, b"content-encoding") or "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise UnsupportedMediaType(
             f"Content-Encoding {encoding!r} is not supported; use gzip or none.",
             code="unsupported_encoding",
+        )
+    content_type = (header(request, b"content-type") or "").split(";")[0].strip().lower()
+    # A gzipped body is read as JSON whatever its label: RudderStack's Node SDK gzips its JSON
+    # and lets axios label the bytes application/x-www-form-urlencoded.
+    if content_type not in ACCEPTED_CONTENT_TYPES and encoding != "gzip":
+        raise UnsupportedMediaType(
+            f"Send JSON as application/json or text/plain, not {content_type!r}."
         )
     declared = header(request, b"content-length")
     if encoding == "identity" and declared and declared.isdigit() and int(declared) > max_bytes:

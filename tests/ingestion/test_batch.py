@@ -157,6 +157,23 @@ async def test_gzip_bodies_are_decompressed(client, session, site):
     assert r.json()["accepted"] == 1
 
 
+@pytest.mark.parametrize(
+    "label", ["application/x-www-form-urlencoded", "application/octet-stream", "text/html"]
+)
+async def test_a_gzipped_body_is_read_as_json_whatever_its_label(client, session, site, label):
+    """RudderStack's Node SDK gzips JSON and axios labels the bytes form-urlencoded."""
+    body = gzip.compress(orjson.dumps({"batch": [track("a1", "X", f"gz-{label}")]}))
+    r = await client.post(
+        "/v1/batch",
+        auth=basic_auth(site.write_key),
+        content=body,
+        headers={"content-encoding": "gzip", "content-type": label},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+    assert [e.message_id for e in await stored_events(session, site.site.id)] == [f"gz-{label}"]
+
+
 async def test_corrupt_gzip_is_a_400(client, site):
     r = await client.post(
         "/v1/batch",
