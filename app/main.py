@@ -17,6 +17,7 @@ from app.dashboard import endpoints as dashboard_endpoints
 from app.db import make_engine, make_sessionmaker, writer
 from app.errors import DatabaseUnavailable, install_error_handlers
 from app.http import JSONResponse
+from app.ingestion import client_settings
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(leads_endpoints.router)
     app.include_router(leads_endpoints.stats_router)
     app.include_router(sites_endpoints.router)
+    app.include_router(client_settings.router)
 
     @app.get("/health/live", tags=["ops"])
     async def health_live() -> dict[str, str]:

@@ -99,9 +99,24 @@ router = APIRouter(
 )
 
 SINGLE_CALLS = ("track", "page", "screen", "identify", "alias", "group")
+# Segment's browser library (analytics-next) posts single calls to one-letter paths, and its
+# batching delivery to `/b`: the same calls under other names, left out of the OpenAPI document.
+SHORT_PATHS = {
+    "t": "track",
+    "p": "page",
+    "s": "screen",
+    "i": "identify",
+    "a": "alias",
+    "g": "group",
+}
+BATCH_PATHS = ("/batch", "/import", "/b")
+# The request headers real clients send: analytics-next adds X-Retry-Count on a retry,
+# RudderStack's browser SDK sends the visitor's id base64-encoded as AnonymousId.
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, Content-Encoding, X-Retry-Count, AnonymousId"
+    ),
     "Access-Control-Max-Age": "86400",
 }
 
@@ -110,7 +125,7 @@ PREFLIGHT_HEADERS = {
 _BASIC_KEYS: dict[str, str | None] = {}
 
 
-def _basic_write_key(request: Request) -> str | None:
+def basic_write_key(request: Request) -> str | None:
     authorization = header(request, b"authorization")
     if not authorization:
         return None
@@ -153,7 +168,7 @@ def _cors_headers(request: Request) -> dict[str, str]:
 async def _read(request: Request) -> tuple[dict[str, Any], SiteRef, datetime]:
     received_at = utcnow()
     settings: Settings = request.app.state.settings
-    header_key = _basic_write_key(request)
+    header_key = basic_write_key(request)
     site = await _site_for(request, header_key) if header_key else None
     payload = parse_json(await read_body(request, settings.ingestion.max_request_bytes))
     if not isinstance(payload, dict):
@@ -197,6 +212,7 @@ def _answer(request: Request, body: dict[str, Any]) -> Response:
 
 @router.post("/batch", response_model=IngestResponse, openapi_extra=ingestion_body(batch=True))
 @router.post("/import", response_model=IngestResponse, include_in_schema=False)
+@router.post("/b", response_model=IngestResponse, include_in_schema=False)
 async def batch(request: Request) -> Response:
     """Many events in one call. Each event is validated on its own: good ones are stored,
     bad ones are listed with their index and reason; the answer is 200 either way."""
@@ -245,12 +261,21 @@ def _single_call(call: str) -> Any:
 
 
 for _call in SINGLE_CALLS:
+    _endpoint = _single_call(_call)
     router.add_api_route(
         f"/{_call}",
-        _single_call(_call),
+        _endpoint,
         methods=["POST"],
         response_model=IngestResponse,
         openapi_extra=ingestion_body(batch=False),
+    )
+    _short = next(short for short, call in SHORT_PATHS.items() if call == _call)
+    router.add_api_route(
+        f"/{_short}",
+        _endpoint,
+        methods=["POST"],
+        response_model=IngestResponse,
+        include_in_schema=False,
     )
 
 
@@ -260,5 +285,5 @@ async def preflight(request: Request) -> Response:
     return Response(status_code=204, headers={**PREFLIGHT_HEADERS, **_cors_headers(request)})
 
 
-for _path in ("/batch", "/import", *(f"/{call}" for call in SINGLE_CALLS)):
+for _path in (*BATCH_PATHS, *(f"/{call}" for call in (*SINGLE_CALLS, *SHORT_PATHS))):
     router.add_api_route(_path, preflight, methods=["OPTIONS"], include_in_schema=False)

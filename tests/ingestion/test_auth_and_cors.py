@@ -64,6 +64,54 @@ async def test_preflight_is_answered_for_the_ingestion_paths(client):
     assert "content-type" in r.headers["access-control-allow-headers"].lower()
 
 
+@pytest.mark.parametrize("path", ["/v1/t", "/v1/b", "/v1/track", "/v1/batch"])
+@pytest.mark.parametrize(
+    "requested",
+    [
+        "authorization,content-type,x-retry-count",  # Segment's analytics-next, retrying
+        "anonymousid,authorization,content-type",  # RudderStack's browser SDK
+    ],
+)
+async def test_preflight_allows_the_headers_real_clients_send(client, path, requested):
+    r = await client.options(
+        path,
+        headers={
+            "origin": "https://shop.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": requested,
+        },
+    )
+    assert r.status_code == 204
+    allowed = {h.strip().lower() for h in r.headers["access-control-allow-headers"].split(",")}
+    assert set(requested.split(",")) <= allowed
+
+
+@pytest.mark.parametrize(
+    ("short", "call"),
+    [("t", "track"), ("p", "page"), ("s", "screen"), ("i", "identify"), ("g", "group")],
+)
+async def test_segment_short_paths_are_the_single_calls(client, session, site, short, call):
+    message = track("a", "X", f"short-{short}") | {"type": call}
+    if call in ("identify", "group"):
+        message |= {"userId": "u1", "traits": {"name": "N"}, "groupId": "g1"}
+    r = await client.post(f"/v1/{short}", auth=basic_auth(site.write_key), json=message)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+    [event] = await stored_events(session, site.site.id)
+    assert (event.type, event.message_id) == (call, f"short-{short}")
+
+
+async def test_segment_short_batch_path_and_alias(client, session, site):
+    alias = {"type": "alias", "previousId": "a", "userId": "u1", "messageId": "short-a"}
+    r = await client.post("/v1/a", auth=basic_auth(site.write_key), json=alias)
+    assert r.status_code == 200, r.text
+    batch = {"batch": [track("a", "X", "short-b1"), track("a", "Y", "short-b2")]}
+    r = await client.post("/v1/b", auth=basic_auth(site.write_key), json=batch)
+    assert r.json()["accepted"] == 2
+    stored = [(e.type, e.message_id) for e in await stored_events(session, site.site.id)]
+    assert stored == [("alias", "short-a"), ("track", "short-b1"), ("track", "short-b2")]
+
+
 async def test_an_allowed_origin_gets_cors_headers(client, site):
     r = await client.post(
         "/v1/batch",
