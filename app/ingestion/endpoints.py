@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.db import utcnow
@@ -85,9 +85,27 @@ class PostsFirst:
         if scope["type"] == "http" and scope["method"] == "POST":
             route = self.posts.get(scope["path"])
             if route is not None:
-                await route(scope, receive, send)
+                await route(scope, receive, _cors_on_errors(scope, send))
                 return
         await self.app(scope, receive, send)
+
+
+def _cors_on_errors(scope: Scope, send: Send) -> Send:
+    """Error answers carry CORS headers too: a browser library that cannot read the status
+    sees a network failure and retries what a 4xx says is never going to be accepted."""
+    origin = next((value for name, value in scope["headers"] if name == b"origin"), None)
+    if origin is None:
+        return send
+
+    async def send_with_cors(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            headers = list(message.get("headers", ()))
+            if not any(name.lower() == b"access-control-allow-origin" for name, _ in headers):
+                headers += [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_cors
 
 
 # create_app puts these routes first in the app's own route table (see app/main.py).
@@ -110,13 +128,24 @@ SHORT_PATHS = {
     "g": "group",
 }
 BATCH_PATHS = ("/batch", "/import", "/b")
-# The request headers real clients send: analytics-next adds X-Retry-Count on a retry,
-# RudderStack's browser SDK sends the visitor's id base64-encoded as AnonymousId.
+# The request headers real clients send: analytics-next adds X-Retry-Count on a retry;
+# RudderStack's browser SDK sends the visitor's id (base64) as AnonymousId, SentAt, and
+# RSA-* headers describing a retry. Anything else is refused by the browser before it is sent.
+CLIENT_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Content-Encoding",
+    "X-Retry-Count",
+    "AnonymousId",
+    "SentAt",
+    "RSA-Retry-Attempt",
+    "RSA-Retry-Reason",
+    "RSA-Since-First-Attempt",
+    "RSA-Since-Last-Attempt",
+)
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": (
-        "Authorization, Content-Type, Content-Encoding, X-Retry-Count, AnonymousId"
-    ),
+    "Access-Control-Allow-Headers": ", ".join(CLIENT_HEADERS),
     "Access-Control-Max-Age": "86400",
 }
 

@@ -237,7 +237,8 @@ def _event(
                 "timestamp_corrected": {"reason": correction, "timestamp": str(sent)[:64]}
             }
     traits = msg.traits or {}
-    if msg.type != "identify" and isinstance(context.get("traits"), dict):
+    # Other calls carry the user's traits in the context; so does RudderStack's identify.
+    if (msg.type != "identify" or not traits) and isinstance(context.get("traits"), dict):
         traits = context["traits"]
     properties = msg.properties or {}
     if msg.type == "group" and msg.groupId:
@@ -250,9 +251,9 @@ def _event(
         message_id=msg.messageId or str(uuid.uuid4()),
         type=msg.type,
         name=name,
-        anonymous_id=msg.anonymousId,
-        user_id=msg.userId,
-        previous_id=msg.previousId,
+        anonymous_id=msg.anonymousId or None,
+        user_id=msg.userId or None,
+        previous_id=msg.previousId or None,
         timestamp=timestamp,
         original_timestamp=original,
         sent_at=sent_at,

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 MessageType = Literal["track", "page", "screen", "identify", "alias", "group"]
 
 
-Id = Annotated[str, Field(min_length=1, max_length=255)]
+# An empty id is no id (`missing_fields` and the event builder read it so): RudderStack's
+# browser SDK sends `"userId": ""` for every visitor it has not identified yet.
+Id = Annotated[str, Field(max_length=255)]
 
 
 class Message(BaseModel):

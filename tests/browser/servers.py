@@ -81,6 +81,7 @@ class Seen:
     path: str
     headers: dict[str, str]  # lower-cased names
     status: int  # what the client was answered
+    answer: bytes  # the service's answer
 
 
 @dataclass
@@ -113,7 +114,7 @@ class FaultyProxy(_Server):
                         proxy.lose_once.discard(path)
                         status = 503
                     seen = {k.lower(): v for k, v in self.headers.items()}
-                    proxy.seen.append(Seen(self.command, path, seen, status))
+                    proxy.seen.append(Seen(self.command, path, seen, status, answer.content))
                 out = {
                     k: v
                     for k, v in answer.headers.items()
@@ -133,6 +134,13 @@ class FaultyProxy(_Server):
     def stop(self) -> None:
         super().stop()
         self.client.close()
+
+    def log(self) -> list[str]:
+        """What the proxy saw, briefly (for a failing test's message)."""
+        return [
+            f"{s.method} {s.path} {s.status}" + (f" {s.answer[:300]!r}" if s.status >= 400 else "")
+            for s in self.seen
+        ]
 
     def posts(self, path: str) -> list[Seen]:
         return [s for s in self.seen if s.method == "POST" and s.path == path]

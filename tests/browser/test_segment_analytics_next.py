@@ -137,7 +137,7 @@ async def test_analytics_next_delivers_every_call_once_through_a_lost_answer(
     try:
         anonymous_id = await asyncio.wait_for(page.evaluate(CALLS), timeout=30)
     except TimeoutError:
-        pytest.fail(f"the calls did not return; console: {console}; requests: {proxy.seen}")
+        pytest.fail(f"the calls did not return; console: {console}; requests: {proxy.log()}")
 
     async def all_stored() -> list[Any] | None:
         events = await stored_events(session, site.site.id)

@@ -3,6 +3,7 @@
 import asyncio
 import base64
 
+import httpx
 import pytest
 
 from app.db import make_sessionmaker
@@ -69,7 +70,9 @@ async def test_preflight_is_answered_for_the_ingestion_paths(client):
     "requested",
     [
         "authorization,content-type,x-retry-count",  # Segment's analytics-next, retrying
-        "anonymousid,authorization,content-type",  # RudderStack's browser SDK
+        "anonymousid,authorization,content-type,sentat",  # RudderStack's browser SDK...
+        "anonymousid,authorization,content-type,rsa-retry-attempt,rsa-retry-reason,"
+        "rsa-since-first-attempt,rsa-since-last-attempt,sentat",  # ...retrying
     ],
 )
 async def test_preflight_allows_the_headers_real_clients_send(client, path, requested):
@@ -132,6 +135,36 @@ async def test_an_origin_the_site_does_not_list_is_refused(client, session, site
     assert r.status_code == 403
     assert r.json()["code"] == "origin_not_allowed"
     assert await stored_events(session, site.site.id) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/v1/track", {"type": "track"}, 400),  # not a valid call
+        ("/v1/batch", {"batch": [], "writeKey": "wk_nope"}, 401),
+        ("/v1/b", b"a=1", 415),
+    ],
+)
+async def test_error_answers_carry_cors_headers_so_the_page_can_read_them(
+    live_server, site, path, body, status
+):
+    """Else a browser library sees a network failure, and retries what will never pass."""
+    headers = {"origin": "https://shop.example"}
+    if status != 401:
+        headers["authorization"] = (
+            "Basic " + base64.b64encode(f"{site.write_key}:".encode()).decode()
+        )
+    if isinstance(body, bytes):
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    async with httpx.AsyncClient(base_url=live_server.url) as http:
+        r = await http.post(
+            path,
+            headers=headers,
+            **({"content": body} if isinstance(body, bytes) else {"json": body}),
+        )
+    assert r.status_code == status
+    assert r.headers["access-control-allow-origin"] == "https://shop.example"
+    assert r.json()["code"]
 
 
 async def test_a_site_without_origins_accepts_any(client, session):

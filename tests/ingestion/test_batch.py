@@ -233,3 +233,31 @@ async def test_nul_characters_are_rejected_not_a_500(client, session, site):
     assert r.status_code == 200
     assert r.json()["accepted"] == 1
     assert "NUL" in r.json()["errors"][0]["message"]
+
+
+async def test_an_empty_user_id_is_no_user_id(client, session, site):
+    """RudderStack's browser SDK sends `"userId": ""` until the visitor is identified."""
+    event = track("rs-anon", "Product Viewed", "empty-uid") | {"userId": ""}
+    r = await client.post("/v1/track", auth=basic_auth(site.write_key), json=event)
+    assert r.status_code == 200, r.text
+    [stored] = await stored_events(session, site.site.id)
+    assert (stored.anonymous_id, stored.user_id) == ("rs-anon", None)
+    no_one = {"type": "track", "event": "X", "userId": "", "anonymousId": ""}
+    r = await client.post("/v1/track", auth=basic_auth(site.write_key), json=no_one)
+    assert r.status_code == 400
+    assert "anonymousId" in r.json()["message"]
+
+
+async def test_an_identify_with_its_traits_in_the_context_keeps_them(client, session, site):
+    """RudderStack's browser SDK sends identify's traits as `context.traits`."""
+    identify = {
+        "type": "identify",
+        "messageId": "ctx-traits",
+        "userId": "u1",
+        "anonymousId": "a1",
+        "context": {"traits": {"email": "buyer@example.com"}},
+    }
+    r = await client.post("/v1/identify", auth=basic_auth(site.write_key), json=identify)
+    assert r.status_code == 200, r.text
+    [stored] = await stored_events(session, site.site.id)
+    assert stored.traits == {"email": "buyer@example.com"}
