@@ -13,11 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import BaseModel
 
 from app.cli import build_parser
-from app.config import Settings
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, setting_of, wait_until
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -250,12 +248,9 @@ def _commands(
 
 def _setting_default(variable: str) -> object:
     """The default of the setting a LEADHEAT_ variable sets; fails if there is none."""
-    model: type[BaseModel] = Settings
-    *groups, name = variable.removeprefix("LEADHEAT_").lower().split("__")
-    for group in groups:
-        model = model.model_fields[group].annotation  # type: ignore[assignment]
-    assert name in model.model_fields, f"{variable} is no setting"
-    return model.model_fields[name].get_default(call_default_factory=True)
+    field = setting_of(variable)
+    assert field is not None, f"{variable} is no setting"
+    return field.get_default(call_default_factory=True)
 
 
 def test_every_option_says_its_default_and_its_environment_variable() -> None:

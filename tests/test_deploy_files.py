@@ -12,24 +12,15 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
 from app.cli import build_parser
-from app.config import Settings
+from tests.helpers import setting_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def is_setting(variable: str) -> bool:
-    """Whether a LEADHEAT_ variable names a setting (nested groups through `__`)."""
-    model: type[BaseModel] = Settings
-    *groups, name = variable.removeprefix("LEADHEAT_").lower().split("__")
-    for group in groups:
-        annotation = model.model_fields[group].annotation if group in model.model_fields else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return False
-        model = annotation
-    return name in model.model_fields
+    return setting_of(variable) is not None
 
 
 def parse_command(command: list[str]) -> argparse.Namespace:
