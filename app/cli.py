@@ -2,10 +2,14 @@
 
 import argparse
 import asyncio
+import errno
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from app import onboarding, server
@@ -118,26 +122,55 @@ async def _reencrypt_secrets(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    workers = args.workers if args.workers is not None else settings.workers
+    # Before migrating: a port that is taken stops the start at once, with one line.
+    _check_can_listen(host, port)
     if settings.auto_migrate and not args.no_migrate:
         upgrade(settings.database_url)
     asyncio.run(_check_secrets(settings))
     if settings.create_demo_site:
         asyncio.run(_ensure_demo_site(settings))
-    host = args.host or settings.host
-    port = args.port or settings.port
-    workers = args.workers or settings.workers
     print(f"Leadheat listening on http://{host}:{port}", flush=True)
-    server.run(
-        "app.main:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        header_timeout=args.header_timeout or settings.http.header_timeout_seconds,
-        body_timeout=args.body_timeout or settings.http.body_timeout_seconds,
-    )
+    try:
+        server.run(
+            "app.main:create_served_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+            proxy_headers=True,
+            header_timeout=(
+                args.header_timeout
+                if args.header_timeout is not None
+                else settings.http.header_timeout_seconds
+            ),
+            body_timeout=(
+                args.body_timeout
+                if args.body_timeout is not None
+                else settings.http.body_timeout_seconds
+            ),
+        )
+    except OSError as exc:  # taken meanwhile (the workers' sockets are bound after the check)
+        raise CommandError(_cannot_listen(host, port, exc)) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    if exc.errno == errno.EADDRINUSE:
+        message += " (another process listens there: stop it, or choose --port / LEADHEAT_PORT)"
+    return message
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    if port == 0:  # any free port
+        return
+    try:
+        server.check_can_listen(host, port)
+    except OSError as exc:
+        raise CommandError(_cannot_listen(host, port, exc)) from None
 
 
 async def _worker(settings: Settings) -> None:
@@ -166,46 +199,115 @@ async def _worker(settings: Settings) -> None:
         await engine.dispose()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="leadheat", description=__doc__)
+def _version() -> str:
+    try:
+        return metadata.version("leadheat")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _setting(name: str) -> tuple[Any, str]:
+    """A setting's default and its environment variable, from app.config (`http__port`...)."""
+    model: type[BaseModel] = Settings
+    *groups, field = name.split("__")
+    for group in groups:
+        model = model.model_fields[group].annotation  # type: ignore[assignment]
+    default = model.model_fields[field].get_default(call_default_factory=True)
+    return default, f"LEADHEAT_{name.upper()}"
+
+
+def _from_setting(what: str, name: str) -> str:
+    """Help for an option that overrides a setting: what it is, its default, its variable."""
+    default, variable = _setting(name)
+    return f"{what} (default: {default}; environment: {variable})"
+
+
+DATABASE_EPILOG = (
+    "The database is LEADHEAT_DATABASE_URL (default: {}). Every setting is a LEADHEAT_"
+    " environment variable (README, Configuration); an option given here wins over its"
+    " variable.".format(_setting("database_url")[0])
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadheat", description=__doc__, epilog=DATABASE_EPILOG)
+    parser.add_argument("--version", action="version", version=f"leadheat {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="migrate, then serve the API")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
-    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+
+    def command(parent: Any, name: str, help: str) -> argparse.ArgumentParser:
+        created: argparse.ArgumentParser = parent.add_parser(
+            name, help=help, description=help, epilog=DATABASE_EPILOG
+        )
+        return created
+
+    serve = command(sub, "serve", "migrate, then serve the API")
+    serve.add_argument("--host", help=_from_setting("address to listen on", "host"))
+    serve.add_argument("--port", type=int, help=_from_setting("port to listen on", "port"))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=_from_setting("server processes, each on its own SO_REUSEPORT socket", "workers"),
+    )
+    _, auto_migrate = _setting("auto_migrate")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help=f"do not apply migrations before listening (default: migrate; environment:"
+        f" {auto_migrate}=false does the same)",
+    )
     serve.add_argument(
         "--header-timeout",
         type=float,
         metavar="SECONDS",
-        help="close a connection whose request headers take longer (default 5)",
+        help=_from_setting(
+            "close a connection whose request headers take longer", "http__header_timeout_seconds"
+        ),
     )
     serve.add_argument(
         "--body-timeout",
         type=float,
         metavar="SECONDS",
-        help="answer 408 and close when a request body takes longer after its headers (30)",
+        help=_from_setting(
+            "answer 408 and close when a request body takes longer after its headers",
+            "http__body_timeout_seconds",
+        ),
     )
-    sub.add_parser("migrate", help="apply pending database migrations")
-    sub.add_parser("worker", help="run background work only (delivery, timers, re-scoring)")
-    sites = sub.add_parser("sites", help="manage sites (shops)")
+    command(sub, "migrate", "apply pending database migrations")
+    command(sub, "worker", "run background work only (delivery, timers, re-scoring)")
+    sites = command(sub, "sites", "manage sites (shops)")
     sites_sub = sites.add_subparsers(dest="sites_command", required=True)
-    create = sites_sub.add_parser("create", help="create a site and print its keys once")
-    create.add_argument("--name", required=True)
+    create = command(sites_sub, "create", "create a site and print its keys once")
     create.add_argument(
-        "--origin", action="append", default=[], help="allowed page origin (repeatable)"
+        "--name", required=True, help="the site's name (required; no environment variable)"
     )
-    sites_sub.add_parser("list", help="list sites")
-    rotate = sites_sub.add_parser(
-        "rotate-secret", help="give a site a new secret key (printed once; the old one stops)"
+    create.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a page origin allowed to send events, e.g. https://shop.example; repeatable"
+        " (default: none, so any origin; no environment variable)",
     )
-    rotate.add_argument("site", help="the site's id, or its name")
-    keys = sub.add_parser("secrets", help="the key that encrypts webhook secrets")
+    command(sites_sub, "list", "list sites")
+    rotate = command(
+        sites_sub,
+        "rotate-secret",
+        "give a site a new secret key (printed once; the old one stops)",
+    )
+    rotate.add_argument("site", help="the site's id, or its name (required)")
+    keys = command(sub, "secrets", "the key that encrypts webhook secrets")
     keys_sub = keys.add_subparsers(dest="secrets_command", required=True)
-    keys_sub.add_parser(
-        "reencrypt", help="re-encrypt every webhook secret with the first LEADHEAT_SECRETS_KEY"
+    command(
+        keys_sub,
+        "reencrypt",
+        f"re-encrypt every webhook secret with the first key of {_setting('secrets_key')[1]}",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         _run(args)
     except (CommandError, SecretsKeyError) as exc:

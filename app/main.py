@@ -114,6 +114,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         summary="Which visitors are about to buy, and a first contact within five minutes.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # Leadheat serves /docs and /redoc itself, with no CDN (app/dashboard/api_docs.py).
+        docs_url=None,
+        redoc_url=None,
         # FastAPI's native OpenTelemetry is off: Leadheat exports none, and FastAPI looks up
         # OpenTelemetry's global providers on every request to find out.
         telemetry={"tracing": False, "metrics": False, "logs": False},

@@ -1,16 +1,23 @@
-"""Running alembic migrations from code (`leadheat migrate`, `leadheat serve`, tests)."""
+"""Running alembic migrations from code (`leadheat migrate`, `leadheat serve`, tests).
+
+The migration scripts ship inside the package (`app/migrations`), so that an installed wheel
+finds them; the repository's `alembic.ini` points developers' `alembic` commands at the same
+directory.
+"""
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    # No alembic.ini here: an installed package has none, and upgrading needs only these.
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 

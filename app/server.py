@@ -227,3 +227,14 @@ def run(app: str, *, workers: int, **kwargs: Any) -> None:
             ReusePortMultiprocess(config).run()
         else:
             Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raises OSError (EADDRINUSE...) when host:port cannot be listened on now. The probe
+    sets no SO_REUSEPORT, so a port that another server holds with it (`serve --workers N`
+    binds so) counts as taken too, where the workers' own sockets would share it silently."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As uvicorn's sockets: connections of a stopped server in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))

@@ -1,5 +1,5 @@
-"""Helpers every kind of test uses: free ports, and waiting for a condition instead of a
-fixed sleep."""
+"""Helpers every kind of test uses: free ports, waiting for a condition instead of a fixed
+sleep, and the setting a LEADHEAT_ variable names."""
 
 import asyncio
 import inspect
@@ -10,6 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import uvicorn
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from app.config import Settings
 
 T = TypeVar("T")
 
@@ -70,3 +74,17 @@ async def eventually(
         if time.monotonic() > deadline:
             raise _timed_out(check, timeout)
         await asyncio.sleep(interval)
+
+
+def setting_of(variable: str) -> FieldInfo | None:
+    """The field of app.config's settings that a LEADHEAT_ variable sets (nested groups
+    through `__`), or None when the variable sets nothing."""
+    model: type[BaseModel] = Settings
+    *groups, name = variable.removeprefix("LEADHEAT_").lower().split("__")
+    for group in groups:
+        field = model.model_fields.get(group)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model.model_fields.get(name)

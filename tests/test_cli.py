@@ -1,14 +1,21 @@
-"""The `leadheat` command: migrate, sites create / list, and serve (a real process)."""
+"""The `leadheat` command: migrate, sites create / list, and serve (a real process); its
+help, version, and a port that is taken."""
 
+import argparse
 import os
+import re
+import socket
 import subprocess
 import sys
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port, wait_until
+from app.cli import build_parser
+from tests.helpers import free_port, setting_of, wait_until
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -219,3 +226,105 @@ def test_the_served_app_tunes_the_garbage_collector_once_started(tmp_path: Path)
         "create_app (700, 10, 10) False",  # the app in tests and embedded use: untouched
         "create_served_app (50000, 20, 20) True",
     ]
+
+
+def test_version_is_the_package_version(repo_root: Path) -> None:
+    version = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["version"]
+    done = run_cli("--version", env={})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"leadheat {version}\n"
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every (sub)command's parser, with the words that name it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _commands(child, (*path, name))
+
+
+def _setting_default(variable: str) -> object:
+    """The default of the setting a LEADHEAT_ variable sets; fails if there is none."""
+    field = setting_of(variable)
+    assert field is not None, f"{variable} is no setting"
+    return field.get_default(call_default_factory=True)
+
+
+def test_every_option_says_its_default_and_its_environment_variable() -> None:
+    options = 0
+    for path, parser in _commands(build_parser()):
+        for action in parser._actions:
+            if not action.option_strings or isinstance(
+                action, argparse._HelpAction | argparse._VersionAction
+            ):
+                continue
+            options += 1
+            where = f"leadheat {' '.join(path)} {action.option_strings[0]}"
+            text = action.help or ""
+            assert "default: " in text or "(required;" in text, f"{where}: no default: {text!r}"
+            named = re.search(r"\(default: (.+); environment: (LEADHEAT_\w+)\)$", text)
+            if named:  # the option overrides a setting: its default is the setting's
+                default, variable = named.groups()
+                assert default == str(_setting_default(variable)), where
+            else:
+                assert "no environment variable" in text or "LEADHEAT_" in text, where
+                if "LEADHEAT_" in text:
+                    _setting_default(re.findall(r"LEADHEAT_\w+", text)[0])
+    assert options >= 8  # serve's six, sites create's two
+
+
+def test_serve_help_describes_every_option() -> None:
+    done = run_cli("serve", "--help", env={})
+    assert done.returncode == 0, done.stderr
+    help_text = " ".join(done.stdout.split())  # argparse wraps lines
+    for option, variable, default in [
+        ("--host HOST", "LEADHEAT_HOST", "127.0.0.1"),
+        ("--port PORT", "LEADHEAT_PORT", "8000"),
+        ("--workers N", "LEADHEAT_WORKERS", "1"),
+        ("--header-timeout SECONDS", "LEADHEAT_HTTP__HEADER_TIMEOUT_SECONDS", "5.0"),
+        ("--body-timeout SECONDS", "LEADHEAT_HTTP__BODY_TIMEOUT_SECONDS", "30.0"),
+    ]:
+        described = re.search(
+            re.escape(option)
+            + r" [^-]*?\(default: "
+            + re.escape(default)
+            + "; environment: "
+            + variable
+            + r"\)",
+            help_text,
+        )
+        assert described, f"{option} is not described with its default and variable"
+    assert "LEADHEAT_AUTO_MIGRATE=false" in help_text
+    assert "LEADHEAT_DATABASE_URL" in help_text
+
+
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path, reuse_port: bool) -> None:
+    """Taken by any process, or by another `serve --workers N` (SO_REUSEPORT sockets, which
+    the workers' own would silently share): one line, status 2, before touching the database."""
+    database = tmp_path / "taken.db"
+    with socket.socket() as taken:
+        if reuse_port:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"]
+            if reuse_port
+            else [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env={**os.environ, "LEADHEAT_DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+    assert done.stderr.startswith(f"leadheat: cannot listen on 127.0.0.1:{port}:")
+    assert "another process listens there" in done.stderr
+    assert "Leadheat listening" not in done.stdout
+    assert not database.exists()

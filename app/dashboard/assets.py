@@ -22,6 +22,7 @@ MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".html": "text/html; charset=utf-8",
     ".svg": "image/svg+xml",
+    ".png": "image/png",
 }
 # The build writes `/*! leadheat.js 0.1.0 */` as the tracker's first line.
 _TRACKER_BANNER = re.compile(rb"/\*! leadheat\.js ([0-9A-Za-z.+-]+) \*/")

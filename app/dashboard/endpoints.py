@@ -1,4 +1,5 @@
-"""The sales dashboard (`/dashboard`, its assets) and the tracker script (`/tracker.js`).
+"""The sales dashboard (`/dashboard`, its assets, `/` leads there), the tracker script
+(`/tracker.js`) and the API's documentation pages (`/docs`, `/redoc`).
 
 The dashboard is static: its script signs in with the site's secret key and calls the leads
 API, so these routes need no authentication and no database.
@@ -9,10 +10,12 @@ import re
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from app.dashboard import api_docs
 from app.dashboard.assets import DASHBOARD_DIR, TRACKER_PATH, StaticAsset, tracker_version
 from app.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
+router.include_router(api_docs.router)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Shops embed the plain `/tracker.js`: a day in caches, then revalidated (a 304 via the ETag),
@@ -81,6 +84,17 @@ async def tracker_pinned(request: Request, version: str) -> Response:
             versioned_tracker_url(), status_code=307, headers={"Cache-Control": REVALIDATE}
         )
     return TRACKER.response(request, IMMUTABLE, TRACKER_HEADERS)
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def root(request: Request) -> Response:
+    """A person who opens the service's address lands on the dashboard (behind a proxy that
+    mounts Leadheat under a path, under that path)."""
+    return RedirectResponse(
+        f"{request.scope.get('root_path', '')}/dashboard",
+        status_code=307,
+        headers={"Cache-Control": REVALIDATE},
+    )
 
 
 @router.api_route("/dashboard", methods=["GET", "HEAD"])
