@@ -2,13 +2,15 @@
 
 import argparse
 import asyncio
+import logging.config
 import signal
 import sys
 from collections.abc import Sequence
 
+from prometheus_client import start_http_server
 from sqlalchemy import select
 
-from app import onboarding, server
+from app import logs, metrics, onboarding, server
 from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import SecretsKeyError, secret_box
@@ -127,20 +129,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     port = args.port or settings.port
     workers = args.workers or settings.workers
     print(f"Leadheat listening on http://{host}:{port}", flush=True)
-    server.run(
-        "app.main:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        header_timeout=args.header_timeout or settings.http.header_timeout_seconds,
-        body_timeout=args.body_timeout or settings.http.body_timeout_seconds,
-    )
+    with metrics.multiprocess_directory(workers):
+        server.run(
+            "app.main:create_served_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            on_worker_exit=metrics.worker_exited,
+            log_level=settings.log_level,
+            log_config=logs.logging_config(settings.log_level, settings.log_format),
+            access_log=False,  # uvicorn's; Leadheat's own is LEADHEAT_ACCESS_LOG (app.metrics)
+            proxy_headers=True,
+            header_timeout=args.header_timeout or settings.http.header_timeout_seconds,
+            body_timeout=args.body_timeout or settings.http.body_timeout_seconds,
+        )
 
 
-async def _worker(settings: Settings) -> None:
+async def _worker(settings: Settings, metrics_port: int | None) -> None:
+    logging.config.dictConfig(logs.logging_config(settings.log_level, settings.log_format))
+    port = metrics_port or settings.metrics.worker_port
+    if port:  # its own loops' metrics (delivery, timers); the database's are the API's
+        start_http_server(port, settings.metrics.worker_host, metrics.process_registry())
     await _check_secrets(settings)
     engine = make_engine(settings)
     rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
@@ -187,7 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="answer 408 and close when a request body takes longer after its headers (30)",
     )
     sub.add_parser("migrate", help="apply pending database migrations")
-    sub.add_parser("worker", help="run background work only (delivery, timers, re-scoring)")
+    worker = sub.add_parser(
+        "worker", help="run background work only (delivery, timers, re-scoring)"
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve this worker's Prometheus metrics on PORT (LEADHEAT_METRICS__WORKER_PORT)",
+    )
     sites = sub.add_parser("sites", help="manage sites (shops)")
     sites_sub = sites.add_subparsers(dest="sites_command", required=True)
     create = sites_sub.add_parser("create", help="create a site and print its keys once")
@@ -219,7 +237,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "serve":
         _serve(settings, args)
     elif args.command == "worker":
-        asyncio.run(_worker(settings))
+        asyncio.run(_worker(settings, args.metrics_port))
     elif args.command == "migrate":
         upgrade(settings.database_url)
         print("Database is up to date.")
