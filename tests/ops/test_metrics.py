@@ -164,9 +164,7 @@ def test_the_metrics_token_guards_metrics(database_url, db_engine):
 
 def test_the_grafana_dashboard_queries_only_metrics_that_exist(live_server, repo_root: Path):
     dashboard = json.loads((repo_root / "docs" / "grafana-leadheat.json").read_text())
-    exprs = [
-        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
-    ]
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     assert exprs
     queried = {name for expr in exprs for name in re.findall(r"\bleadheat_[a-z_]+", expr)}
     served = set()
