@@ -120,8 +120,11 @@ def test_database_gauges(database_url, db_engine, site):
         empty = scrape(url)
         assert value(empty, "leadheat_leads", temperature="hot") == 0
         assert value(empty, "leadheat_metrics_database_up") == 1
-        r = httpx.post(f"{url}/v1/webhooks", headers=bearer(site.secret_key),
-                       json={"url": "https://hooks.example/x", "event_types": ["lead.hot"]})  # fmt: skip
+        r = httpx.post(
+            f"{url}/v1/webhooks",
+            headers=bearer(site.secret_key),
+            json={"url": "https://hooks.example/x", "event_types": ["lead.hot"]},
+        )
         assert r.status_code == 201, r.text
         long_ago = (datetime.now(UTC) - timedelta(minutes=20)).isoformat()
         _batch(url, site, [
