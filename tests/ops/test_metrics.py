@@ -5,6 +5,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,7 +22,7 @@ from tests.webhooks.conftest import webhook_settings
 CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
-def _batch(url: str, site, events: list[dict], **headers: str) -> dict:
+def _batch(url: str, site, events: list[Any], **headers: str) -> dict:
     r = httpx.post(
         f"{url}/v1/batch", auth=basic_auth(site.write_key), json={"batch": events}, headers=headers
     )
@@ -170,7 +171,7 @@ def test_the_grafana_dashboard_queries_only_metrics_that_exist(live_server, repo
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     assert exprs
     queried = {name for expr in exprs for name in re.findall(r"\bleadheat_[a-z_]+", expr)}
-    served = set()
+    served: set[str] = set()
     text = httpx.get(f"{live_server.url}/metrics").text
     for family in text_string_to_metric_families(text):
         suffixes = {
