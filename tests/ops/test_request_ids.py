@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import select
 
-from app.logs import REQUEST_ID, RequestIdFilter, TextFormatter, logging_config
+from app.logs import REQUEST_ID, RequestIdFilter, logging_config
 from app.webhooks.models import WebhookMessage
 from tests.factories import basic_auth, bearer
 
