@@ -120,6 +120,8 @@ async def _reencrypt_secrets(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    # Until uvicorn applies the same: what migrating and the key check log is formatted too.
+    logging.config.dictConfig(logs.logging_config(settings.log_level, settings.log_format))
     if settings.auto_migrate and not args.no_migrate:
         upgrade(settings.database_url)
     asyncio.run(_check_secrets(settings))

@@ -18,9 +18,11 @@ import re
 import sys
 import uuid
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("leadheat_request_id", default=None)
 
@@ -53,6 +55,13 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class JsonFormatter(OrjsonFormatter):
+    """python-json-logger's (orjson), its `time` in ISO 8601 UTC with milliseconds."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
 class TextFormatter(logging.Formatter):
     """For a person at a terminal: the usual line, then the extra fields as key=value."""
 
@@ -82,7 +91,7 @@ def logging_config(level: str, log_format: str) -> dict[str, Any]:
     formatter: dict[str, Any]
     if resolve_format(log_format) == "json":
         formatter = {
-            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
+            "()": "app.logs.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
             "reserved_attrs": sorted(_NOT_FIELDS - {"message", "asctime"}),
