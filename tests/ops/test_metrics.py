@@ -13,6 +13,8 @@ from pydantic import SecretStr
 
 from app.config import MetricsSettings
 from app.main import create_app
+from app.webhooks.attempt import AttemptOutcome
+from app.webhooks.delivery_loop import outcome_label
 from tests.conftest import LiveServer, make_settings
 from tests.factories import basic_auth, bearer
 from tests.helpers import wait_until
@@ -181,3 +183,16 @@ def test_the_grafana_dashboard_queries_only_metrics_that_exist(live_server, repo
         served.update(family.name + suffix for suffix in suffixes)
     assert queried - served == set()
     assert len(queried) >= 12
+
+
+def test_attempt_outcomes_are_a_small_fixed_set():
+    def outcome(status: int | None, error: str | None = None) -> str:
+        return outcome_label(AttemptOutcome(status, None, error, 1.0))
+
+    assert outcome(204) == "success"
+    assert outcome(500) == "http_error"
+    assert outcome(410) == "http_error"
+    assert outcome(None, "timeout") == "timeout"
+    assert outcome(None, "refused: 10.0.0.1 is not a public address") == "refused"
+    assert outcome(None, "ConnectError: [Errno 111] Connection refused") == "network_error"
+    assert outcome(None, "connection error: reset") == "network_error"
