@@ -4,6 +4,7 @@ line and in the worker's line for the delivery attempt it caused; every log line
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,6 +101,20 @@ def test_two_server_workers_count_into_one_scrape(database_url, db_engine, site,
                 == sent
             )  # fmt: skip
             assert value(samples, "leadheat_ingest_group_commit_seconds_count") >= 1
+        # A worker that dies is replaced; what it counted still counts (a counter must not
+        # go down), and its replacement counts on.
+        pids = {int(path.stem.split("_")[1]) for path in directory.glob("counter_*.db")}
+        os.kill(min(pids), signal.SIGKILL)
+
+        def replaced() -> set[int]:
+            """a new worker serves"""
+            now = {int(path.stem.split("_")[1]) for path in directory.glob("counter_*.db")}
+            return now - pids
+
+        wait_until(replaced, timeout=30)
+        for i in range(sent, sent + 10):
+            assert _track(url, site, f"m{i}").status_code == 200
+        assert value(scrape(url), "leadheat_events_accepted_total") == sent + 10
     assert not directory.exists()  # removed when the server stopped
 
 
