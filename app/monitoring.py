@@ -35,6 +35,8 @@ from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
+READ_TIMEOUT_SECONDS = 5.0
+
 
 async def read_database_gauges(engine: AsyncEngine, now: datetime) -> list[Metric]:
     """The deployment's gauges, read now: four statements, each on an index or one pass."""
@@ -111,7 +113,10 @@ class DatabaseGauges:
         async with self._lock:
             if time.monotonic() - self._read_at >= self._cache_seconds:
                 try:
-                    self._families = await read_database_gauges(self._engine, utcnow())
+                    # Well within Prometheus' default scrape timeout (10 s): a slow database
+                    # costs the scrape its database gauges, not the whole scrape.
+                    async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                        self._families = await read_database_gauges(self._engine, utcnow())
                     self._up = 1
                 except Exception as exc:
                     logger.warning("metrics: reading the database gauges failed: %r", exc)

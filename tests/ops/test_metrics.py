@@ -12,7 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from app.config import MetricsSettings
+from app.db import make_engine
 from app.main import create_app
+from app.monitoring import DatabaseGauges
 from app.webhooks.attempt import AttemptOutcome
 from app.webhooks.delivery_loop import outcome_label
 from tests.conftest import LiveServer, make_settings
@@ -196,3 +198,14 @@ def test_attempt_outcomes_are_a_small_fixed_set():
     assert outcome(None, "refused: 10.0.0.1 is not a public address") == "refused"
     assert outcome(None, "ConnectError: [Errno 111] Connection refused") == "network_error"
     assert outcome(None, "connection error: reset") == "network_error"
+
+
+async def test_an_unreadable_database_leaves_its_gauges_out(tmp_path):
+    engine = make_engine(make_settings(f"sqlite+aiosqlite:///{tmp_path}/missing/x.db"))
+    try:
+        families = await DatabaseGauges(engine, cache_seconds=0).families()
+    finally:
+        await engine.dispose()
+    [up] = families
+    assert up.name == "leadheat_metrics_database_up"
+    assert up.samples[0].value == 0
