@@ -136,6 +136,17 @@ def multiprocess_directory(workers: int) -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def drop_own_files() -> None:
+    """For a process that counts nothing (a job process spawned by a server worker, which
+    imports the server's modules again, and so makes metric files under the inherited
+    PROMETHEUS_MULTIPROC_DIR): remove its files, which every scrape would otherwise read, one
+    more set per job, for as long as the server runs. Its values stay mapped in memory."""
+    directory = os.environ.get(MULTIPROC_DIR)
+    if directory:
+        for own in Path(directory).glob(f"*_{os.getpid()}.db"):
+            own.unlink(missing_ok=True)
+
+
 def worker_exited(pid: int) -> None:
     """A server worker process ended: its live gauges' files go (its counters stay summed:
     a counter must not go down when a worker is replaced)."""

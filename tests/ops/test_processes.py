@@ -202,3 +202,41 @@ def test_a_request_id_is_followed_to_its_group_commit_and_its_delivery(
     assert attempt["duration_ms"] > 0
     assert attempt["next_attempt_at"] is None
     assert attempt["level"] == "INFO"
+
+
+SERVER_LIKE = """
+import os
+
+import app.cli  # noqa: F401 (what a server worker's main module imports, metrics included)
+from app.scoring.job_ranges import process_pool
+
+if __name__ == "__main__":
+    with process_pool(2, 0) as pool:
+        children = {f.result() for f in [pool.submit(os.getpid) for _ in range(4)]}
+    print(os.getpid(), *children)
+"""
+
+
+def test_job_processes_leave_no_metric_files(tmp_path, repo_root):
+    """A job process imports the server's modules again (spawned: its parent's main module),
+    which makes metric files in the inherited directory; it removes its own."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    script = tmp_path / "server_like.py"
+    script.write_text(SERVER_LIKE)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env={
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(directory),
+            "PYTHONPATH": str(repo_root),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    parent, *children = (int(pid) for pid in done.stdout.split())
+    assert children
+    owners = {int(path.stem.split("_")[1]) for path in directory.glob("*.db")}
+    assert owners == {parent}
