@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from app import monitoring
 from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import secret_box
@@ -22,6 +23,7 @@ from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
 from app.leads import endpoints as leads_endpoints
+from app.metrics import ObservedRequests
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
@@ -89,6 +91,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
             after_commit=[notifier.wake_committed],
         )
         app.state.ingest_pipeline = pipeline
+        app.state.database_gauges = monitoring.DatabaseGauges(
+            engine, settings.metrics.database_cache_seconds
+        )
         pipeline.start()
         # Background work reads then writes: writer sessions.
         background = BackgroundRunner(
@@ -133,6 +138,8 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         handlers=app.exception_handlers,
     )
     install_error_handlers(app)  # after: CatchAllMiddleware is outside PostsFirst
+    # Outermost: the request id is set before anything logs, and every answer is timed.
+    app.add_middleware(ObservedRequests, access_log=settings.access_log)
     app.include_router(webhooks_endpoints.router)
     app.include_router(dashboard_endpoints.router)
     app.include_router(scoring_endpoints.router)
@@ -140,6 +147,8 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(leads_endpoints.stats_router)
     app.include_router(sites_endpoints.router)
     app.include_router(client_settings.router)
+    if settings.metrics.enabled:
+        app.include_router(monitoring.router)
 
     @app.get("/health/live", tags=["ops"])
     async def health_live() -> dict[str, str]:

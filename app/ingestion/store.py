@@ -51,6 +51,7 @@ class Submission:
     site_id: uuid.UUID
     events: list[IngestEvent]
     outcomes: list[str] = field(default_factory=list)
+    request_id: str | None = None  # the HTTP request's (app.logs), for logs and the outbox
 
 
 async def store_group(
@@ -149,8 +150,8 @@ async def store_group(
         raise RetryGroup("an identity was created concurrently")
     marks = _marks(fresh, failed, before, new_set)
     if after_group and fold:
-        events = [e for _, e in to_store if e.lead_id not in failed]
-        changes = _changes(profiles, before, events, new_set)
+        stored = [(sub, e) for sub, e in to_store if e.lead_id not in failed]
+        changes = _changes(profiles, before, stored, new_set)
         for consumer in after_group:
             await consumer(conn, changes)
     return marks
@@ -299,13 +300,16 @@ def _by_time(event: IngestEvent) -> datetime:
 def _changes(
     profiles: dict[uuid.UUID, LeadRow],
     before: dict[uuid.UUID, tuple[str, bool]],
-    events: list[IngestEvent],
+    stored: list[tuple[Submission, IngestEvent]],
     new_leads: set[uuid.UUID],
 ) -> list[LeadChange]:
     by_lead: dict[uuid.UUID, list[IngestEvent]] = {}
-    for event in events:
+    requests: dict[uuid.UUID, dict[str, None]] = {}  # a lead's requests, ordered, once each
+    for sub, event in stored:
         if event.lead_id is not None:
             by_lead.setdefault(event.lead_id, []).append(event)
+            if sub.request_id is not None:
+                requests.setdefault(event.lead_id, {})[sub.request_id] = None
     changes = []
     for lead_id, lead_events in by_lead.items():
         profile = profiles[lead_id]
@@ -316,6 +320,7 @@ def _changes(
                 previous_temperature=None if lead_id in new_leads else temperature,
                 previously_identified=identified,
                 events=tuple(sorted(lead_events, key=_by_time)),
+                request_ids=tuple(requests.get(lead_id, ())),
             )
         )
     return changes
