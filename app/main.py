@@ -21,6 +21,7 @@ from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
 from app.leads import endpoints as leads_endpoints
+from app.privacy import endpoints as privacy_endpoints
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(leads_endpoints.router)
     app.include_router(leads_endpoints.stats_router)
     app.include_router(sites_endpoints.router)
+    app.include_router(privacy_endpoints.router)
 
     @app.get("/health/live", tags=["ops"])
     async def health_live() -> dict[str, str]:

@@ -24,6 +24,7 @@ from app.errors import AppError, DatabaseUnavailable, Forbidden, PayloadTooLarge
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
     Rejection,
+    consent_refused,
     parse_json,
     read_body,
     validate_batch,
@@ -168,11 +169,19 @@ async def _ingest(
 ) -> dict[str, Any]:
     """Store the valid events; the answer, shaped as `IngestResponse` documents it (a dict:
     building the model would cost more than parsing the request's JSON)."""
+    settings: Settings = request.app.state.settings
+    pipeline: IngestPipeline = request.app.state.ingest_pipeline
     events = [r for r in results if isinstance(r, IngestEvent)]
     rejections = [r for r in results if isinstance(r, Rejection)]
+    # Consent refused: not stored, answered as accepted (the client must not retry it).
+    categories = frozenset(settings.privacy.consent_categories)
+    kept = [e for e in events if not consent_refused(e.context, categories)]
+    refused = len(events) - len(kept)
+    if refused:
+        pipeline.stats["consent_refused_events"] += refused
+        events = kept
     outcomes: list[str] = []
     if events:
-        pipeline: IngestPipeline = request.app.state.ingest_pipeline
         try:
             outcomes = (await pipeline.submit(Submission(site.id, events))).outcomes
         except StorageUnavailable as exc:
@@ -183,7 +192,7 @@ async def _ingest(
     duplicates = outcomes.count(DUPLICATE)
     return {
         "success": True,
-        "accepted": len(outcomes) - duplicates,
+        "accepted": len(outcomes) - duplicates + refused,
         "duplicates": duplicates,
         "rejected": len(rejections),
         "bots": outcomes.count(BOT),

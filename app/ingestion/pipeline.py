@@ -23,7 +23,7 @@ from app.db import database_unavailable, sqlstate
 from app.domain.changes import AfterGroup, Scorer
 from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.repairs import mark_for_repair
-from app.ingestion.store import RetryGroup, Submission, store_group
+from app.ingestion.store import SUPPRESSED, RetryGroup, Submission, store_group
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ class IngestPipeline:
         self._closing = False
         # Counters for operators and benchmarks: how well commits are being grouped.
         # unfolded_submissions: stored without the downstream work after it failed (logged);
-        # leads_marked_for_repair: leads left for the repair job (app.ingestion.repair_worker).
+        # leads_marked_for_repair: leads left for the repair job (app.ingestion.repair_worker);
+        # suppressed_events: dropped for carrying an erased person's identifier;
+        # consent_refused_events: dropped at parsing, their context refusing consent.
         self.stats = dict.fromkeys(
             (
                 "groups",
@@ -67,6 +69,8 @@ class IngestPipeline:
                 "retries",
                 "unfolded_submissions",
                 "leads_marked_for_repair",
+                "suppressed_events",
+                "consent_refused_events",
             ),
             0,
         )
@@ -213,6 +217,7 @@ class IngestPipeline:
                 self.stats["groups"] += 1
                 self.stats["submissions"] += len(subs)
                 self.stats["events"] += sum(len(s.events) for s in subs)
+                self.stats["suppressed_events"] += sum(s.outcomes.count(SUPPRESSED) for s in subs)
                 return
             except RetryGroup:
                 pass

@@ -31,6 +31,7 @@ from app.domain import profile as lead_profile
 from app.domain.changes import AfterGroup, LeadChange, Scorer
 from app.domain.events import IngestEvent
 from app.domain.lead_rows import LeadRow
+from app.domain.privacy import event_identifiers
 from app.domain.tables import Event, LeadIdentity
 from app.ingestion.bulk import Bulk, Found, RetryGroup, bulk_for
 from app.ingestion.history import rebuild_profile, stored_events
@@ -40,6 +41,9 @@ from app.ingestion.repairs import RepairMark
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 BOT = "bot"
+# An event carrying an erased person's identifier (a suppression): answered as accepted, so
+# the client does not retry it, but not stored (app.domain.privacy).
+SUPPRESSED = "suppressed"
 
 logger = logging.getLogger(__name__)
 
@@ -179,23 +183,33 @@ async def _fresh_events(
     keys: set[tuple[uuid.UUID, str, str]] = set()
     for sub, _, event in candidates:
         if not event.is_bot:
-            for kind, value in (
-                ("user", event.user_id),
-                ("anonymous", event.anonymous_id),
-                ("user", event.previous_id),
-                ("anonymous", event.previous_id),
-            ):
-                if value:
-                    keys.add((sub.site_id, kind, value))
+            keys.update(
+                event_identifiers(
+                    sub.site_id, event.user_id, event.anonymous_id, event.previous_id, event.traits
+                )
+            )
     stored_keys = [(sub.site_id, e.message_id) for sub, _, e in candidates]
     found = await bulk.lookup(sorted(keys), stored_keys)
     fresh = []
     for sub, i, event in candidates:
         if (sub.site_id, event.message_id) in found.events:
             sub.outcomes[i] = DUPLICATE
+        elif found.suppressed and _suppressed(sub.site_id, event, found.suppressed):
+            sub.outcomes[i] = SUPPRESSED
         else:
             fresh.append((sub, i, event))
     return fresh, found
+
+
+def _suppressed(
+    site_id: uuid.UUID, event: IngestEvent, suppressed: set[tuple[uuid.UUID, str, str]]
+) -> bool:
+    if event.is_bot:  # crawlers' events are never a person's (and never attached to a lead)
+        return False
+    ids = event_identifiers(
+        site_id, event.user_id, event.anonymous_id, event.previous_id, event.traits
+    )
+    return any(key in suppressed for key in ids)
 
 
 def _fold(
