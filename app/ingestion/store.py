@@ -132,7 +132,11 @@ async def store_group(
         replayed = [p for lead_id, p in profiles.items() if lead_id not in fold_now]
         await scorer.rescore_stale(conn, replayed, force=survivors)
     if late:
-        failed.update(await _rebuild(conn, late, stored_leads, profiles, visit_timeout, scorer))
+        rebuild_failed, pruned = await _rebuild(
+            conn, late, stored_leads, profiles, visit_timeout, scorer
+        )
+        failed.update(rebuild_failed)
+        late -= pruned  # their events are folded in as they come, below
     apply([e for e in stored_leads if e.lead_id not in late])
 
     identity_rows = identities.rows(now)
@@ -259,13 +263,20 @@ async def _rebuild(
     profiles: dict[uuid.UUID, LeadRow],
     visit_timeout: timedelta,
     scorer: Scorer | None,
-) -> dict[uuid.UUID, str]:
+) -> tuple[dict[uuid.UUID, str], set[uuid.UUID]]:
     """Rebuild the leads' profiles and scores from their stored events and the group's, with
     the repair job's fold and re-scoring's replay; answers the leads whose rebuild raised (their
-    profiles are left as they were, not to be used)."""
+    profiles are left as they were, not to be used), and the leads not rebuilt because
+    retention pruned part of their history (fewer events stored than the lead has folded in):
+    a rebuild would forget the pruned events' visits, orders and points, so the late events
+    are folded into the lead as it is instead."""
     failed: dict[uuid.UUID, str] = {}
+    pruned: set[uuid.UUID] = set()
     for lead_id in sorted(lead_ids, key=str):
         history = await stored_events(conn, lead_id)
+        if len(history) < profiles[lead_id]["events_count"]:
+            pruned.add(lead_id)
+            continue
         # Stable: the group's events come after stored ones of the same time, as their ids do.
         ordered = sorted(history + [e for e in events if e.lead_id == lead_id], key=_by_time)
         try:
@@ -277,7 +288,7 @@ async def _rebuild(
             failed[lead_id] = repr(exc)
             continue
         profiles[lead_id] = profile
-    return failed
+    return failed, pruned
 
 
 def _marks(

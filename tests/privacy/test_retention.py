@@ -12,7 +12,7 @@ from app.db import utcnow
 from app.domain.tables import Event, Lead
 from app.leases import Lease
 from app.privacy import retention
-from tests.factories import lead_by_anonymous_id, send, track
+from tests.factories import at, lead_by_anonymous_id, send, track
 
 
 @pytest.fixture
@@ -75,3 +75,30 @@ async def test_without_a_retention_nothing_is_pruned(client, session, site, db_e
     assert await retention.prune_events(db_engine, PrivacySettings(), utcnow()) == 0
     assert await events_of(session, "old") == 1
     assert await session.scalar(select(func.count()).select_from(Lead)) == 1
+
+
+async def test_a_late_event_after_pruning_keeps_what_the_pruned_events_counted(
+    app, client, session, site
+):
+    """A late event (older than the lead's last) makes ingestion rebuild the lead from its
+    stored events; with part of them pruned that would forget their visits and orders, so
+    the lead takes the late event as it is instead."""
+    await send(
+        client,
+        site,
+        track("v", "Order Completed", timestamp=at(0), properties={"revenue": 500}),
+        track("v", "Product Viewed", timestamp=at(days=40), properties={"sku": "a"}),
+        track("v", "Product Viewed", timestamp=at(days=50), properties={"sku": "b"}),
+    )
+    await session.execute(
+        update(Event)
+        .where(Event.name == "Order Completed")
+        .values(received_at=utcnow() - timedelta(days=31))
+    )
+    await retention.retention_loop(app.state.background.context, asyncio.Event(), iterations=1)
+    assert await events_of(session, "v") == 2
+
+    await send(client, site, track("v", "Product Viewed", timestamp=at(days=45)))  # late
+
+    lead = await lead_by_anonymous_id(session, site.site.id, "v")
+    assert (lead.events_count, lead.orders, lead.revenue) == (4, 1, 500)
