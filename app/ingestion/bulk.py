@@ -158,13 +158,14 @@ _PG_LOOKUP = (
     "WHERE e.site_id = t.site_id AND e.message_id = t.message_id LIMIT 1) e "
     "UNION ALL "
     f"SELECT NULL, NULL, NULL, NULL, * FROM locked "
-    # Suppressed keys (a site without a salt has none): hashed here as
-    # app.domain.privacy.identifier_hash does, a probe of the unique index per key.
+    # Suppressed keys (a site without a salt, that never erased anyone, has none): hashed as
+    # app.domain.privacy.identifier_hash does, and a probe of the unique index per key of a
+    # site with a salt (LATERAL ... LIMIT 1, as above: never a scan of the suppressions).
     "UNION ALL "
     f"SELECT t.site_id, t.kind, t.value, NULL, {_NO_LEAD} FROM keys t "
     "JOIN privacy_salts s ON s.site_id = t.site_id "
-    "WHERE EXISTS (SELECT 1 FROM suppressions p WHERE p.site_id = t.site_id AND p.hash = "
-    "encode(sha256(s.salt || convert_to(t.kind || ':' || t.value, 'UTF8')), 'hex'))"
+    "CROSS JOIN LATERAL (SELECT 1 FROM suppressions p WHERE p.site_id = t.site_id AND p.hash = "
+    "encode(sha256(s.salt || convert_to(t.kind || ':' || t.value, 'UTF8')), 'hex') LIMIT 1) p"
 )
 # Small groups (single events under load) write everything in one statement: COPY takes two
 # round trips and asyncpg's copy_records_to_table has a fixed Python cost per call.
