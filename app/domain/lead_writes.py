@@ -200,4 +200,4 @@ async def delete_leads(conn: AsyncConnection | AsyncSession, lead_ids: Sequence[
     ids = list(lead_ids)
     await conn.execute(update(_leads).where(_leads.c.id.in_(ids)).values(first_seen_at=None))
     result = await conn.execute(delete(_leads).where(_leads.c.id.in_(ids)))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(cast(Any, result).rowcount or 0)

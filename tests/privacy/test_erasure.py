@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.config import Settings
-from app.db import make_sessionmaker, writer
+from app.db import make_sessionmaker, utcnow, writer
 from app.domain.privacy import Suppression
 from app.domain.tables import Event, Lead, LeadIdentity
 from app.ingestion.pipeline import IngestPipeline
+from app.leads import rollup
 from app.privacy.erasure import erase_person
 from app.webhooks.models import LeadContact, LeadTimer, WebhookDelivery, WebhookMessage
 from tests.factories import at, basic_auth, bearer, lead_by_anonymous_id, send, track
@@ -238,3 +239,24 @@ async def test_erasure_needs_the_secret_key(client, site):
         "DELETE", "/v1/people", auth=basic_auth(site.write_key), json={"userId": "u"}
     )
     assert r.status_code == 401
+
+
+async def test_the_funnel_no_longer_counts_an_erased_person(client, session, site, db_engine):
+    """Also on days already rolled up: the erasure writes the lead's -1 through the funnel's
+    triggers, as its reads of the leads no longer see it."""
+    await a_merged_hot_person(client, site, session)
+    await someone_else(client, site)
+    period = {"from": at(days=-1), "to": utcnow().isoformat()}
+    await rollup.roll_up(db_engine, utcnow())
+
+    async def funnel_leads() -> int:
+        r = await client.get("/v1/stats/funnel", headers=bearer(site.secret_key), params=period)
+        assert r.status_code == 200, r.text
+        return int(r.json()["leads"])
+
+    assert await funnel_leads() == 2
+    r = await erase(client, site, userId="user-1")
+    assert r.status_code == 200, r.text
+    assert await funnel_leads() == 1
+    await rollup.roll_up(db_engine, utcnow())
+    assert await funnel_leads() == 1
