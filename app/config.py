@@ -136,6 +136,29 @@ class MetricsSettings(BaseModel):
     worker_host: str = Field("127.0.0.1", description="the address of the worker's /metrics")
 
 
+class PrivacySettings(BaseModel):
+    event_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="events stored longer ago than this are pruned (None: kept; lead profiles"
+        " and scores stay either way)",
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, description="how often the retention loop looks for events to prune"
+    )
+    retention_batch_events: int = Field(
+        1000, ge=1, description="events deleted per retention transaction (short locks)"
+    )
+    retention_lease_seconds: float = Field(
+        600.0, description="one process prunes; a silent one's turn passes after this"
+    )
+    consent_categories: list[str] = Field(
+        [],
+        description="consent categories Leadheat needs: an event that refuses any of them is"
+        " not stored (empty: refused when the event's consent grants no category at all)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -169,6 +192,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     stats: StatsSettings = StatsSettings()
     metrics: MetricsSettings = MetricsSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @property
     def is_sqlite(self) -> bool:

@@ -24,6 +24,7 @@ from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
 from app.leads import endpoints as leads_endpoints
 from app.metrics import ObservedRequests
+from app.privacy import endpoints as privacy_endpoints
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(client_settings.router)
     if settings.metrics.enabled:
         app.include_router(monitoring.router)
+    app.include_router(privacy_endpoints.router)
 
     @app.get("/health/live", tags=["ops"])
     async def health_live() -> dict[str, str]:

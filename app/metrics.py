@@ -56,6 +56,15 @@ EVENTS_CRAWLER = Counter(
     "leadheat_events_crawler",
     "Accepted events from crawlers (stored unscored, or dropped with store_bot_events off)",
 )
+EVENTS_SUPPRESSED = Counter(
+    "leadheat_events_suppressed",
+    "Events not stored because they carry an erased person's id (DELETE /v1/people),"
+    " answered as accepted",
+)
+EVENTS_CONSENT_REFUSED = Counter(
+    "leadheat_events_consent_refused",
+    "Events not stored because their context refuses tracking consent, answered as accepted",
+)
 EVENTS_REJECTED = Counter(
     "leadheat_events_rejected",
     "Events refused one by one (a batch's bad events, a single call's), by the error code",
@@ -180,16 +189,24 @@ def exposition(extra: Sequence[Metric] = ()) -> bytes:
     return body
 
 
-def count_group(events: int, duplicates: int, crawlers: int, seconds: float) -> None:
+def count_group(
+    events: int, duplicates: int, crawlers: int, seconds: float, suppressed: int = 0
+) -> None:
     """One committed group: its events by outcome, its size and its time."""
-    if events > duplicates:
-        EVENTS_ACCEPTED.inc(events - duplicates)
+    if events > duplicates + suppressed:
+        EVENTS_ACCEPTED.inc(events - duplicates - suppressed)
     if duplicates:
         EVENTS_DUPLICATE.inc(duplicates)
+    if suppressed:
+        EVENTS_SUPPRESSED.inc(suppressed)
     if crawlers:
         EVENTS_CRAWLER.inc(crawlers)
     GROUP_EVENTS.observe(events)
     GROUP_COMMIT_SECONDS.observe(seconds)
+
+
+def count_consent_refused(events: int) -> None:
+    EVENTS_CONSENT_REFUSED.inc(events)
 
 
 def count_rejected(reasons: Iterable[str]) -> None:

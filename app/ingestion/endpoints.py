@@ -24,6 +24,7 @@ from app.errors import AppError, DatabaseUnavailable, Forbidden, PayloadTooLarge
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
     Rejection,
+    consent_refused,
     parse_json,
     read_body,
     validate_batch,
@@ -33,7 +34,7 @@ from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.schemas import INGESTION_ERRORS, IngestResponse, ingestion_body
 from app.ingestion.store import BOT, DUPLICATE, Submission
 from app.logs import REQUEST_ID
-from app.metrics import count_rejected
+from app.metrics import count_consent_refused, count_rejected
 from app.openapi import errors
 from app.sites.service import SiteRef, WriteKeyCache
 
@@ -215,13 +216,22 @@ async def _ingest(
 ) -> dict[str, Any]:
     """Store the valid events; the answer, shaped as `IngestResponse` documents it (a dict:
     building the model would cost more than parsing the request's JSON)."""
+    settings: Settings = request.app.state.settings
+    pipeline: IngestPipeline = request.app.state.ingest_pipeline
     events = [r for r in results if isinstance(r, IngestEvent)]
     rejections = [r for r in results if isinstance(r, Rejection)]
     if rejections:
         count_rejected(r.code for r in rejections)
+    # Consent refused: not stored, answered as accepted (the client must not retry it).
+    categories = frozenset(settings.privacy.consent_categories)
+    kept = [e for e in events if not consent_refused(e.context, categories)]
+    refused = len(events) - len(kept)
+    if refused:
+        pipeline.stats["consent_refused_events"] += refused
+        count_consent_refused(refused)
+        events = kept
     outcomes: list[str] = []
     if events:
-        pipeline: IngestPipeline = request.app.state.ingest_pipeline
         submission = Submission(site.id, events, request_id=REQUEST_ID.get())
         try:
             outcomes = (await pipeline.submit(submission)).outcomes
@@ -233,7 +243,7 @@ async def _ingest(
     duplicates = outcomes.count(DUPLICATE)
     return {
         "success": True,
-        "accepted": len(outcomes) - duplicates,
+        "accepted": len(outcomes) - duplicates + refused,
         "duplicates": duplicates,
         "rejected": len(rejections),
         "bots": outcomes.count(BOT),

@@ -24,7 +24,7 @@ from app.db import database_unavailable, sqlstate
 from app.domain.changes import AfterGroup, Scorer
 from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.repairs import mark_for_repair
-from app.ingestion.store import BOT, DUPLICATE, RetryGroup, Submission, store_group
+from app.ingestion.store import BOT, DUPLICATE, SUPPRESSED, RetryGroup, Submission, store_group
 from app.metrics import GROUP_RETRIES, count_group
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ class IngestPipeline:
         self._closing = False
         # Counters for operators and benchmarks: how well commits are being grouped.
         # unfolded_submissions: stored without the downstream work after it failed (logged);
-        # leads_marked_for_repair: leads left for the repair job (app.ingestion.repair_worker).
+        # leads_marked_for_repair: leads left for the repair job (app.ingestion.repair_worker);
+        # suppressed_events: dropped for carrying an erased person's identifier;
+        # consent_refused_events: dropped at parsing, their context refusing consent.
         self.stats = dict.fromkeys(
             (
                 "groups",
@@ -69,6 +71,8 @@ class IngestPipeline:
                 "retries",
                 "unfolded_submissions",
                 "leads_marked_for_repair",
+                "suppressed_events",
+                "consent_refused_events",
             ),
             0,
         )
@@ -234,16 +238,18 @@ class IngestPipeline:
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
 
     def _committed(self, subs: list[Submission], marked: int, seconds: float) -> None:
-        events = duplicates = crawlers = 0
+        events = duplicates = crawlers = suppressed = 0
         for sub in subs:
             events += len(sub.events)
             duplicates += sub.outcomes.count(DUPLICATE)
             crawlers += sub.outcomes.count(BOT)
+            suppressed += sub.outcomes.count(SUPPRESSED)
         self.stats["leads_marked_for_repair"] += marked
         self.stats["groups"] += 1
         self.stats["submissions"] += len(subs)
         self.stats["events"] += events
-        count_group(events, duplicates, crawlers, seconds)
+        self.stats["suppressed_events"] += suppressed
+        count_group(events, duplicates, crawlers, seconds, suppressed)
         if logger.isEnabledFor(logging.DEBUG):  # a line per group: at debug level only
             logger.debug(
                 "group committed: %d events of %d requests",

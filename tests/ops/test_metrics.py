@@ -72,6 +72,27 @@ def test_ingestion_counters_move_by_what_was_sent(live_server, site):
     ) == 1  # fmt: skip
 
 
+def test_suppressed_and_consent_refused_events_are_counted_not_accepted(live_server, site):
+    url = live_server.url
+    erased = httpx.request(
+        "DELETE", f"{url}/v1/people", headers=bearer(site.secret_key), json={"userId": "gone"}
+    )
+    assert erased.status_code == 200, erased.text
+    before = scrape(url)
+    refused = {"consent": {"categoryPreferences": {"Analytics": False}}}
+    events = [
+        {"type": "track", "event": "X", "userId": "gone", "messageId": "s1"},
+        {"type": "track", "event": "X", "anonymousId": "a", "messageId": "s2", "context": refused},
+        {"type": "track", "event": "X", "anonymousId": "b", "messageId": "s3"},
+    ]
+    answer = _batch(url, site, events)
+    assert answer["accepted"] == 3  # neither is told apart from a stored event
+    after = scrape(url)
+    assert moved(before, after, "leadheat_events_suppressed_total") == 1
+    assert moved(before, after, "leadheat_events_consent_refused_total") == 1
+    assert moved(before, after, "leadheat_events_accepted_total") == 1
+
+
 def test_requests_are_counted_by_route_template_not_path(live_server, site):
     url = live_server.url
     before = scrape(url)
