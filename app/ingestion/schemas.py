@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.openapi import WRITE_KEY
+
 MessageType = Literal["track", "page", "screen", "identify", "alias", "group"]
 
 
@@ -105,4 +107,7 @@ def ingestion_body(*, batch: bool) -> dict[str, Any]:
         }
     else:
         schema = _message_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        **WRITE_KEY,
+    }
