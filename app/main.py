@@ -22,6 +22,7 @@ from app.ingestion import client_settings
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
+from app.ingestion.schemas import ingestion_openapi_schemas
 from app.leads import endpoints as leads_endpoints
 from app.openapi import document, package_version
 from app.scoring import endpoints as scoring_endpoints
@@ -156,7 +157,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     # The rule set is read by its routes themselves (its own error details): its schema, and
     # the webhooks' payloads, are added to what FastAPI documents.
     app.openapi = lambda: document(  # type: ignore[method-assign]
-        app, schemas=rule_set_openapi_schemas(), webhooks=WEBHOOK_EVENTS
+        app,
+        schemas={**ingestion_openapi_schemas(), **rule_set_openapi_schemas()},
+        webhooks=WEBHOOK_EVENTS,
     )
 
     @app.get("/health/live", tags=["ops"], response_model=Live)

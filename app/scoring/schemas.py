@@ -99,11 +99,14 @@ HalfLife = Annotated[
     PlainValidator(_half_life),
     WithJsonSchema(
         {
+            # One flat anyOf: client generators handle nested unions and constants badly.
             "anyOf": [
-                _duration_schema(positive=True),
-                {"const": "never", "description": "no decay for this rule"},
-                {"type": "null", "description": "the rule set's `decay.half_life`"},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS},
+                {"type": "string", "pattern": f"^ *never *$|{_DURATION_TEXT_PATTERN}"},
+                {"type": "null"},
             ],
+            "description": "seconds, a text like '3d' or '1h30m', 'never' (no decay for this"
+            " rule) or null (the rule set's `decay.half_life`)",
             "examples": ["3d", "never"],
         }
     ),

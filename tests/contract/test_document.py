@@ -143,15 +143,24 @@ def test_security_schemes_are_declared() -> None:
     assert operations["PUT /v1/rules"]["security"] == [{"secretKey": []}]
 
 
+def _body(operation: dict[str, Any]) -> dict[str, Any]:
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return DOCUMENT["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
 def test_every_segment_call_and_the_batch_have_a_typed_body() -> None:
     operations = _operations()
     for call in ("track", "page", "screen", "identify", "alias", "group"):
-        schema = operations[f"POST /v1/{call}"]["requestBody"]["content"]["application/json"]
-        properties = schema["schema"]["properties"]
-        assert {"type", "anonymousId", "userId", "timestamp", "writeKey"} <= set(properties)
-    batch = operations["POST /v1/batch"]["requestBody"]["content"]["application/json"]["schema"]
+        schema = _body(operations[f"POST /v1/{call}"])
+        assert {"type", "anonymousId", "userId", "timestamp", "context", "writeKey"} <= set(
+            schema["properties"]
+        )
+        assert schema["properties"]["type"]["const"] == call
+    assert _body(operations["POST /v1/track"])["required"] == ["event"]
+    assert _body(operations["POST /v1/alias"])["required"] == ["previousId", "userId"]
+    batch = _body(operations["POST /v1/batch"])
     assert batch["required"] == ["batch"]
-    assert "anonymousId" in batch["properties"]["batch"]["items"]["properties"]
+    assert batch["properties"]["batch"]["items"] == {"$ref": "#/components/schemas/SegmentMessage"}
 
 
 def test_info_version_is_the_package_version() -> None:
