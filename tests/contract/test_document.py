@@ -64,6 +64,11 @@ def _operations() -> dict[str, dict[str, Any]]:
     }
 
 
+def _untyped(schema: dict[str, Any]) -> bool:
+    """An object of anything (`dict[str, Any]`): says nothing of the answer."""
+    return schema.get("type") == "object" and not schema.get("properties") and "$ref" not in schema
+
+
 def _problems(name: str, operation: dict[str, Any]) -> list[str]:
     problems = []
     answers = operation["responses"]
@@ -76,23 +81,31 @@ def _problems(name: str, operation: dict[str, Any]) -> list[str]:
             if content:
                 problems.append(f"{status} documents a body")
             continue
-        schema = (content or {}).get("application/json", {}).get("schema")
-        if not schema or schema.get("type") == "string":
-            problems.append(f"{status}: no JSON model (schema {schema})")
+        if not content:
+            problems.append(f"{status}: no content documented (a model, or its media type)")
+        elif "application/json" in content:
+            schema = content["application/json"].get("schema")
+            if not schema or schema.get("type") == "string" or _untyped(schema):
+                problems.append(f"{status}: no JSON model (schema {schema}); set response_model")
+        elif not all(media.get("schema") for media in content.values()):
+            problems.append(f"{status}: a media type without a schema")
     errors = [status for status in answers if status[0] in "45"]
     if not errors and name not in NO_ERRORS:
-        problems.append("no error answer")
+        problems.append("no error answer: add responses=errors(...) (app/openapi.py)")
     for status in errors:
         schema = answers[status].get("content", {}).get("application/json", {}).get("schema")
         if schema != ERROR_BODY:
-            problems.append(f"{status} is not the ErrorBody shape")
+            problems.append(f"{status} is not the ErrorBody shape: use errors({status})")
     security = operation.get("security")
     if name in PUBLIC:
         if security:
             problems.append("a public route declares a key")
     else:
         if not security:
-            problems.append("no security (writeKey or secretKey)")
+            problems.append(
+                "no security: depend on the secret key (SecretSiteDep) or declare WRITE_KEY,"
+                " or, if it takes no key, add it to PUBLIC in this test"
+            )
         elif {"secretKey"} == {key for need in security for key in need}:
             missing = {"401", "403", "503"} - set(answers)
             if missing:
@@ -101,7 +114,7 @@ def _problems(name: str, operation: dict[str, Any]) -> list[str]:
             problems.append("takes a key but documents no 401")
     if "requestBody" in operation:
         body = operation["requestBody"]["content"]["application/json"]["schema"]
-        if not body or body.get("additionalProperties") is True and "$ref" not in body:
+        if not body or _untyped(body):
             problems.append("the request body is an untyped object")
     return problems
 
