@@ -3,16 +3,18 @@
 import argparse
 import asyncio
 import errno
+import logging.config
 import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from prometheus_client import start_http_server
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from app import onboarding, server
+from app import logs, metrics, onboarding, server
 from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import SecretsKeyError, secret_box
@@ -127,6 +129,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     workers = args.workers if args.workers is not None else settings.workers
     # Before migrating: a port that is taken stops the start at once, with one line.
     _check_can_listen(host, port)
+    # Until uvicorn applies the same: what migrating and the key check log is formatted too.
+    logging.config.dictConfig(logs.logging_config(settings.log_level, settings.log_format))
     if settings.auto_migrate and not args.no_migrate:
         upgrade(settings.database_url)
     asyncio.run(_check_secrets(settings))
@@ -134,25 +138,29 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         asyncio.run(_ensure_demo_site(settings))
     print(f"Leadheat listening on http://{host}:{port}", flush=True)
     try:
-        server.run(
-            "app.main:create_served_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level,
-            proxy_headers=True,
-            header_timeout=(
-                args.header_timeout
-                if args.header_timeout is not None
-                else settings.http.header_timeout_seconds
-            ),
-            body_timeout=(
-                args.body_timeout
-                if args.body_timeout is not None
-                else settings.http.body_timeout_seconds
-            ),
-        )
+        with metrics.multiprocess_directory(workers):
+            server.run(
+                "app.main:create_served_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                on_worker_exit=metrics.worker_exited,
+                log_level=settings.log_level,
+                log_config=logs.logging_config(settings.log_level, settings.log_format),
+                access_log=False,  # uvicorn's; Leadheat's own is LEADHEAT_ACCESS_LOG (app.metrics)
+                proxy_headers=True,
+                header_timeout=(
+                    args.header_timeout
+                    if args.header_timeout is not None
+                    else settings.http.header_timeout_seconds
+                ),
+                body_timeout=(
+                    args.body_timeout
+                    if args.body_timeout is not None
+                    else settings.http.body_timeout_seconds
+                ),
+            )
     except OSError as exc:  # taken meanwhile (the workers' sockets are bound after the check)
         raise CommandError(_cannot_listen(host, port, exc)) from None
 
@@ -173,7 +181,11 @@ def _check_can_listen(host: str, port: int) -> None:
         raise CommandError(_cannot_listen(host, port, exc)) from None
 
 
-async def _worker(settings: Settings) -> None:
+async def _worker(settings: Settings, metrics_port: int | None) -> None:
+    logging.config.dictConfig(logs.logging_config(settings.log_level, settings.log_format))
+    port = metrics_port or settings.metrics.worker_port
+    if port:  # its own loops' metrics (delivery, timers); the database's are the API's
+        start_http_server(port, settings.metrics.worker_host, metrics.process_registry())
     await _check_secrets(settings)
     engine = make_engine(settings)
     rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
@@ -274,7 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     command(sub, "migrate", "apply pending database migrations")
-    command(sub, "worker", "run background work only (delivery, timers, re-scoring)")
+    worker = command(sub, "worker", "run background work only (delivery, timers, re-scoring)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help=_from_setting(
+            "serve this worker's Prometheus metrics on PORT (none: not served)",
+            "metrics__worker_port",
+        ),
+    )
     sites = command(sub, "sites", "manage sites (shops)")
     sites_sub = sites.add_subparsers(dest="sites_command", required=True)
     create = command(sites_sub, "create", "create a site and print its keys once")
@@ -321,7 +342,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "serve":
         _serve(settings, args)
     elif args.command == "worker":
-        asyncio.run(_worker(settings))
+        asyncio.run(_worker(settings, args.metrics_port))
     elif args.command == "migrate":
         upgrade(settings.database_url)
         print("Database is up to date.")

@@ -6,6 +6,7 @@ Every industry figure the service uses (docs/domain.md) is a setting here, never
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -117,6 +118,47 @@ class StatsSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics")
+    token: SecretStr | None = Field(
+        None,
+        description="if set, /metrics requires `Authorization: Bearer <token>` (else it is open,"
+        " like most exporters: keep it off the public internet)",
+    )
+    database_cache_seconds: float = Field(
+        15.0,
+        description="the gauges read from the database (leads by temperature, overdue first"
+        " contacts, the outbox) are read at most this often per process",
+    )
+    worker_port: int | None = Field(
+        None, description="`leadheat worker` serves its own /metrics on this port (off if unset)"
+    )
+    worker_host: str = Field("127.0.0.1", description="the address of the worker's /metrics")
+
+
+class PrivacySettings(BaseModel):
+    event_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="events stored longer ago than this are pruned (None: kept; lead profiles"
+        " and scores stay either way)",
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, description="how often the retention loop looks for events to prune"
+    )
+    retention_batch_events: int = Field(
+        1000, ge=1, description="events deleted per retention transaction (short locks)"
+    )
+    retention_lease_seconds: float = Field(
+        600.0, description="one process prunes; a silent one's turn passes after this"
+    )
+    consent_categories: list[str] = Field(
+        [],
+        description="consent categories Leadheat needs: an event that refuses any of them is"
+        " not stored (empty: refused when the event's consent grants no category at all)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -133,7 +175,13 @@ class Settings(BaseSettings):
         True, description="run background work (delivery, timers, re-scoring) inside serve"
     )
     create_demo_site: bool = Field(True, description="create a demo site when there is none")
-    log_level: str = "info"
+    log_level: str = Field("info", description="debug also logs every group commit")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="json: one JSON object a line; auto: text on a terminal, else json"
+    )
+    access_log: bool = Field(
+        False, description="log a line per HTTP request (off: ingestion's throughput, see docs)"
+    )
     secrets_key: SecretStr | None = Field(
         None,
         description="Fernet key(s), comma separated, encrypting webhook secrets (see app.crypto)",
@@ -143,6 +191,8 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     http: HttpSettings = HttpSettings()
     stats: StatsSettings = StatsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from app import monitoring
 from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import secret_box
@@ -24,7 +25,9 @@ from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
 from app.ingestion.schemas import ingestion_openapi_schemas
 from app.leads import endpoints as leads_endpoints
+from app.metrics import ObservedRequests
 from app.openapi import document, package_version
+from app.privacy import endpoints as privacy_endpoints
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring.schemas import rule_set_openapi_schemas
 from app.scoring.scorer import LeadScorer, RuleSetCache
@@ -103,6 +106,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
             after_commit=[notifier.wake_committed],
         )
         app.state.ingest_pipeline = pipeline
+        app.state.database_gauges = monitoring.DatabaseGauges(
+            engine, settings.metrics.database_cache_seconds
+        )
         pipeline.start()
         # Background work reads then writes: writer sessions.
         background = BackgroundRunner(
@@ -147,6 +153,8 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         handlers=app.exception_handlers,
     )
     install_error_handlers(app)  # after: CatchAllMiddleware is outside PostsFirst
+    # Outermost: the request id is set before anything logs, and every answer is timed.
+    app.add_middleware(ObservedRequests, access_log=settings.access_log)
     app.include_router(webhooks_endpoints.router)
     app.include_router(dashboard_endpoints.router)
     app.include_router(scoring_endpoints.router)
@@ -154,6 +162,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(leads_endpoints.stats_router)
     app.include_router(sites_endpoints.router)
     app.include_router(client_settings.router)
+    if settings.metrics.enabled:
+        app.include_router(monitoring.router)
+    app.include_router(privacy_endpoints.router)
     # The rule set is read by its routes themselves (its own error details): its schema, and
     # the webhooks' payloads, are added to what FastAPI documents.
     app.openapi = lambda: document(  # type: ignore[method-assign]

@@ -2,6 +2,7 @@
 
 from app import leases as lease_models
 from app.db import Base
+from app.domain import privacy as privacy_models
 from app.domain import tables as domain_tables
 from app.ingestion import repairs as ingestion_models
 from app.leads import models as leads_models
@@ -17,6 +18,7 @@ __all__ = [
     "lease_models",
     "leads_models",
     "metadata",
+    "privacy_models",
     "scoring_models",
     "sites_models",
     "webhooks_models",

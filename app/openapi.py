@@ -49,17 +49,24 @@ def package_version() -> str:
 
 
 # The secret key's scheme (Bearer) comes from its dependency (app/sites/dependencies.py);
-# ingestion reads its credentials itself, so its scheme is declared here.
-WRITE_KEY_SCHEME = {
+# ingestion and /metrics read their credentials themselves, so theirs are declared here.
+SECURITY_SCHEMES = {
     "writeKey": {
         "type": "http",
         "scheme": "basic",
         "description": "The site's write key as the user name, with no password (Segment's"
         " way); it may instead be sent as `writeKey` in the body.",
-    }
+    },
+    "metricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`LEADHEAT_METRICS__TOKEN`, when it is set",
+    },
 }
 # `openapi_extra=` of a route that takes the write key.
 WRITE_KEY: dict[str, Any] = {"security": [{"writeKey": []}]}
+# `openapi_extra=` of /metrics: the token when one is set, else nothing (`{}`).
+METRICS_TOKEN: dict[str, Any] = {"security": [{"metricsToken": []}, {}]}
 
 _WEBHOOK_HEADERS = [
     ("webhook-id", "the message's id (msg_...): the same on every attempt; deduplicate on it"),
@@ -100,7 +107,7 @@ def document(
     components = doc.setdefault("components", {})
     for fastapi_own in ("HTTPValidationError", "ValidationError"):
         components["schemas"].pop(fastapi_own, None)
-    components.setdefault("securitySchemes", {}).update(WRITE_KEY_SCHEME)
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     _, payloads = models_json_schema(
         [(model, "validation") for model in webhooks.values()],
         ref_template="#/components/schemas/{model}",

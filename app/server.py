@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -158,7 +159,8 @@ class ReusePortMultiprocess(Multiprocess):
     It relies on where Multiprocess builds its workers: tests/test_uvicorn_internals.py fails
     if the uvicorn source of that changes."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, on_worker_exit: Callable[[int], None] | None = None) -> None:
+        self._on_worker_exit = on_worker_exit
         # The port is fixed once, so that a port of 0 ("any free port") means the same port
         # for every worker; this first socket stays open until the first worker has it.
         self._first: socket.socket | None = bind_reuse_port(
@@ -192,13 +194,24 @@ class ReusePortMultiprocess(Multiprocess):
         super().init_processes()
         self._close_handed_out()
 
+    def _replaced(self, before: set[int | None]) -> None:
+        """Tell `on_worker_exit` of the workers that were replaced since `before`."""
+        if self._on_worker_exit is not None:
+            for pid in before - {process.pid for process in self.processes}:
+                if pid is not None:
+                    self._on_worker_exit(pid)
+
     def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
         super().keep_subprocess_alive()
         self._close_handed_out()
+        self._replaced(before)
 
     def restart_all(self) -> None:
+        before = {process.pid for process in self.processes}
         super().restart_all()
         self._close_handed_out()
+        self._replaced(before)
 
     def handle_ttin(self) -> None:
         super().handle_ttin()
@@ -208,10 +221,17 @@ class ReusePortMultiprocess(Multiprocess):
 WORKER_HEALTHCHECK_SECONDS = 30
 
 
-def run(app: str, *, workers: int, **kwargs: Any) -> None:
+def run(
+    app: str,
+    *,
+    workers: int,
+    on_worker_exit: Callable[[int], None] | None = None,
+    **kwargs: Any,
+) -> None:
     """Like `uvicorn.run(app, workers=N, ...)` with a `ServerConfig` (read deadlines; their
     two settings are keyword arguments here), and a socket per worker where the platform has
-    SO_REUSEPORT."""
+    SO_REUSEPORT; `on_worker_exit` is told the pid of each worker that died or was replaced
+    there."""
     # A worker that has not answered the supervisor's ping in this long is killed as hung.
     # uvicorn's 5 s kills workers that are only slow to import on a busy machine; a dead
     # worker is replaced at once whatever this is.
@@ -224,7 +244,7 @@ def run(app: str, *, workers: int, **kwargs: Any) -> None:
             if not server.started:
                 sys.exit(STARTUP_FAILURE)
         elif reuse_port_supported():
-            ReusePortMultiprocess(config).run()
+            ReusePortMultiprocess(config, on_worker_exit).run()
         else:
             Multiprocess(config, sockets=[config.bind_socket()]).run()
 

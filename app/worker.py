@@ -1,5 +1,5 @@
 """Background work: re-scoring jobs, temperature refresh, webhook delivery and timers, lead
-repairs, the funnel's rollup.
+repairs, the funnel's rollup, event retention.
 
 It runs inside `leadheat serve` by default and in any number of `leadheat worker` processes
 for scale. Every loop coordinates through the database (row locks with SKIP LOCKED, leases
@@ -13,6 +13,7 @@ import logging
 from app.background import BackgroundContext, BackgroundLoop
 from app.ingestion import repair_worker
 from app.leads import rollup as leads_rollup
+from app.privacy import retention as privacy_retention
 from app.scoring import preview_jobs, rescoring
 from app.webhooks import loops as webhooks_loops
 
@@ -27,6 +28,7 @@ def background_loops() -> list[tuple[str, BackgroundLoop]]:
         *webhooks_loops.LOOPS,
         *repair_worker.LOOPS,
         *leads_rollup.LOOPS,
+        *privacy_retention.LOOPS,
     ]
 
 

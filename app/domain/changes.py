@@ -37,6 +37,8 @@ class LeadChange:
     previous_temperature: str | None  # None: the lead is new
     previously_identified: bool
     events: tuple[IngestEvent, ...]  # the group's new events of this lead, in time order
+    # The HTTP requests that brought them (app.logs' ids; none for background jobs' changes).
+    request_ids: tuple[str, ...] = ()
 
 
 # Called inside the group's transaction after every lead is written (the webhook outbox).

@@ -8,7 +8,8 @@
 - scores, after re-scoring or the temperature refresher (`write_scores`), and when a lead
   next needs the refresher's look (`set_next_checks`);
 - when first contact is due, for leads that turned hot (`set_contact_by`);
-- the sales team's columns: status and first contact (`patch_lead`).
+- the sales team's columns: status and first contact (`patch_lead`);
+- erasure: a person's leads deleted (`delete_leads`, app.privacy).
 """
 
 import uuid
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any, TypedDict, cast
 
 import asyncpg
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import UTCDateTime
@@ -184,3 +185,19 @@ async def patch_lead(session: AsyncSession, lead: Lead, patch: LeadPatch, now: d
         setattr(lead, column, value)
     lead.updated_at = now
     await session.flush()
+
+
+# --- erasure ----------------------------------------------------------------------------------
+
+
+async def delete_leads(conn: AsyncConnection | AsyncSession, lead_ids: Sequence[uuid.UUID]) -> int:
+    """Delete the leads (locked by the caller); answers how many were. First their
+    `first_seen_at` is cleared, so that the funnel's triggers (migration 0011) write the -1 of
+    each live lead in its day: the funnel's counts then no longer count an erased person, as
+    its reads of the leads do not (there is no trigger on DELETE)."""
+    if not lead_ids:
+        return 0
+    ids = list(lead_ids)
+    await conn.execute(update(_leads).where(_leads.c.id.in_(ids)).values(first_seen_at=None))
+    result = await conn.execute(delete(_leads).where(_leads.c.id.in_(ids)))
+    return int(cast(Any, result).rowcount or 0)

@@ -17,7 +17,7 @@ SQLite (embedded, no round trips) uses plain SQLAlchemy Core executemany.
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import asyncpg
@@ -29,6 +29,7 @@ from sqlalchemy.sql.schema import Table
 from app.domain import lead_writes
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.lead_writes import LEAD_COLUMNS
+from app.domain.privacy import PrivacySalt, Suppression, identifier_hash
 from app.domain.tables import Event, Lead, LeadIdentity
 from app.recordsets import as_uuid, copy_rows, insert_sql, json_columns, pg_type, recordset, to_json
 from app.sites.models import Site  # noqa: F401  (foreign keys take their type from it)
@@ -48,6 +49,8 @@ class Found:
     identities: list[tuple[IdentityKey, uuid.UUID]]  # known identity -> its lead
     events: set[EventKey]  # already stored
     leads: list[LeadRow]  # the rows of the identities' leads, locked, in id order
+    # The keys (identities and emails) that match a suppression (app.domain.privacy).
+    suppressed: set[IdentityKey] = field(default_factory=set)
 
 
 class RetryGroup(Exception):
@@ -58,7 +61,8 @@ class RetryGroup(Exception):
 class Bulk(Protocol):
     async def lookup(self, identity_keys: list[IdentityKey], event_keys: list[EventKey]) -> Found:
         """The leads of the identities already known (locked for the transaction, in id
-        order), and the events already stored."""
+        order), the events already stored, and which keys are suppressed. `identity_keys`
+        may hold `email` keys, only looked up as suppressions."""
         ...
 
     async def write(
@@ -125,6 +129,8 @@ def bulk_for(conn: AsyncConnection) -> Bulk:
 _leads = cast(Table, Lead.__table__)
 _events = cast(Table, Event.__table__)
 _identities = cast(Table, LeadIdentity.__table__)
+_salts = cast(Table, PrivacySalt.__table__)
+_suppressions = cast(Table, Suppression.__table__)
 
 # The group's first statement: the known identities with their leads, locked, and the events
 # already stored, as one result (rows told apart by which columns are null; one round trip
@@ -136,10 +142,12 @@ _identities = cast(Table, LeadIdentity.__table__)
 # FOR NO KEY UPDATE does not block the foreign-key checks of concurrent inserts.
 _NO_LEAD = ", ".join(f"NULL::{pg_type(_leads.c[c])}" for c in LEAD_COLUMNS)
 _PG_LOOKUP = (
-    "WITH known AS (SELECT t.site_id, t.kind, t.value, i.lead_id "
-    f"FROM {recordset(_identities, ('site_id', 'kind', 'value'))} "
+    f"WITH keys AS (SELECT site_id, kind, value FROM "
+    f"{recordset(_identities, ('site_id', 'kind', 'value'))}), "
+    "known AS (SELECT t.site_id, t.kind, t.value, i.lead_id FROM keys t "
     "CROSS JOIN LATERAL (SELECT lead_id FROM lead_identities i "
-    "WHERE i.site_id = t.site_id AND i.kind = t.kind AND i.value = t.value LIMIT 1) i), "
+    "WHERE i.site_id = t.site_id AND i.kind = t.kind AND i.value = t.value LIMIT 1) i "
+    "WHERE t.kind <> 'email'), "
     f"locked AS (SELECT {', '.join(LEAD_COLUMNS)} FROM leads "
     "WHERE id = ANY(ARRAY(SELECT lead_id FROM known)) ORDER BY id FOR NO KEY UPDATE) "
     f"SELECT site_id, kind, value, lead_id, {_NO_LEAD} FROM known "
@@ -149,7 +157,15 @@ _PG_LOOKUP = (
     "CROSS JOIN LATERAL (SELECT site_id, message_id FROM events e "
     "WHERE e.site_id = t.site_id AND e.message_id = t.message_id LIMIT 1) e "
     "UNION ALL "
-    f"SELECT NULL, NULL, NULL, NULL, * FROM locked"
+    f"SELECT NULL, NULL, NULL, NULL, * FROM locked "
+    # Suppressed keys (a site without a salt, that never erased anyone, has none): hashed as
+    # app.domain.privacy.identifier_hash does, and a probe of the unique index per key of a
+    # site with a salt (LATERAL ... LIMIT 1, as above: never a scan of the suppressions).
+    "UNION ALL "
+    f"SELECT t.site_id, t.kind, t.value, NULL, {_NO_LEAD} FROM keys t "
+    "JOIN privacy_salts s ON s.site_id = t.site_id "
+    "CROSS JOIN LATERAL (SELECT 1 FROM suppressions p WHERE p.site_id = t.site_id AND p.hash = "
+    "encode(sha256(s.salt || convert_to(t.kind || ':' || t.value, 'UTF8')), 'hex') LIMIT 1) p"
 )
 # Small groups (single events under load) write everything in one statement: COPY takes two
 # round trips and asyncpg's copy_records_to_table has a fixed Python cost per call.
@@ -204,6 +220,8 @@ class PostgresBulk:
                 found.leads.append(lead)
             elif kind is None:
                 found.events.add((as_uuid(site_id), value))
+            elif lead_id is None:
+                found.suppressed.add((as_uuid(site_id), kind, value))
             else:
                 found.identities.append(((as_uuid(site_id), kind, value), as_uuid(lead_id)))
         return found
@@ -245,12 +263,11 @@ class CoreBulk:
     async def lookup(self, identity_keys: list[IdentityKey], event_keys: list[EventKey]) -> Found:
         t = _identities
         found: list[tuple[IdentityKey, uuid.UUID]] = []
-        for start in range(0, len(identity_keys), _CHUNK):
+        ids = [key for key in identity_keys if key[1] != "email"]
+        for start in range(0, len(ids), _CHUNK):
             rows = await self.conn.execute(
                 select(t.c.site_id, t.c.kind, t.c.value, t.c.lead_id).where(
-                    tuple_(t.c.site_id, t.c.kind, t.c.value).in_(
-                        identity_keys[start : start + _CHUNK]
-                    )
+                    tuple_(t.c.site_id, t.c.kind, t.c.value).in_(ids[start : start + _CHUNK])
                 )
             )
             found.extend(((s, k, v), lead) for s, k, v, lead in rows)
@@ -263,7 +280,34 @@ class CoreBulk:
                 )
             )
             stored.update((s, m) for s, m in known)
-        return Found(found, stored, await self._leads(sorted({lead for _, lead in found})))
+        leads = await self._leads(sorted({lead for _, lead in found}))
+        return Found(found, stored, leads, await self._suppressed(identity_keys))
+
+    async def _suppressed(self, keys: list[IdentityKey]) -> set[IdentityKey]:
+        sites = sorted({site for site, _, _ in keys})
+        if not sites:
+            return set()
+        salt_rows = await self.conn.execute(
+            select(_salts.c.site_id, _salts.c.salt).where(_salts.c.site_id.in_(sites))
+        )
+        salts = {site: bytes(salt) for site, salt in salt_rows}
+        hashed = {
+            (site, identifier_hash(salts[site], kind, value)): (site, kind, value)
+            for site, kind, value in keys
+            if site in salts
+        }
+        suppressed: set[IdentityKey] = set()
+        pairs = sorted(hashed)
+        for start in range(0, len(pairs), _CHUNK):
+            rows = await self.conn.execute(
+                select(_suppressions.c.site_id, _suppressions.c.hash).where(
+                    tuple_(_suppressions.c.site_id, _suppressions.c.hash).in_(
+                        pairs[start : start + _CHUNK]
+                    )
+                )
+            )
+            suppressed.update(hashed[(site, digest)] for site, digest in rows)
+        return suppressed
 
     async def _leads(self, ids: list[uuid.UUID]) -> list[LeadRow]:
         # SQLite has one writer at a time: the transaction itself is the lock.

@@ -24,6 +24,7 @@ from app.errors import AppError, DatabaseUnavailable, Forbidden, PayloadTooLarge
 from app.http import JSONResponse, header
 from app.ingestion.parsing import (
     Rejection,
+    consent_refused,
     parse_json,
     read_body,
     validate_batch,
@@ -32,6 +33,8 @@ from app.ingestion.parsing import (
 from app.ingestion.pipeline import IngestPipeline, StorageUnavailable
 from app.ingestion.schemas import INGESTION_ERRORS, IngestResponse, ingestion_body
 from app.ingestion.store import BOT, DUPLICATE, Submission
+from app.logs import REQUEST_ID
+from app.metrics import count_consent_refused, count_rejected
 from app.openapi import errors
 from app.sites.service import SiteRef, WriteKeyCache
 
@@ -76,16 +79,17 @@ class PostsFirst:
         # Starlette gives the handlers of 500 and Exception to its outermost middleware.
         handled = {key: handler for key, handler in handlers.items() if key not in (500, Exception)}
         self.posts = {
-            route.path: ExceptionMiddleware(route.app, handlers=handled)
+            route.path: (route, ExceptionMiddleware(route.app, handlers=handled))
             for route in routes
             if isinstance(route, IngestionRoute) and "POST" in (route.methods or ())
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            route = self.posts.get(scope["path"])
-            if route is not None:
-                await route(scope, receive, _cors_on_errors(scope, send))
+            found = self.posts.get(scope["path"])
+            if found is not None:
+                scope["route"] = found[0]  # as the routing sets it (the metrics' route label)
+                await found[1](scope, receive, _cors_on_errors(scope, send))
                 return
         await self.app(scope, receive, send)
 
@@ -212,13 +216,25 @@ async def _ingest(
 ) -> dict[str, Any]:
     """Store the valid events; the answer, shaped as `IngestResponse` documents it (a dict:
     building the model would cost more than parsing the request's JSON)."""
+    settings: Settings = request.app.state.settings
+    pipeline: IngestPipeline = request.app.state.ingest_pipeline
     events = [r for r in results if isinstance(r, IngestEvent)]
     rejections = [r for r in results if isinstance(r, Rejection)]
+    if rejections:
+        count_rejected(r.code for r in rejections)
+    # Consent refused: not stored, answered as accepted (the client must not retry it).
+    categories = frozenset(settings.privacy.consent_categories)
+    kept = [e for e in events if not consent_refused(e.context, categories)]
+    refused = len(events) - len(kept)
+    if refused:
+        pipeline.stats["consent_refused_events"] += refused
+        count_consent_refused(refused)
+        events = kept
     outcomes: list[str] = []
     if events:
-        pipeline: IngestPipeline = request.app.state.ingest_pipeline
+        submission = Submission(site.id, events, request_id=REQUEST_ID.get())
         try:
-            outcomes = (await pipeline.submit(Submission(site.id, events))).outcomes
+            outcomes = (await pipeline.submit(submission)).outcomes
         except StorageUnavailable as exc:
             # Nothing was stored: the client keeps the events and retries (Segment's do on 5xx).
             raise DatabaseUnavailable(
@@ -227,7 +243,7 @@ async def _ingest(
     duplicates = outcomes.count(DUPLICATE)
     return {
         "success": True,
-        "accepted": len(outcomes) - duplicates,
+        "accepted": len(outcomes) - duplicates + refused,
         "duplicates": duplicates,
         "rejected": len(rejections),
         "bots": outcomes.count(BOT),
@@ -277,6 +293,7 @@ def _single_call(call: str) -> Any:
             max_event_bytes=settings.ingestion.max_event_bytes,
         )
         if isinstance(result, Rejection):
+            count_rejected((result.code,))
             detail = [{"index": 0, "code": result.code, "message": result.message}]
             error = PayloadTooLarge if result.code == "event_too_large" else AppError
             raise error(

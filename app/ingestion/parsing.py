@@ -265,6 +265,34 @@ def _event(
     )
 
 
+def consent_refused(context: dict[str, Any], categories: frozenset[str]) -> bool:
+    """Whether the event's context says the visitor refused tracking, in the shapes consent
+    managers stamp on events: Segment's `context.consent.categoryPreferences` (category ->
+    true/false) and RudderStack's `context.consentManagement` (`allowedConsentIds`,
+    `deniedConsentIds`). With `categories` (the ones Leadheat needs, configured): refused
+    when any of them is refused. Without: refused when categories are stated and none is
+    granted. An event that says nothing about consent is kept (as Segment forwards it)."""
+    consent = context.get("consent")
+    if type(consent) is dict:
+        preferences = consent.get("categoryPreferences")
+        if type(preferences) is dict and preferences:
+            if categories:
+                if any(preferences.get(c) is False for c in categories):
+                    return True
+            elif not any(v is True for v in preferences.values()):
+                return True
+    managed = context.get("consentManagement")
+    if type(managed) is dict:
+        denied = managed.get("deniedConsentIds")
+        if type(denied) is list and denied:
+            if categories:
+                if any(c in categories for c in denied if isinstance(c, str)):
+                    return True
+            elif not managed.get("allowedConsentIds"):
+                return True
+    return False
+
+
 def event_time(
     msg: Message, batch_sent_at: datetime | None, received_at: datetime
 ) -> tuple[datetime, datetime | None, datetime | None, str | None]:

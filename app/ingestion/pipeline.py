@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -23,7 +24,8 @@ from app.db import database_unavailable, sqlstate
 from app.domain.changes import AfterGroup, Scorer
 from app.ingestion.bulk import group_transaction, prepare_flusher
 from app.ingestion.repairs import mark_for_repair
-from app.ingestion.store import RetryGroup, Submission, store_group
+from app.ingestion.store import BOT, DUPLICATE, SUPPRESSED, RetryGroup, Submission, store_group
+from app.metrics import GROUP_RETRIES, count_group
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,9 @@ class IngestPipeline:
         self._closing = False
         # Counters for operators and benchmarks: how well commits are being grouped.
         # unfolded_submissions: stored without the downstream work after it failed (logged);
-        # leads_marked_for_repair: leads left for the repair job (app.ingestion.repair_worker).
+        # leads_marked_for_repair: leads left for the repair job (app.ingestion.repair_worker);
+        # suppressed_events: dropped for carrying an erased person's identifier;
+        # consent_refused_events: dropped at parsing, their context refusing consent.
         self.stats = dict.fromkeys(
             (
                 "groups",
@@ -67,6 +71,8 @@ class IngestPipeline:
                 "retries",
                 "unfolded_submissions",
                 "leads_marked_for_repair",
+                "suppressed_events",
+                "consent_refused_events",
             ),
             0,
         )
@@ -190,6 +196,7 @@ class IngestPipeline:
     ) -> None:
         """Store the group, retrying conflicts; with `failure` (what made the normal way fail),
         without the downstream work (see `store_group`'s `fold`)."""
+        started = time.perf_counter()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 conn = await self._connection(slot)
@@ -209,10 +216,7 @@ class IngestPipeline:
                         hook(conn)
                     except Exception:  # committed: a wake-up that fails must not re-store it
                         logger.exception("an after-commit hook failed")
-                self.stats["leads_marked_for_repair"] += len(marks)
-                self.stats["groups"] += 1
-                self.stats["submissions"] += len(subs)
-                self.stats["events"] += sum(len(s.events) for s in subs)
+                self._committed(subs, len(marks), time.perf_counter() - started)
                 return
             except RetryGroup:
                 pass
@@ -228,9 +232,37 @@ class IngestPipeline:
                 elif sqlstate(exc) not in RETRYABLE_SQLSTATES:
                     raise  # a deadlock or a serialization failure is retried, not this
             self.stats["retries"] += 1
+            GROUP_RETRIES.inc()
             if attempt == MAX_ATTEMPTS:
                 raise StorageUnavailable("gave up storing a group after repeated conflicts")
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+
+    def _committed(self, subs: list[Submission], marked: int, seconds: float) -> None:
+        events = duplicates = crawlers = suppressed = 0
+        for sub in subs:
+            events += len(sub.events)
+            duplicates += sub.outcomes.count(DUPLICATE)
+            crawlers += sub.outcomes.count(BOT)
+            suppressed += sub.outcomes.count(SUPPRESSED)
+        self.stats["leads_marked_for_repair"] += marked
+        self.stats["groups"] += 1
+        self.stats["submissions"] += len(subs)
+        self.stats["events"] += events
+        self.stats["suppressed_events"] += suppressed
+        count_group(events, duplicates, crawlers, seconds, suppressed)
+        if logger.isEnabledFor(logging.DEBUG):  # a line per group: at debug level only
+            logger.debug(
+                "group committed: %d events of %d requests",
+                events,
+                len(subs),
+                extra={
+                    "request_ids": [s.request_id for s in subs if s.request_id is not None],
+                    "events": events,
+                    "duplicates": duplicates,
+                    "crawlers": crawlers,
+                    "duration_ms": round(seconds * 1000, 2),
+                },
+            )
 
 
 def _done(fut: asyncio.Future[None]) -> None:

@@ -31,6 +31,7 @@ from app.domain import profile as lead_profile
 from app.domain.changes import AfterGroup, LeadChange, Scorer
 from app.domain.events import IngestEvent
 from app.domain.lead_rows import LeadRow
+from app.domain.privacy import event_identifiers
 from app.domain.tables import Event, LeadIdentity
 from app.ingestion.bulk import Bulk, Found, RetryGroup, bulk_for
 from app.ingestion.history import rebuild_profile, stored_events
@@ -40,6 +41,9 @@ from app.ingestion.repairs import RepairMark
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 BOT = "bot"
+# An event carrying an erased person's identifier (a suppression): answered as accepted, so
+# the client does not retry it, but not stored (app.domain.privacy).
+SUPPRESSED = "suppressed"
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class Submission:
     site_id: uuid.UUID
     events: list[IngestEvent]
     outcomes: list[str] = field(default_factory=list)
+    request_id: str | None = None  # the HTTP request's (app.logs), for logs and the outbox
 
 
 async def store_group(
@@ -128,7 +133,11 @@ async def store_group(
         replayed = [p for lead_id, p in profiles.items() if lead_id not in fold_now]
         await scorer.rescore_stale(conn, replayed, force=survivors)
     if late:
-        failed.update(await _rebuild(conn, late, stored_leads, profiles, visit_timeout, scorer))
+        rebuild_failed, pruned = await _rebuild(
+            conn, late, stored_leads, profiles, visit_timeout, scorer
+        )
+        failed.update(rebuild_failed)
+        late -= pruned  # their events are folded in as they come, below
     apply([e for e in stored_leads if e.lead_id not in late])
 
     identity_rows = identities.rows(now)
@@ -149,8 +158,8 @@ async def store_group(
         raise RetryGroup("an identity was created concurrently")
     marks = _marks(fresh, failed, before, new_set)
     if after_group and fold:
-        events = [e for _, e in to_store if e.lead_id not in failed]
-        changes = _changes(profiles, before, events, new_set)
+        stored = [(sub, e) for sub, e in to_store if e.lead_id not in failed]
+        changes = _changes(profiles, before, stored, new_set)
         for consumer in after_group:
             await consumer(conn, changes)
     return marks
@@ -179,23 +188,33 @@ async def _fresh_events(
     keys: set[tuple[uuid.UUID, str, str]] = set()
     for sub, _, event in candidates:
         if not event.is_bot:
-            for kind, value in (
-                ("user", event.user_id),
-                ("anonymous", event.anonymous_id),
-                ("user", event.previous_id),
-                ("anonymous", event.previous_id),
-            ):
-                if value:
-                    keys.add((sub.site_id, kind, value))
+            keys.update(
+                event_identifiers(
+                    sub.site_id, event.user_id, event.anonymous_id, event.previous_id, event.traits
+                )
+            )
     stored_keys = [(sub.site_id, e.message_id) for sub, _, e in candidates]
     found = await bulk.lookup(sorted(keys), stored_keys)
     fresh = []
     for sub, i, event in candidates:
         if (sub.site_id, event.message_id) in found.events:
             sub.outcomes[i] = DUPLICATE
+        elif found.suppressed and _suppressed(sub.site_id, event, found.suppressed):
+            sub.outcomes[i] = SUPPRESSED
         else:
             fresh.append((sub, i, event))
     return fresh, found
+
+
+def _suppressed(
+    site_id: uuid.UUID, event: IngestEvent, suppressed: set[tuple[uuid.UUID, str, str]]
+) -> bool:
+    if event.is_bot:  # crawlers' events are never a person's (and never attached to a lead)
+        return False
+    ids = event_identifiers(
+        site_id, event.user_id, event.anonymous_id, event.previous_id, event.traits
+    )
+    return any(key in suppressed for key in ids)
 
 
 def _fold(
@@ -245,13 +264,20 @@ async def _rebuild(
     profiles: dict[uuid.UUID, LeadRow],
     visit_timeout: timedelta,
     scorer: Scorer | None,
-) -> dict[uuid.UUID, str]:
+) -> tuple[dict[uuid.UUID, str], set[uuid.UUID]]:
     """Rebuild the leads' profiles and scores from their stored events and the group's, with
     the repair job's fold and re-scoring's replay; answers the leads whose rebuild raised (their
-    profiles are left as they were, not to be used)."""
+    profiles are left as they were, not to be used), and the leads not rebuilt because
+    retention pruned part of their history (fewer events stored than the lead has folded in):
+    a rebuild would forget the pruned events' visits, orders and points, so the late events
+    are folded into the lead as it is instead."""
     failed: dict[uuid.UUID, str] = {}
+    pruned: set[uuid.UUID] = set()
     for lead_id in sorted(lead_ids, key=str):
         history = await stored_events(conn, lead_id)
+        if len(history) < profiles[lead_id]["events_count"]:
+            pruned.add(lead_id)
+            continue
         # Stable: the group's events come after stored ones of the same time, as their ids do.
         ordered = sorted(history + [e for e in events if e.lead_id == lead_id], key=_by_time)
         try:
@@ -263,7 +289,7 @@ async def _rebuild(
             failed[lead_id] = repr(exc)
             continue
         profiles[lead_id] = profile
-    return failed
+    return failed, pruned
 
 
 def _marks(
@@ -299,13 +325,16 @@ def _by_time(event: IngestEvent) -> datetime:
 def _changes(
     profiles: dict[uuid.UUID, LeadRow],
     before: dict[uuid.UUID, tuple[str, bool]],
-    events: list[IngestEvent],
+    stored: list[tuple[Submission, IngestEvent]],
     new_leads: set[uuid.UUID],
 ) -> list[LeadChange]:
     by_lead: dict[uuid.UUID, list[IngestEvent]] = {}
-    for event in events:
+    requests: dict[uuid.UUID, dict[str, None]] = {}  # a lead's requests, ordered, once each
+    for sub, event in stored:
         if event.lead_id is not None:
             by_lead.setdefault(event.lead_id, []).append(event)
+            if sub.request_id is not None:
+                requests.setdefault(event.lead_id, {})[sub.request_id] = None
     changes = []
     for lead_id, lead_events in by_lead.items():
         profile = profiles[lead_id]
@@ -316,6 +345,7 @@ def _changes(
                 previous_temperature=None if lead_id in new_leads else temperature,
                 previously_identified=identified,
                 events=tuple(sorted(lead_events, key=_by_time)),
+                request_ids=tuple(requests.get(lead_id, ())),
             )
         )
     return changes

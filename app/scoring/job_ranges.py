@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import metrics
 from app.config import Settings
 from app.db import make_engine
 from app.domain.tables import Lead
@@ -63,6 +64,7 @@ def _lower_priority(niceness: int, pid: int = 0) -> None:
 
 def _start_job_process(niceness: int) -> None:
     _lower_priority(niceness)
+    metrics.drop_own_files()  # it counts nothing: no files for every scrape to read
     # A job allocates millions of short-lived rows and scoring states, without cycles: with the
     # collector's default thresholds its collections cost as much as the reading itself. Rarer
     # collections, and what the process imported kept out of them.

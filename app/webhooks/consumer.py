@@ -71,5 +71,9 @@ class WebhookConsumer:
                 self._settings.max_payload_bytes,
                 previous_temperature=change.previous_temperature,
             )
-            messages.append(outbox.NewMessage(p["site_id"], event_type, data, lead_id=p["id"]))
+            messages.append(
+                outbox.NewMessage(
+                    p["site_id"], event_type, data, lead_id=p["id"], request_ids=change.request_ids
+                )
+            )
         return messages

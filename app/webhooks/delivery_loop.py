@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.config import WebhookSettings
 from app.crypto import SecretBox, SecretsKeyError
 from app.db import utcnow
+from app.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS
 from app.webhooks import outbox, signing
 from app.webhooks.attempt import AttemptOutcome, Sender
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -40,6 +41,8 @@ class Claimed:
     endpoint_id: uuid.UUID
     url: str
     secrets: list[str]
+    event_type: str = ""
+    request_id: str | None = None  # the request(s) that caused the message (app.logs)
 
 
 class DeliveryService:
@@ -121,20 +124,26 @@ class DeliveryService:
                 select(
                     d.c.id, d.c.attempts, m.c.id, m.c.payload, e.c.id, e.c.url,
                     e.c.secret_encrypted, e.c.previous_secret_encrypted,
-                    e.c.previous_secret_until,
+                    e.c.previous_secret_until, m.c.event_type, m.c.request_id,
                 )
                 .join(m, m.c.id == d.c.message_id)
                 .join(e, e.c.id == d.c.endpoint_id)
                 .where(d.c.id.in_(taken))
             )  # fmt: skip
             claimed = []
-            for did, attempts, mid, payload, eid, url, secret, previous, previous_until in rows:
+            for row in rows:
+                (did, attempts, mid, payload, eid, url, secret, previous, previous_until) = row[:9]
                 encrypted = [secret]
                 if previous and previous_until is not None and previous_until > now:
                     encrypted.append(previous)
                 secrets = self._decrypt(eid, encrypted)
                 if secrets is not None:
-                    claimed.append(Claimed(did, attempts, until, mid, payload, eid, url, secrets))
+                    claimed.append(
+                        Claimed(
+                            did, attempts, until, mid, payload, eid, url, secrets,
+                            event_type=row.event_type, request_id=row.request_id,
+                        )
+                    )  # fmt: skip
         return claimed
 
     def _decrypt(self, endpoint_id: uuid.UUID, encrypted: list[str]) -> list[str] | None:
@@ -153,7 +162,8 @@ class DeliveryService:
         msg_id = signing.message_id(claimed.message_id)
         headers = signing.headers(claimed.secrets, msg_id, utcnow(), body)
         outcome = await self._sender.send(claimed.url, headers, body.encode())
-        await self._record(claimed, outcome)
+        next_attempt_at = await self._record(claimed, outcome)
+        _observe(claimed, msg_id, outcome, next_attempt_at)
         return outcome
 
     def retry_delay(self, attempts: int, outcome: AttemptOutcome) -> timedelta | None:
@@ -167,7 +177,8 @@ class DeliveryService:
         jitter = self._settings.retry_jitter
         return timedelta(seconds=base * self._rng.uniform(1 - jitter, 1 + jitter))
 
-    async def _record(self, claimed: Claimed, outcome: AttemptOutcome) -> None:
+    async def _record(self, claimed: Claimed, outcome: AttemptOutcome) -> datetime | None:
+        """Record the attempt; answers when the next one is due (None: no more attempts)."""
         d, e = cast(Table, WebhookDelivery.__table__), cast(Table, WebhookEndpoint.__table__)
         now = self._now()
         attempts = claimed.attempts + 1
@@ -193,15 +204,17 @@ class DeliveryService:
                     update(e).where(e.c.id == claimed.endpoint_id, e.c.consecutive_failures != 0)
                     .values(consecutive_failures=0, failing_since=None)
                 )  # fmt: skip
-                return
+                return None
             delay = self.retry_delay(attempts, outcome)
-            if delay is None:
+            next_attempt_at = None if delay is None else now + delay
+            if next_attempt_at is None:
                 await conn.execute(update(d).where(mine).values(status="failed", **done))
             else:
                 await conn.execute(
-                    update(d).where(mine).values(next_attempt_at=now + delay, **done)
+                    update(d).where(mine).values(next_attempt_at=next_attempt_at, **done)
                 )
             await self._count_failure(conn, claimed.endpoint_id, outcome, now)
+            return next_attempt_at
 
     async def _count_failure(
         self, conn: AsyncConnection, endpoint_id: uuid.UUID, outcome: AttemptOutcome, now: datetime
@@ -275,3 +288,46 @@ class DeliveryService:
             await self.attempt(claimed)
         except Exception:
             logger.exception("webhook delivery %s failed to run", claimed.delivery_id)
+
+
+def outcome_label(outcome: AttemptOutcome) -> str:
+    """The attempt's outcome as the metric counts it (a small, fixed set)."""
+    if outcome.status_code is not None:
+        return "success" if outcome.succeeded else "http_error"
+    error = outcome.error or ""
+    if error == "timeout":
+        return "timeout"
+    if error.startswith("refused:"):
+        return "refused"
+    return "network_error"
+
+
+def _observe(
+    claimed: Claimed, msg_id: str, outcome: AttemptOutcome, next_attempt_at: datetime | None
+) -> None:
+    """Count the attempt and log it: a line per attempt, with what a person on call asks."""
+    label = outcome_label(outcome)
+    WEBHOOK_ATTEMPTS.labels(label).inc()
+    WEBHOOK_ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
+    succeeded = label == "success"
+    logger.log(
+        logging.INFO if succeeded else logging.WARNING,
+        "webhook %s to endpoint %s: %s",
+        claimed.event_type,
+        claimed.endpoint_id,
+        outcome.status_code if outcome.status_code is not None else outcome.error,
+        extra={
+            "endpoint_id": str(claimed.endpoint_id),
+            "message_id": msg_id,
+            "delivery_id": str(claimed.delivery_id),
+            "event_type": claimed.event_type,
+            "request_id": claimed.request_id,
+            "attempt": claimed.attempts + 1,
+            "outcome": label,
+            "status_code": outcome.status_code,
+            "error": outcome.error,
+            "duration_ms": outcome.duration_ms,
+            "next_attempt_at": None if next_attempt_at is None else next_attempt_at.isoformat(),
+            "gave_up": not succeeded and next_attempt_at is None,
+        },
+    )

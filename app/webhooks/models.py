@@ -61,6 +61,9 @@ class WebhookMessage(Base):
     lead_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The HTTP request(s) that caused it (app.logs' ids, comma separated): its delivery
+    # attempts log them, so that a request can be followed to the webhooks it caused.
+    request_id: Mapped[str | None] = mapped_column(String(300), default=None)
 
 
 class WebhookDelivery(Base):

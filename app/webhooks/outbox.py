@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.logs import REQUEST_ID
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 LEAD_HOT = "lead.hot"
@@ -118,11 +119,22 @@ class NewMessage:
     data: dict[str, Any]
     lead_id: uuid.UUID | None = None
     endpoint_id: uuid.UUID | None = None  # only to this endpoint (test events)
+    # The requests that caused it (see `request_id_of`); None: the current request's, if any.
+    request_ids: tuple[str, ...] = ()
 
 
 def envelope(event_type: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
     """The body every consumer gets (the Standard Webhooks recommended shape)."""
     return {"type": event_type, "timestamp": at.isoformat(), "data": data}
+
+
+def request_id_of(request_ids: Sequence[str]) -> str | None:
+    """A message's `request_id`: its requests' ids (a group commit's lead can have events of
+    several; the first few), else the request being served (a test message's), if any."""
+    if not request_ids:
+        return REQUEST_ID.get()
+    joined = ",".join(request_ids[:4])
+    return joined if len(joined) <= 300 else request_ids[0][:300]
 
 
 async def enqueue(
@@ -161,6 +173,7 @@ async def enqueue(
                 "lead_id": m.lead_id,
                 "payload": envelope(m.event_type, now, m.data),
                 "created_at": now,
+                "request_id": request_id_of(m.request_ids),
             }
         )
         delivery_rows.extend(

@@ -22,6 +22,7 @@ from app.db import utcnow
 from app.domain.changes import LeadChange
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
+from app.metrics import TIMER_LAG_SECONDS
 from app.scoring import scorer
 from app.webhooks import outbox
 from app.webhooks.models import LeadTimer
@@ -170,6 +171,17 @@ async def track_carts(
         outbox.wake_after_commit(conn, deliveries=False, timers=True)
 
 
+_LAGS: dict[str, Any] = {}
+
+
+def _lag(kind: str) -> Any:
+    """The timer-lag histogram of a kind of timer (its child kept: `labels()` locks)."""
+    child = _LAGS.get(kind)
+    if child is None:
+        child = _LAGS[kind] = TIMER_LAG_SECONDS.labels(kind)
+    return child
+
+
 class TimerService:
     """Fires due timers: checks the lead still needs it, writes the message, marks it fired."""
 
@@ -208,6 +220,7 @@ class TimerService:
             fired, cancelled = [], []
             follow_ups: list[dict[str, Any]] = []
             for timer in due:
+                _lag(timer.kind).observe(max(0.0, (now - timer.due_at).total_seconds()))
                 p = profiles.get(timer.lead_id)
                 notice = self._notice(timer, p, now) if p else None
                 if notice is None:

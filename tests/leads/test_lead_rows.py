@@ -53,7 +53,7 @@ def test_only_lead_writes_writes_to_leads():
     writers = {
         f"{path.relative_to(app)}:{n}: {line.strip()}"
         for path in app.rglob("*.py")
-        if path != owner
+        if path != owner and path.relative_to(app).parts[0] != "migrations"  # the schema's own
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if LEAD_WRITES.search(line)
     }
