@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
@@ -10,9 +11,17 @@ from app.sites import service as sites_service
 from app.sites.models import Site
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leadheat"'}
+# Only for the OpenAPI document: FastAPI declares this scheme and applies it to each route
+# that depends on it. It never answers itself (the header is checked below, with our errors).
+_SECRET_KEY_SCHEME = HTTPBearer(
+    scheme_name="secretKey",
+    description="The site's secret key: `Authorization: Bearer sk_...` (a write key is 403).",
+    auto_error=False,
+)
+_Documented = Annotated[HTTPAuthorizationCredentials | None, Depends(_SECRET_KEY_SCHEME)]
 
 
-async def get_secret_site(request: Request, session: SessionDep) -> Site:
+async def get_secret_site(request: Request, session: SessionDep, _scheme: _Documented) -> Site:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
