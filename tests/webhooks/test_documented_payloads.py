@@ -2,6 +2,7 @@
 Standard Webhooks (verified with the `standardwebhooks` library, as a consumer would), with the
 documented headers, and a body valid against the document's schema for its event type."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from app.webhooks.payloads import lead_data
 from app.webhooks.schemas import LeadHotEvent
 from tests.factories import send, track
 from tests.helpers import eventually
+from tests.npm_clients import run_node
 from tests.webhooks.helpers import add_endpoint, all_succeeded, queue_test
 
 
@@ -52,6 +54,19 @@ async def test_a_real_delivery_verifies_and_matches_the_documented_schema(
         assert not errors, (payload["type"], errors)
         seen.add(payload["type"])
     assert seen == {"webhook.test", "lead.hot", "lead.temperature_changed", "lead.identified"}
+    # The JavaScript library of docs/webhooks.md verifies the same messages, and refuses one
+    # whose body was changed on the way.
+    messages = [{"headers": dict(got.headers), "body": got.body.decode()} for got in received]
+    tampered = {**messages[0], "body": messages[0]["body"].replace('"type"', '"type" ', 1)}
+    verified = json.loads(
+        await asyncio.to_thread(
+            run_node,
+            "verify-webhooks.mjs",
+            stdin=json.dumps({"secret": endpoint["secret"], "messages": [*messages, tampered]}),
+        )
+    )
+    assert verified[:-1] == [json.loads(got.body)["type"] for got in received]
+    assert verified[-1].startswith("refused")
     # Another type's schema does not take it: the schemas tell the types apart.
     hot = next(json.loads(got.body) for got in received if b'"lead.hot"' in got.body)
     assert not _documented_validator(document, "cart.abandoned").is_valid(hot)
