@@ -29,7 +29,7 @@ from app.metrics import ObservedRequests
 from app.openapi import document, package_version
 from app.privacy import endpoints as privacy_endpoints
 from app.scoring import endpoints as scoring_endpoints
-from app.scoring.schemas import rule_set_openapi_schemas
+from app.scoring.rule_set_schema import rule_set_openapi_schemas
 from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
 from app.sites.service import WriteKeyCache

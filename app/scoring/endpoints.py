@@ -16,7 +16,7 @@ from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import PositiveInt32, UtcDateTime
 from app.scoring import preview_jobs, rescoring, rule_sets
 from app.scoring.models import RuleSetVersion
-from app.scoring.schemas import rule_set_json_schema
+from app.scoring.rule_set_schema import rule_set_json_schema
 from app.scoring.views import (
     Preview,
     PreviewJobView,

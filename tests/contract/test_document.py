@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute
 from app.config import Settings
 from app.main import create_app
 from app.scoring.defaults import DEFAULT_RULE_SET
-from app.scoring.schemas import RuleSetInvalid, parse_rule_set, rule_set_json_schema
+from app.scoring.rule_set_schema import rule_set_json_schema
+from app.scoring.schemas import RuleSetInvalid, parse_rule_set
 from tests.factories import bearer
 
 APP = create_app(Settings(database_url="sqlite+aiosqlite://"))
