@@ -28,6 +28,7 @@ from app.privacy import endpoints as privacy_endpoints
 from app.scoring import endpoints as scoring_endpoints
 from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
+from app.sites import team_endpoints
 from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.consumer import WebhookConsumer
@@ -151,6 +152,9 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     if settings.metrics.enabled:
         app.include_router(monitoring.router)
     app.include_router(privacy_endpoints.router)
+    app.include_router(team_endpoints.users_router)
+    app.include_router(team_endpoints.me_router)
+    app.include_router(team_endpoints.session_router)
 
     @app.get("/health/live", tags=["ops"])
     async def health_live() -> dict[str, str]:
