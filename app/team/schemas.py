@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from app.params import Text
+
 Role = Literal["admin", "manager"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -81,7 +83,7 @@ def default_working_hours() -> WorkingHours:
     return WorkingHours(mon=office, tue=office, wed=office, thu=office, fri=office)
 
 
-Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Email = Annotated[Text, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
 Password = Annotated[str, Field(min_length=8, max_length=1024)]
 
 
@@ -91,7 +93,7 @@ class UserCreate(BaseModel):
     email: Email
     password: Password
     role: Role
-    name: str = Field("", max_length=200)
+    name: Text = Field("", max_length=200)
     time_zone: TimeZone = "UTC"
     working_hours: WorkingHours = Field(default_factory=default_working_hours)
     on_duty: bool = True
@@ -102,7 +104,7 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=200)
+    name: Text | None = Field(None, max_length=200)
     time_zone: TimeZone | None = None
     working_hours: WorkingHours | None = None
     on_duty: bool | None = None
@@ -137,7 +139,7 @@ class UserOut(BaseModel):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="what the token is for")
+    name: Text = Field(min_length=1, max_length=200, description="what the token is for")
 
 
 class TokenOut(BaseModel):
@@ -157,7 +159,7 @@ class SessionCreate(BaseModel):
 
     email: Email
     password: str = Field(max_length=1024)
-    site: str | None = Field(
+    site: Text | None = Field(
         None,
         max_length=200,
         description="the site's id or name; needed only when the email belongs to people of"
