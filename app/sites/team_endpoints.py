@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from app.db import SessionDep, utcnow
-from app.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from app.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.sites import service as sites_service
 from app.sites.dependencies import AdminDep, UserPrincipalDep
@@ -23,6 +23,7 @@ from app.sites.models import Site
 from app.team import service
 from app.team.models import User
 from app.team.schemas import (
+    PasswordChange,
     ProfileUpdate,
     SessionCreate,
     SessionOut,
@@ -86,6 +87,25 @@ async def update_me(body: ProfileUpdate, me: UserPrincipalDep, session: SessionD
     return me.user
 
 
+@me_router.post("/password", status_code=204, responses=errors(BODY, 429))
+async def change_password(
+    body: PasswordChange, request: Request, me: UserPrincipalDep, session: SessionDep
+) -> None:
+    """Change one's password, giving the current one (a wrong one counts as a failed
+    sign-in). Every other session of this person ends; this one and the tokens stay."""
+    assert me.user is not None
+    user, now = me.user, utcnow()
+    keys = service.failure_keys(user.email, request.client.host if request.client else None)
+    if await service.too_many_failures(session, keys, now):
+        raise _too_many()
+    await session.commit()  # no transaction held while the password is checked
+    if not await service.verify_candidates([user], body.current_password):
+        await service.record_failure(session, keys, now)
+        await session.commit()
+        raise Forbidden("The current password is wrong.", code="wrong_password")
+    await service.set_password(session, user, body.new_password, keep_session=me.session_hash)
+
+
 @me_router.get("/tokens", response_model=list[TokenOut])
 async def list_tokens(me: UserPrincipalDep, session: SessionDep) -> list[Any]:
     """One's personal API tokens (never their values)."""
@@ -130,6 +150,13 @@ async def sign_out_everywhere(
     response.delete_cookie(service.SESSION_COOKIE, path="/", httponly=True, samesite="lax")
 
 
+def _too_many() -> TooManyRequests:
+    return TooManyRequests(
+        "Too many failed sign-ins; try again later.",
+        headers={"Retry-After": str(int(service.FAILURE_WINDOW.total_seconds()))},
+    )
+
+
 def _set_cookie(request: Request, response: Response, created: service.CreatedSession) -> None:
     response.set_cookie(
         service.SESSION_COOKIE,
@@ -152,14 +179,15 @@ async def sign_in(
     now = utcnow()
     keys = service.failure_keys(body.email, request.client.host if request.client else None)
     if await service.too_many_failures(session, keys, now):
-        raise TooManyRequests(
-            "Too many failed sign-ins; try again later.",
-            headers={"Retry-After": str(int(service.FAILURE_WINDOW.total_seconds()))},
-        )
+        raise _too_many()
     site_ids = None
     if body.site is not None:
         site_ids = [site.id for site in await sites_service.find_site(session, body.site)]
-    matched = await service.check_password(session, body.email, body.password, site_ids)
+    candidates = await service.find_candidates(session, body.email, site_ids)
+    # Nothing is written yet: end the transaction, so that none (nor, on SQLite, the write
+    # lock) is held while the password is checked.
+    await session.commit()
+    matched = await service.verify_candidates(candidates, body.password)
     if not matched:
         await service.record_failure(session, keys, now)
         await session.commit()  # the failure counts even though the answer is an error
@@ -191,7 +219,9 @@ async def get_session(me: UserPrincipalDep, session: SessionDep, response: Respo
     """The current sign-in and its CSRF token (for a page reloaded: the cookie is HttpOnly)."""
     row = await service.get_session(session, me.session_hash) if me.session_hash else None
     if row is None:
-        raise Unauthorized("Not signed in with the session cookie.", code="session_expired")
+        raise Unauthorized(
+            "Not signed in with the session cookie.", code="session_expired", headers={}
+        )
     response.headers["cache-control"] = "no-store"
     return {"user": me.user, "csrf_token": row.csrf_token, "expires_at": row.expires_at}
 

@@ -114,6 +114,9 @@ class UserUpdate(ProfileUpdate):
     """What an admin changes about a person (`PATCH /v1/users/{id}`)."""
 
     role: Role | None = None
+    password: Password | None = Field(
+        None, description="a new password (a forgotten one): their sessions end, tokens stay"
+    )
     active: bool | None = Field(
         None, description="false: deactivated; their sessions and tokens stop at once"
     )
@@ -134,6 +137,13 @@ class UserOut(BaseModel):
     working_hours: WorkingHours
     on_duty: bool
     created_at: datetime
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024)
+    new_password: Password
 
 
 class TokenCreate(BaseModel):

@@ -123,7 +123,6 @@ async def test_deactivation_ends_sessions_at_once(http, session, site):
         f"/v1/users/{manager.id}", headers=bearer(site.secret_key), json={"active": False}
     )
     assert r.status_code == 200
-    http.headers.pop("authorization", None)
     assert (await http.get("/v1/me")).status_code == 401
     r = await http.post("/v1/session", json={"email": "manager@shop.example", "password": PASSWORD})
     assert (r.status_code, r.json()["code"]) == (401, "invalid_credentials")
@@ -197,3 +196,40 @@ async def test_an_email_of_two_sites_needs_the_site(http, session, site, other_s
     }
     r = await http.post("/v1/session", json={**credentials, "site": str(site.site.id)})
     assert (r.status_code, r.json()["user"]["id"]) == (200, str(ours.id))
+
+
+async def test_changing_ones_password_signs_out_the_other_sessions(
+    http, live_server, session, site
+):
+    await make_user(session, site)
+    csrf = await sign_in(http, "manager@shop.example")
+    async with httpx.AsyncClient(base_url=live_server.url) as laptop:
+        await sign_in(laptop, "manager@shop.example")
+        change = {"current_password": "a wrong one", "new_password": "a brand new one"}
+        r = await http.post("/v1/me/password", json=change, headers={"X-CSRF-Token": csrf})
+        assert (r.status_code, r.json()["code"]) == (403, "wrong_password")
+        assert await session.scalar(select(func.count()).select_from(SignInFailure)) == 2
+        change["current_password"] = PASSWORD
+        r = await http.post("/v1/me/password", json=change, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 204
+        assert (await http.get("/v1/me")).status_code == 200  # this one stays
+        assert (await laptop.get("/v1/me")).status_code == 401
+    old = {"email": "manager@shop.example", "password": PASSWORD}
+    assert (await http.post("/v1/session", json=old)).status_code == 401
+    new = {**old, "password": "a brand new one"}
+    assert (await http.post("/v1/session", json=new)).status_code == 200
+
+
+async def test_an_admin_sets_a_forgotten_password(http, session, site):
+    manager = await make_user(session, site)
+    await sign_in(http, "manager@shop.example")
+    r = await http.patch(
+        f"/v1/users/{manager.id}",
+        headers=bearer(site.secret_key),
+        json={"password": "set by the admin"},
+    )
+    assert r.status_code == 200
+    assert "password" not in r.text
+    assert (await http.get("/v1/me")).status_code == 401  # their sessions ended
+    credentials = {"email": "manager@shop.example", "password": "set by the admin"}
+    assert (await http.post("/v1/session", json=credentials)).status_code == 200
