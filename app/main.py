@@ -5,9 +5,10 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app import monitoring
@@ -16,16 +17,19 @@ from app.config import Settings, get_settings
 from app.crypto import secret_box
 from app.dashboard import endpoints as dashboard_endpoints
 from app.db import make_engine, make_sessionmaker, writer
-from app.errors import DatabaseUnavailable, install_error_handlers
+from app.errors import DatabaseUnavailable, ErrorBody, install_error_handlers
 from app.http import JSONResponse
 from app.ingestion import client_settings
 from app.ingestion import endpoints as ingestion_endpoints
 from app.ingestion.parsing import is_crawler
 from app.ingestion.pipeline import IngestPipeline
+from app.ingestion.schemas import ingestion_openapi_schemas
 from app.leads import endpoints as leads_endpoints
 from app.metrics import ObservedRequests
+from app.openapi import document, package_version
 from app.privacy import endpoints as privacy_endpoints
 from app.scoring import endpoints as scoring_endpoints
+from app.scoring.schemas import rule_set_openapi_schemas
 from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
 from app.sites import team_endpoints
@@ -33,7 +37,17 @@ from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.outbox import notifier_for
+from app.webhooks.schemas import WEBHOOK_EVENTS
 from app.worker import BackgroundRunner
+
+
+class Live(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
 
 
 def create_served_app() -> FastAPI:
@@ -117,7 +131,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
 
     app = FastAPI(
         title="Leadheat",
-        version="0.1.0",
+        version=package_version(),
         summary="Which visitors are about to buy, and a first contact within five minutes.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
@@ -155,18 +169,28 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(team_endpoints.users_router)
     app.include_router(team_endpoints.me_router)
     app.include_router(team_endpoints.session_router)
+    # The rule set is read by its routes themselves (its own error details): its schema, and
+    # the webhooks' payloads, are added to what FastAPI documents.
+    app.openapi = lambda: document(  # type: ignore[method-assign]
+        app,
+        schemas={**ingestion_openapi_schemas(), **rule_set_openapi_schemas()},
+        webhooks=WEBHOOK_EVENTS,
+    )
 
-    @app.get("/health/live", tags=["ops"])
+    @app.get("/health/live", tags=["ops"], response_model=Live)
     async def health_live() -> dict[str, str]:
         """The process is up and serving (never touches the database)."""
         return {"status": "ok"}
 
     not_ready: dict[int | str, dict[str, Any]] = {
-        503: {"description": "The database is not answering in time (Retry-After)."}
+        503: {
+            "model": ErrorBody,
+            "description": "The database is not answering in time (Retry-After).",
+        }
     }
 
-    @app.get("/health/ready", tags=["ops"], responses=not_ready)
-    @app.get("/health", tags=["ops"], responses=not_ready)
+    @app.get("/health/ready", tags=["ops"], response_model=Ready, responses=not_ready)
+    @app.get("/health", tags=["ops"], response_model=Ready, responses=not_ready)
     async def health_ready() -> dict[str, str]:
         """Ready to serve: the database answers `SELECT 1` in time (else 503)."""
         try:

@@ -30,7 +30,7 @@ from app.errors import Unauthorized
 from app.http import header
 from app.leads.schemas import TEMPERATURES
 from app.metrics import exposition
-from app.openapi import errors
+from app.openapi import METRICS_TOKEN, errors
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ router = APIRouter(tags=["ops"])
         },
         **errors(401),
     },
+    openapi_extra=METRICS_TOKEN,
 )
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (README, Operations). Open unless `LEADHEAT_METRICS__TOKEN` is set:

@@ -1,4 +1,4 @@
-"""Third-party tracking clients from the npm registry (tests/clients/package.json, pinned by its
+"""Third-party clients from the npm registry (tests/clients/package.json, pinned by its
 lock file): installed once with `npm ci`, bundled for the browser with esbuild as a shop's own
 build would. Without Node.js the tests that need them skip, and fail when CI=true."""
 
@@ -24,9 +24,15 @@ def _need(*tools: str) -> None:
     pytest.skip(reason)
 
 
-def _run(*cmd: str, timeout: float = 300) -> str:
+def _run(*cmd: str, timeout: float = 300, stdin: str | None = None) -> str:
     done = subprocess.run(
-        cmd, cwd=CLIENTS, capture_output=True, text=True, timeout=timeout, check=False
+        cmd,
+        cwd=CLIENTS,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -62,7 +68,7 @@ def bundle(entry: str, global_name: str, out_dir: Path) -> Path:
     return out
 
 
-def run_node(script: str, *args: str, timeout: float = 60) -> str:
-    """Runs a Node.js script of tests/clients with `args`; its stdout."""
+def run_node(script: str, *args: str, timeout: float = 60, stdin: str | None = None) -> str:
+    """Runs a Node.js script of tests/clients with `args` (and `stdin`); its stdout."""
     install()
-    return _run("node", script, *args, timeout=timeout)
+    return _run("node", script, *args, timeout=timeout, stdin=stdin)

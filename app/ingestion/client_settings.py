@@ -15,7 +15,7 @@ from starlette.responses import Response
 from app.errors import NotFound
 from app.http import JSONResponse, header
 from app.ingestion.endpoints import basic_write_key
-from app.openapi import errors
+from app.openapi import WRITE_KEY, errors
 from app.sites.service import SiteRef, WriteKeyCache
 
 router = APIRouter(tags=["ingestion"])
@@ -56,7 +56,7 @@ class RudderSource(BaseModel):
     destinations: list[Any]
 
 
-class RudderSourceConfig(BaseModel):
+class RudderStackSourceConfig(BaseModel):
     """What RudderStack's browser SDK needs from its control plane: an enabled source with no
     device-mode destinations (every event goes to the data plane, here)."""
 
@@ -126,9 +126,10 @@ async def segment_settings(request: Request, write_key: str) -> Response:
 
 @router.get(
     "/sourceConfig",
-    response_model=RudderSourceConfig,
+    response_model=RudderStackSourceConfig,
     responses=errors(401, 404, 503),
     summary="Source configuration for RudderStack's browser SDK",
+    openapi_extra=WRITE_KEY,
 )
 @router.get("/sourceConfig/", include_in_schema=False)
 async def rudderstack_source_config(

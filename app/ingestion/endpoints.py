@@ -255,7 +255,7 @@ def _answer(request: Request, body: dict[str, Any]) -> Response:
     return JSONResponse(body, headers=_cors_headers(request))
 
 
-@router.post("/batch", response_model=IngestResponse, openapi_extra=ingestion_body(batch=True))
+@router.post("/batch", response_model=IngestResponse, openapi_extra=ingestion_body("batch"))
 @router.post("/import", response_model=IngestResponse, include_in_schema=False)
 @router.post("/b", response_model=IngestResponse, include_in_schema=False)
 async def batch(request: Request) -> Response:
@@ -313,7 +313,7 @@ for _call in SINGLE_CALLS:
         _endpoint,
         methods=["POST"],
         response_model=IngestResponse,
-        openapi_extra=ingestion_body(batch=False),
+        openapi_extra=ingestion_body(_call),
     )
     _short = next(short for short, call in SHORT_PATHS.items() if call == _call)
     router.add_api_route(

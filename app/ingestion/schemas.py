@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.openapi import WRITE_KEY
+
 MessageType = Literal["track", "page", "screen", "identify", "alias", "group"]
 
 
@@ -84,25 +86,80 @@ _WRITE_KEY = {
 }
 
 
-def _message_schema() -> dict[str, Any]:
+_DESCRIPTIONS = {
+    "type": "the call; in a single call's body it may be left out (the path says it)",
+    "messageId": "the client's id of the event: a message sent twice is stored once",
+    "anonymousId": "the visitor's id before they are known (the tracker's cookie)",
+    "userId": "the shop's own id of a known customer",
+    "previousId": "alias: the id the visitor had before",
+    "groupId": "group: the company or account",
+    "event": "track: what happened, e.g. Product Viewed, Checkout Started",
+    "name": "page, screen: the page's or screen's name",
+    "timestamp": "when it happened (default: when received, corrected by sentAt)",
+    "sentAt": "when the client sent it: corrects the client's clock",
+    "properties": "track, page, screen: about the event (url, product_id, price...)",
+    "traits": "identify, group: about the person (email, phone, city...)",
+    "context": "ip, userAgent, page, campaign, consent...",
+}
+# What each single call needs besides its type (`missing_fields`); a call lacking it is a 400.
+# "anonymousId or userId" is said in words: an `anyOf` of `required`s makes client generators
+# give up on the whole body's type.
+_IDS = "`anonymousId` or `userId`"
+_CALL_NEEDS: dict[str, tuple[list[str], str]] = {
+    "track": (["event"], f"`event` and {_IDS}"),
+    "page": ([], _IDS),
+    "screen": ([], _IDS),
+    "identify": ([], _IDS),
+    "alias": (["previousId", "userId"], "`previousId` and `userId`"),
+    "group": (["groupId"], f"`groupId` and {_IDS}"),
+}
+
+
+def _message_schema(call: str | None) -> dict[str, Any]:
     schema = Message.model_json_schema()
-    schema["properties"]["writeKey"] = _WRITE_KEY
+    properties = schema["properties"]
+    for name, description in _DESCRIPTIONS.items():
+        properties[name]["description"] = description
+    if call is None:
+        schema["title"] = "SegmentMessage"
+        schema["description"] = "One event of a batch; `type` says which call it is."
+        return schema
+    schema["title"] = f"Segment{call.title()}"
+    required, needs = _CALL_NEEDS[call]
+    schema["description"] = (
+        f"A `{call}` call (Segment spec): needs {needs} (else 400). Unknown fields are ignored."
+    )
+    properties["type"] = {"const": call, "description": _DESCRIPTIONS["type"]}
+    properties["writeKey"] = _WRITE_KEY
+    schema["required"] = required
     return schema
 
 
-def ingestion_body(*, batch: bool) -> dict[str, Any]:
-    """`openapi_extra=` for an ingestion route: its JSON request body (gzip also accepted)."""
-    if batch:
-        schema: dict[str, Any] = {
-            "type": "object",
-            "required": ["batch"],
-            "properties": {
-                "batch": {"type": "array", "items": Message.model_json_schema()},
-                "sentAt": {"type": "string", "format": "date-time"},
-                "context": {"type": "object"},
-                "writeKey": _WRITE_KEY,
-            },
-        }
-    else:
-        schema = _message_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+def ingestion_openapi_schemas() -> dict[str, dict[str, Any]]:
+    """The ingestion bodies, as OpenAPI components."""
+    batch = {
+        "title": "SegmentBatch",
+        "type": "object",
+        "required": ["batch"],
+        "properties": {
+            "batch": {"type": "array", "items": {"$ref": "#/components/schemas/SegmentMessage"}},
+            "sentAt": {"type": "string", "format": "date-time", "description": "for every event"},
+            "context": {"type": "object", "description": "merged into every event's context"},
+            "writeKey": _WRITE_KEY,
+        },
+    }
+    schemas = {"SegmentBatch": batch, "SegmentMessage": _message_schema(None)}
+    for call in ("track", "page", "screen", "identify", "alias", "group"):
+        schema = _message_schema(call)
+        schemas[schema["title"]] = schema
+    return schemas
+
+
+def ingestion_body(call: str) -> dict[str, Any]:
+    """`openapi_extra=` for an ingestion route (`call`: batch, track, page...): its JSON
+    request body (gzip also accepted), a component of `ingestion_openapi_schemas`."""
+    schema = {"$ref": f"#/components/schemas/Segment{call.title()}"}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        **WRITE_KEY,
+    }

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import SessionDep, utcnow, writer
@@ -15,11 +16,13 @@ from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import PositiveInt32, UtcDateTime
 from app.scoring import preview_jobs, rescoring, rule_sets
 from app.scoring.models import RuleSetVersion
+from app.scoring.schemas import rule_set_json_schema
 from app.scoring.views import (
     Preview,
     PreviewJobView,
     Published,
     RescoreJobView,
+    RuleSetJsonSchema,
     RuleSetView,
     VersionList,
 )
@@ -27,12 +30,15 @@ from app.sites.dependencies import SecretSiteDep
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=errors(*SECRET_KEY_ERRORS))
 
+# Read as a plain JSON object and validated by `parse_rule_set`, whose error details name each
+# bad rule and field; documented by the JSON Schema of the model that validates it.
 RuleSetDocument = Annotated[
     dict[str, Any],
     Body(
         description="A rule set (name, thresholds, behaviour, fit, hard, decay, ...); "
         "`version`, `created_at` and `active` are ignored.",
     ),
+    WithJsonSchema({"$ref": "#/components/schemas/RuleSetDocument"}),
 ]
 
 
@@ -88,6 +94,19 @@ async def publish_rule_set(
         "created_at": published.version.created_at,
         "job": rule_sets.job_view(job),
     }
+
+
+@router.get(
+    "/schema",
+    response_model=RuleSetJsonSchema,
+    summary="The rule set's JSON Schema",
+    response_description="A JSON Schema (draft 2020-12) of the rule-set document",
+)
+async def get_rule_set_schema(_site: SecretSiteDep) -> dict[str, Any]:
+    """The JSON Schema of the document `PUT /v1/rules` takes, made from the model that
+    validates it: for an editor to check a rule set as it is written. The service's check has
+    the last word (e.g. that rule ids are unique and `hot` is at most `max_score`)."""
+    return rule_set_json_schema()
 
 
 @router.get("/versions", response_model=VersionList)

@@ -21,6 +21,7 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -69,10 +70,55 @@ def _half_life(value: Any) -> float | str | None:
     return _positive_duration(value)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
-HalfLife = Annotated[float | Literal["never"] | None, PlainValidator(_half_life)]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+# The JSON Schema of what the validators above take (for editors; `parse_duration` has the
+# last word: e.g. it also caps a duration's text at 100 years).
+_DURATION_TEXT_PATTERN = r"^ *([0-9]+(\.[0-9]+)?|([0-9]+(\.[0-9]+)? *[wdhmsWDHMS] *)+) *$"
+
+
+def _duration_schema(*, positive: bool) -> dict[str, Any]:
+    bound = {"exclusiveMinimum": 0} if positive else {"minimum": 0}
+    return {
+        "anyOf": [
+            {"type": "number", **bound, "maximum": MAX_DURATION_SECONDS},
+            {"type": "string", "pattern": _DURATION_TEXT_PATTERN},
+        ],
+        "description": "seconds, or a text of weeks, days, hours, minutes and seconds"
+        + (" (longer than zero)" if positive else ""),
+        "examples": ["7d", "12h", "1h30m", 3600],
+    }
+
+
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), WithJsonSchema(_duration_schema(positive=False))
+]
+PositiveDuration = Annotated[
+    float, BeforeValidator(_positive_duration), WithJsonSchema(_duration_schema(positive=True))
+]
+HalfLife = Annotated[
+    float | Literal["never"] | None,
+    PlainValidator(_half_life),
+    WithJsonSchema(
+        {
+            # One flat anyOf: client generators handle nested unions and constants badly.
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS},
+                {"type": "string", "pattern": f"^ *never *$|{_DURATION_TEXT_PATTERN}"},
+                {"type": "null"},
+            ],
+            "description": "seconds, a text like '3d' or '1h30m', 'never' (no decay for this"
+            " rule) or null (the rule set's `decay.half_life`)",
+            "examples": ["3d", "never"],
+        }
+    ),
+]
+Slug = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="unique in the rule set: lowercase letters, digits, - and _",
+        examples=["checkout-started"],
+    ),
+]
 # Bounded: scores sum points over events, and an infinite sum (points of 1e308) was stored as
 # null in the lead's score state, making every later event of the lead a 500.
 MAX_NUMBER = 1e9
@@ -93,12 +139,40 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Condition(_Model):
-    """A test on the event: `url`, `visit` (the visit number) or `properties.<name>[.<sub>]`."""
+_SCALAR_SCHEMA: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+# What `value` each `op` takes (Condition._value_fits_op), for the JSON Schema: one branch per
+# kind of operator, told apart by `op`.
+_CONDITION_VALUES: list[dict[str, Any]] = [
+    {"ops": ["eq", "ne", "contains"], "value": _SCALAR_SCHEMA},
+    {"ops": ["in", "not_in"], "value": {"type": "array", "items": _SCALAR_SCHEMA, "minItems": 1}},
+    {"ops": ["gt", "gte", "lt", "lte"], "value": {"type": "number"}},
+    {"ops": ["matches"], "value": {"type": "string", "format": "regex"}},
+    {"ops": ["exists"], "value": {"type": "boolean", "default": True}, "optional": True},
+]
 
-    field: str
+
+def _condition_schema(schema: dict[str, Any]) -> None:
+    schema["properties"]["field"]["pattern"] = r"^(url|visit|properties(\.[^.]+)+)$"
+    schema["oneOf"] = [
+        {
+            "properties": {"op": {"enum": kind["ops"]}, "value": kind["value"]},
+            **({} if kind.get("optional") else {"required": ["value"]}),
+        }
+        for kind in _CONDITION_VALUES
+    ]
+
+
+class Condition(_Model):
+    """A test on the event: `url`, `visit` (the visit number) or `properties.<name>[.<sub>]`.
+    `eq`, `ne` and `contains` take a string, number or boolean; `in` and `not_in` a non-empty
+    list of them; `gt`, `gte`, `lt` and `lte` a number; `matches` a regular expression;
+    `exists` true (the default) or false."""
+
+    model_config = ConfigDict(json_schema_extra=_condition_schema)
+
+    field: str = Field(examples=["url", "properties.category", "visit"])
     op: ConditionOp
-    value: Any = Field(default=None, validate_default=True)
+    value: Any = Field(default=None, validate_default=True, examples=["fridges", 2])
 
     @field_validator("field")
     @classmethod
@@ -145,29 +219,51 @@ class Condition(_Model):
 
 class _Rule(_Model):
     id: Slug
-    label: str | None = None
+    label: str | None = Field(None, description="for people: the lead's card and webhooks")
 
 
 class BehaviourRule(_Rule):
     """Points for an event; `event` is the exact kind ("page", "Product Viewed", ...) or "*"."""
 
-    event: str = Field(min_length=1)
-    conditions: list[Condition] = []
-    points: Number
-    frequency: Frequency = "every_time"
-    cap: Number | None = Field(default=None, ge=0)  # at most this many points (absolute)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "product-viewed", "event": "Product Viewed", "points": 3, "cap": 15},
+                {
+                    "id": "fridge-pages",
+                    "event": "page",
+                    "conditions": [{"field": "url", "op": "contains", "value": "/fridges"}],
+                    "points": 2,
+                    "frequency": "once_per_visit",
+                },
+            ]
+        }
+    )
+
+    event: str = Field(
+        min_length=1,
+        description='a track event\'s name, "page", "screen", "identify", or "*" for any',
+    )
+    conditions: list[Condition] = Field([], description="all must hold")
+    points: Number = Field(description="added (or, negative, taken) each time it counts")
+    frequency: Frequency = Field("every_time", description="how often an event counts")
+    cap: Number | None = Field(
+        default=None, ge=0, description="at most this many points in all (absolute)"
+    )
     half_life: HalfLife = None
 
 
 class MatchOption(_Model):
-    values: list[str] = Field(min_length=1)
-    coefficient: Coefficient
+    values: list[str] = Field(min_length=1, description="matched case-insensitively")
+    coefficient: Coefficient = Field(description="the share of the rule's weight, 0 to 1")
 
 
 class RangeBand(_Model):
+    """`min` inclusive, `max` exclusive (greater than `min`); either may be left out."""
+
     min: Number | None = None  # inclusive
     max: Number | None = None  # exclusive
-    coefficient: Coefficient
+    coefficient: Coefficient = Field(description="the share of the rule's weight, 0 to 1")
 
     @field_validator("max")
     @classmethod
@@ -181,9 +277,26 @@ class RangeBand(_Model):
 class MatchFit(_Rule):
     """Profile field against options; case-insensitive, first matching option wins."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "moscow",
+                    "type": "match",
+                    "field": "city",
+                    "weight": 10,
+                    "options": [{"values": ["Moscow"], "coefficient": 1}],
+                }
+            ]
+        }
+    )
+
     type: Literal["match"]
-    field: str
-    weight: Number
+    field: str = Field(
+        description="city, country, interests or traits.<name>",
+        json_schema_extra={"pattern": r"^(city|country|interests|traits\..+)$"},
+    )
+    weight: Number = Field(description="points when the best option's coefficient is 1")
     options: list[MatchOption] = Field(min_length=1)
 
     @field_validator("field")
@@ -197,34 +310,90 @@ class MatchFit(_Rule):
 class RangeFit(_Rule):
     """Numeric profile field against bands; the first band containing the value wins."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "returning",
+                    "type": "range",
+                    "field": "visits",
+                    "weight": 10,
+                    "bands": [
+                        {"min": 2, "max": 4, "coefficient": 0.5},
+                        {"min": 4, "coefficient": 1},
+                    ],
+                }
+            ]
+        }
+    )
+
     type: Literal["range"]
     field: Literal["visits", "page_views", "time_on_site_seconds", "orders", "recency_hours"]
-    weight: Number
+    weight: Number = Field(description="points when the band's coefficient is 1")
     bands: list[RangeBand] = Field(min_length=1)
 
 
 class ContactsFit(_Rule):
     """Sum of the coefficients of the contact channels the lead left, capped at 1."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "left-a-phone",
+                    "type": "contacts",
+                    "weight": 20,
+                    "options": [{"values": ["phone"], "coefficient": 1}],
+                }
+            ]
+        }
+    )
+
     type: Literal["contacts"]
-    weight: Number
-    options: list[MatchOption] = Field(min_length=1)
+    weight: Number = Field(description="points when the coefficients add up to 1")
+    options: list[MatchOption] = Field(
+        min_length=1, description="`values` are contact channels: phone, email, ..."
+    )
 
 
-FitRule = Annotated[MatchFit | RangeFit | ContactsFit, Field(discriminator="type")]
+FitRule = Annotated[
+    MatchFit | RangeFit | ContactsFit,
+    Field(discriminator="type", description="a profile criterion; `type` says which kind"),
+]
 
 
 class HardStep(_Model):
-    event: str = Field(min_length=1)
-    conditions: list[Condition] = []
+    event: str = Field(min_length=1, description="as a behaviour rule's `event`")
+    conditions: list[Condition] = Field([], description="all must hold")
 
 
 class HardRule(_Rule):
     """Steps in event-time order, all within `within`; the lead stays hot for `hold` after."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "contact-request",
+                    "steps": [{"event": "Contact Requested"}],
+                    "hold": "2d",
+                },
+                {
+                    "id": "cart-then-checkout",
+                    "steps": [{"event": "Product Added"}, {"event": "Checkout Started"}],
+                    "within": "1h",
+                },
+            ]
+        }
+    )
+
     steps: list[HardStep] = Field(min_length=1, max_length=8)
-    within: PositiveDuration | None = Field(default=None, validate_default=True)
-    hold: PositiveDuration | None = Field(default=None, validate_default=True)
+    within: PositiveDuration | None = Field(
+        default=None, validate_default=True, description="required with several steps"
+    )
+    hold: PositiveDuration | None = Field(
+        default=None, validate_default=True, description="default: `within`; required without it"
+    )
 
     @field_validator("within")
     @classmethod
@@ -247,6 +416,8 @@ class HardRule(_Rule):
 
 
 class Thresholds(_Model):
+    """Scores from `warm` are warm, from `hot` hot: `hot` above `warm`, at most `max_score`."""
+
     warm: Number = Field(ge=0)
     hot: Number
 
@@ -264,16 +435,23 @@ class Decay(_Model):
 
 
 class RuleSet(_Model):
+    """A lead's score is its behaviour points (fading with `decay`) plus its fit points, capped
+    at `max_score`; a hard rule makes it hot whatever the score. Rule ids are unique."""
+
     version: int = Field(ge=1)
     name: str = Field(min_length=1)
     max_score: Number = Field(default=100.0, gt=0)
     decay: Decay = Decay()
-    behaviour: list[BehaviourRule] = []
-    fit: list[FitRule] = []
-    hard: list[HardRule] = []
+    behaviour: list[BehaviourRule] = Field([], description="points for what the visitor does")
+    fit: list[FitRule] = Field([], description="points for who the visitor is")
+    hard: list[HardRule] = Field([], description="event sequences that make a lead hot at once")
     thresholds: Thresholds
-    hysteresis_points: Number = Field(default=0.0, ge=0)
-    min_hold: Duration = 0.0
+    hysteresis_points: Number = Field(
+        default=0.0,
+        ge=0,
+        description="a lead cools only this far below a threshold; at most hot - warm",
+    )
+    min_hold: Duration = Field(0.0, description="a temperature is kept at least this long")
 
 
 class RuleSetInvalid(Exception):
@@ -368,3 +546,41 @@ def _cross_check(rule_set: RuleSet) -> list[dict[str, Any]]:
             }
         )
     return errors
+
+
+def rule_set_document_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The JSON Schema of a rule-set document as an editor writes it and `PUT /v1/rules`
+    takes it: `RuleSet`'s own (the model that validates it), without `version` to give, and
+    with the fields answers add. Its `$defs` are named by `ref_template`."""
+    from app.scoring.defaults import DEFAULT_RULE_SET  # defaults imports this module
+
+    schema = RuleSet.model_json_schema(ref_template=ref_template)
+    schema["title"] = "RuleSetDocument"
+    schema["required"] = [name for name in schema["required"] if name != "version"]
+    properties = schema["properties"]
+    properties["version"]["description"] = "in answers; ignored when sent (versions are numbered)"
+    properties["created_at"] = {
+        "type": "string",
+        "format": "date-time",
+        "description": "when the version was published: in answers; ignored when sent",
+    }
+    properties["active"] = {
+        "type": "boolean",
+        "description": "whether leads are scored with it now: in answers; ignored when sent",
+    }
+    schema["examples"] = [DEFAULT_RULE_SET]
+    return schema
+
+
+def rule_set_json_schema() -> dict[str, Any]:
+    """The rule-set document's JSON Schema, standalone (`GET /v1/rules/schema`)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **rule_set_document_schema(),
+    }
+
+
+def rule_set_openapi_schemas() -> dict[str, dict[str, Any]]:
+    """`RuleSetDocument` and the models it refers to, as OpenAPI components."""
+    schema = rule_set_document_schema("#/components/schemas/{model}")
+    return {**schema.pop("$defs"), "RuleSetDocument": schema}

@@ -3,11 +3,20 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Temperature = Literal["cold", "warm", "hot"]
+
+
+def _a_published_document(schema: dict[str, Any]) -> None:
+    # The stored document was validated by `RuleSet` when it was published: its schema is the
+    # rule-set document's (OpenAPI component `RuleSetDocument`), with these fields required.
+    required = schema["required"]
+    schema.clear()
+    schema["allOf"] = [{"$ref": "#/components/schemas/RuleSetDocument"}]
+    schema["required"] = required
 
 
 class RuleSetView(BaseModel):
@@ -15,7 +24,7 @@ class RuleSetView(BaseModel):
     hard, decay, ...), with its version number, when it was published and whether it is the
     one leads are scored with now."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_a_published_document)
 
     name: str
     version: int
@@ -100,3 +109,15 @@ class PreviewJobView(BaseModel):
     error: str | None
     result: Preview | None = Field(description="when done")
     url: str = Field(description="where to follow the job")
+
+
+class RuleSetJsonSchema(BaseModel):
+    """A JSON Schema document (draft 2020-12)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: str = Field(alias="$schema", serialization_alias="$schema")
+    type: Literal["object"]
+    properties: dict[str, Any]
+    required: list[str]
+    defs: dict[str, Any] = Field(alias="$defs", serialization_alias="$defs")

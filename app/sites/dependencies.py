@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from app.db import READ_METHODS, SessionDep, utcnow
@@ -26,6 +27,28 @@ from app.team.service import SESSION_COOKIE, TOKEN_PREFIX, digest
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leadheat"'}
 CSRF_HEADER = "x-csrf-token"
+
+# Only for the OpenAPI document: FastAPI declares these schemes and applies them, as
+# alternatives, to each route that depends on them. They never answer themselves (the
+# credentials are read below, with our errors).
+_SECRET_KEY_SCHEME = HTTPBearer(
+    scheme_name="secretKey",
+    description="The site's secret key: `Authorization: Bearer sk_...` (a write key is 403).",
+    auto_error=False,
+)
+_TOKEN_SCHEME = HTTPBearer(
+    scheme_name="personalToken",
+    description="A person's API token: `Authorization: Bearer lh_pat_...`, with their role.",
+    auto_error=False,
+)
+_SESSION_SCHEME = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="session",
+    description="A dashboard sign-in (`POST /v1/session`); a change made with it also needs"
+    " the session's CSRF token in `X-CSRF-Token`.",
+    auto_error=False,
+)
+_Bearer = HTTPAuthorizationCredentials | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +63,13 @@ class Principal:
         return self.role == "admin"
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    _key: Annotated[_Bearer, Depends(_SECRET_KEY_SCHEME)],
+    _token: Annotated[_Bearer, Depends(_TOKEN_SCHEME)],
+    _session: Annotated[str | None, Depends(_SESSION_SCHEME)],
+) -> Principal:
     header = request.headers.get("authorization")
     if header is not None:
         return await _bearer_principal(session, header)

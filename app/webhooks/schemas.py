@@ -1,10 +1,13 @@
-from datetime import datetime
-from typing import Literal
+"""The webhook API's shapes, and the messages webhook consumers receive."""
 
-from pydantic import BaseModel, Field
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.params import Text
-from app.webhooks.outbox import EVENT_TYPES
+from app.webhooks.outbox import EVENT_TYPES, WEBHOOK_TEST
 
 EventType = Literal[
     "lead.hot",
@@ -72,3 +75,178 @@ class DeliveryAttemptOut(BaseModel):
     response_body: str | None
     error: str | None
     duration_ms: float
+
+
+# --- What webhook consumers receive ------------------------------------------------------------
+# The OpenAPI document's `webhooks` section is made from these; every message the tests make is
+# checked against them (tests/webhooks/conftest.py), so the payload builders
+# (app/webhooks/payloads.py, consumer.py, timers.py, service.py) cannot drift from them.
+
+Temperature = Literal["cold", "warm", "hot"]
+LeadStatus = Literal["new", "contacted", "qualified", "won", "lost"]
+
+
+class _Payload(BaseModel):
+    # A field a builder adds that is not documented here fails the payload tests.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopRule(_Payload):
+    rule_id: str
+    label: str | None
+    kind: Literal["behaviour", "fit", "hard"]
+    points: float
+
+
+class CartItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    product_id: str
+    quantity: float
+    name: str | None = None
+    category: str | None = None
+    price: float | None = None
+
+
+class Cart(BaseModel):
+    """The lead's cart; empty when it has none."""
+
+    model_config = ConfigDict(extra="allow")
+
+    items: dict[str, CartItem] | None = Field(
+        None, description="by product id (left out when the payload had to be cut)"
+    )
+    item_count: float | None = None
+    value: float | None = Field(None, description="the sum of price x quantity")
+    updated_at: datetime | None = None
+    ordered_at: datetime | None = Field(None, description="when the cart was ordered")
+
+
+class LeadData(_Payload):
+    """The lead as it is when the event is sent; bounded in size: when it would be too large,
+    interests and cart items are cut to 20 (then contacts to 10 and the cart's items left
+    out) and `truncated` is true."""
+
+    lead_id: uuid.UUID
+    site_id: uuid.UUID
+    score: float
+    temperature: Temperature
+    status: LeadStatus
+    identified: bool = Field(description="the lead left a contact")
+    became_hot_at: datetime | None
+    contact_by: datetime | None = Field(description="first contact promised by then")
+    first_contacted_at: datetime | None
+    contacts: dict[str, str] = Field(description="channel (phone, email, ...) to value")
+    interests: dict[str, float] = Field(description="category to views")
+    cart: Cart
+    last_url: str | None
+    city: str | None
+    country: str | None
+    user_id: str | None
+    top_rules: list[TopRule] = Field(description="what contributes most to the score")
+    truncated: bool = Field(False, description="present (true) when the payload was cut")
+    products_viewed: None = Field(None, description="present (null) when the payload was cut")
+
+
+class LeadChangeData(LeadData):
+    previous_temperature: Temperature | None = Field(description="null: a new lead")
+
+
+class FirstContactData(LeadData):
+    mark_minutes: float = Field(description="the reminder's mark, minutes after turning hot")
+    minutes_waiting: float = Field(description="minutes since the lead turned hot")
+
+
+class CartFollowUpData(LeadData):
+    follow_up: int = Field(description="which follow-up this is, from 1")
+    of: int = Field(description="how many follow-ups there are")
+
+
+class WebhookTestData(_Payload):
+    endpoint_id: uuid.UUID
+    message: str
+
+
+class _Event(_Payload):
+    timestamp: datetime = Field(description="when the message was queued")
+
+
+class LeadHotEvent(_Event):
+    """A lead turned hot: contact them before `data.contact_by`."""
+
+    type: Literal["lead.hot"]
+    data: LeadChangeData
+
+
+class LeadTemperatureChangedEvent(_Event):
+    """A lead's temperature changed (a new lead is reported unless it starts cold)."""
+
+    type: Literal["lead.temperature_changed"]
+    data: LeadChangeData
+
+
+class LeadIdentifiedEvent(_Event):
+    """A lead left a contact for the first time."""
+
+    type: Literal["lead.identified"]
+    data: LeadChangeData
+
+
+class LeadFirstContactOverdueEvent(_Event):
+    """A hot lead has not been contacted within the first-contact window."""
+
+    type: Literal["lead.first_contact_overdue"]
+    data: FirstContactData
+
+
+class LeadFirstContactEscalatedEvent(_Event):
+    """A hot lead is still not contacted at a later mark: escalate."""
+
+    type: Literal["lead.first_contact_escalated"]
+    data: FirstContactData
+
+
+class CartAbandonedEvent(_Event):
+    """A cart was left without an order."""
+
+    type: Literal["cart.abandoned"]
+    data: LeadData
+
+
+class CartFollowUpEvent(_Event):
+    """A day to follow an abandoned cart up (the lead has not unsubscribed)."""
+
+    type: Literal["cart.follow_up"]
+    data: CartFollowUpData
+
+
+class WebhookTestEvent(_Event):
+    """Sent by `POST /v1/webhooks/{endpoint_id}/test`, to that endpoint only."""
+
+    type: Literal["webhook.test"]
+    data: WebhookTestData
+
+
+WEBHOOK_EVENTS: dict[str, type[_Event]] = {
+    "lead.hot": LeadHotEvent,
+    "lead.temperature_changed": LeadTemperatureChangedEvent,
+    "lead.identified": LeadIdentifiedEvent,
+    "lead.first_contact_overdue": LeadFirstContactOverdueEvent,
+    "lead.first_contact_escalated": LeadFirstContactEscalatedEvent,
+    "cart.abandoned": CartAbandonedEvent,
+    "cart.follow_up": CartFollowUpEvent,
+    "webhook.test": WebhookTestEvent,
+}
+assert set(WEBHOOK_EVENTS) == {*EVENT_TYPES, WEBHOOK_TEST}
+
+WebhookEvent = Annotated[
+    LeadHotEvent
+    | LeadTemperatureChangedEvent
+    | LeadIdentifiedEvent
+    | LeadFirstContactOverdueEvent
+    | LeadFirstContactEscalatedEvent
+    | CartAbandonedEvent
+    | CartFollowUpEvent
+    | WebhookTestEvent,
+    Field(discriminator="type"),
+]

@@ -2,16 +2,21 @@
 service's settings for them."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings, WebhookSettings
 from app.crypto import SecretBox, secret_box
+from app.webhooks.models import WebhookMessage
+from app.webhooks.schemas import WebhookEvent
 from tests.conftest import make_settings
 from tests.helpers import eventually
 
@@ -50,6 +55,29 @@ class Receiver:
                 return list(self.received) if len(self.received) >= count else None
 
         return await eventually(arrived, timeout)
+
+
+DOCUMENTED_EVENT = TypeAdapter(WebhookEvent)
+
+
+@pytest.fixture(autouse=True)
+async def _every_message_is_as_documented(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[None]:
+    """After each test here, every message it queued is checked against the models the OpenAPI
+    document's webhooks are made from (app/webhooks/schemas.py): the payload builders cannot
+    drift from the documentation unnoticed. (Set up after, so torn down before, the emptying
+    of the tables.)"""
+    yield
+    if "db_engine" not in request.fixturenames or request.node.get_closest_marker(
+        "hand_made_messages"
+    ):
+        return
+    engine: AsyncEngine = request.getfixturevalue("db_engine")
+    async with engine.connect() as conn:
+        payloads = (await conn.scalars(select(WebhookMessage.payload))).all()
+    for payload in payloads:
+        DOCUMENTED_EVENT.validate_python(payload)
 
 
 @pytest.fixture

@@ -61,7 +61,12 @@ async def test_two_delivery_loops_never_send_one_message_twice(
             )
         ).scalar_one()  # fmt: skip
         messages = [
-            outbox.NewMessage(site.site.id, "webhook.test", {"n": n}, endpoint_id=endpoint_id)
+            outbox.NewMessage(
+                site.site.id,
+                "webhook.test",
+                {"endpoint_id": str(endpoint_id), "message": f"test {n}"},
+                endpoint_id=endpoint_id,
+            )
             for n in range(300)
         ]
         await outbox.enqueue(conn, messages, utcnow())

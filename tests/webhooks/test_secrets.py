@@ -173,6 +173,7 @@ async def _migrate(database_url: str, direction: str, revision: str) -> None:
     await asyncio.to_thread(getattr(command, direction), alembic_config(database_url), revision)
 
 
+@pytest.mark.hand_made_messages  # rows as the migration found them
 async def test_the_migration_encrypts_existing_secrets_and_the_downgrade_decrypts(
     database_url, db_engine, site, box
 ):
