@@ -162,7 +162,7 @@ def test_security_schemes_are_declared() -> None:
     }
     assert schemes["session"] == {**schemes["session"], "type": "apiKey", "in": "cookie"}
     # Alternatives: the secret key, a person's token, or a signed-in session.
-    people = [{"secretKey": []}, {"personalToken": []}, {"session": []}]
+    people: list[dict[str, list[str]]] = [{"secretKey": []}, {"personalToken": []}, {"session": []}]
     assert operations["PUT /v1/rules"]["security"] == people
     assert operations["GET /v1/me"]["security"] == people
     assert "security" not in operations["POST /v1/session"]
