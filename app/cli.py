@@ -1,8 +1,10 @@
-"""`leadheat serve | worker | migrate | sites create | list | rotate-secret | secrets reencrypt`."""
+"""`leadheat serve | worker | migrate | sites create | list | rotate-secret | users create | list |
+secrets reencrypt`."""
 
 import argparse
 import asyncio
 import errno
+import getpass
 import logging.config
 import signal
 import sys
@@ -11,7 +13,7 @@ from importlib import metadata
 from typing import Any
 
 from prometheus_client import start_http_server
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from app import logs, metrics, onboarding, server
@@ -19,9 +21,12 @@ from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import SecretsKeyError, secret_box
 from app.db import make_engine, make_sessionmaker, writer
+from app.errors import AppError
 from app.migrate import upgrade
 from app.scoring.scorer import RuleSetCache
 from app.sites import service as sites_service
+from app.team import service as team_service
+from app.team.schemas import UserCreate
 from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.models import WebhookEndpoint
 from app.webhooks.service import reencrypt_secrets
@@ -93,6 +98,70 @@ async def _rotate_secret_key(settings: Settings, ref: str) -> None:
             await session.commit()
         print(f"Site:       {site.name} ({site.id})")
         print(f"Secret key: {secret_key}   (shown once; the previous secret key has stopped)")
+    finally:
+        await engine.dispose()
+
+
+async def _one_site(session: Any, ref: str) -> sites_service.Site:
+    found = await sites_service.find_site(session, ref)
+    if not found:
+        raise CommandError(f"No site has the id or name {ref!r} (see `sites list`).")
+    if len(found) > 1:
+        ids = ", ".join(str(site.id) for site in found)
+        raise CommandError(f"Several sites are named {ref!r}; give the id: {ids}.")
+    return found[0]
+
+
+def _read_password(from_stdin: bool) -> str:
+    """From stdin's first line (scripts), else typed twice at a prompt: never an argument,
+    which any user of the machine could read in `ps`."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CommandError(
+            "No terminal to prompt on: give the password on stdin (--password-stdin)."
+        )
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Password again: "):
+        raise CommandError("The two passwords differ.")
+    return password
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        data = UserCreate(
+            email=args.email,
+            password=_read_password(args.password_stdin),
+            role=args.role,
+            name=args.name,
+            time_zone=args.time_zone,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CommandError(problems) from None
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(writer(engine))() as session:
+            site = await _one_site(session, args.site)
+            try:
+                user = await team_service.create_user(session, site.id, data)
+            except AppError as exc:
+                raise CommandError(exc.message) from None
+            await session.commit()
+        print(f"Created {user.role} {user.email} ({user.id}) of {site.name} ({site.id}).")
+    finally:
+        await engine.dispose()
+
+
+async def _list_users(settings: Settings, ref: str) -> None:
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            site = await _one_site(session, ref)
+            for user in await team_service.list_users(session, site.id):
+                state = "active" if user.active else "deactivated"
+                duty = "on duty" if user.on_duty else "off duty"
+                print(f"{user.id}  {user.email}  {user.role}  {state}  {duty}  {user.name}")
     finally:
         await engine.dispose()
 
@@ -317,6 +386,42 @@ def build_parser() -> argparse.ArgumentParser:
         "give a site a new secret key (printed once; the old one stops)",
     )
     rotate.add_argument("site", help="the site's id, or its name (required)")
+    users = command(sub, "users", "manage a site's people (admins and managers)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    site_help = "the site's id, or its name (required; no environment variable)"
+    user_create = command(
+        users_sub, "create", "add a person to a site; the password is prompted for (or stdin)"
+    )
+    user_create.add_argument("--site", required=True, help=site_help)
+    user_create.add_argument(
+        "--email",
+        required=True,
+        help="their email, unique per site (required; no environment variable)",
+    )
+    user_create.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "manager"],
+        help="admin: rules, webhooks, team, settings; manager: leads, contacts, statuses"
+        " (required; no environment variable)",
+    )
+    user_create.add_argument(
+        "--name", default="", help="their name (default: none; no environment variable)"
+    )
+    user_create.add_argument(
+        "--time-zone",
+        default="UTC",
+        metavar="ZONE",
+        help="their IANA time zone, e.g. Europe/Moscow (default: UTC; no environment variable)",
+    )
+    user_create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin, for scripts (default: prompt for"
+        " it twice; no environment variable)",
+    )
+    user_list = command(users_sub, "list", "list a site's people")
+    user_list.add_argument("--site", required=True, help=site_help)
     keys = command(sub, "secrets", "the key that encrypts webhook secrets")
     keys_sub = keys.add_subparsers(dest="secrets_command", required=True)
     command(
@@ -348,6 +453,11 @@ def _run(args: argparse.Namespace) -> None:
         print("Database is up to date.")
     elif args.command == "secrets":
         asyncio.run(_reencrypt_secrets(settings))
+    elif args.command == "users":
+        if args.users_command == "create":
+            asyncio.run(_create_user(settings, args))
+        else:
+            asyncio.run(_list_users(settings, args.site))
     elif args.sites_command == "create":
         asyncio.run(_create_site(settings, args.name, args.origin))
     elif args.sites_command == "rotate-secret":

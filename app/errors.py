@@ -82,6 +82,11 @@ class Unprocessable(AppError):
     code = "validation_error"
 
 
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "too_many_requests"
+
+
 class DatabaseUnavailable(AppError):
     """The database cannot be reached or cannot serve now: nothing was changed, retry later."""
 

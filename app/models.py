@@ -8,6 +8,7 @@ from app.ingestion import repairs as ingestion_models
 from app.leads import models as leads_models
 from app.scoring import models as scoring_models
 from app.sites import models as sites_models
+from app.team import models as team_models
 from app.webhooks import models as webhooks_models
 
 metadata = Base.metadata
@@ -21,5 +22,6 @@ __all__ = [
     "privacy_models",
     "scoring_models",
     "sites_models",
+    "team_models",
     "webhooks_models",
 ]

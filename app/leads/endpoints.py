@@ -1,6 +1,6 @@
-"""The leads API, with the site's secret key: leads (`/v1/leads`: list, card, status, recorded
-contacts) and their statistics over a period (`/v1/stats`: the funnel, speed to lead).
-Another site's lead is a 404, never a 403: its existence is not revealed."""
+"""The leads API, for anyone of the site (admin or manager): leads (`/v1/leads`: list, card,
+status, recorded contacts) and their statistics over a period (`/v1/stats`: the funnel, speed
+to lead). Another site's lead is a 404, never a 403: its existence is not revealed."""
 
 import dataclasses
 import uuid
@@ -32,7 +32,7 @@ from app.leads.schemas import (
 )
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
-from app.sites.dependencies import SecretSiteDep
+from app.sites.dependencies import MemberSiteDep
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
 stats_router = APIRouter(prefix="/v1/stats", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
@@ -108,7 +108,7 @@ def _summary(lead: Lead) -> dict[str, Any]:
 )
 async def list_leads(
     request: Request,
-    site: SecretSiteDep,
+    site: MemberSiteDep,
     session: SessionDep,
     temperature: Annotated[list[Text] | None, Query(max_length=10)] = None,
     status: Annotated[list[Text] | None, Query(max_length=10)] = None,
@@ -187,7 +187,7 @@ async def _card(request: Request, session: SessionDep, lead: Lead, now: datetime
 
 @router.get("/{lead_id}", response_model=LeadDetail, responses=errors(404))
 async def get_lead(
-    lead_id: uuid.UUID, request: Request, site: SecretSiteDep, session: SessionDep, now: NowDep
+    lead_id: uuid.UUID, request: Request, site: MemberSiteDep, session: SessionDep, now: NowDep
 ) -> dict:
     """A lead's card. The id of a lead merged into another answers the surviving lead."""
     lead = await _site_lead(session, site.id, lead_id)
@@ -199,7 +199,7 @@ async def update_lead(
     lead_id: uuid.UUID,
     body: LeadUpdate,
     request: Request,
-    site: SecretSiteDep,
+    site: MemberSiteDep,
     session: SessionDep,
     now: NowDep,
 ) -> dict:
@@ -214,7 +214,7 @@ async def update_lead(
     "/{lead_id}/contacts", status_code=201, response_model=ContactOut, responses=errors(BODY, 404)
 )
 async def record_contact(
-    lead_id: uuid.UUID, body: ContactIn, site: SecretSiteDep, session: SessionDep
+    lead_id: uuid.UUID, body: ContactIn, site: MemberSiteDep, session: SessionDep
 ) -> dict[str, object]:
     """Record a contact with the lead; the first one stops the speed-to-lead clock."""
     lead = await _site_lead(session, site.id, lead_id, for_update=True)
@@ -260,14 +260,14 @@ PeriodDep = Annotated[Period, Depends(stats_period)]
 
 
 @stats_router.get("/funnel", response_model=FunnelStats)
-async def funnel(site: SecretSiteDep, session: SessionDep, period: PeriodDep) -> dict:
+async def funnel(site: MemberSiteDep, session: SessionDep, period: PeriodDep) -> dict:
     """The funnel of the leads first seen in [from, to) (default: the last 30 days)."""
     return await stats.funnel(session, site.id, period.start, period.end)
 
 
 @stats_router.get("/speed-to-lead", response_model=SpeedToLead)
 async def speed_to_lead(
-    site: SecretSiteDep, session: SessionDep, period: PeriodDep, now: NowDep, request: Request
+    site: MemberSiteDep, session: SessionDep, period: PeriodDep, now: NowDep, request: Request
 ) -> dict:
     """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
     for leads that turned hot in [from, to) (default: the last 30 days)."""

@@ -1,12 +1,15 @@
 /*
  * Leadheat dashboard: the API client. The secret key lives in sessionStorage only (this tab,
- * gone when it closes); it is sent as a Bearer header, never in a URL.
+ * gone when it closes); it is sent as a Bearer header, never in a URL. A person signed in with
+ * email and password has an HttpOnly session cookie instead (this script never sees it) and
+ * sends the session's CSRF token, kept in memory, with every change.
  */
 (() => {
   'use strict';
   const KEY = 'leadheat.secretKey';
   let memoryKey = null; // when sessionStorage is unavailable (sandboxed frames)
   let clockSkewMs = 0; // server time - this computer's time, from the Date header
+  let csrfToken = null; // the session's, from sign-in or GET /v1/session
 
   class ApiError extends Error {
     constructor(status, code, message, details) {
@@ -48,6 +51,7 @@
     const secret = options.key || key.get();
     const headers = { Accept: 'application/json' };
     if (secret) headers.Authorization = 'Bearer ' + secret;
+    else if (csrfToken && method !== 'GET') headers['X-CSRF-Token'] = csrfToken;
     if (options.etag) headers['If-None-Match'] = options.etag;
     let body;
     if (options.body !== undefined) {
@@ -56,7 +60,7 @@
     }
     let response;
     try {
-      response = await fetch(path, { method, headers, body, cache: 'no-store', credentials: 'omit' });
+      response = await fetch(path, { method, headers, body, cache: 'no-store', credentials: 'same-origin' });
     } catch (e) {
       throw new ApiError(0, 'network', 'The service cannot be reached.');
     }
@@ -77,10 +81,12 @@
   window.LeadheatApi = {
     ApiError,
     key,
+    csrf: { set(value) { csrfToken = value; }, get: () => csrfToken },
     request,
     get: (path, options) => request('GET', path, options),
     patch: (path, body) => request('PATCH', path, { body }),
     post: (path, body) => request('POST', path, { body }),
+    del: (path) => request('DELETE', path),
     now: () => Date.now() + clockSkewMs,
   };
 })();

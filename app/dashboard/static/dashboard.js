@@ -15,7 +15,7 @@
   const AGENT = 'leadheat.agentName';
   const $ = (id) => document.getElementById(id);
 
-  const state = { filter: '', fresh: false, leads: [], pages: {}, shown: '', timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false };
+  const state = { filter: '', fresh: false, leads: [], pages: {}, shown: '', timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false, session: false };
 
   // Messages
   let toastTimer = 0;
@@ -72,7 +72,36 @@
     $('secret-key').value = '';
     start();
   };
+  /** Email and password: a session cookie; a 409 `site_required` asks which site. */
+  const passwordSignIn = async (event) => {
+    event.preventDefault();
+    const error = $('password-error');
+    error.hidden = true;
+    const body = { email: $('email').value.trim(), password: $('password').value };
+    if (!$('site').hidden && $('site').value) body.site = $('site').value;
+    let r;
+    try {
+      r = await api.post('/v1/session', body);
+    } catch (e) {
+      if (e.code === 'site_required') {
+        $('site').replaceChildren(...e.details.map((d) => h('option', { value: d.site_id }, d.site_name)));
+        $('site').hidden = false;
+        $('site-label').hidden = false;
+      }
+      error.textContent = e.message;
+      error.hidden = false;
+      return;
+    }
+    api.key.clear();
+    api.csrf.set(r.data.csrf_token);
+    state.session = true;
+    $('password').value = '';
+    start();
+  };
   const signOut = (message) => {
+    if (state.session) api.del('/v1/session').catch(() => { /* already over */ });
+    state.session = false;
+    api.csrf.set(null);
     api.key.clear();
     clearTimeout(state.timer);
     Object.assign(state, { leads: [], pages: {}, shown: '', detailId: null, statsAt: 0 });
@@ -83,7 +112,7 @@
     const error = $('signin-error');
     error.textContent = typeof message === 'string' ? message : '';
     error.hidden = typeof message !== 'string';
-    $('secret-key').focus();
+    $('email').focus();
   };
   const start = () => {
     showSignedIn(true);
@@ -292,6 +321,7 @@
   const init = () => {
     $('tracker-origin').textContent = location.origin;
     $('signin-form').addEventListener('submit', signIn);
+    $('password-form').addEventListener('submit', passwordSignIn);
     $('sign-out').addEventListener('click', () => signOut());
     try { $('agent-name').value = localStorage.getItem(AGENT) || ''; } catch (e) { /* no storage */ }
     $('agent-name').addEventListener('change', () => { try { localStorage.setItem(AGENT, $('agent-name').value.trim()); } catch (e) { /* no storage */ } });
@@ -305,7 +335,18 @@
     document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
     setInterval(() => v.tickCountdowns(document), 1000);
     if (api.key.get()) start();
-    else signOut();
+    else resume();
+  };
+  /** A page (re)loaded with a session cookie: its CSRF token, and on; else the sign-in form. */
+  const resume = async () => {
+    try {
+      const r = await api.get('/v1/session');
+      api.csrf.set(r.data.csrf_token);
+      state.session = true;
+      start();
+    } catch (e) {
+      signOut();
+    }
   };
   init();
 })();
