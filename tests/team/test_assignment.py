@@ -131,3 +131,14 @@ async def test_two_transactions_assigning_at_once_never_pick_the_same_person(
     assert {took[a["id"]].id, got[b["id"]].id} == {first.id, second.id}
     owners = await owners_by_visitor(session, site)
     assert {owners["a"], owners["b"]} == {first.id, second.id}
+
+
+async def test_an_admin_sets_the_limit_and_on_call_through_the_api(client, session, site):
+    manager = await make_user(session, site, "manager", "anna@shop.example")
+    url, key = f"/v1/users/{manager.id}", {"Authorization": f"Bearer {site.secret_key}"}
+    r = await client.patch(url, json={"max_open_hot_leads": 2, "on_call": True}, headers=key)
+    assert r.status_code == 200, r.text
+    assert (r.json()["max_open_hot_leads"], r.json()["on_call"]) == (2, True)
+    r = await client.patch(url, json={"max_open_hot_leads": 0}, headers=key)  # 0: no limit
+    assert r.status_code == 200, r.text
+    assert (r.json()["max_open_hot_leads"], r.json()["on_call"]) == (None, True)
