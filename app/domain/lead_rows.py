@@ -53,6 +53,8 @@ class LeadRow(TypedDict):
     contact_by: datetime | None
     first_contacted_at: datetime | None
     next_check_at: datetime | None
+    owner_id: uuid.UUID | None
+    owner_assigned_at: datetime | None
 
 
 def lead_row(columns: Mapping[Any, Any] | Iterable[tuple[str, Any]]) -> LeadRow:

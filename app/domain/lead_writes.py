@@ -8,7 +8,8 @@
 - scores, after re-scoring or the temperature refresher (`write_scores`), and when a lead
   next needs the refresher's look (`set_next_checks`);
 - when first contact is due, for leads that turned hot (`set_contact_by`);
-- the sales team's columns: status and first contact (`patch_lead`);
+- who owns leads that turned hot (`set_owners`, app.team.assignment);
+- the sales team's columns: status, first contact and the owner (`patch_lead`);
 - erasure: a person's leads deleted (`delete_leads`, app.privacy).
 """
 
@@ -28,7 +29,12 @@ from app.recordsets import copy_rows, insert_sql, json_columns, pg_type, records
 
 _leads = cast(Table, Lead.__table__)
 LEAD_COLUMNS = tuple(c.name for c in _leads.columns)
-LEAD_UPDATABLE = tuple(c for c in LEAD_COLUMNS if c not in ("id", "site_id", "created_at"))
+# The owner is written only by `set_owners`: a whole-profile write (ingestion, repairs) never
+# puts back an owner it read before a claim or a handover.
+OWNER_COLUMNS = ("owner_id", "owner_assigned_at")
+LEAD_UPDATABLE = tuple(
+    c for c in LEAD_COLUMNS if c not in ("id", "site_id", "created_at", *OWNER_COLUMNS)
+)
 _LEAD_JSON = json_columns(_leads)
 
 
@@ -168,14 +174,34 @@ async def set_contact_by(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> 
         )
 
 
+async def set_owners(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> None:
+    """Write the owner of leads that turned hot in this transaction (app.team.assignment)."""
+    if profiles:
+        await conn.execute(
+            update(_leads)
+            .where(_leads.c.id == bindparam("lead"))
+            .values(
+                owner_id=bindparam("owner", type_=_leads.c.owner_id.type),
+                owner_assigned_at=bindparam("at", type_=UTCDateTime()),
+            ),
+            [
+                {"lead": p["id"], "owner": p["owner_id"], "at": p["owner_assigned_at"]}
+                for p in profiles
+            ],
+        )
+
+
 class LeadPatch(TypedDict, total=False):
-    """The sales team's columns a request may change (the funnel, first contact)."""
+    """The sales team's columns a request may change (the funnel, first contact, the owner:
+    a claim, a handover or an admin's reassignment)."""
 
     status: str
     status_changed_at: datetime
     lost_reason: str | None
     lost_note: str | None
     first_contacted_at: datetime
+    owner_id: uuid.UUID | None
+    owner_assigned_at: datetime | None
 
 
 async def patch_lead(session: AsyncSession, lead: Lead, patch: LeadPatch, now: datetime) -> None:

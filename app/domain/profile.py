@@ -78,6 +78,8 @@ def new_profile(lead_id: uuid.UUID, site_id: uuid.UUID, now: datetime) -> LeadRo
         "contact_by": None,
         "first_contacted_at": None,
         "next_check_at": None,
+        "owner_id": None,
+        "owner_assigned_at": None,
     }
 
 

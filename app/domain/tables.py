@@ -79,6 +79,14 @@ class Lead(Base):
             postgresql_where=text(DUE),
             sqlite_where=text(DUE),
         ),
+        # Assignment: a person's leads today and open ones (app.team.assignment), `owner=` filters.
+        Index(
+            "ix_leads_owner_id_assigned_at",
+            "owner_id",
+            "owner_assigned_at",
+            postgresql_where=text("owner_id IS NOT NULL"),
+            sqlite_where=text("owner_id IS NOT NULL"),
+        ),
         # A lead's card lists the leads merged into it; also what ON DELETE SET NULL looks up.
         Index(
             "ix_leads_merged_into_id",
@@ -137,6 +145,13 @@ class Lead(Base):
     # When the lead next shows differently with no new event (decay, a hold ending): the
     # temperature refresher looks at leads whose time came (engine.next_change_at).
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Who works the lead (app.team.assignment): set when it turns hot, by a claim, a handover
+    # or an admin; null: nobody (no manager was on duty). Only lead_writes.set_owners writes
+    # these two, never ingestion's whole-profile writes (LEAD_UPDATABLE leaves them out).
+    # No foreign key: people are deactivated, never deleted (a site's deletion takes both),
+    # and on SQLite adding one to `leads` would mean copying the table (and its triggers).
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    owner_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 # sort=recent and its cursor: the order of the page query, read from the top.

@@ -1,6 +1,7 @@
 """The leads API, for anyone of the site (admin or manager): leads (`/v1/leads`: list, card,
-status, recorded contacts) and their statistics over a period (`/v1/stats`: the funnel, speed
-to lead). Another site's lead is a 404, never a 403: its existence is not revealed."""
+status, recorded contacts, the owner: claim, handover, an admin's reassignment) and their
+statistics over a period (`/v1/stats`: the funnel, speed to lead). Another site's lead is a
+404, never a 403: its existence is not revealed."""
 
 import dataclasses
 import uuid
@@ -15,7 +16,7 @@ from app.db import SessionDep, utcnow
 from app.domain import lead_writes
 from app.domain import profile as lead_profile
 from app.domain.tables import Lead
-from app.errors import NotFound, Unprocessable
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.http import JSONResponse
 from app.leads import contacts, service, stats
 from app.leads.schemas import (
@@ -24,15 +25,19 @@ from app.leads.schemas import (
     ContactIn,
     ContactOut,
     FunnelStats,
+    Handover,
     LeadDetail,
     LeadPage,
     LeadUpdate,
+    OwnerSet,
     Sort,
     SpeedToLead,
 )
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
-from app.sites.dependencies import MemberSiteDep
+from app.sites.dependencies import AdminDep, MemberSiteDep, PrincipalDep, UserPrincipalDep
+from app.team import assignment
+from app.team.models import User
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
 stats_router = APIRouter(prefix="/v1/stats", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
@@ -44,6 +49,7 @@ LIST_PARAMS = {
     "interest",
     "city",
     "identified",
+    "owner",
     "updated_since",
     "sort",
     "limit",
@@ -75,7 +81,11 @@ def _choices(name: str, raw: list[str] | None, allowed: tuple[str, ...]) -> tupl
     return values
 
 
-def _summary(lead: Lead) -> dict[str, Any]:
+def _owner_json(owner: assignment.Owner | None) -> dict[str, Any] | None:
+    return owner.as_json() if owner is not None else None
+
+
+def _summary(lead: Lead, owners: dict[uuid.UUID, assignment.Owner]) -> dict[str, Any]:
     cart = lead.cart or {}
     return {
         "id": str(lead.id),
@@ -98,7 +108,27 @@ def _summary(lead: Lead) -> dict[str, Any]:
         "first_contacted_at": lead.first_contacted_at,
         "updated_at": lead.updated_at,
         "rule_set_version": lead.rule_set_version,
+        "owner": _owner_json(owners.get(lead.owner_id)) if lead.owner_id else None,
+        "owner_assigned_at": lead.owner_assigned_at,
     }
+
+
+def _owner_filter(raw: str | None, principal: Any) -> str | None:
+    """`owner=me` (the person asking), `owner=none` (unowned) or a person's id."""
+    if raw is None or raw == "none":
+        return raw
+    if raw == "me":
+        if principal.user is None:
+            raise _query_error(
+                "owner",
+                "owner=me needs a person (a personal token or a sign-in), not the"
+                " site's secret key: use owner=<user id>.",
+            )
+        return str(principal.user.id)
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise _query_error("owner", "owner is me, none or a person's id.") from None
 
 
 @router.get(
@@ -108,7 +138,7 @@ def _summary(lead: Lead) -> dict[str, Any]:
 )
 async def list_leads(
     request: Request,
-    site: MemberSiteDep,
+    principal: PrincipalDep,
     session: SessionDep,
     temperature: Annotated[list[Text] | None, Query(max_length=10)] = None,
     status: Annotated[list[Text] | None, Query(max_length=10)] = None,
@@ -116,6 +146,13 @@ async def list_leads(
     interest: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
     city: Annotated[Text | None, Query(min_length=1, max_length=200)] = None,
     identified: bool | None = None,
+    owner: Annotated[
+        Text | None,
+        Query(
+            max_length=40,
+            description="`me` (needs a personal token or a sign-in), `none` or a person's id",
+        ),
+    ] = None,
     updated_since: UtcDateTime | None = None,
     sort: Sort = "score",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -127,6 +164,7 @@ async def list_leads(
     unknown = sorted(set(request.query_params) - LIST_PARAMS)
     if unknown:
         raise _query_error(unknown[0], f"Unknown query parameter {unknown[0]}.")
+    site = principal.site
     filters = service.LeadFilter(
         temperatures=_choices("temperature", temperature, TEMPERATURES),
         statuses=_choices("status", status, STATUSES),
@@ -134,6 +172,7 @@ async def list_leads(
         interest=interest,
         city=city,
         identified=identified,
+        owner=_owner_filter(owner, principal),
         updated_since=updated_since,
     )
     keys = await service.page_keys(session, site.id, filters, sort, limit + 1, cursor)
@@ -145,9 +184,10 @@ async def list_leads(
     if service.etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     leads = await service.load_leads(session, [key.id for key in keys])
+    owners = await assignment.owners(await session.connection(), (lead.owner_id for lead in leads))
     next_cursor = service.encode_cursor(sort, keys[-1]) if has_more else None
     page = LeadPage.model_validate(
-        {"data": [_summary(lead) for lead in leads], "next_cursor": next_cursor}
+        {"data": [_summary(lead, owners) for lead in leads], "next_cursor": next_cursor}
     )
     return JSONResponse(page.model_dump(mode="json"), headers=headers)
 
@@ -182,6 +222,13 @@ async def _card(request: Request, session: SessionDep, lead: Lead, now: datetime
         "note": lead.lost_note,
         "time_on_site_seconds": lead_profile.time_on_site(profile),
         "timeline": await service.timeline(session, lead),
+        "owner": _owner_json(
+            (await assignment.owners(await session.connection(), [lead.owner_id])).get(
+                lead.owner_id
+            )
+            if lead.owner_id
+            else None
+        ),
     }
 
 
@@ -235,6 +282,89 @@ async def record_contact(
         "seconds_to_first_contact": waited,
         "lead_status": lead.status,
     }
+
+
+async def _new_owner(session: SessionDep, site_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    """An active person of the site, to own a lead (else 422: nobody to give it to)."""
+    user = await session.get(User, user_id)
+    if user is None or user.site_id != site_id or not user.active:
+        message = "user_id is no active person of this site."
+        raise Unprocessable(
+            message,
+            details=[{"loc": ["body", "user_id"], "message": message, "type": "value_error"}],
+        )
+    return user
+
+
+async def _set_owner(
+    request: Request, session: SessionDep, lead: Lead, owner_id: uuid.UUID | None, now: datetime
+) -> dict:
+    if lead.owner_id != owner_id:
+        patch: lead_writes.LeadPatch = {
+            "owner_id": owner_id,
+            "owner_assigned_at": now if owner_id is not None else None,
+        }
+        await lead_writes.patch_lead(session, lead, patch, now)
+    return await _card(request, session, lead, now)
+
+
+@router.post("/{lead_id}/claim", response_model=LeadDetail, responses=errors(403, 404, 409))
+async def claim_lead(
+    lead_id: uuid.UUID,
+    request: Request,
+    principal: UserPrincipalDep,
+    session: SessionDep,
+    now: NowDep,
+) -> dict:
+    """Take an unowned lead (a person, not the secret key): 409 `lead_owned` if someone else
+    owns it; claiming one's own lead again changes nothing."""
+    assert principal.user is not None  # UserPrincipalDep
+    lead = await _site_lead(session, principal.site.id, lead_id, for_update=True)
+    if lead.owner_id not in (None, principal.user.id):
+        raise Conflict("Someone else owns this lead: ask them or an admin.", code="lead_owned")
+    return await _set_owner(request, session, lead, principal.user.id, now)
+
+
+@router.post("/{lead_id}/handover", response_model=LeadDetail, responses=errors(BODY, 403, 404))
+async def hand_over_lead(
+    lead_id: uuid.UUID,
+    body: Handover,
+    request: Request,
+    principal: UserPrincipalDep,
+    session: SessionDep,
+    now: NowDep,
+) -> dict:
+    """Give a lead to another active person of the site: its owner does (403 `not_owner` for
+    anyone else but an admin)."""
+    assert principal.user is not None  # UserPrincipalDep
+    lead = await _site_lead(session, principal.site.id, lead_id, for_update=True)
+    if lead.owner_id != principal.user.id and not principal.is_admin:
+        raise Forbidden(
+            "Only the lead's owner (or an admin) hands it over; claim it if it is unowned.",
+            code="not_owner",
+        )
+    target = await _new_owner(session, principal.site.id, body.user_id)
+    return await _set_owner(request, session, lead, target.id, now)
+
+
+@router.put("/{lead_id}/owner", response_model=LeadDetail, responses=errors(BODY, 404))
+async def set_lead_owner(
+    lead_id: uuid.UUID,
+    body: OwnerSet,
+    request: Request,
+    admin: AdminDep,
+    session: SessionDep,
+    now: NowDep,
+) -> dict:
+    """Reassign a lead to any active person of the site, or leave it unowned (`user_id: null`)
+    (admin only: the secret key, an admin's token or session)."""
+    lead = await _site_lead(session, admin.site.id, lead_id, for_update=True)
+    owner = (
+        None
+        if body.user_id is None
+        else (await _new_owner(session, admin.site.id, body.user_id)).id
+    )
+    return await _set_owner(request, session, lead, owner, now)
 
 
 @dataclass(frozen=True)

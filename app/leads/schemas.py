@@ -37,6 +37,14 @@ class CartSummary(BaseModel):
     value: float
 
 
+class Owner(BaseModel):
+    """The person who works the lead."""
+
+    id: uuid.UUID
+    name: str
+    email: str
+
+
 class LeadSummary(BaseModel):
     """A lead as a list shows it: who, how hot, what they look at now, where they are in sales."""
 
@@ -60,6 +68,8 @@ class LeadSummary(BaseModel):
     first_contacted_at: datetime | None
     updated_at: datetime
     rule_set_version: int | None
+    owner: Owner | None = Field(description="who works the lead; null: nobody yet")
+    owner_assigned_at: datetime | None
 
 
 class LeadPage(BaseModel):
@@ -130,6 +140,8 @@ class LeadDetail(BaseModel):
     created_at: datetime
     updated_at: datetime
     timeline: list[TimelineEvent]
+    owner: Owner | None = Field(description="who works the lead; null: nobody yet")
+    owner_assigned_at: datetime | None
 
 
 class LeadUpdate(BaseModel):
@@ -140,6 +152,22 @@ class LeadUpdate(BaseModel):
     status: Status | None = None
     lost_reason: LostReason | None = None
     note: Text | None = Field(None, max_length=2000)
+
+
+class Handover(BaseModel):
+    """To whom a lead goes: an active manager or admin of the site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: uuid.UUID
+
+
+class OwnerSet(BaseModel):
+    """An admin's reassignment: a person of the site, or null to leave the lead unowned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: uuid.UUID | None
 
 
 class FunnelStep(BaseModel):

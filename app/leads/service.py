@@ -41,6 +41,7 @@ class LeadFilter:
     interest: str | None = None
     city: str | None = None
     identified: bool | None = None
+    owner: str | None = None  # "none" (unowned) or a person's id
     updated_since: datetime | None = None
 
     def fingerprint(self) -> dict[str, Any]:
@@ -51,6 +52,7 @@ class LeadFilter:
             "interest": self.interest,
             "city": self.city.lower() if self.city else None,
             "identified": self.identified,
+            "owner": self.owner,
             "updated_since": self.updated_since.isoformat() if self.updated_since else None,
         }
 
@@ -131,6 +133,10 @@ def _filters(dialect: str, site_id: uuid.UUID, f: LeadFilter) -> list[ColumnElem
         where.append(_city_filter(f.city))
     if f.identified is not None:
         where.append(Lead.identified.is_(f.identified))
+    if f.owner == "none":
+        where.append(Lead.owner_id.is_(None))
+    elif f.owner is not None:
+        where.append(Lead.owner_id == uuid.UUID(f.owner))
     if f.updated_since is not None:
         where.append(Lead.updated_at > f.updated_since)
     return where

@@ -7,7 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigIntPK, JSONType, UTCDateTime, new_id, utcnow
@@ -37,6 +46,10 @@ class User(Base):
     # {"mon": {"start": "09:00", "end": "18:00"}, ..., "sun": null}: see app.team.schemas.
     working_hours: Mapped[dict[str, Any]] = mapped_column(JSONType)
     on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Assignment (app.team.assignment): a manager with this many open hot leads gets no new one
+    # (null: no limit); an on-call person gets hot leads when no manager is on duty.
+    max_open_hot_leads: Mapped[int | None] = mapped_column(Integer, default=None)
+    on_call: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

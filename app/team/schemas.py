@@ -87,6 +87,13 @@ Email = Annotated[Text, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[
 Password = Annotated[str, Field(min_length=8, max_length=1024)]
 
 
+_LIMIT = (
+    "a manager with this many open hot leads (not won or lost) gets no new one by"
+    " round-robin; null: no limit"
+)
+_ON_CALL = "gets hot leads when no manager is on duty (anyone active and on call, fairly)"
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +104,8 @@ class UserCreate(BaseModel):
     time_zone: TimeZone = "UTC"
     working_hours: WorkingHours = Field(default_factory=default_working_hours)
     on_duty: bool = True
+    max_open_hot_leads: int | None = Field(None, ge=1, le=10_000, description=_LIMIT)
+    on_call: bool = Field(False, description=_ON_CALL)
 
 
 class ProfileUpdate(BaseModel):
@@ -120,6 +129,10 @@ class UserUpdate(ProfileUpdate):
     active: bool | None = Field(
         None, description="false: deactivated; their sessions and tokens stop at once"
     )
+    max_open_hot_leads: int | None = Field(
+        None, ge=0, le=10_000, description=_LIMIT + " (0 here removes the limit)"
+    )
+    on_call: bool | None = Field(None, description=_ON_CALL)
 
 
 class UserOut(BaseModel):
@@ -136,6 +149,8 @@ class UserOut(BaseModel):
     time_zone: str
     working_hours: WorkingHours
     on_duty: bool
+    max_open_hot_leads: int | None = Field(description=_LIMIT)
+    on_call: bool = Field(description=_ON_CALL)
     created_at: datetime
 
 

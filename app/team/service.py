@@ -51,6 +51,8 @@ async def create_user(session: AsyncSession, site_id: uuid.UUID, data: UserCreat
         time_zone=data.time_zone,
         working_hours=data.working_hours.model_dump(mode="json"),
         on_duty=data.on_duty,
+        max_open_hot_leads=data.max_open_hot_leads,
+        on_call=data.on_call,
     )
     session.add(user)
     try:
@@ -79,6 +81,8 @@ async def update_user(session: AsyncSession, user: User, changes: dict[str, Any]
     person at once (the check on each request would refuse them anyway; deleting them means a
     reactivated person signs in afresh)."""
     password = changes.pop("password", None)
+    if changes.get("max_open_hot_leads") == 0:  # a null in a patch means "no change"
+        changes["max_open_hot_leads"] = None
     if password is not None:
         await set_password(session, user, password)
     for field, value in changes.items():

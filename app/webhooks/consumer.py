@@ -1,6 +1,7 @@
 """What a group of ingested events means for webhook consumers, decided inside ingestion's
-transaction (an `after_group` consumer): temperature changes, hot leads (with `contact_by`
-and the first-contact timers), identified leads, and cart-abandonment timers."""
+transaction (an `after_group` consumer): temperature changes, hot leads (with `contact_by`,
+the first-contact timers and their owner, app.team.assignment), identified leads, and
+cart-abandonment timers."""
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from app.domain import lead_writes
 from app.domain.changes import LeadChange
 from app.domain.lead_rows import LeadRow
 from app.scoring import scorer
+from app.team import assignment
 from app.webhooks import outbox, timers
 from app.webhooks.payloads import lead_data, top_rules
 
@@ -50,6 +52,7 @@ class WebhookConsumer:
                 notices.append((outbox.LEAD_IDENTIFIED, change))
         if turned_hot:
             await lead_writes.set_contact_by(conn, turned_hot)
+            await assignment.assign_hot(conn, turned_hot, now)
             await timers.schedule_first_contact(
                 conn, [p for p in turned_hot if p.get("first_contacted_at") is None], self._settings
             )
@@ -62,6 +65,7 @@ class WebhookConsumer:
     ) -> list[outbox.NewMessage]:
         profiles = {c.profile["id"]: c.profile for _, c in notices}
         breakdowns = await top_rules(conn, self._rule_sets, profiles.values())
+        owners = await assignment.owners(conn, (p["owner_id"] for p in profiles.values()))
         messages = []
         for event_type, change in notices:
             p = change.profile
@@ -69,6 +73,7 @@ class WebhookConsumer:
                 p,
                 breakdowns.get(p["id"], []),
                 self._settings.max_payload_bytes,
+                owners.get(p["owner_id"]) if p["owner_id"] else None,
                 previous_temperature=change.previous_temperature,
             )
             messages.append(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.domain.lead_rows import LeadRow
 from app.scoring import engine as scoring_engine
 from app.scoring import scorer
+from app.team.assignment import Owner
 
 TOP_RULES = 5
 LEAD_FIELDS = (
@@ -40,11 +41,13 @@ def lead_data(
     profile: LeadRow,
     breakdown: list[dict[str, Any]],
     max_bytes: int,
+    owner: Owner | None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The lead as consumers see it, bounded to `max_bytes` (cart and interests cut first)."""
     data: dict[str, Any] = {"lead_id": str(profile["id"]), "site_id": str(profile["site_id"])}
     data.update({key: _iso(profile.get(key)) for key in LEAD_FIELDS})
+    data["owner"] = owner.as_json() if owner is not None else None
     data["top_rules"] = breakdown
     data.update(extra)
     if len(orjson.dumps(data)) > max_bytes:

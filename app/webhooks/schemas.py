@@ -122,6 +122,15 @@ class Cart(BaseModel):
     ordered_at: datetime | None = Field(None, description="when the cart was ordered")
 
 
+class LeadOwner(_Payload):
+    """The person who works the lead (assigned when it turned hot, or by a claim, a handover
+    or an admin)."""
+
+    id: uuid.UUID
+    name: str
+    email: str
+
+
 class LeadData(_Payload):
     """The lead as it is when the event is sent; bounded in size: when it would be too large,
     interests and cart items are cut to 20 (then contacts to 10 and the cart's items left
@@ -143,6 +152,7 @@ class LeadData(_Payload):
     city: str | None
     country: str | None
     user_id: str | None
+    owner: LeadOwner | None = Field(description="who works the lead; null: nobody yet")
     top_rules: list[TopRule] = Field(description="what contributes most to the score")
     truncated: bool = Field(False, description="present (true) when the payload was cut")
     products_viewed: None = Field(None, description="present (null) when the payload was cut")

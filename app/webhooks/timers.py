@@ -24,6 +24,7 @@ from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.metrics import TIMER_LAG_SECONDS
 from app.scoring import scorer
+from app.team import assignment
 from app.webhooks import outbox
 from app.webhooks.models import LeadTimer
 from app.webhooks.payloads import lead_data, top_rules
@@ -216,6 +217,7 @@ class TimerService:
             rows = await conn.execute(select(leads).where(leads.c.id.in_({r.lead_id for r in due})))
             profiles = {row.id: lead_row(row._mapping) for row in rows}
             breakdowns = await top_rules(conn, self._rule_sets, profiles.values())
+            owners = await assignment.owners(conn, (p["owner_id"] for p in profiles.values()))
             messages: list[outbox.NewMessage] = []
             fired, cancelled = [], []
             follow_ups: list[dict[str, Any]] = []
@@ -228,8 +230,9 @@ class TimerService:
                     continue
                 event_type, extra = notice
                 assert p is not None
+                owner = owners.get(p["owner_id"]) if p["owner_id"] else None
                 data = lead_data(
-                    p, breakdowns.get(p["id"], []), self._settings.max_payload_bytes, **extra
+                    p, breakdowns.get(p["id"], []), self._settings.max_payload_bytes, owner, **extra
                 )
                 messages.append(outbox.NewMessage(p["site_id"], event_type, data, lead_id=p["id"]))
                 fired.append({"tid": timer.id})

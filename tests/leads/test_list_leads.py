@@ -63,6 +63,8 @@ async def test_a_lead_in_the_list_shows_who_how_hot_and_what_they_look_at(client
         "first_contacted_at": None,
         "updated_at": stored.updated_at.isoformat().replace("+00:00", "Z"),
         "rule_set_version": 1,
+        "owner": None,  # nobody in the team to own it
+        "owner_assigned_at": None,
     }
 
 

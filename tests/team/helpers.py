@@ -1,7 +1,9 @@
 """People of a site for tests: made through the team's own service (as the CLI does), with a
 personal token or signed in through the API."""
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,9 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.sites.service import CreatedSite
 from app.team import service
 from app.team.models import User
-from app.team.schemas import UserCreate
+from app.team.schemas import WEEKDAYS, UserCreate
 
 PASSWORD = "correct horse battery"
+
+# Every day, all day (but the last minute: an interval cannot reach 24:00)...
+ALL_WEEK = {day: {"start": "00:00", "end": "23:59"} for day in WEEKDAYS}
+NEVER: dict[str, Any] = {}  # ...and no working day at all.
+
+
+def awake_zone() -> str:
+    """A time zone where it is now well inside ALL_WEEK's hours (not the minute before
+    midnight), whenever the test runs."""
+    for zone in ("UTC", "Asia/Tokyo", "America/New_York"):
+        if 1 <= datetime.now(ZoneInfo(zone)).hour <= 22:
+            return zone
+    raise AssertionError("unreachable: these zones are hours apart")
 
 
 async def make_user(

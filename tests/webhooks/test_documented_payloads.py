@@ -12,6 +12,7 @@ import jsonschema_rs
 import pytest
 from standardwebhooks import Webhook
 
+from app.team.assignment import Owner
 from app.webhooks.payloads import lead_data
 from app.webhooks.schemas import LeadHotEvent
 from tests.factories import send, track
@@ -106,8 +107,10 @@ def _big_profile() -> Any:
 @pytest.mark.parametrize(("max_bytes", "items_kept"), [(12_000, True), (2_000, False)])
 def test_a_payload_cut_to_size_is_still_as_documented(max_bytes: int, items_kept: bool) -> None:
     """The payload builder's other branch: over `max_payload_bytes`, cut (then cut more)."""
-    data = lead_data(_big_profile(), [], max_bytes, previous_temperature="warm")
+    owner = Owner(uuid.uuid4(), "Anna", "anna@shop.example")
+    data = lead_data(_big_profile(), [], max_bytes, owner, previous_temperature="warm")
     assert data["truncated"] is True
+    assert data["owner"] == {"id": str(owner.id), "name": "Anna", "email": "anna@shop.example"}
     assert ("items" in data["cart"]) is items_kept
     event = {"type": "lead.hot", "timestamp": datetime.now(UTC).isoformat(), "data": data}
     LeadHotEvent.model_validate(event)
