@@ -4,8 +4,9 @@ days (app.scoring.warnings.seen_event_names), at 200,000 leads and 1.87 million 
 Fills a fresh PostgreSQL database directly with SQL (generate_series; the ingestion API would
 take many minutes to store as much): leads last seen over the last 45 days, about 9 events
 each (pages, product views, cart adds, checkouts, orders, ...) in the 10 days before, then
-ANALYZE. Times the query as the preview and publish answers run it (median of `--runs`), and
-for comparison the whole window's `SELECT DISTINCT` over the site's events.
+ANALYZE. Times the query as the preview and publish answers run it (median of `--runs`), for
+comparison the whole window's `SELECT DISTINCT` over the site's events, and the read of the
+latest leads' cities (app.scoring.warnings.seen_profile_values).
 
     .venv/bin/python bench/seen_events.py
     .venv/bin/python bench/seen_events.py --leads 20000 --events-per-lead 9.35
@@ -28,7 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import Settings  # noqa: E402
 from app.db import make_engine  # noqa: E402
-from app.scoring.warnings import SEEN_WINDOW, seen_event_names  # noqa: E402
+from app.scoring.warnings import (  # noqa: E402
+    SEEN_WINDOW,
+    seen_event_names,
+    seen_profile_values,
+)
 from app.sites.models import Site  # noqa: E402
 from bench.ingest import prepare_database  # noqa: E402
 
@@ -41,10 +46,10 @@ NAMES = [
 FILL_LEADS = """
 INSERT INTO leads (id, site_id, created_at, updated_at, first_seen_at, last_seen_at, visits,
     page_views, events_count, session_seconds, engaged_seconds, orders, revenue, identified,
-    contacts, traits, interests, products_viewed, cart, status, score, temperature)
+    contacts, traits, interests, products_viewed, cart, status, score, temperature, city)
 SELECT md5('lead' || n)::uuid, CAST(:site AS uuid), now(), now(), now() - interval '60 days',
     now() - (n % 45) * interval '1 day' - (n % 1440) * interval '1 minute', 1, 1, 1, 0, 0, 0,
-    0, false, '{}', '{}', '{}', '[]', '{}', 'new', 0, 'cold'
+    0, false, '{}', '{}', '{}', '[]', '{}', 'new', 0, 'cold', 'City ' || n % 50
 FROM generate_series(1, :leads) AS n
 """
 # Half of all events are pages, the rest track events of NAMES (picked by a hash); each
@@ -97,6 +102,7 @@ async def main() -> None:
     for label, run in (
         ("seen_event_names (the site's latest events)", "sample"),
         ("whole window, SELECT DISTINCT (for comparison)", "whole"),
+        ("seen_profile_values (cities of the latest leads)", "cities"),
     ):
         times = []
         for _ in range(args.runs):
@@ -104,6 +110,8 @@ async def main() -> None:
                 started = time.perf_counter()
                 if run == "sample":
                     names = await seen_event_names(conn, site.id, now)
+                elif run == "cities":
+                    names = (await seen_profile_values(conn, site.id, now))["city"]
                 else:
                     rows = await conn.execute(
                         text(WHOLE_WINDOW), {"site": site.id, "since": now - SEEN_WINDOW}

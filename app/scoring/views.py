@@ -53,10 +53,12 @@ class RuleWarning(BaseModel):
     """Something the rule set probably does not mean; it was taken (or would be) all the same."""
 
     rule: str | None = Field(description="the rule's id; null: the rule set as a whole")
-    code: Literal["unknown_event", "negative_weight", "unreachable_threshold"]
+    code: Literal["unknown_event", "unknown_value", "negative_weight", "unreachable_threshold"]
     message: str
     suggestion: str | None = Field(
-        None, description="`unknown_event`: the closest event name the site sent recently"
+        None,
+        description="`unknown_event`, `unknown_value`: the closest event name the site sent"
+        " recently, or value its recent leads have",
     )
     threshold: Literal["warm", "hot"] | None = Field(
         None, description="`unreachable_threshold`: which one"

@@ -9,7 +9,9 @@ code and a message:
   Removed" or "Unsubscribed" is what they are for, as in the default rule set);
 - `unreachable_threshold`: no lead can score `warm` (or `hot`): the most any lead can score
   with these rules is below it. Only said when it is proven: a behaviour rule without a cap
-  that can count more than once is unbounded, and then nothing is said.
+  that can count more than once is unbounded, and then nothing is said;
+- `unknown_value`: a `city` or `country` option of a profile criterion that none of the site's
+  recently seen leads has, with the closest one; not checked when none of them has any.
 """
 
 import difflib
@@ -22,7 +24,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.tables import Event
+from app.domain.tables import Event, Lead
 from app.scoring.schemas import BehaviourRule, ContactsFit, MatchFit, RangeFit, RuleSet
 
 SEEN_WINDOW = timedelta(days=30)
@@ -31,8 +33,12 @@ SEEN_WINDOW = timedelta(days=30)
 # whatever its size; events has no index by site and name, and every stored event would pay
 # for one. 13 ms at 200,000 leads and 1.87 million events (docs/performance.md).
 SEEN_SAMPLE_EVENTS = 50_000
+# Cities and countries from the site's most recently seen leads, by ix_leads_site_id_last_seen_at.
+SEEN_SAMPLE_LEADS = 5_000
+PROFILE_FIELDS = ("city", "country")
 
 _events = cast(Table, Event.__table__)
+_leads = cast(Table, Lead.__table__)
 
 
 async def seen_event_names(conn: AsyncConnection, site_id: uuid.UUID, now: datetime) -> set[str]:
@@ -56,6 +62,51 @@ async def seen_event_names(conn: AsyncConnection, site_id: uuid.UUID, now: datet
         if event_type == "screen":
             seen.add("page")  # the engine scores a screen as a page
     return seen
+
+
+async def seen_profile_values(
+    conn: AsyncConnection, site_id: uuid.UUID, now: datetime
+) -> dict[str, set[str]]:
+    """The cities and countries of the site's latest `SEEN_SAMPLE_LEADS` leads seen in the
+    last `SEEN_WINDOW`."""
+    latest = (
+        select(_leads.c.city, _leads.c.country)
+        .where(
+            _leads.c.site_id == site_id,
+            _leads.c.merged_into_id.is_(None),
+            _leads.c.last_seen_at >= now - SEEN_WINDOW,
+        )
+        .order_by(_leads.c.last_seen_at.desc().nulls_last(), _leads.c.id.desc())
+        .limit(SEEN_SAMPLE_LEADS)
+    )
+    seen: dict[str, set[str]] = {name: set() for name in PROFILE_FIELDS}
+    for city, country in await conn.execute(latest):
+        for name, value in (("city", city), ("country", country)):
+            if value:
+                seen[name].add(value)
+    return seen
+
+
+def _value_warnings(rule_set: RuleSet, seen: dict[str, set[str]]) -> Iterable[dict[str, Any]]:
+    for fit in rule_set.fit:
+        if not isinstance(fit, MatchFit) or not seen.get(fit.field):
+            continue
+        # Options match case-insensitively: so does this check, and the suggestion is the
+        # value as the leads have it.
+        by_folded = {value.casefold(): value for value in seen[fit.field]}
+        for option in fit.options:
+            for value in option.values:
+                if value.casefold() in by_folded:
+                    continue
+                close = difflib.get_close_matches(value.casefold(), sorted(by_folded), n=1)
+                suggestion = by_folded[close[0]] if close else None
+                hint = f" Did you mean `{suggestion}`?" if suggestion else ""
+                yield _warning(
+                    fit.id,
+                    "unknown_value",
+                    f"No lead seen on this site in the last 30 days has {fit.field}"
+                    f" `{value}`.{hint}",
+                ) | {"suggestion": suggestion}
 
 
 def _warning(rule: str | None, code: str, message: str) -> dict[str, Any]:
@@ -138,16 +189,27 @@ def _threshold_warnings(rule_set: RuleSet) -> Iterable[dict[str, Any]]:
         ) | {"threshold": "hot"}
 
 
-def rule_set_warnings(rule_set: RuleSet, seen_events: set[str]) -> list[dict[str, Any]]:
-    """The warnings about `rule_set` on a site that sent `seen_events` recently."""
+def rule_set_warnings(
+    rule_set: RuleSet, seen_events: set[str], seen_values: dict[str, set[str]] | None = None
+) -> list[dict[str, Any]]:
+    """The warnings about `rule_set` on a site that sent `seen_events` recently, and whose
+    recent leads have `seen_values` (by profile field)."""
     found = list(_negative_warnings(rule_set))
     found += _threshold_warnings(rule_set)
     if seen_events:  # a site that sent nothing yet: nothing to compare with
         found += _event_warnings(rule_set, seen_events)
+    found += _value_warnings(rule_set, seen_values or {})
     return found
 
 
 async def warnings_for(
     conn: AsyncConnection, site_id: uuid.UUID, rule_set: RuleSet, now: datetime
 ) -> list[dict[str, Any]]:
-    return rule_set_warnings(rule_set, await seen_event_names(conn, site_id, now))
+    needs_values = any(
+        isinstance(fit, MatchFit) and fit.field in PROFILE_FIELDS for fit in rule_set.fit
+    )
+    return rule_set_warnings(
+        rule_set,
+        await seen_event_names(conn, site_id, now),
+        await seen_profile_values(conn, site_id, now) if needs_values else None,
+    )

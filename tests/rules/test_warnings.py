@@ -157,3 +157,36 @@ async def test_the_default_rule_set_has_no_warnings_on_a_site_that_sent_its_even
 async def test_a_site_that_sent_nothing_recently_is_not_warned_of_every_event(client, site):
     for warnings in await _preview_and_publish_warnings(client, site, DEFAULT_RULE_SET):
         assert warnings == []
+
+
+async def test_a_city_no_recent_lead_has_is_warned_with_the_closest_one(client, site):
+    yesterday = _yesterday()
+    await send(client, site, *views("ann", 2, origin=yesterday))
+    await send(
+        client,
+        site,
+        {
+            "type": "identify",
+            "anonymousId": "ann",
+            "messageId": "ann-identify",
+            "timestamp": (yesterday + timedelta(minutes=5)).isoformat(),
+            "traits": {"city": "Kazan", "email": "ann@example.com"},
+        },
+    )
+    city = {
+        "id": "delivery-area",
+        "type": "match",
+        "field": "city",
+        "weight": 20,
+        "options": [
+            {"values": ["kazan"], "coefficient": 1},  # options match case-insensitively
+            {"values": ["Kazn", "Omsk"], "coefficient": 0.5},
+        ],
+    }
+    for warnings in await _preview_and_publish_warnings(client, site, views_rule_set(fit=[city])):
+        assert [(w["rule"], w["code"], w["suggestion"]) for w in warnings] == [
+            ("delivery-area", "unknown_value", "Kazan"),
+            ("delivery-area", "unknown_value", None),
+        ]
+        assert "city `Kazn`. Did you mean `Kazan`?" in warnings[0]["message"]
+        assert "`Omsk`" in warnings[1]["message"]
