@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
-from app.params import PositiveInt32, UtcDateTime
+from app.params import PositiveInt32, Text, UtcDateTime
 from app.scoring import preview_jobs, rescoring, rule_sets, warnings
 from app.scoring.diffs import diff_definitions
 from app.scoring.models import RuleSetVersion
@@ -65,7 +65,7 @@ async def get_active_rule_set(site: SecretSiteDep, session: SessionDep) -> dict[
 # The note is a query parameter, not a field of the document: the document stays exactly the
 # rule set (its schema forbids unknown fields, and what GET answers can be PUT back as is).
 Note = Annotated[
-    str | None,
+    Text | None,
     Query(max_length=500, description="why this version is published, shown in the versions"),
 ]
 
