@@ -96,11 +96,13 @@ async def _publish(
         note=note,
         author=_author(principal),
     )
+    await session.commit()  # the version must be visible before the caches drop theirs
+    request.app.state.rule_sets.invalidate(site_id)
+    # Read after the commit: the site's row lock queues other publishes, not these reads.
     found = await warnings.warnings_for(
         await session.connection(), site_id, published.rule_set, utcnow()
     )
-    await session.commit()  # the version must be visible before the caches drop theirs
-    request.app.state.rule_sets.invalidate(site_id)
+    await session.commit()  # ends the read (on SQLite a transaction holds the write lock)
     job = published.job
     if published.synchronous:
         await rescoring.run_job(
