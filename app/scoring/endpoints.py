@@ -1,5 +1,5 @@
-"""The rule-set API (secret key): read versions, publish, preview a draft (at once, or as a
-background job), follow re-scoring."""
+"""The rule-set API (admins): read versions, publish (with a note), compare and restore
+versions, preview a draft (at once, or as a background job), follow re-scoring."""
 
 import uuid
 from datetime import datetime, timedelta
@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import SessionDep, utcnow, writer
 from app.errors import NotFound
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
-from app.params import PositiveInt32, UtcDateTime
-from app.scoring import preview_jobs, rescoring, rule_sets
+from app.params import PositiveInt32, Text, UtcDateTime
+from app.scoring import preview_jobs, rescoring, rule_sets, warnings
+from app.scoring.diffs import diff_definitions
 from app.scoring.models import RuleSetVersion
 from app.scoring.rule_set_schema import rule_set_json_schema
 from app.scoring.views import (
@@ -22,11 +23,12 @@ from app.scoring.views import (
     PreviewJobView,
     Published,
     RescoreJobView,
+    RuleSetDiff,
     RuleSetJsonSchema,
     RuleSetView,
     VersionList,
 )
-from app.sites.dependencies import SecretSiteDep
+from app.sites.dependencies import AdminDep, Principal, SecretSiteDep
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=errors(*SECRET_KEY_ERRORS))
 
@@ -60,24 +62,47 @@ async def get_active_rule_set(site: SecretSiteDep, session: SessionDep) -> dict[
     return _version_view(row, active=True)
 
 
-@router.put("", response_model=Published, responses=errors(BODY))
-async def publish_rule_set(
-    request: Request, site: SecretSiteDep, session: SessionDep, document: RuleSetDocument
+# The note is a query parameter, not a field of the document: the document stays exactly the
+# rule set (its schema forbids unknown fields, and what GET answers can be PUT back as is).
+Note = Annotated[
+    Text | None,
+    Query(max_length=500, description="why this version is published, shown in the versions"),
+]
+
+
+def _author(principal: Principal) -> str:
+    return principal.user.email if principal.user is not None else "secret key"
+
+
+async def _publish(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    document: dict[str, Any],
+    note: str | None,
 ) -> dict[str, Any]:
-    """Validate and publish a new version, then re-score the site's leads with it: before
-    answering for a small site, otherwise in the background (follow the job's `url`)."""
+    """Publish `document` as the site's next version and re-score its leads (the one way a
+    version is made: `PUT /v1/rules` and restoring an old version both come here)."""
     settings = request.app.state.settings
     config = rescoring.RescoreConfig.from_settings(settings)
+    site_id = principal.site.id
     published = await rule_sets.publish(
         session,
-        site.id,
+        site_id,
         document,
         now=utcnow(),
         sync_max_leads=settings.scoring.rescore_sync_max_leads,
         lease=config.lease,
+        note=note,
+        author=_author(principal),
     )
     await session.commit()  # the version must be visible before the caches drop theirs
-    request.app.state.rule_sets.invalidate(site.id)
+    request.app.state.rule_sets.invalidate(site_id)
+    # Read after the commit: the site's row lock queues other publishes, not these reads.
+    found = await warnings.warnings_for(
+        await session.connection(), site_id, published.rule_set, utcnow()
+    )
+    await session.commit()  # ends the read (on SQLite a transaction holds the write lock)
     job = published.job
     if published.synchronous:
         await rescoring.run_job(
@@ -89,11 +114,30 @@ async def publish_rule_set(
             lead_changes=request.app.state.lead_changes,
         )
         await session.refresh(job)
+    version = published.version
     return {
-        "version": published.version.version,
-        "created_at": published.version.created_at,
+        "version": version.version,
+        "created_at": version.created_at,
+        "note": version.note,
+        "author": version.author,
         "job": rule_sets.job_view(job),
+        "warnings": found,
     }
+
+
+@router.put("", response_model=Published, responses=errors(BODY))
+async def publish_rule_set(
+    request: Request,
+    principal: AdminDep,
+    session: SessionDep,
+    document: RuleSetDocument,
+    note: Note = None,
+) -> dict[str, Any]:
+    """Validate and publish a new version, then re-score the site's leads with it: before
+    answering for a small site, otherwise in the background (follow the job's `url`). The
+    version keeps the `note` and who published it; the answer carries `warnings` about the
+    rules (an event name the site never sent, ...), which do not stop the publish."""
+    return await _publish(request, principal, session, document, note)
 
 
 @router.get(
@@ -120,6 +164,8 @@ async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> di
                 "name": row.definition.get("name"),
                 "created_at": row.created_at,
                 "active": index == 0,
+                "note": row.note,
+                "author": row.author,
             }
             for index, row in enumerate(rows)
         ]
@@ -130,11 +176,55 @@ async def list_rule_set_versions(site: SecretSiteDep, session: SessionDep) -> di
 async def get_rule_set_version(
     version: PositiveInt32, site: SecretSiteDep, session: SessionDep
 ) -> dict[str, Any]:
-    row = await rule_sets.get_version(session, site.id, version)
-    if row is None:
-        raise NotFound(f"This site has no rule-set version {version}.")
+    row = await _version_or_404(session, site.id, version)
     latest = await rule_sets.latest_version_number(session, site.id)
     return _version_view(row, active=row.version == latest)
+
+
+async def _version_or_404(
+    session: AsyncSession, site_id: uuid.UUID, version: int
+) -> RuleSetVersion:
+    row = await rule_sets.get_version(session, site_id, version)
+    if row is None:
+        raise NotFound(f"This site has no rule-set version {version}.")
+    return row
+
+
+@router.get(
+    "/versions/{version}/diff/{other}",
+    response_model=RuleSetDiff,
+    responses=errors(404),
+    summary="What changed between two versions",
+)
+async def diff_rule_set_versions(
+    version: PositiveInt32, other: PositiveInt32, site: SecretSiteDep, session: SessionDep
+) -> dict[str, Any]:
+    """From `version` to `other` (either may be the older): rules added, removed and changed,
+    matched by rule id, each change field by field; and the rule set's settings changed."""
+    old = await _version_or_404(session, site.id, version)
+    new = await _version_or_404(session, site.id, other)
+    return {"from": version, "to": other, **diff_definitions(old.definition, new.definition)}
+
+
+@router.post(
+    "/versions/{version}/restore",
+    response_model=Published,
+    responses=errors(404, BODY),
+    summary="Publish an old version again",
+)
+async def restore_rule_set_version(
+    version: PositiveInt32,
+    request: Request,
+    principal: AdminDep,
+    session: SessionDep,
+    note: Note = None,
+) -> dict[str, Any]:
+    """Publish version `version`'s rules as a new version (history is never rewritten) and
+    re-score the site's leads with it, as `PUT /v1/rules` does. The note defaults to
+    "restored from version N"."""
+    row = await _version_or_404(session, principal.site.id, version)
+    note = note if note is not None else f"restored from version {version}"
+    return await _publish(request, principal, session, dict(row.definition), note)
 
 
 @router.get("/jobs/{job_id}", response_model=RescoreJobView, responses=errors(404))
@@ -208,14 +298,18 @@ async def preview_rule_set(
     leads = await preview_jobs.count_live_leads(session, site.id)
     if leads > settings.scoring.preview_sync_max_leads:
         return await _start_preview_job(request, site.id, session, document, at, limit)
-    return await rule_sets.preview(
-        await session.connection(),
+    conn = await session.connection()
+    answer = await rule_sets.preview(
+        conn,
         site.id,
         document,
         now=at or utcnow(),
         visit_timeout=timedelta(minutes=settings.ingestion.visit_timeout_minutes),
         limit=limit,
     )
+    _, draft = rule_sets.validate_draft(document, answer["active_version"] + 1)
+    answer["warnings"] = await warnings.warnings_for(conn, site.id, draft, utcnow())
+    return answer
 
 
 @router.post(

@@ -20,6 +20,9 @@ class RuleSetVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text, default=None)  # why it was published
+    # Who published it: a person's email, or "secret key"; None before revision 0017.
+    author: Mapped[str | None] = mapped_column(String(320), default=None)
 
 
 class RescoreJob(Base):

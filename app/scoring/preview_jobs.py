@@ -35,7 +35,7 @@ from app.config import Settings
 from app.db import utcnow, writer
 from app.domain.tables import Lead
 from app.errors import Conflict
-from app.scoring import job_ranges, rule_sets
+from app.scoring import job_ranges, rule_sets, warnings
 from app.scoring.models import PreviewJob
 from app.scoring.rescoring import ScoringContext, ScoringLoop
 
@@ -351,6 +351,9 @@ async def run_job(
             whole.extend(cast(rule_sets.PreviewTally, tally))
         answer = whole.answer(version, job.at)
         answer["evaluated_at"] = job.at.isoformat()
+        _, draft = rule_sets.validate_draft(job.definition, version + 1)
+        async with engine_.connect() as conn:
+            answer["warnings"] = await warnings.warnings_for(conn, job.site_id, draft, clock())
         if await _finish(
             engine_, job.id, attempt, status="done", result=answer, processed=whole.leads,
             finished_at=clock(), lease_until=None,

@@ -91,6 +91,7 @@ class Published:
     version: RuleSetVersion
     job: RescoreJob
     synchronous: bool  # re-score before answering (a small site)
+    rule_set: RuleSet  # as validated, for the publish answer's warnings
 
 
 async def publish(
@@ -101,6 +102,8 @@ async def publish(
     now: datetime,
     sync_max_leads: int,
     lease: timedelta,
+    note: str | None = None,
+    author: str | None = None,
 ) -> Published:
     """Validate and add version max + 1, supersede older re-scoring jobs and enqueue one.
 
@@ -121,8 +124,15 @@ async def publish(
         )
     )
     number = await latest_version_number(session, site_id) + 1
-    definition, _ = validate_draft(document, number)
-    version = RuleSetVersion(site_id=site_id, version=number, definition=definition, created_at=now)
+    definition, rule_set = validate_draft(document, number)
+    version = RuleSetVersion(
+        site_id=site_id,
+        version=number,
+        definition=definition,
+        created_at=now,
+        note=note,
+        author=author,
+    )
     session.add(version)
     leads = int(
         await session.scalar(
@@ -138,7 +148,7 @@ async def publish(
         job.status, job.started_at, job.lease_until = "running", now, now + lease
     session.add(job)
     await session.flush()
-    return Published(version=version, job=job, synchronous=synchronous)
+    return Published(version=version, job=job, synchronous=synchronous, rule_set=rule_set)
 
 
 async def get_job(

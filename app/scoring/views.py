@@ -49,10 +49,32 @@ class RescoreJobView(BaseModel):
     url: str = Field(description="where to follow the job")
 
 
+class RuleWarning(BaseModel):
+    """Something the rule set probably does not mean; it was taken (or would be) all the same."""
+
+    rule: str | None = Field(description="the rule's id; null: the rule set as a whole")
+    code: Literal["unknown_event", "unknown_value", "negative_weight", "unreachable_threshold"]
+    message: str
+    suggestion: str | None = Field(
+        None,
+        description="`unknown_event`, `unknown_value`: the closest event name the site sent"
+        " recently, or value its recent leads have",
+    )
+    threshold: Literal["warm", "hot"] | None = Field(
+        None, description="`unreachable_threshold`: which one"
+    )
+
+
+WARNINGS_DESCRIPTION = "warnings about the rule set (not errors: nothing was refused)"
+
+
 class Published(BaseModel):
     version: int
     created_at: datetime
+    note: str | None
+    author: str | None = Field(description="a person's email, or `secret key`")
     job: RescoreJobView
+    warnings: list[RuleWarning] = Field(description=WARNINGS_DESCRIPTION)
 
 
 class VersionSummary(BaseModel):
@@ -60,6 +82,42 @@ class VersionSummary(BaseModel):
     name: str | None
     created_at: datetime
     active: bool
+    note: str | None = Field(description="given when it was published")
+    author: str | None = Field(
+        description="who published it: a person's email, or `secret key`; null for versions"
+        " published before authors were kept, and for the site's first version"
+    )
+
+
+class FieldChange(BaseModel):
+    path: str = Field(description="dotted, e.g. `points` or `conditions.0.value`")
+    old: Any = Field(description="null: absent in the older version")
+    new: Any = Field(description="null: absent in the newer version")
+
+
+class RuleChange(BaseModel):
+    id: str
+    kind: Literal["behaviour", "fit", "hard"]
+    changes: list[FieldChange]
+
+
+class RuleEntry(BaseModel):
+    id: str
+    kind: Literal["behaviour", "fit", "hard"]
+    rule: dict[str, Any] = Field(description="as it was published")
+
+
+class RuleSetDiff(BaseModel):
+    """From version `from` to version `to`: rules matched by id."""
+
+    from_: int = Field(alias="from", serialization_alias="from")
+    to: int
+    added: list[RuleEntry]
+    removed: list[RuleEntry]
+    changed: list[RuleChange]
+    settings: list[FieldChange] = Field(
+        description="the rule set's own fields: name, thresholds, hysteresis_points, decay, ..."
+    )
 
 
 class VersionList(BaseModel):
@@ -90,6 +148,9 @@ class Preview(BaseModel):
     changed: int = Field(description="leads whose temperature the draft changes")
     changes: list[PreviewChange]
     changes_truncated: bool
+    warnings: list[RuleWarning] = Field(
+        [], description=WARNINGS_DESCRIPTION + "; in the answer of `POST /v1/rules/preview`"
+    )
 
 
 class PreviewJobView(BaseModel):

@@ -23,6 +23,8 @@ BAD_QUERIES = [
     ("/v1/rules/versions/-36893488147419103233", "version"),
     ("/v1/rules/versions/36893488147419103233", "version"),
     ("/v1/rules/versions/2147483648", "version"),  # past the INTEGER column
+    ("/v1/rules/versions/1/diff/2147483648", "other"),
+    ("/v1/rules/versions/1/restore?note=a%00b", "note"),
     ("/v1/stats/funnel?to=0001-01-03T00:00:00Z", "to"),
     ("/v1/stats/funnel?from=0001-01-01T00:00:00Z", "from"),
     ("/v1/stats/speed-to-lead?to=0001-01-03T00:00:00Z", "to"),
@@ -48,7 +50,7 @@ def assert_names(response: httpx.Response, name: str) -> None:
 
 @pytest.mark.parametrize(("url", "name"), BAD_QUERIES)
 async def test_bad_query_or_path_value_is_a_422_naming_it(client, secret_headers, url, name):
-    method = "POST" if url.endswith("/resend") else "GET"
+    method = "POST" if url.endswith("/resend") or "/restore" in url else "GET"
     assert_names(await client.request(method, url, headers=secret_headers), name)
 
 

@@ -276,3 +276,25 @@ async def test_jobs_finished_over_a_day_ago_go_when_a_new_one_is_made(
     r = await client.get(old, headers=bearer(site.secret_key))
     assert r.status_code == 404
     assert (await follow(client, site, recent))["status"] == "done"
+
+
+async def test_a_jobs_result_carries_the_drafts_warnings(app, client, settings, site, stored_leads):
+    far_away = {
+        "id": "far-away",
+        "type": "match",
+        "field": "city",
+        "weight": -10,
+        "options": [{"values": ["Vladivostok"], "coefficient": 1}],
+    }
+    r = await start(client, site, {**DRAFT, "fit": [far_away]})
+    assert r.status_code == 202, r.text
+    job = await claim(app, settings)
+    assert job is not None
+    assert (
+        await preview_jobs.run_job(context_of(app).engine, job, config(settings), utcnow) == "done"
+    )
+
+    done = await follow(client, site, r.json()["url"])
+    assert [(w["rule"], w["code"]) for w in done["result"]["warnings"]] == [
+        ("far-away", "negative_weight")
+    ]

@@ -23,6 +23,8 @@ MANAGER_ALLOWED = [
 ADMIN_ONLY = [
     ("GET", "/v1/rules", None),
     ("GET", "/v1/rules/versions", None),
+    ("GET", "/v1/rules/versions/1/diff/1", None),
+    ("POST", "/v1/rules/versions/1/restore", None),
     ("GET", "/v1/webhooks", None),
     ("POST", "/v1/webhooks", {"url": "https://example.com/hook"}),
     ("GET", "/v1/users", None),
