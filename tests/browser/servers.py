@@ -6,14 +6,22 @@ would also take over its CORS preflights): it forwards a request to the service,
 it, then tells the client it failed, as a load balancer timing out would.
 """
 
+import asyncio
 import json
 import threading
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.tables import Event
+from tests.factories import stored_events
+from tests.helpers import eventually
 
 # Hop-by-hop headers, which a proxy does not pass on.
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -144,3 +152,52 @@ class FaultyProxy(_Server):
 
     def posts(self, path: str) -> list[Seen]:
         return [s for s in self.seen if s.method == "POST" and s.path == path]
+
+
+@dataclass
+class PageRun:
+    """What a shop page did while a client library ran on it."""
+
+    result: Any  # what the page's function returned
+    requested: list[str]  # every URL the page asked for
+    console: list[str]
+
+
+async def run_on_page(new_context: Any, url: str, calls: str, proxy: FaultyProxy) -> PageRun:
+    """Opens `url` in a new browser context and evaluates `calls` (a JS function) there."""
+    context = await new_context()
+    page = await context.new_page()
+    run = PageRun(None, [], [])
+    page.on("request", lambda request: run.requested.append(request.url))
+    page.on("console", lambda message: run.console.append(message.text))
+    await page.goto(url)
+    try:
+        run.result = await asyncio.wait_for(page.evaluate(calls), timeout=30)
+    except TimeoutError:
+        pytest.fail(f"the calls did not return; console: {run.console}; requests: {proxy.log()}")
+    return run
+
+
+async def stored_once_retried(
+    session: AsyncSession,
+    site_id: uuid.UUID,
+    count: int,
+    retried: Callable[[], bool],
+    run: PageRun,
+    proxy: FaultyProxy,
+) -> list[Event]:
+    """The site's events once `count` are stored and `retried()` says the lost delivery came
+    again; each stored once."""
+
+    async def all_stored() -> list[Event] | None:
+        events = await stored_events(session, site_id)
+        session.expunge_all()  # keep their loaded state through the rollback
+        await session.rollback()  # on SQLite an open read would hold off the service's writes
+        return events if len(events) >= count and retried() else None
+
+    try:
+        events = await eventually(all_stored, timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"console: {run.console}; requests: {proxy.log()}") from exc
+    assert len({e.message_id for e in events}) == len(events)
+    return events

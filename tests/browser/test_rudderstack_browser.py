@@ -3,17 +3,15 @@ unmodified) on a shop page of another origin, in Chromium, with `dataPlaneUrl` a
 `configUrl` at Leadheat, delivers page, track, identify, alias and group, each stored once,
 also through a lost answer; the page reaches no third party."""
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.browser.servers import FaultyProxy, StaticSite
+from tests.browser.servers import FaultyProxy, StaticSite, run_on_page, stored_once_retried
 from tests.conftest import LiveServer
-from tests.factories import create_site, lead_by_anonymous_id, stored_events
-from tests.helpers import eventually
+from tests.factories import create_site, lead_by_anonymous_id
 from tests.npm_clients import bundle
 
 pytestmark = pytest.mark.browser
@@ -84,31 +82,12 @@ async def _deliver(
     first = "/v1/batch" if batching else "/v1/page"
     proxy.lose_once.add(first)
 
-    context = await new_context()
-    page = await context.new_page()
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    console: list[str] = []
-    page.on("console", lambda message: console.append(message.text))
-    await page.goto(shop.url)
-    try:
-        anonymous_id = await asyncio.wait_for(page.evaluate(CALLS), timeout=30)
-    except TimeoutError:
-        pytest.fail(f"the calls did not return; console: {console}; requests: {proxy.log()}")
-
-    async def all_stored() -> list[Any] | None:
-        events = await stored_events(session, site.site.id)
-        session.expunge_all()  # keep their loaded state through the rollback
-        await session.rollback()  # on SQLite an open read would hold off the service's writes
-        retried = len(proxy.posts(first)) > 1
-        return events if len(events) >= len(TYPES) and retried else None
-
-    try:
-        events = await eventually(all_stored, timeout=30)
-    except AssertionError as exc:
-        raise AssertionError(f"console: {console}; requests: {proxy.log()}") from exc
+    run = await run_on_page(new_context, shop.url, CALLS, proxy)
+    anonymous_id = run.result
+    events = await stored_once_retried(
+        session, site.site.id, len(TYPES), lambda: len(proxy.posts(first)) > 1, run, proxy
+    )
     assert sorted(e.type for e in events) == sorted(TYPES)
-    assert len({e.message_id for e in events}) == len(events)
     assert [s.status for s in proxy.posts(first)][:2] == [503, 200]
     assert all(s.headers["origin"] == shop.url for s in proxy.seen if s.method == "POST")
 
@@ -134,4 +113,4 @@ async def _deliver(
     assert event_leads == {lead.id}
     await session.rollback()
 
-    assert [url for url in requested if not url.startswith((shop.url, proxy.url))] == []
+    assert [url for url in run.requested if not url.startswith((shop.url, proxy.url))] == []

@@ -7,17 +7,15 @@ The page never reaches a third party: with `apiHost`, the settings come from a l
 for Segment's CDN (the document Segment serves, pointing at api.segment.io); with `cdnURL`,
 from Leadheat itself."""
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.browser.servers import FaultyProxy, StaticSite
+from tests.browser.servers import FaultyProxy, StaticSite, run_on_page, stored_once_retried
 from tests.conftest import LiveServer
-from tests.factories import create_site, lead_by_anonymous_id, stored_events
-from tests.helpers import eventually
+from tests.factories import create_site, lead_by_anonymous_id
 from tests.npm_clients import bundle
 
 pytestmark = pytest.mark.browser
@@ -127,30 +125,16 @@ async def test_analytics_next_delivers_every_call_once_through_a_lost_answer(
     first = "/v1/b" if delivery == "batching" else "/v1/p"
     proxy.lose_once.add(first)
 
-    context = await new_context()
-    page = await context.new_page()
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    console: list[str] = []
-    page.on("console", lambda message: console.append(message.text))
-    await page.goto(shop.url)
-    try:
-        anonymous_id = await asyncio.wait_for(page.evaluate(CALLS), timeout=30)
-    except TimeoutError:
-        pytest.fail(f"the calls did not return; console: {console}; requests: {proxy.log()}")
+    run = await run_on_page(new_context, shop.url, CALLS, proxy)
+    anonymous_id = run.result
 
-    async def all_stored() -> list[Any] | None:
-        events = await stored_events(session, site.site.id)
-        session.expunge_all()  # keep their loaded state through the rollback
-        await session.rollback()  # on SQLite an open read would hold off the service's writes
-        retried = any("x-retry-count" in s.headers for s in proxy.posts(first))
-        return events if len(events) >= len(TYPES) and retried else None
+    def retried() -> bool:
+        return any("x-retry-count" in s.headers for s in proxy.posts(first))
 
-    events = await eventually(all_stored, timeout=30)
+    events = await stored_once_retried(session, site.site.id, len(TYPES), retried, run, proxy)
     assert sorted(e.type for e in events) == sorted(TYPES)
-    assert len({e.message_id for e in events}) == len(events)
-    retried = [s for s in proxy.posts(first) if "x-retry-count" in s.headers]
-    assert [s.status for s in retried] == [200]  # the retry went through CORS, answered 200
+    retries = [s for s in proxy.posts(first) if "x-retry-count" in s.headers]
+    assert [s.status for s in retries] == [200]  # the retry went through CORS, answered 200
     assert all(s.headers["origin"] == shop.url for s in proxy.seen if s.method == "POST")
 
     by_name = {e.name: e for e in events if e.type == "track"}
@@ -178,6 +162,6 @@ async def test_analytics_next_delivers_every_call_once_through_a_lost_answer(
     await session.rollback()
 
     local = (shop.url, proxy.url, segment_cdn.url)
-    assert [url for url in requested if not url.startswith(local)] == []
+    assert [url for url in run.requested if not url.startswith(local)] == []
     if switch == "cdnURL":
-        assert not any(url.startswith(segment_cdn.url) for url in requested)
+        assert not any(url.startswith(segment_cdn.url) for url in run.requested)
