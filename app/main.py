@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -48,6 +48,39 @@ class Live(BaseModel):
 class Ready(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
+
+
+# Module-level handlers, not closures in create_app: FastAPI caches what it learns about each
+# endpoint callable (a bounded LRU keyed by the callable), and a closure would keep its whole
+# app alive there, for every app a process ever builds (the test suite builds hundreds).
+health_router = APIRouter(tags=["ops"])
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "The database is not answering in time (Retry-After).",
+    }
+}
+
+
+@health_router.get("/health/live", response_model=Live)
+async def health_live() -> dict[str, str]:
+    """The process is up and serving (never touches the database)."""
+    return {"status": "ok"}
+
+
+@health_router.get("/health/ready", response_model=Ready, responses=NOT_READY)
+@health_router.get("/health", response_model=Ready, responses=NOT_READY)
+async def health_ready(request: Request) -> dict[str, str]:
+    """Ready to serve: the database answers `SELECT 1` in time (else 503)."""
+    state = request.app.state
+    try:
+        async with asyncio.timeout(state.settings.http.health_timeout_seconds):
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        message = f"The database is not answering ({type(exc).__name__})."
+        raise DatabaseUnavailable(message) from exc
+    return {"status": "ok", "database": "ok"}
 
 
 def create_served_app() -> FastAPI:
@@ -169,6 +202,7 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(team_endpoints.users_router)
     app.include_router(team_endpoints.me_router)
     app.include_router(team_endpoints.session_router)
+    app.include_router(health_router)
     # The rule set is read by its routes themselves (its own error details): its schema, and
     # the webhooks' payloads, are added to what FastAPI documents.
     app.openapi = lambda: document(  # type: ignore[method-assign]
@@ -176,30 +210,5 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         schemas={**ingestion_openapi_schemas(), **rule_set_openapi_schemas()},
         webhooks=WEBHOOK_EVENTS,
     )
-
-    @app.get("/health/live", tags=["ops"], response_model=Live)
-    async def health_live() -> dict[str, str]:
-        """The process is up and serving (never touches the database)."""
-        return {"status": "ok"}
-
-    not_ready: dict[int | str, dict[str, Any]] = {
-        503: {
-            "model": ErrorBody,
-            "description": "The database is not answering in time (Retry-After).",
-        }
-    }
-
-    @app.get("/health/ready", tags=["ops"], response_model=Ready, responses=not_ready)
-    @app.get("/health", tags=["ops"], response_model=Ready, responses=not_ready)
-    async def health_ready() -> dict[str, str]:
-        """Ready to serve: the database answers `SELECT 1` in time (else 503)."""
-        try:
-            async with asyncio.timeout(settings.http.health_timeout_seconds):
-                async with app.state.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            message = f"The database is not answering ({type(exc).__name__})."
-            raise DatabaseUnavailable(message) from exc
-        return {"status": "ok", "database": "ok"}
 
     return app
