@@ -119,6 +119,18 @@ async def test_an_admin_edits_previews_publishes_compares_and_restores_rules(
     await page.get_by_test_id("rules-preview").click()
     await expect(page.get_by_test_id("rules-status")).to_contain_text("Fix the errors")
 
+    # What only the service checks (unique ids) is shown the same way, from its 422.
+    twice = document()
+    twice["behaviour"].append({"id": "page-view", "event": "Subscribed", "points": 1})
+    text = as_text(twice)
+    await editor.fill(text)
+    await expect(page.get_by_test_id("rules-valid")).to_be_visible()
+    await page.get_by_test_id("rules-preview").click()
+    duplicate = errors.filter(has_text="duplicate rule id")
+    await expect(duplicate).to_contain_text(f"behaviour.{len(twice['behaviour']) - 1}.id")
+    second = [n for n, row in enumerate(text.splitlines(), 1) if '"id": "page-view"' in row][1]
+    await expect(duplicate).to_have_attribute("data-line", str(second))
+
     # A valid draft with a misspelt event: the preview job's result and its warning.
     draft = document(thresholds={"warm": 5, "hot": 60})
     draft["behaviour"][1]["points"] = 5
