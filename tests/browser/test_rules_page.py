@@ -65,6 +65,35 @@ def schema_keywords(node: Any) -> set[str]:
     return found
 
 
+def _set(path: str, value: Any) -> dict[str, Any]:
+    """The default document with the value at a dotted path set (or, `...`, removed)."""
+    doc = document()
+    *parents, last = path.split(".")
+    node: Any = doc
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is ...:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return doc
+
+
+# Drafts the editor must refuse, each at one path with one message, as the service does.
+REFUSED = [
+    (_set("behaviour.4.half_life", "7x"), "behaviour.4.half_life", "not in the expected form"),
+    (_set("behaviour.0.cap", -1), "behaviour.0.cap", "must be at least 0"),
+    (_set("behaviour.10.conditions.0.op", "between"), "behaviour.10.conditions.0.op", "one of"),
+    (_set("behaviour.10.conditions.0.op", "in"), "behaviour.10.conditions.0.value", "a list"),
+    (_set("fit.0.type", "matchh"), "fit.0.type", 'one of "contacts", "match", "range"'),
+    (_set("fit.0.weight", ...), "fit.0", '"weight" is required'),
+    (_set("thresholds.hot", ...), "thresholds", '"hot" is required'),
+    (_set("name", ""), "name", "must not be empty"),
+]
+
+
 async def sign_in(new_context: Any, live_server: Any, email: str) -> Any:
     context = await new_context(viewport={"width": 1360, "height": 1000})
     await context.add_init_script("window.LEADHEAT_DASHBOARD = {pollMs: 1000, jobPollMs: 100};")
@@ -101,6 +130,25 @@ async def test_an_admin_edits_previews_publishes_compares_and_restores_rules(
     # The validator knows every keyword the schema uses (a new one fails here, not silently).
     known = await page.evaluate("LeadheatRules.KEYWORDS.concat(LeadheatRules.ANNOTATIONS)")
     assert schema_keywords(rule_set_json_schema()) <= set(known)
+
+    # The page's check and the service's agree: each of these is one error here, and a 422.
+    schema = rule_set_json_schema()
+    examples = await page.evaluate(
+        """(schema) => Object.entries(schema.$defs).flatMap(([name, part]) =>
+            (part.examples || []).map((example) => [name, LeadheatRules.validator(
+                {$defs: schema.$defs, $ref: `#/$defs/${name}`})(example)]))""",
+        schema,
+    )
+    assert len(examples) >= 5
+    assert [(name, errors) for name, errors in examples if errors] == []
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        for doc, path, message in REFUSED:
+            found = await page.evaluate(
+                "([schema, doc]) => LeadheatRules.validator(schema)(doc)", [schema, doc]
+            )
+            assert [(e["path"], message in e["message"]) for e in found] == [(path, True)], found
+            r = await client.post("/v1/rules/preview", headers=bearer(site.secret_key), json=doc)
+            assert r.status_code == 422, path
 
     # A schema error is shown at its line and path, as one types.
     wrong = document()
