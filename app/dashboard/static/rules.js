@@ -510,10 +510,10 @@
       return;
     }
     $('rules-confirm').disabled = true;
+    let published;
     try {
-      const published = await state.onConfirm(note);
+      published = await state.onConfirm(note);
       $('rules-dialog').close();
-      await afterPublish(published);
     } catch (e) {
       if (e.code === 'invalid_rule_set') {
         $('rules-dialog').close();
@@ -525,6 +525,7 @@
     } finally {
       $('rules-confirm').disabled = false;
     }
+    if (published) afterPublish(published).catch((e) => failed(e, `Version ${published.version} is published; loading it`));
   };
   const publish = () => {
     const draft = checkDraft();
