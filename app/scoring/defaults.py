@@ -112,6 +112,22 @@ DEFAULT_RULE_SET: dict[str, Any] = {
         },
     ],
     "fit": [
+        # Where the lead is (docs/domain.md): the head-office city is worth the full weight, a
+        # city with regular deliveries 0.8, one near the warehouse 0.6; elsewhere nothing. The
+        # cities are an example: a shop names its own (publishing warns about a city none of
+        # its recent leads has).
+        {
+            "id": "city",
+            "label": "City (delivery area)",
+            "type": "match",
+            "field": "city",
+            "weight": 20,
+            "options": [
+                {"values": ["Moscow"], "coefficient": 1.0},
+                {"values": ["Kazan", "Saint Petersburg"], "coefficient": 0.8},
+                {"values": ["Tula"], "coefficient": 0.6},
+            ],
+        },
         # Reachable leads are worth more; several channels beat one (docs/domain.md).
         {
             "id": "contacts",

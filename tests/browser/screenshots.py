@@ -2,10 +2,12 @@
 
 Runs the service on a throwaway SQLite database, sends a few visitors' events (hot with the
 countdown running, hot and overdue, contacted, warm, cold), and writes
-docs/screenshots/dashboard-leads.png and dashboard-lead-detail.png with Debian's Chromium.
+docs/screenshots/dashboard-leads.png, dashboard-lead-detail.png and dashboard-rules.png (a
+draft previewed, with a warning) with Debian's Chromium.
 """
 
 import asyncio
+import json
 import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -133,6 +135,12 @@ def seed(server: LiveServer, site: sites_service.CreatedSite) -> None:
         chen = next(lead for lead in leads if "telegram" in lead["contacts"])
         contact = {"channel": "messenger", "by": "Olga"}
         client.post(f"/v1/leads/{chen['id']}/contacts", headers=auth, json=contact)
+        # A second version, for the rules page's versions and diff.
+        rules = client.get("/v1/rules", headers=auth).json()
+        rules["behaviour"][1]["points"] = 5
+        rules["fit"][0]["options"][1]["values"].append("St Petersburg")
+        note = {"note": "Product views count more; St Petersburg spelt as our leads do"}
+        client.put("/v1/rules", headers=auth, params=note, json=rules).raise_for_status()
 
 
 def shoot(server: LiveServer, site: sites_service.CreatedSite) -> None:
@@ -152,7 +160,38 @@ def shoot(server: LiveServer, site: sites_service.CreatedSite) -> None:
         page.get_by_test_id("open-lead").first.click()
         page.get_by_test_id("timeline-item").first.wait_for()
         page.screenshot(path=OUT / "dashboard-lead-detail.png")
+        shoot_rules(page)
         browser.close()
+
+
+def shoot_rules(page: Any) -> None:
+    """The rules page: a draft that adds a rule on a misspelt event and lowers the warm
+    threshold, previewed against the active rule set; the diff of the last publish."""
+    page.goto(page.url.split("#")[0] + "#rules")
+    editor = page.get_by_test_id("rules-editor")
+    page.get_by_test_id("rules-valid").wait_for()
+    draft = json.loads(editor.input_value())
+    draft["behaviour"].insert(
+        3,
+        {
+            "id": "wishlist",
+            "label": "Added to wishlist",
+            "event": "Product Wishlisted",
+            "points": 5,
+            "cap": 10,
+        },
+    )
+    draft["behaviour"][4]["event"] = "Prodcut Removed"
+    draft["thresholds"] = {"warm": 20, "hot": 35}
+    editor.fill(json.dumps(draft, indent=2, ensure_ascii=False) + "\n")
+    editor.evaluate("(e) => { e.scrollTop = 0; e.setSelectionRange(0, 0); }")
+    page.get_by_test_id("rules-preview").click()
+    page.get_by_test_id("preview-summary").wait_for()
+    editor.evaluate("(e) => { e.scrollTop = 16 * parseFloat(getComputedStyle(e).lineHeight); }")
+    page.get_by_test_id("diff-show").click()
+    page.get_by_test_id("diff-changed").first.wait_for()
+    page.set_viewport_size({"width": 1360, "height": 1250})
+    page.screenshot(path=OUT / "dashboard-rules.png")
 
 
 def main() -> None:
@@ -169,7 +208,7 @@ def main() -> None:
         with LiveServer(create_app(settings)) as server:
             seed(server, site)
             shoot(server, site)
-    print(f"wrote {OUT}/dashboard-leads.png and dashboard-lead-detail.png")
+    print(f"wrote {OUT}/dashboard-leads.png, dashboard-lead-detail.png and dashboard-rules.png")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ states survive JSON, scores are clamped, and the breakdown explains every point.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 from datetime import datetime
@@ -66,10 +67,12 @@ def test_advance_in_place_equals_apply_event_after_every_event(seed: int) -> Non
     state_a = empty_state()
     state_b = empty_state()
     temperatures = set()
+    # Outside the default's delivery area: Kazan's 16 points would keep some journeys warm.
+    facts = dataclasses.replace(FACTS, city="Samara")
     for item in events:
-        result = apply_event(DEFAULTS, state_a, item, FACTS)
+        result = apply_event(DEFAULTS, state_a, item, facts)
         state_a = result.state
-        score = advance(DEFAULTS, state_b, item, FACTS)
+        score = advance(DEFAULTS, state_b, item, facts)
         assert score == result.score
         assert state_b["temperature"] == result.temperature
         assert state_b == state_a
@@ -148,8 +151,9 @@ def test_breakdown_lists_every_contributing_rule_with_its_latest_events() -> Non
     result = apply_all(DEFAULTS, [*pages, added], FACTS)
     items = {i.rule_id: i for i in result.breakdown}
     assert list(items) == [
-        "page-view", "product-added", "contacts", "visits", "time-on-site", "recency",
+        "page-view", "product-added", "city", "contacts", "visits", "time-on-site", "recency",
     ]  # fmt: skip
+    assert items["city"].points == 16.0  # Kazan: coefficient 0.8 x weight 20
     assert items["page-view"].events == 8
     assert items["page-view"].message_ids == tuple(p.message_id for p in reversed(pages[-5:]))
     assert (items["product-added"].points, items["product-added"].message_ids) == (

@@ -70,7 +70,7 @@
     }
     api.key.set(key);
     $('secret-key').value = '';
-    start();
+    start('admin'); // the secret key acts as an admin
   };
   /** Email and password: a session cookie; a 409 `site_required` asks which site. */
   const passwordSignIn = async (event) => {
@@ -96,7 +96,7 @@
     api.csrf.set(r.data.csrf_token);
     state.session = true;
     $('password').value = '';
-    start();
+    start(r.data.user.role);
   };
   const signOut = (message) => {
     if (state.session) api.del('/v1/session').catch(() => { /* already over */ });
@@ -109,13 +109,15 @@
     $('detail').hidden = true;
     banner('');
     showSignedIn(false);
+    if (window.LeadheatRules) window.LeadheatRules.signedOut();
     const error = $('signin-error');
     error.textContent = typeof message === 'string' ? message : '';
     error.hidden = typeof message !== 'string';
     $('email').focus();
   };
-  const start = () => {
+  const start = (role) => {
     showSignedIn(true);
+    if (window.LeadheatRules) window.LeadheatRules.signedIn(role === 'admin');
     poll();
   };
 
@@ -334,7 +336,7 @@
     });
     document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
     setInterval(() => v.tickCountdowns(document), 1000);
-    if (api.key.get()) start();
+    if (api.key.get()) start('admin');
     else resume();
   };
   /** A page (re)loaded with a session cookie: its CSRF token, and on; else the sign-in form. */
@@ -343,7 +345,7 @@
       const r = await api.get('/v1/session');
       api.csrf.set(r.data.csrf_token);
       state.session = true;
-      start();
+      start(r.data.user.role);
     } catch (e) {
       signOut();
     }
