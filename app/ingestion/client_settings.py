@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from app.errors import NotFound
 from app.http import JSONResponse, header
-from app.ingestion.endpoints import basic_write_key
+from app.ingestion.endpoints import basic_write_key, cors_headers
 from app.openapi import WRITE_KEY, errors
 from app.sites.service import SiteRef, WriteKeyCache
 
@@ -163,10 +163,7 @@ async def preflight(request: Request) -> Response:
         "Access-Control-Allow-Headers": "Authorization",
         "Access-Control-Max-Age": "86400",
     }
-    origin = header(request, b"origin")
-    if origin:
-        headers |= {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    return Response(status_code=204, headers=headers)
+    return Response(status_code=204, headers=headers | cors_headers(request))
 
 
 for _path in ("/sourceConfig", "/sourceConfig/"):

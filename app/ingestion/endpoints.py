@@ -192,7 +192,7 @@ async def _site_for(request: Request, write_key: Any) -> SiteRef:
     return site
 
 
-def _cors_headers(request: Request) -> dict[str, str]:
+def cors_headers(request: Request) -> dict[str, str]:
     """What the browser needs to let the page read the answer (empty without an Origin)."""
     origin = header(request, b"origin")
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
@@ -252,7 +252,7 @@ async def _ingest(
 
 
 def _answer(request: Request, body: dict[str, Any]) -> Response:
-    return JSONResponse(body, headers=_cors_headers(request))
+    return JSONResponse(body, headers=cors_headers(request))
 
 
 @router.post("/batch", response_model=IngestResponse, openapi_extra=ingestion_body("batch"))
@@ -328,7 +328,7 @@ for _call in SINGLE_CALLS:
 async def preflight(request: Request) -> Response:
     """CORS preflight. It cannot carry the write key, so it is answered for any origin; the
     actual request is then checked against the site's allowed origins."""
-    return Response(status_code=204, headers={**PREFLIGHT_HEADERS, **_cors_headers(request)})
+    return Response(status_code=204, headers={**PREFLIGHT_HEADERS, **cors_headers(request)})
 
 
 for _path in (*BATCH_PATHS, *(f"/{call}" for call in (*SINGLE_CALLS, *SHORT_PATHS))):
