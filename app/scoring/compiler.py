@@ -10,7 +10,6 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, cast
 
 from app.domain.events import property_number
@@ -351,53 +350,63 @@ def _match_why(rule: MatchFit) -> FitExplainFn:
         (frozenset(v.strip().casefold() for v in o.values), tuple(o.values), o.coefficient)
         for o in rule.options
     ]
-    base = Why(criterion="match", field=rule.field, weight=rule.weight, coefficient=0.0)
-    if rule.field == "interests":
+    field, weight = rule.field, rule.weight
+
+    def why(
+        value: Any = None, option: tuple[str, ...] | None = None, coefficient: float = 0.0
+    ) -> Why:
+        return Why(
+            criterion="match", field=field, weight=weight, value=value, option=option,
+            coefficient=coefficient,
+        )  # fmt: skip
+
+    if field == "interests":
 
         def interests(facts: LeadFacts, now: float) -> Why:
             seen = {str(k).strip().casefold(): str(k) for k, v in facts.interests.items() if v}
             for values, names, coefficient in options:
                 matched = tuple(sorted(name for key, name in seen.items() if key in values))
                 if matched:
-                    return replace(base, value=matched, option=names, coefficient=coefficient)
-            return base
+                    return why(matched, names, coefficient)
+            return why()
 
         return interests
-    trait = rule.field.removeprefix("traits.") if rule.field.startswith("traits.") else None
+    trait = field.removeprefix("traits.") if field.startswith("traits.") else None
 
     def match(facts: LeadFacts, now: float) -> Why:
-        value = facts.traits.get(trait) if trait is not None else getattr(facts, rule.field)
+        value = facts.traits.get(trait) if trait is not None else getattr(facts, field)
         if value is None or isinstance(value, Mapping | list):
-            return base
+            return why()
         key = str(value).strip().casefold()
         for values, names, coefficient in options:  # the first matching option wins
             if key in values:
-                return replace(base, value=str(value), option=names, coefficient=coefficient)
-        return replace(base, value=str(value))
+                return why(str(value), names, coefficient)
+        return why(str(value))
 
     return match
 
 
 def _range_why(rule: RangeFit) -> FitExplainFn:
-    base = Why(criterion="range", field=rule.field, weight=rule.weight, coefficient=0.0)
-    field = rule.field
+    field, weight = rule.field, rule.weight
+    bands = [
+        (-math.inf if b.min is None else b.min, math.inf if b.max is None else b.max, b)
+        for b in rule.bands
+    ]
 
     def in_band(facts: LeadFacts, now: float) -> Why:
         if field == "recency_hours":
             if facts.last_seen_at is None:
-                return base
+                return Why(criterion="range", field=field, weight=weight, coefficient=0.0)
             value = max(0.0, (now - facts.last_seen_at.timestamp()) / 3600.0)
         else:
             value = float(getattr(facts, field))
-        for band in rule.bands:
-            low = -math.inf if band.min is None else band.min
-            high = math.inf if band.max is None else band.max
+        for low, high, band in bands:
             if low <= value < high:
-                return replace(
-                    base, value=value, band_min=band.min, band_max=band.max,
-                    coefficient=band.coefficient,
+                return Why(
+                    criterion="range", field=field, weight=weight, value=value,
+                    band_min=band.min, band_max=band.max, coefficient=band.coefficient,
                 )  # fmt: skip
-        return replace(base, value=value)
+        return Why(criterion="range", field=field, weight=weight, value=value, coefficient=0.0)
 
     return in_band
 
@@ -406,18 +415,17 @@ def _contacts_why(rule: ContactsFit) -> FitExplainFn:
     options = [
         (frozenset(v.strip().casefold() for v in o.values), o.coefficient) for o in rule.options
     ]
-    base = Why(criterion="contacts", field="contacts", weight=rule.weight, coefficient=0.0)
+    weight = rule.weight
 
     def contacts(facts: LeadFacts, now: float) -> Why:
         present = {str(k).strip().casefold(): str(k) for k, v in facts.contacts.items() if v}
-        if not present:
-            return base
         total = sum(c for values, c in options if not values.isdisjoint(present))
         matched = tuple(
             sorted(name for key, name in present.items() if any(key in v for v, _ in options))
         )
-        return replace(
-            base, value=tuple(sorted(present.values())), option=matched, coefficient=min(1.0, total)
-        )
+        return Why(
+            criterion="contacts", field="contacts", weight=weight,
+            value=tuple(sorted(present.values())), option=matched, coefficient=min(1.0, total),
+        )  # fmt: skip
 
     return contacts

@@ -106,7 +106,9 @@ class CompiledRuleSet:
     behaviour_any: tuple[CompiledBehaviour, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for the same reason as ScoringEvent (built for every line of a breakdown, with
+# many fields); a value all the same.
+@dataclass(slots=True)
 class Why:
     """The numbers behind one breakdown line: its points recompute from them (app.scoring.
     explain words them). Which fields are set depends on the line's kind.
