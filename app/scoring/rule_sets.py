@@ -235,7 +235,7 @@ class PreviewTally:
     def _prune(self) -> None:
         self.listed.sort(key=lambda item: item[0])
         del self.listed[self.limit :]
-        if len(self.listed) == self.limit:
+        if self.listed and len(self.listed) == self.limit:
             last = self.listed[-1][0]
             self.bar = last if self.bar is None else min(self.bar, last)
 

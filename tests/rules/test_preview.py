@@ -122,11 +122,13 @@ async def test_a_changed_lead_is_named_by_its_name_email_or_city(client, site):
     }  # fmt: skip
 
 
-async def test_the_list_of_changed_leads_is_bounded(client, site, stored_leads):
-    body = (await preview(client, site, DRAFT, limit=1)).json()
+@pytest.mark.parametrize("limit", [0, 1])
+async def test_the_list_of_changed_leads_is_bounded(client, site, stored_leads, limit):
+    body = (await preview(client, site, DRAFT, limit=limit)).json()
     assert body["changed"] == 3
-    assert len(body["changes"]) == 1
+    assert len(body["changes"]) == limit
     assert body["changes_truncated"] is True
+    assert [c["score_draft"] for c in body["changes"]] == [80][:limit]  # the largest move
 
 
 async def test_previewing_the_active_set_changes_no_temperature(client, site, stored_leads):
