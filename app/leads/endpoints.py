@@ -35,6 +35,7 @@ from app.leads.schemas import (
 )
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
+from app.scoring import explain
 from app.sites.dependencies import AdminDep, MemberSiteDep, PrincipalDep, UserPrincipalDep
 from app.team import assignment
 from app.team.models import User
@@ -216,7 +217,11 @@ async def _card(request: Request, session: SessionDep, lead: Lead, now: datetime
         "active_rule_set_version": result.rule_set_version,
         "rule_set_outdated": lead.rule_set_version not in (None, result.rule_set_version),
         "breakdown": [
-            {**dataclasses.asdict(item), "message_ids": list(item.message_ids)}
+            {
+                **dataclasses.asdict(item),
+                "message_ids": list(item.message_ids),
+                "text": explain.sentence(item),
+            }
             for item in result.breakdown
         ],
         "note": lead.lost_note,

@@ -77,15 +77,66 @@ class LeadPage(BaseModel):
     next_cursor: str | None
 
 
+class Why(BaseModel):
+    """The numbers a breakdown line's points come from; which are set depends on its kind.
+
+    - behaviour: `count` events x `points_each` = `total`. With a `half_life` the rule's
+      decayed total was `value_at_last_event` at its last counted event, `age` seconds ago,
+      and `decayed` = value_at_last_event x 2^(-age / half_life) now (without one, `decayed`
+      = `total`). The points are `decayed` held within `cap` (`capped`: it was).
+    - fit: the lead's `value` of `field` matched `option` (match: the first option that
+      does; contacts: the channels left) or fell in the band [`band_min`, `band_max`)
+      (range), which gives `coefficient`; points = `coefficient` x `weight`.
+    - hard: `count` events made the sequence; the lead is hot until `hot_until`.
+    - limit: the rules add up to `rules_total`, outside 0..`limit` (max_score); the line's
+      points bring the sum back to the score."""
+
+    count: int | None = Field(None, description="behaviour, hard: events counted")
+    points_each: float | None = Field(None, description="behaviour: the rule's points")
+    frequency: Literal["once_per_lead", "once_per_visit", "every_time"] | None = None
+    total: float | None = Field(None, description="behaviour: count x points_each")
+    half_life: float | None = Field(None, description="behaviour: seconds; null: no decay")
+    value_at_last_event: float | None = Field(
+        None, description="behaviour with decay: the decayed total at the last counted event"
+    )
+    age: float | None = Field(None, description="behaviour with decay: seconds since then")
+    decayed: float | None = Field(None, description="behaviour: the total now, before the cap")
+    cap: float | None = Field(None, description="behaviour: at most this many points (absolute)")
+    capped: bool | None = Field(None, description="behaviour: the cap bounds the points")
+    criterion: Literal["match", "range", "contacts"] | None = Field(
+        None, description="fit: the kind of criterion"
+    )
+    field: str | None = Field(None, description="fit: the profile field, e.g. city")
+    value: str | float | list[str] | None = Field(
+        None, description="fit: the lead's value (interests, contacts: a list)"
+    )
+    option: list[str] | None = Field(None, description="fit: the matching option's values")
+    band_min: float | None = Field(None, description="fit, range: the band's min (inclusive)")
+    band_max: float | None = Field(None, description="fit, range: the band's max (exclusive)")
+    coefficient: float | None = Field(None, description="fit: the share of the weight, 0 to 1")
+    weight: float | None = Field(None, description="fit: the rule's weight")
+    rules_total: float | None = Field(None, description="limit: what the rules add up to")
+    limit: float | None = Field(None, description="limit: the bound the score is held to")
+
+
 class BreakdownItem(BaseModel):
+    """One line of a score: a rule's points, or the score's bound (`kind` limit) when the
+    rules add up to more than max_score or less than 0. The lines add up to the score
+    (each rounded to 0.01)."""
+
     rule_id: str
-    kind: Literal["behaviour", "fit", "hard"]
+    kind: Literal["behaviour", "fit", "hard", "limit"]
     label: str
     points_raw: float
     points: float
     events: int
     message_ids: list[str]
     hot_until: datetime | None
+    why: Why
+    text: str = Field(
+        description="the line in words, e.g. \"City: Kazan matched option 'Kazan' x 0.8 x"
+        ' weight 20 = 16"'
+    )
 
 
 class TimelineEvent(BaseModel):

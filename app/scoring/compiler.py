@@ -10,7 +10,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from app.domain.events import property_number
 from app.scoring.schemas import (
@@ -31,9 +31,11 @@ from app.scoring.types import (
     CompiledFit,
     CompiledHard,
     CompiledRuleSet,
+    FitExplainFn,
     FitFn,
     LeadFacts,
     ScoringEvent,
+    Why,
 )
 
 _FREQUENCIES = {"once_per_lead": ONCE_PER_LEAD, "once_per_visit": ONCE_PER_VISIT}
@@ -91,6 +93,7 @@ def _compile_behaviour(rule: BehaviourRule, default_half_life: float | None) -> 
         cap_low=cap_low,
         cap_high=cap_high,
         check=compile_conditions(rule.conditions),
+        half_life=0.0 if rate == 0.0 else float(cast(float, half_life)),
     )
 
 
@@ -250,18 +253,18 @@ def _contains(target: Any) -> Callable[[Any], bool]:
 def _compile_fit(rule: MatchFit | RangeFit | ContactsFit) -> CompiledFit:
     label = rule.label or rule.id
     if isinstance(rule, MatchFit):
-        fn = _match_fit(rule)
+        fn, explain = _match_fit(rule), _match_why(rule)
     elif isinstance(rule, RangeFit):
-        fn = _range_fit(rule)
+        fn, explain = _range_fit(rule), _range_why(rule)
     else:
-        fn = _contacts_fit(rule)
+        fn, explain = _contacts_fit(rule), _contacts_why(rule)
     uses_now = isinstance(rule, RangeFit) and rule.field == "recency_hours"
     edges: tuple[float, ...] = ()
     if uses_now and isinstance(rule, RangeFit):
         edges = tuple(
             sorted({e for b in rule.bands for e in (b.min, b.max) if e is not None and e > 0})
         )
-    return CompiledFit(rule.id, label, rule.weight, fn, uses_now, edges, uses_now)
+    return CompiledFit(rule.id, label, rule.weight, fn, uses_now, edges, uses_now, explain)
 
 
 def _match_fit(rule: MatchFit) -> FitFn:
@@ -335,5 +338,94 @@ def _contacts_fit(rule: ContactsFit) -> FitFn:
         present = {str(k).strip().casefold() for k, v in facts.contacts.items() if v}
         total = sum(c for values, c in options if not present.isdisjoint(values))
         return min(1.0, total)
+
+    return contacts
+
+
+# --- fit explanations: the coefficient as above, with what gave it (breakdowns only) ----------
+
+
+def _match_why(rule: MatchFit) -> FitExplainFn:
+    options = [
+        (frozenset(v.strip().casefold() for v in o.values), tuple(o.values), o.coefficient)
+        for o in rule.options
+    ]
+    field, weight = rule.field, rule.weight
+
+    def why(
+        value: Any = None, option: tuple[str, ...] | None = None, coefficient: float = 0.0
+    ) -> Why:
+        return Why(
+            criterion="match", field=field, weight=weight, value=value, option=option,
+            coefficient=coefficient,
+        )  # fmt: skip
+
+    if field == "interests":
+
+        def interests(facts: LeadFacts, now: float) -> Why:
+            seen = {str(k).strip().casefold(): str(k) for k, v in facts.interests.items() if v}
+            for values, names, coefficient in options:
+                matched = tuple(sorted(name for key, name in seen.items() if key in values))
+                if matched:
+                    return why(matched, names, coefficient)
+            return why()
+
+        return interests
+    trait = field.removeprefix("traits.") if field.startswith("traits.") else None
+
+    def match(facts: LeadFacts, now: float) -> Why:
+        value = facts.traits.get(trait) if trait is not None else getattr(facts, field)
+        if value is None or isinstance(value, Mapping | list):
+            return why()
+        key = str(value).strip().casefold()
+        for values, names, coefficient in options:  # the first matching option wins
+            if key in values:
+                return why(str(value), names, coefficient)
+        return why(str(value))
+
+    return match
+
+
+def _range_why(rule: RangeFit) -> FitExplainFn:
+    field, weight = rule.field, rule.weight
+    bands = [
+        (-math.inf if b.min is None else b.min, math.inf if b.max is None else b.max, b)
+        for b in rule.bands
+    ]
+
+    def in_band(facts: LeadFacts, now: float) -> Why:
+        if field == "recency_hours":
+            if facts.last_seen_at is None:
+                return Why(criterion="range", field=field, weight=weight, coefficient=0.0)
+            value = max(0.0, (now - facts.last_seen_at.timestamp()) / 3600.0)
+        else:
+            value = float(getattr(facts, field))
+        for low, high, band in bands:
+            if low <= value < high:
+                return Why(
+                    criterion="range", field=field, weight=weight, value=value,
+                    band_min=band.min, band_max=band.max, coefficient=band.coefficient,
+                )  # fmt: skip
+        return Why(criterion="range", field=field, weight=weight, value=value, coefficient=0.0)
+
+    return in_band
+
+
+def _contacts_why(rule: ContactsFit) -> FitExplainFn:
+    options = [
+        (frozenset(v.strip().casefold() for v in o.values), o.coefficient) for o in rule.options
+    ]
+    weight = rule.weight
+
+    def contacts(facts: LeadFacts, now: float) -> Why:
+        present = {str(k).strip().casefold(): str(k) for k, v in facts.contacts.items() if v}
+        total = sum(c for values, c in options if not values.isdisjoint(present))
+        matched = tuple(
+            sorted(name for key, name in present.items() if any(key in v for v, _ in options))
+        )
+        return Why(
+            criterion="contacts", field="contacts", weight=weight,
+            value=tuple(sorted(present.values())), option=matched, coefficient=min(1.0, total),
+        )  # fmt: skip
 
     return contacts

@@ -46,6 +46,7 @@ from app.scoring.types import (
     ScoreResult,
     ScoringEvent,
     Temperature,
+    Why,
 )
 
 # The engine's API; its types are defined in app.scoring.types (which the compiler and the
@@ -56,6 +57,7 @@ __all__ = [
     "LeadFacts",
     "ScoreResult",
     "ScoringEvent",
+    "Why",
     "advance",
     "apply_event",
     "apply_event_inplace",
@@ -624,14 +626,18 @@ def _score_at(
                 BreakdownItem(
                     rule.id, "behaviour", rule.label, round(entry["raw"], 2), round(points, 2),
                     entry["n"], tuple(key[1] for key in reversed(entry["ids"])),
+                    why=_behaviour_why(rule, entry, now, points),
                 )
             )  # fmt: skip
     for fit in compiled.fit:
         points = fit.weight * fit.coefficient(facts, now)
         total += points
         if points and breakdown is not None:
+            why = fit.explain(facts, now) if fit.explain is not None else Why(weight=fit.weight)
             breakdown.append(
-                BreakdownItem(fit.id, "fit", fit.label, round(points, 2), round(points, 2), 0, ())
+                BreakdownItem(
+                    fit.id, "fit", fit.label, round(points, 2), round(points, 2), 0, (), why=why
+                )
             )
     hard_active = False
     hard_state = state["hard"]
@@ -645,10 +651,50 @@ def _score_at(
                 BreakdownItem(
                     hard.id, "hard", hard.label, 0.0, 0.0, entry["n"],
                     tuple(key[1] for key in reversed(entry["ids"])),
-                    datetime.fromtimestamp(entry["until"], UTC),
+                    datetime.fromtimestamp(entry["until"], UTC), Why(count=entry["n"]),
                 )
             )  # fmt: skip
-    return _clamp(compiled, total), hard_active
+    score = _clamp(compiled, total)
+    if breakdown is not None and (total < 0.0 or total > compiled.max_score):
+        # The score's bounds, as a line of their own, so that the lines add up to the score.
+        bound = 0.0 if total < 0.0 else compiled.max_score
+        breakdown.append(
+            BreakdownItem(
+                "max_score" if bound else "min_score", "limit",
+                "Maximum score" if bound else "Minimum score", 0.0,
+                round(bound - total, 2), 0, (), why=Why(rules_total=total, limit=bound),
+            )
+        )  # fmt: skip
+    return score, hard_active
+
+
+_FREQUENCY_NAMES = {
+    ONCE_PER_LEAD: "once_per_lead", ONCE_PER_VISIT: "once_per_visit", EVERY_TIME: "every_time"
+}  # fmt: skip
+
+
+def _behaviour_why(
+    rule: CompiledBehaviour, entry: Mapping[str, Any], now: float, points: float
+) -> Why:
+    """The numbers of a behaviour rule's line: what `_rule_points` computed, step by step."""
+    cap = rule.cap_high if rule.cap_high != math.inf else -rule.cap_low
+    decayed: float = entry["v"]
+    age: float | None = None
+    if rule.decay_rate:
+        age = max(0.0, now - entry["t"])
+        decayed = decayed * math.exp(-rule.decay_rate * age) if age else decayed
+    return Why(
+        count=entry["n"],
+        points_each=rule.points,
+        frequency=_FREQUENCY_NAMES[rule.frequency],
+        total=entry["raw"],
+        half_life=rule.half_life or None,
+        value_at_last_event=entry["v"] if rule.decay_rate else None,
+        age=age,
+        decayed=decayed,
+        cap=None if cap == math.inf else cap,
+        capped=points != decayed,
+    )
 
 
 def _evaluate_into(

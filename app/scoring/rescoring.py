@@ -540,7 +540,7 @@ def _reevaluate(profile: LeadRow, compiled: engine.CompiledRuleSet, now: datetim
         # next time; until then look again each pass.
         profile["next_check_at"] = now
         return False
-    result = engine.evaluate(compiled, state, facts_from_profile(profile), now)
+    result = engine.evaluate(compiled, state, facts_from_profile(profile), now, explain=False)
     if (
         result.temperature != profile["temperature"]
         or abs(result.score - profile["score"]) >= engine.WHOLE_POINT

@@ -198,11 +198,19 @@ class PreviewSets:
     draft: engine.CompiledRuleSet
 
 
+Key = tuple[float, str]  # a listed change's place: the larger score move first, then lead id
+MOVES = tuple(
+    f"{a}_to_{b}" for a in ("cold", "warm", "hot") for b in ("cold", "warm", "hot") if a != b
+)
+RULES_PER_CHANGE = 5  # the rules listed per changed lead: the largest point differences
+
+
 @dataclass(slots=True)
 class PreviewTally:
-    """A preview's counts over the leads seen so far, in id order; `changes` keeps the first
-    `limit` changed leads. Tallies of consecutive id ranges merge (`extend`) into the tally of
-    the whole, so that parts of a site can be previewed apart (in other processes)."""
+    """A preview's counts over the leads seen so far; `listed` keeps the `limit` changed leads
+    whose scores move the most (ties: by lead id), so that the answer stays small whatever the
+    site's size. Tallies of parts of a site merge (`extend`) into the tally of the whole, so
+    that parts can be previewed apart (in other processes), giving the same answer."""
 
     limit: int
     leads: int = 0
@@ -210,19 +218,42 @@ class PreviewTally:
     changed: int = 0
     active: dict[str, int] = field(default_factory=lambda: _zero())
     draft: dict[str, int] = field(default_factory=lambda: _zero())
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    moves: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MOVES, 0))
+    listed: list[tuple[Key, dict[str, Any]]] = field(default_factory=list)
+    # Once the list has been full: the key a change must come before to be listed (the
+    # breakdowns behind a change's rules are only computed for those).
+    bar: Key | None = None
+
+    def wants(self, key: Key) -> bool:
+        return self.limit > 0 and (self.bar is None or key < self.bar)
+
+    def add(self, key: Key, change: dict[str, Any]) -> None:
+        self.listed.append((key, change))
+        if len(self.listed) >= 2 * self.limit:
+            self._prune()
+
+    def _prune(self) -> None:
+        self.listed.sort(key=lambda item: item[0])
+        del self.listed[self.limit :]
+        if self.listed and len(self.listed) == self.limit:
+            last = self.listed[-1][0]
+            self.bar = last if self.bar is None else min(self.bar, last)
 
     def extend(self, later: "PreviewTally") -> None:
-        """Add the tally of leads that come after this one's in id order."""
+        """Add the tally of other leads (another range of the same site)."""
         self.leads += later.leads
         self.events += later.events
         self.changed += later.changed
         for temperature in ("cold", "warm", "hot"):
             self.active[temperature] += later.active[temperature]
             self.draft[temperature] += later.draft[temperature]
-        self.changes.extend(later.changes[: max(0, self.limit - len(self.changes))])
+        for move in MOVES:
+            self.moves[move] += later.moves[move]
+        self.listed.extend(later.listed)
+        self._prune()
 
     def answer(self, active_version: int, evaluated_at: datetime) -> dict[str, Any]:
+        self._prune()
         return {
             "active_version": active_version,
             "evaluated_at": evaluated_at,
@@ -230,10 +261,49 @@ class PreviewTally:
             "events": self.events,
             "active": dict(self.active),
             "draft": dict(self.draft),
+            "moves": dict(self.moves),
             "changed": self.changed,
-            "changes": list(self.changes),
-            "changes_truncated": self.changed > len(self.changes),
+            "changes": [change for _, change in self.listed],
+            "changes_truncated": self.changed > len(self.listed),
         }
+
+
+def lead_label(profile: Mapping[str, Any]) -> str:
+    """Who a lead is, for people: the name or email it left, else its city, else its id's
+    first 8 characters."""
+    traits, contacts = profile.get("traits") or {}, profile.get("contacts") or {}
+    for value in (traits.get("name"), contacts.get("name"), contacts.get("email"),
+                  traits.get("email"), profile.get("city")):  # fmt: skip
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return str(profile["id"])[:8]
+
+
+def rule_deltas(
+    before: list[engine.BreakdownItem], after: list[engine.BreakdownItem]
+) -> list[dict[str, Any]]:
+    """The rules that make the difference between two breakdowns of a lead: each rule's points
+    under both (a hard rule: whether it holds the lead hot), the largest difference first; a
+    hard rule that holds under one set only comes first of all."""
+    lines: dict[str, dict[str, Any]] = {}
+    for side, items in (("active", before), ("draft", after)):
+        for item in items:
+            line = lines.setdefault(
+                item.rule_id,
+                {"rule_id": item.rule_id, "label": item.label, "kind": item.kind,
+                 "points_active": 0.0, "points_draft": 0.0,
+                 "hot_active": False, "hot_draft": False},
+            )  # fmt: skip
+            line["label"], line["kind"] = item.label, item.kind  # the draft's, if both
+            line[f"points_{side}"] = item.points
+            line[f"hot_{side}"] = item.kind == "hard"
+    out = []
+    for line in lines.values():
+        line["delta"] = round(line["points_draft"] - line["points_active"], 2)
+        if line["delta"] or line["hot_active"] != line["hot_draft"]:
+            out.append(line)
+    out.sort(key=lambda d: (d["hot_active"] == d["hot_draft"], -abs(d["delta"]), d["rule_id"]))
+    return out[:RULES_PER_CHANGE]
 
 
 def compile_preview_sets(
@@ -322,18 +392,28 @@ async def preview_batch(
         tally.events += len(scoring_events)
         tally.active[before.temperature] += 1
         tally.draft[after_draft.temperature] += 1
-        if before.temperature != after_draft.temperature:
-            tally.changed += 1
-            if len(tally.changes) < tally.limit:
-                tally.changes.append(
-                    {
-                        "lead_id": str(profile["id"]),
-                        "from": before.temperature,
-                        "to": after_draft.temperature,
-                        "score_active": before.score,
-                        "score_draft": after_draft.score,
-                    }
-                )
+        if before.temperature == after_draft.temperature:
+            continue
+        tally.changed += 1
+        tally.moves[f"{before.temperature}_to_{after_draft.temperature}"] += 1
+        key = (-abs(round(after_draft.score - before.score, 2)), str(profile["id"]))
+        if tally.wants(key):
+            # Breakdowns for the few listed leads only: their end states evaluated again, at
+            # the same moment (the same numbers), explaining this time.
+            why_before = engine.evaluate(active, before.state, facts, now).breakdown
+            why_after = engine.evaluate(draft, after_draft.state, facts, now).breakdown
+            tally.add(
+                key,
+                {
+                    "lead_id": str(profile["id"]),
+                    "label": lead_label(profile),
+                    "from": before.temperature,
+                    "to": after_draft.temperature,
+                    "score_active": before.score,
+                    "score_draft": after_draft.score,
+                    "rules": rule_deltas(why_before, why_after),
+                },
+            )
     last: uuid.UUID = profiles[-1]["id"]
     return last, len(profiles)
 

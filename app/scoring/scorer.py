@@ -302,9 +302,11 @@ def replay_events(
     events: list[engine.ScoringEvent],
     now: datetime | None = None,
 ) -> engine.ScoreResult:
-    """Score a lead from scratch over `events` (at `now`, or at its last event)."""
+    """Score a lead from scratch over `events` (at `now`, or at its last event); the result
+    has no breakdown."""
     at = now or (events[-1].at if events else profile["last_seen_at"]) or profile["created_at"]
-    result = engine.replay(compiled, events, facts_from_profile(profile), at)
+    # No breakdown: re-scoring's hot path records scores and states only.
+    result = engine.replay(compiled, events, facts_from_profile(profile), at, explain=False)
     record_result(profile, result, at, compiled)
     return result
 

@@ -55,6 +55,7 @@ class CompiledBehaviour:
     cap_low: float
     cap_high: float
     check: Check | None
+    half_life: float = 0.0  # seconds, for explanations (0.0: no decay); decay_rate scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class CompiledFit:
     # recency: up to the lead's last event (facts.last_seen_at) the hours since it are 0, so the
     # coefficient there is its value at that moment (replay evaluates it once per lead)
     flat_until_last_seen: bool = False
+    # The same coefficient with the facts that gave it, for breakdowns only (the hot path
+    # calls `coefficient`); tests check the two agree.
+    explain: "FitExplainFn | None" = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +106,59 @@ class CompiledRuleSet:
     behaviour_any: tuple[CompiledBehaviour, ...] = ()
 
 
+# Not frozen, for the same reason as ScoringEvent (built for every line of a breakdown, with
+# many fields); a value all the same.
+@dataclass(slots=True)
+class Why:
+    """The numbers behind one breakdown line: its points recompute from them (app.scoring.
+    explain words them). Which fields are set depends on the line's kind.
+
+    behaviour: `count` events x `points_each` = `total` (before decay and cap); with a
+    `half_life`, the rule's decayed total was `value_at_last_event` at its last counted event,
+    `age` seconds ago, and is `decayed` = value_at_last_event x 2^(-age / half_life) now;
+    without, `decayed` = `total`. The points are `decayed` bounded by `cap` (absolute, in the
+    direction of the points), `capped` saying whether it bit.
+    fit: the lead's `value` of `field` matched `option` (match, contacts) or fell in the band
+    [`band_min`, `band_max`) (range), giving `coefficient`; points = coefficient x `weight`.
+    limit: the rules add up to `rules_total`, outside 0..`limit`; points bring it back."""
+
+    count: int | None = None
+    points_each: float | None = None
+    frequency: str | None = None  # once_per_lead, once_per_visit, every_time
+    total: float | None = None
+    half_life: float | None = None  # seconds; None: no decay
+    value_at_last_event: float | None = None
+    age: float | None = None  # seconds
+    decayed: float | None = None
+    cap: float | None = None
+    capped: bool | None = None
+    criterion: str | None = None  # match, range, contacts
+    field: str | None = None
+    value: str | float | tuple[str, ...] | None = None
+    option: tuple[str, ...] | None = None
+    band_min: float | None = None
+    band_max: float | None = None
+    coefficient: float | None = None
+    weight: float | None = None
+    rules_total: float | None = None
+    limit: float | None = None
+
+
+FitExplainFn = Callable[[LeadFacts, float], Why]  # (facts, now) -> the coefficient and why
+
+
 @dataclass(frozen=True, slots=True)
 class BreakdownItem:
     rule_id: str
-    kind: Literal["behaviour", "fit", "hard"]
+    # limit: not a rule: the score's bounds (0 and max_score), when the rules' sum is outside
+    kind: Literal["behaviour", "fit", "hard", "limit"]
     label: str
     points_raw: float  # before decay (behaviour), weight * coefficient (fit), 0 (hard)
     points: float  # after decay and cap
     events: int  # events counted by the rule (0 for fit rules)
     message_ids: tuple[str, ...]  # the most recent few of those events, newest first
     hot_until: datetime | None = None  # hard rules: the lead is hot until then
+    why: Why = field(default_factory=Why)
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,12 +124,49 @@ class VersionList(BaseModel):
     versions: list[VersionSummary]
 
 
+class RuleDifference(BaseModel):
+    """A rule's part in a lead's move: its points under the active set and the draft (0: not
+    contributing), and for a hard rule whether it holds the lead hot under each."""
+
+    rule_id: str
+    label: str
+    kind: Literal["behaviour", "fit", "hard", "limit"] = Field(
+        description="limit: the score's bounds (0 and max_score), not a rule"
+    )
+    points_active: float
+    points_draft: float
+    delta: float = Field(description="points_draft - points_active")
+    hot_active: bool
+    hot_draft: bool
+
+
 class PreviewChange(BaseModel):
+    """A lead whose temperature the draft changes."""
+
     lead_id: uuid.UUID
+    label: str = Field(
+        description="who: the name or email the lead left, else its city, else its id's first"
+        " 8 characters"
+    )
     from_: Temperature = Field(alias="from", serialization_alias="from")
     to: Temperature
     score_active: float
     score_draft: float
+    rules: list[RuleDifference] = Field(
+        description="the rules that make the difference, at most 5: a hard rule that holds"
+        " under one set only first, then the largest point differences"
+    )
+
+
+class TemperatureMoves(BaseModel):
+    """How many leads move from one temperature (active set) to another (draft)."""
+
+    cold_to_warm: int
+    cold_to_hot: int
+    warm_to_cold: int
+    warm_to_hot: int
+    hot_to_cold: int
+    hot_to_warm: int
 
 
 class TemperatureCounts(BaseModel):
@@ -143,11 +180,15 @@ class Preview(BaseModel):
     evaluated_at: datetime
     leads: int
     events: int = Field(description="events replayed")
-    active: TemperatureCounts
-    draft: TemperatureCounts
+    active: TemperatureCounts = Field(description="leads per temperature under the active set")
+    draft: TemperatureCounts = Field(description="leads per temperature under the draft")
+    moves: TemperatureMoves
     changed: int = Field(description="leads whose temperature the draft changes")
-    changes: list[PreviewChange]
-    changes_truncated: bool
+    changes: list[PreviewChange] = Field(
+        description="the changed leads whose scores move the most (ties: by lead id), at most"
+        " `limit`: a capped list, not pages, so that a large site's answer stays small"
+    )
+    changes_truncated: bool = Field(description="more leads changed than are listed")
     warnings: list[RuleWarning] = Field(
         [], description=WARNINGS_DESCRIPTION + "; in the answer of `POST /v1/rules/preview`"
     )

@@ -83,7 +83,8 @@ async def top_rules(
         at = datetime.fromtimestamp(state["at"], UTC)
         facts = scorer.facts_from_profile(p)
         result = scoring_engine.evaluate(compiled[p["site_id"]], state, facts, at)
-        items = sorted(result.breakdown, key=lambda b: (b.kind != "hard", -b.points))
+        rules = (b for b in result.breakdown if b.kind != "limit")  # the score's bound: no rule
+        items = sorted(rules, key=lambda b: (b.kind != "hard", -b.points))
         out[p["id"]] = [
             {"rule_id": b.rule_id, "label": b.label, "kind": b.kind, "points": b.points}
             for b in items[:TOP_RULES]

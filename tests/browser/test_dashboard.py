@@ -63,6 +63,11 @@ async def test_a_callback_request_turns_hot_and_is_contacted_from_the_dashboard(
     detail = page.get_by_test_id("lead-detail")
     await expect(detail.get_by_test_id("detail-title")).to_have_text("+7 900 123-45-67")
     await expect(detail.get_by_test_id("breakdown-item").first).to_be_visible()
+    # Each line says why in words: the request's points, their half-life and age.
+    request = detail.locator("[data-testid=breakdown-item][data-rule-id=contact-requested]")
+    await expect(request.get_by_test_id("breakdown-why")).to_have_text(
+        re.compile(r"^Requested a contact: 40, half-life 7 days, .+ -> (40|39\.\d+)$")
+    )
     await expect(detail.get_by_test_id("timeline")).to_contain_text("Contact Requested")
     await expect(detail.get_by_test_id("timeline")).to_contain_text("Product Added")
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.domain.tables import Lead
 from app.leads.endpoints import current_time
+from app.leads.schemas import Why
 from app.scoring.models import RuleSetVersion
 from app.scoring.scorer import default_definition
 from tests.factories import T0, bearer, send
@@ -29,6 +30,9 @@ async def card(client, site, lead_id):
     r = await client.get(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key))
     assert r.status_code == 200, r.text
     return r.json()
+
+
+NO_WHY = dict.fromkeys(Why.model_fields)
 
 
 def with_id(message_id: str, body: dict) -> dict:
@@ -107,7 +111,20 @@ async def test_the_breakdown_lists_the_rules_behind_the_score_with_their_events(
         "events": 0,
         "message_ids": [],
         "hot_until": None,
-    }
+        "why": {**NO_WHY, "criterion": "contacts", "field": "contacts", "value": ["phone"],
+                "option": ["phone"], "coefficient": 0.5, "weight": 10.0},
+        "text": "Contacts left: phone -> coefficient 0.5 x weight 10 = 5",
+    }  # fmt: skip
+    assert viewed["text"] == (
+        "Viewed a product: 2 x 3 = 6, half-life 7 days, 6 at the last event, 31 minutes ago -> 5.99"
+    )
+    assert (viewed["why"]["value_at_last_event"], viewed["why"]["age"]) == (
+        pytest.approx(3 * 2 ** (-1 / (7 * 24 * 60)) + 3),
+        31 * 60.0,
+    )
+    assert rules["recency"]["text"] == (
+        "Seen recently: last seen 30 minutes ago, in the band under 1 hour x 1 x weight 5 = 5"
+    )
     hard = rules["contact-request"]
     assert (hard["kind"], hard["message_ids"]) == ("hard", ["cr"])
     assert datetime.fromisoformat(hard["hot_until"]) == T0 + timedelta(minutes=2, hours=24)

@@ -63,19 +63,72 @@ async def test_preview_counts_temperatures_under_the_draft_and_the_active_set(
     assert body["draft"] == {"cold": 2, "warm": 1, "hot": 2}
     ids = await ids_by_visitor(session, site)
     assert body["changed"] == 3
+    assert body["moves"] == {
+        "cold_to_warm": 1, "cold_to_hot": 0, "warm_to_cold": 1,
+        "warm_to_hot": 1, "hot_to_cold": 0, "hot_to_warm": 0,
+    }  # fmt: skip
     assert body["changes_truncated"] is False
-    assert sorted(body["changes"], key=lambda c: c["score_active"] - c["score_draft"]) == [
-        {"lead_id": ids["c"], "from": "warm", "to": "hot", "score_active": 40, "score_draft": 80},
-        {"lead_id": ids["b"], "from": "cold", "to": "warm", "score_active": 20, "score_draft": 40},
-        {"lead_id": ids["e"], "from": "warm", "to": "cold", "score_active": 40, "score_draft": 30},
+    # Who moves, the largest score move first, and the rules that make the difference.
+    assert body["changes"] == [
+        change(ids["c"], "warm", "hot", 40, 80, [view(40, 80)]),
+        change(ids["b"], "cold", "warm", 20, 40, [view(20, 40)]),
+        change(ids["e"], "warm", "cold", 40, 30, [unsubscribed(-50), view(40, 80)]),
     ]
 
 
-async def test_the_list_of_changed_leads_is_bounded(client, site, stored_leads):
-    body = (await preview(client, site, DRAFT, limit=1)).json()
+def change(lead_id, old, new, score_active, score_draft, rules):
+    return {
+        "lead_id": lead_id, "label": lead_id[:8], "from": old, "to": new,
+        "score_active": score_active, "score_draft": score_draft, "rules": rules,
+    }  # fmt: skip
+
+
+def view(active, draft):
+    return {
+        "rule_id": "view", "label": "view", "kind": "behaviour", "points_active": active,
+        "points_draft": draft, "delta": draft - active, "hot_active": False, "hot_draft": False,
+    }  # fmt: skip
+
+
+def unsubscribed(points):
+    return {**view(0, points), "rule_id": "unsubscribed", "label": "unsubscribed"}
+
+
+async def test_a_changed_lead_is_named_by_its_name_email_or_city(client, site):
+    """And a hard rule that holds under one set only is the first reason given."""
+    await publish(client, site.secret_key, ACTIVE)
+    people = {"n": {"name": "Olga", "email": "o@x.example"}, "m": {"email": "m@x.example"},
+              "k": {"city": "Kazan"}}  # fmt: skip
+    await send(
+        client,
+        site,
+        *[
+            {"type": "identify", "anonymousId": v, "timestamp": at(0), "traits": t}
+            for v, t in people.items()
+        ],  # fmt: skip
+        *[e for v in people for e in views(v, 3)],
+    )
+    draft = views_rule_set(
+        points=10, warm=30, hot=60, hard=[{"id": "viewer", "steps": [{"event": "Product Viewed"}],
+                                            "hold": "1d", "label": "Looked at a product"}],
+    )  # fmt: skip
+    body = (await preview(client, site, draft)).json()
+    assert body["changed"] == 3, body
+    assert sorted(c["label"] for c in body["changes"]) == ["Kazan", "Olga", "m@x.example"]
+    assert body["moves"]["warm_to_hot"] == 3
+    assert body["changes"][0]["rules"][0] == {
+        "rule_id": "viewer", "label": "Looked at a product", "kind": "hard", "points_active": 0,
+        "points_draft": 0, "delta": 0, "hot_active": False, "hot_draft": True,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+async def test_the_list_of_changed_leads_is_bounded(client, site, stored_leads, limit):
+    body = (await preview(client, site, DRAFT, limit=limit)).json()
     assert body["changed"] == 3
-    assert len(body["changes"]) == 1
+    assert len(body["changes"]) == limit
     assert body["changes_truncated"] is True
+    assert [c["score_draft"] for c in body["changes"]] == [80][:limit]  # the largest move
 
 
 async def test_previewing_the_active_set_changes_no_temperature(client, site, stored_leads):

@@ -114,6 +114,12 @@ async def test_a_job_answers_what_the_synchronous_preview_answers(
     assert done["finished_at"]
     assert done["result"] == expected.json()
     assert done["result"]["changed"] > limit or limit == 100  # the truncation is exercised
+    # Who moves is part of what is compared: the largest moves, each with its rules.
+    changes = done["result"]["changes"]
+    assert all(c["rules"] and c["label"] == c["lead_id"][:8] for c in changes)
+    moved = [abs(c["score_draft"] - c["score_active"]) for c in changes]
+    assert moved == sorted(moved, reverse=True)
+    assert sum(done["result"]["moves"].values()) == done["result"]["changed"]
 
 
 async def test_progress_grows_batch_by_batch(app, client, settings, site, stored_leads):

@@ -159,7 +159,8 @@
       bar(Math.abs(r.points), max, r.points < 0 ? 'bar-negative' : r.kind === 'hard' ? 'bar-hard' : 'bar-points'),
       r.kind === 'hard' && !r.points
         ? h('span', { class: 'breakdown-points breakdown-hot', title: 'A hard rule: hot whatever the score' }, 'hot')
-        : h('span', { class: 'breakdown-points' }, (r.points > 0 ? '+' : '') + number(r.points, 1)))));
+        : h('span', { class: 'breakdown-points' }, (r.points > 0 ? '+' : '') + number(r.points, 1)),
+      r.text ? h('span', { class: 'breakdown-why muted small', dataset: { testid: 'breakdown-why' } }, r.text) : null)));
   };
 
   const renderTimeline = (events) => {
