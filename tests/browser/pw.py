@@ -15,4 +15,8 @@ except ImportError:
         allow_module_level=True,
     )
 
+# Assertions wait for the page up to 15 s, not Playwright's 5: on a loaded 2-core CI machine,
+# ReDoc laying out the whole API document has taken longer than 5 s. A bound, not a speed test.
+expect.set_options(timeout=15_000)
+
 __all__ = ["Request", "Route", "expect"]
