@@ -23,6 +23,7 @@ from app.sites.models import Site
 from app.team import service
 from app.team.models import User
 from app.team.schemas import (
+    Colleague,
     PasswordChange,
     ProfileUpdate,
     SessionCreate,
@@ -85,6 +86,12 @@ async def update_me(body: ProfileUpdate, me: UserPrincipalDep, session: SessionD
     assert me.user is not None
     await service.update_user(session, me.user, _changes(body))
     return me.user
+
+
+@me_router.get("/colleagues", response_model=list[Colleague])
+async def list_colleagues(me: UserPrincipalDep, session: SessionDep) -> list[User]:
+    """The active people of one's site (any role): whom one can hand a lead over to."""
+    return await service.list_colleagues(session, me.site.id)
 
 
 @me_router.post("/password", status_code=204, responses=errors(BODY, 429))

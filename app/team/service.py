@@ -70,6 +70,12 @@ async def list_users(session: AsyncSession, site_id: uuid.UUID) -> list[User]:
     )
 
 
+async def list_colleagues(session: AsyncSession, site_id: uuid.UUID) -> list[User]:
+    """The site's active people, whom a lead can be handed to."""
+    query = select(User).where(User.site_id == site_id, User.active).order_by(User.name, User.email)
+    return list(await session.scalars(query))
+
+
 async def get_user(session: AsyncSession, site_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
     return await session.scalar(
         select(User).where(User.id == user_id, User.site_id == site_id).with_for_update()
