@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import utcnow
+from app.db import utcnow, writer
 from app.errors import Conflict
 from app.team import passwords
 from app.team.models import ApiToken, SignInFailure, User, UserSession
@@ -175,7 +175,8 @@ async def start_session(session: AsyncSession, user: User) -> CreatedSession:
         expires_at=utcnow() + SESSION_LIFETIME,
     )
     session.add(row)
-    # Expired sessions of this person go now: no sweeper loop needed for them.
+    # Expired sessions of this person go now; those of people who never sign in again, with
+    # the sweep (sweep_expired_sessions).
     await session.execute(
         delete(UserSession).where(
             UserSession.user_id == user.id, UserSession.expires_at <= utcnow()
@@ -183,6 +184,27 @@ async def start_session(session: AsyncSession, user: User) -> CreatedSession:
     )
     await session.flush()
     return CreatedSession(row=row, session_id=session_id)
+
+
+async def sweep_expired_sessions(engine: AsyncEngine, now: datetime, batch: int = 500) -> int:
+    """Delete the sessions expired by `now`, `batch` a transaction (short locks however many
+    piled up), until none is left; answers how many. Any process may run it at any time: a
+    row deleted twice is no harm, and an expired session is refused on every request anyway
+    (this is housekeeping, not security)."""
+    total = 0
+    while True:
+        async with writer(engine).begin() as conn:
+            expired = (
+                select(UserSession.id_hash)
+                .where(UserSession.expires_at <= now)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            result = await conn.execute(delete(UserSession).where(UserSession.id_hash.in_(expired)))
+        deleted = int(cast(Any, result).rowcount or 0)
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 async def end_session(session: AsyncSession, id_hash: str) -> None:
