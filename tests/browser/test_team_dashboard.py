@@ -1,7 +1,7 @@
 """The sales team in the dashboard: a manager sees "My leads" first (the overdue one marked),
 goes off and on duty, claims an unowned lead, hands one over, records a contact with a note
 and keeps their settings; an admin invites a manager on the team page, who then signs in (no
-team page for them); nobody sees another site's leads."""
+team page for them) and changes that first password; nobody sees another site's leads."""
 
 from datetime import timedelta
 
@@ -149,3 +149,14 @@ async def test_an_admin_invites_a_manager_who_signs_in(new_context, live_server,
     await manager.goto(f"{live_server.url}/dashboard#team")
     await expect(manager.get_by_test_id("my-leads")).to_be_visible()
     await expect(manager.get_by_test_id("team-page")).to_be_hidden()
+
+    # Vera makes the first password her own.
+    await manager.get_by_test_id("settings-open").click()
+    await manager.locator("#password-change summary").click()
+    await manager.get_by_test_id("password-current").fill(password)
+    await manager.get_by_test_id("password-new").fill("vera's own password")
+    await manager.get_by_test_id("password-save").click()
+    await expect(manager.get_by_test_id("toast")).to_contain_text("password is changed")
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        body = {"email": "vera@shop.example", "password": "vera's own password"}
+        assert (await client.post("/v1/session", json=body)).status_code == 200

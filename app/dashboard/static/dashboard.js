@@ -192,6 +192,21 @@
     }));
     $('settings').showModal();
   };
+  const changePassword = async () => {
+    $('settings-error').hidden = true;
+    try {
+      await api.post('/v1/me/password', { current_password: $('password-current').value, new_password: $('password-new').value });
+    } catch (e) {
+      if (e.status === 401) { fail(e, 'Changing your password'); return; }
+      $('settings-error').textContent = e.status === 422 ? 'The new password needs 8 characters or more.' : e.message;
+      $('settings-error').hidden = false;
+      return;
+    }
+    $('password-current').value = '';
+    $('password-new').value = '';
+    $('password-change').open = false;
+    toast('Your password is changed; your other browsers are signed out.');
+  };
   const saveSettings = async (event) => {
     event.preventDefault();
     const hours = {};
@@ -469,6 +484,7 @@
     $('me-button').addEventListener('click', openSettings);
     $('settings-form').addEventListener('submit', saveSettings);
     $('settings-cancel').addEventListener('click', () => $('settings').close());
+    $('password-save').addEventListener('click', changePassword);
     try { $('agent-name').value = localStorage.getItem(AGENT) || ''; } catch (e) { /* no storage */ }
     $('agent-name').addEventListener('change', () => { try { localStorage.setItem(AGENT, $('agent-name').value.trim()); } catch (e) { /* no storage */ } });
     $('filters').addEventListener('click', (e) => {
