@@ -60,16 +60,25 @@ async def create_user(body: UserCreate, admin: AdminDep, session: SessionDep) ->
     return await service.create_user(session, admin.site.id, body)
 
 
-@users_router.patch("/{user_id}", response_model=UserOut, responses=errors(BODY, 404))
+@users_router.patch("/{user_id}", response_model=UserOut, responses=errors(BODY, 404, 409))
 async def update_user(
     user_id: uuid.UUID, body: UserUpdate, admin: AdminDep, session: SessionDep
 ) -> User:
     """Change a person's role, profile or on-duty switch, or deactivate them (`active:
-    false`): their sessions and tokens stop at once (admin only)."""
+    false`): their sessions and tokens stop at once (admin only). The site's last active
+    admin stays one (409 `last_admin`): nobody could manage the team from the dashboard."""
     user = await service.get_user(session, admin.site.id, user_id)
     if user is None:
         raise NotFound("This site has no such person.")
-    await service.update_user(session, user, _changes(body))
+    changes = _changes(body)
+    stops_being_admin = changes.get("role", "admin") != "admin" or changes.get("active") is False
+    last = user.role == "admin" and user.active and stops_being_admin
+    if last and await service.count_active_admins(session, admin.site.id) <= 1:
+        raise Conflict(
+            "This is the site's last active admin: make someone else an admin first.",
+            code="last_admin",
+        )
+    await service.update_user(session, user, changes)
     return user
 
 

@@ -112,14 +112,14 @@ async def set_password(
 
 
 async def count_active_admins(session: AsyncSession, site_id: uuid.UUID) -> int:
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(User)
-            .where(User.site_id == site_id, User.role == "admin", User.active)
-        )
-        or 0
+    """The site's active admins, their rows locked to the end of the transaction: two admins
+    demoting each other at once cannot both see the other still there."""
+    query = (
+        select(User.id)
+        .where(User.site_id == site_id, User.role == "admin", User.active)
+        .with_for_update()
     )
+    return len(list(await session.scalars(query)))
 
 
 # Tokens

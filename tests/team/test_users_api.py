@@ -117,3 +117,18 @@ async def test_colleagues_are_the_active_people_of_ones_own_site(client, session
         ("olga@shop.example", "admin", False),
     ]
     assert set(r.json()[0]) == {"id", "name", "email", "role", "on_duty"}
+
+
+async def test_the_last_admin_stays_one(client, session, site):
+    olga = await make_user(session, site, "admin", "olga@shop.example")
+    token = await make_token(session, olga)
+    for change in ({"role": "manager"}, {"active": False}):
+        r = await client.patch(f"/v1/users/{olga.id}", headers=pat(token), json=change)
+        assert (r.status_code, r.json()["code"]) == (409, "last_admin"), r.text
+    vera = await make_user(session, site, "admin", "vera@shop.example")
+    r = await client.patch(f"/v1/users/{olga.id}", headers=pat(token), json={"role": "manager"})
+    assert (r.status_code, r.json()["role"]) == (200, "manager")
+    r = await client.patch(
+        f"/v1/users/{vera.id}", headers=bearer(site.secret_key), json={"active": False}
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "last_admin")

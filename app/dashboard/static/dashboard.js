@@ -411,6 +411,9 @@
       await api.post(`/v1/leads/${lead.id}/handover`, { user_id: userId });
       afterAction(`Handed over to ${to ? to.name || to.email : 'a colleague'}.`);
     } catch (e) {
+      // Not one's lead any more (handed away meanwhile), or the colleague just left: say so
+      // and redraw; only a failed sign-in signs out.
+      if (e.code === 'not_owner' || e.status === 404 || e.status === 422) { afterAction(e.message); return; }
       fail(e, 'Handing the lead over');
     }
   };
