@@ -1,7 +1,8 @@
 """The sales team in the dashboard: a manager sees "My leads" first (the overdue one marked),
 goes off and on duty, claims an unowned lead, hands one over, records a contact with a note
-and keeps their settings; an admin invites a manager on the team page, who then signs in (no
-team page for them) and changes that first password; nobody sees another site's leads."""
+and keeps their settings; an admin invites a manager on the team page, changes a role and
+deactivates someone; the invited manager signs in (no team page for them) and changes that
+first password; nobody sees another site's leads."""
 
 from datetime import timedelta
 
@@ -139,6 +140,9 @@ async def test_an_admin_invites_a_manager_who_signs_in(new_context, live_server,
     assert (vera.role, vera.name, vera.active) == ("manager", "Vera", True)
 
     leaving = page.locator("[data-testid=person][data-email='leaving@shop.example']")
+    await leaving.get_by_test_id("person-role").select_option("admin")
+    await expect(page.get_by_test_id("toast")).to_contain_text("is now an admin")
+    assert (await _user(session, "leaving@shop.example")).role == "admin"
     await leaving.get_by_test_id("person-deactivate").click()
     await expect(leaving).to_have_attribute("data-active", "false")
     assert (await _user(session, "leaving@shop.example")).active is False
