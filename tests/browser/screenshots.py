@@ -31,7 +31,7 @@ from tests.conftest import LiveServer
 
 PASSWORD = "screenshots only"
 ALL_DAY = {day: {"start": "00:00", "end": "23:59"} for day in WEEKDAYS}
-TEAM = [
+TEAM: list[dict[str, Any]] = [
     {"email": "olga@fridges.example", "name": "Olga Petrova", "role": "admin"},
     {"email": "anna@fridges.example", "name": "Anna Smirnova", "role": "manager"},
     # Off duty: every hot lead goes to Anna, so her "My leads" is the same at every run.
