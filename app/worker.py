@@ -1,5 +1,5 @@
 """Background work: re-scoring jobs, temperature refresh, webhook delivery and timers, lead
-repairs, the funnel's rollup, event retention.
+repairs, the funnel's rollup, event retention, the sweep of expired sign-in sessions.
 
 It runs inside `leadheat serve` by default and in any number of `leadheat worker` processes
 for scale. Every loop coordinates through the database (row locks with SKIP LOCKED, leases
@@ -9,15 +9,43 @@ that expire when a worker dies), so replicas and workers never need to know of e
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from app.background import BackgroundContext, BackgroundLoop
+from app.db import utcnow
 from app.ingestion import repair_worker
 from app.leads import rollup as leads_rollup
 from app.privacy import retention as privacy_retention
 from app.scoring import preview_jobs, rescoring
+from app.team import service as team_service
 from app.webhooks import loops as webhooks_loops
 
 logger = logging.getLogger(__name__)
+
+SESSION_SWEEP_SECONDS = 3600.0
+
+
+async def session_sweep_loop(
+    context: BackgroundContext,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    iterations: int | None = None,
+) -> None:
+    """Expired sign-in sessions deleted every hour (app.team sits below app.background, so its
+    loop is here). No lease: the delete is idempotent and, the table being small, cheap."""
+    done = 0
+    while not stop.is_set() and (iterations is None or done < iterations):
+        if iterations is None:  # an interval after start: a short-lived process never sweeps
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SESSION_SWEEP_SECONDS)
+            if stop.is_set():
+                break
+        done += 1
+        swept = await team_service.sweep_expired_sessions(context.engine, clock())
+        if swept:
+            logger.info("sessions: deleted %d expired", swept)
 
 
 def background_loops() -> list[tuple[str, BackgroundLoop]]:
@@ -29,6 +57,7 @@ def background_loops() -> list[tuple[str, BackgroundLoop]]:
         *repair_worker.LOOPS,
         *leads_rollup.LOOPS,
         *privacy_retention.LOOPS,
+        ("team.session_sweep", session_sweep_loop),
     ]
 
 

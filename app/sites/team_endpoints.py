@@ -23,6 +23,7 @@ from app.sites.models import Site
 from app.team import service
 from app.team.models import User
 from app.team.schemas import (
+    Colleague,
     PasswordChange,
     ProfileUpdate,
     SessionCreate,
@@ -59,16 +60,25 @@ async def create_user(body: UserCreate, admin: AdminDep, session: SessionDep) ->
     return await service.create_user(session, admin.site.id, body)
 
 
-@users_router.patch("/{user_id}", response_model=UserOut, responses=errors(BODY, 404))
+@users_router.patch("/{user_id}", response_model=UserOut, responses=errors(BODY, 404, 409))
 async def update_user(
     user_id: uuid.UUID, body: UserUpdate, admin: AdminDep, session: SessionDep
 ) -> User:
     """Change a person's role, profile or on-duty switch, or deactivate them (`active:
-    false`): their sessions and tokens stop at once (admin only)."""
+    false`): their sessions and tokens stop at once (admin only). The site's last active
+    admin stays one (409 `last_admin`): nobody could manage the team from the dashboard."""
     user = await service.get_user(session, admin.site.id, user_id)
     if user is None:
         raise NotFound("This site has no such person.")
-    await service.update_user(session, user, _changes(body))
+    changes = _changes(body)
+    stops_being_admin = changes.get("role", "admin") != "admin" or changes.get("active") is False
+    last = user.role == "admin" and user.active and stops_being_admin
+    if last and await service.count_active_admins(session, admin.site.id) <= 1:
+        raise Conflict(
+            "This is the site's last active admin: make someone else an admin first.",
+            code="last_admin",
+        )
+    await service.update_user(session, user, changes)
     return user
 
 
@@ -85,6 +95,12 @@ async def update_me(body: ProfileUpdate, me: UserPrincipalDep, session: SessionD
     assert me.user is not None
     await service.update_user(session, me.user, _changes(body))
     return me.user
+
+
+@me_router.get("/colleagues", response_model=list[Colleague])
+async def list_colleagues(me: UserPrincipalDep, session: SessionDep) -> list[User]:
+    """The active people of one's site (any role): whom one can hand a lead over to."""
+    return await service.list_colleagues(session, me.site.id)
 
 
 @me_router.post("/password", status_code=204, responses=errors(BODY, 429))

@@ -154,6 +154,18 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class Colleague(BaseModel):
+    """A person of one's site as anyone of it sees them: to hand a lead over to."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    email: str
+    role: Role
+    on_duty: bool
+
+
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import utcnow
+from app.db import utcnow, writer
 from app.errors import Conflict
 from app.team import passwords
 from app.team.models import ApiToken, SignInFailure, User, UserSession
@@ -70,6 +70,12 @@ async def list_users(session: AsyncSession, site_id: uuid.UUID) -> list[User]:
     )
 
 
+async def list_colleagues(session: AsyncSession, site_id: uuid.UUID) -> list[User]:
+    """The site's active people, whom a lead can be handed to."""
+    query = select(User).where(User.site_id == site_id, User.active).order_by(User.name, User.email)
+    return list(await session.scalars(query))
+
+
 async def get_user(session: AsyncSession, site_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
     return await session.scalar(
         select(User).where(User.id == user_id, User.site_id == site_id).with_for_update()
@@ -106,14 +112,14 @@ async def set_password(
 
 
 async def count_active_admins(session: AsyncSession, site_id: uuid.UUID) -> int:
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(User)
-            .where(User.site_id == site_id, User.role == "admin", User.active)
-        )
-        or 0
+    """The site's active admins, their rows locked to the end of the transaction: two admins
+    demoting each other at once cannot both see the other still there."""
+    query = (
+        select(User.id)
+        .where(User.site_id == site_id, User.role == "admin", User.active)
+        .with_for_update()
     )
+    return len(list(await session.scalars(query)))
 
 
 # Tokens
@@ -169,7 +175,8 @@ async def start_session(session: AsyncSession, user: User) -> CreatedSession:
         expires_at=utcnow() + SESSION_LIFETIME,
     )
     session.add(row)
-    # Expired sessions of this person go now: no sweeper loop needed for them.
+    # Expired sessions of this person go now; those of people who never sign in again, with
+    # the sweep (sweep_expired_sessions).
     await session.execute(
         delete(UserSession).where(
             UserSession.user_id == user.id, UserSession.expires_at <= utcnow()
@@ -177,6 +184,27 @@ async def start_session(session: AsyncSession, user: User) -> CreatedSession:
     )
     await session.flush()
     return CreatedSession(row=row, session_id=session_id)
+
+
+async def sweep_expired_sessions(engine: AsyncEngine, now: datetime, batch: int = 500) -> int:
+    """Delete the sessions expired by `now`, `batch` a transaction (short locks however many
+    piled up), until none is left; answers how many. Any process may run it at any time: a
+    row deleted twice is no harm, and an expired session is refused on every request anyway
+    (this is housekeeping, not security)."""
+    total = 0
+    while True:
+        async with writer(engine).begin() as conn:
+            expired = (
+                select(UserSession.id_hash)
+                .where(UserSession.expires_at <= now)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            result = await conn.execute(delete(UserSession).where(UserSession.id_hash.in_(expired)))
+        deleted = int(cast(Any, result).rowcount or 0)
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 async def end_session(session: AsyncSession, id_hash: str) -> None:

@@ -1,9 +1,11 @@
 """Screenshots of the dashboard for the README: `python -m tests.browser.screenshots`.
 
 Runs the service on a throwaway SQLite database, sends a few visitors' events (hot with the
-countdown running, hot and overdue, contacted, warm, cold), and writes
-docs/screenshots/dashboard-leads.png, dashboard-lead-detail.png and dashboard-rules.png (a
-draft previewed, with a warning) with Debian's Chromium.
+countdown running, hot and overdue, contacted, warm, cold) to a team of an admin and two
+managers, one on duty (who gets the hot leads by round-robin), and writes
+docs/screenshots/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png (a
+draft previewed, with a warning), dashboard-my-leads.png (a manager's view) and
+dashboard-team.png (the team page, a manager just invited) with Debian's Chromium.
 """
 
 import asyncio
@@ -22,9 +24,19 @@ from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.migrate import upgrade
 from app.sites import service as sites_service
+from app.team import service as team_service
+from app.team.schemas import WEEKDAYS, UserCreate
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VISITOR_USER_AGENT
 from tests.conftest import LiveServer
 
+PASSWORD = "screenshots only"
+ALL_DAY = {day: {"start": "00:00", "end": "23:59"} for day in WEEKDAYS}
+TEAM: list[dict[str, Any]] = [
+    {"email": "olga@fridges.example", "name": "Olga Petrova", "role": "admin"},
+    {"email": "anna@fridges.example", "name": "Anna Smirnova", "role": "manager"},
+    # Off duty: every hot lead goes to Anna, so her "My leads" is the same at every run.
+    {"email": "ivan@fridges.example", "name": "Ivan Orlov", "role": "manager", "on_duty": False},
+]
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SHOP = "https://fridges.example"
 
@@ -119,6 +131,9 @@ async def create_site(settings: Settings) -> sites_service.CreatedSite:
     try:
         async with make_sessionmaker(engine)() as session:
             created = await onboarding.create_site(session, "Fridge shop")
+            for person in TEAM:
+                data = {**person, "password": PASSWORD, "working_hours": ALL_DAY}
+                await team_service.create_user(session, created.site.id, UserCreate(**data))
             await session.commit()
             return created
     finally:
@@ -161,7 +176,39 @@ def shoot(server: LiveServer, site: sites_service.CreatedSite) -> None:
         page.get_by_test_id("timeline-item").first.wait_for()
         page.screenshot(path=OUT / "dashboard-lead-detail.png")
         shoot_rules(page)
+        shoot_team(browser, server)
         browser.close()
+
+
+def sign_in(browser: Any, server: LiveServer, email: str) -> Any:
+    page = browser.new_page(viewport={"width": 1360, "height": 960})
+    page.goto(f"{server.url}/dashboard")
+    page.get_by_test_id("email").fill(email)
+    page.get_by_test_id("password").fill(PASSWORD)
+    page.get_by_test_id("sign-in-password").click()
+    page.get_by_test_id("sign-out").wait_for()
+    return page
+
+
+def shoot_team(browser: Any, server: LiveServer) -> None:
+    """A manager's "My leads" (hot ones by round-robin, one claimed), and the team page with
+    a manager just invited."""
+    page = sign_in(browser, server, TEAM[1]["email"])
+    page.get_by_test_id("my-lead-list").get_by_test_id("lead-row").first.wait_for()
+    page.get_by_test_id("speed-tile").first.wait_for()
+    page.screenshot(path=OUT / "dashboard-my-leads.png")
+    page.close()
+    page = sign_in(browser, server, TEAM[0]["email"])
+    page.get_by_test_id("nav-team").click()
+    page.get_by_test_id("person").first.wait_for()
+    page.get_by_test_id("invite-email").fill("maria@fridges.example")
+    page.get_by_test_id("invite-name").fill("Maria Ivanova")
+    page.get_by_test_id("invite-submit").click()
+    page.get_by_test_id("invited-password").wait_for()
+    page.locator("[data-testid=person][data-email='maria@fridges.example']").wait_for()
+    page.set_viewport_size({"width": 1360, "height": 640})
+    page.screenshot(path=OUT / "dashboard-team.png")
+    page.close()
 
 
 def shoot_rules(page: Any) -> None:
@@ -208,7 +255,10 @@ def main() -> None:
         with LiveServer(create_app(settings)) as server:
             seed(server, site)
             shoot(server, site)
-    print(f"wrote {OUT}/dashboard-leads.png, dashboard-lead-detail.png and dashboard-rules.png")
+    print(
+        f"wrote {OUT}/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png,"
+        " dashboard-my-leads.png and dashboard-team.png"
+    )
 
 
 if __name__ == "__main__":

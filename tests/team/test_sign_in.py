@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.db import utcnow
+from app.team import service
 from app.team.models import SignInFailure, UserSession
-from app.team.service import FAILURE_WINDOW, FAILURES_ALLOWED, SESSION_COOKIE
+from app.team.service import FAILURE_WINDOW, FAILURES_ALLOWED, SESSION_COOKIE, SESSION_LIFETIME
+from app.worker import background_loops, session_sweep_loop
 from tests.factories import bearer
 from tests.team.helpers import PASSWORD, make_user, sign_in
 
@@ -233,3 +235,21 @@ async def test_an_admin_sets_a_forgotten_password(http, session, site):
     assert (await http.get("/v1/me")).status_code == 401  # their sessions ended
     credentials = {"email": "manager@shop.example", "password": "set by the admin"}
     assert (await http.post("/v1/session", json=credentials)).status_code == 200
+
+
+async def test_expired_sessions_are_swept_in_batches(db_engine, session, site):
+    user = await make_user(session, site)
+    for _ in range(5):
+        await service.start_session(session, user)
+    kept = await service.start_session(session, user)
+    kept.row.expires_at = utcnow() + SESSION_LIFETIME * 3
+    kept_hash = kept.row.id_hash
+    await session.commit()
+
+    later = utcnow() + SESSION_LIFETIME * 2
+    assert await service.sweep_expired_sessions(db_engine, later, batch=2) == 5
+    session.expire_all()
+    assert list(await session.scalars(select(UserSession.id_hash))) == [kept_hash]
+    await session.rollback()
+    assert await service.sweep_expired_sessions(db_engine, later, batch=2) == 0
+    assert ("team.session_sweep", session_sweep_loop) in background_loops()

@@ -99,3 +99,36 @@ def test_working_hours_are_read_in_the_persons_time_zone():
     assert not hours.is_working(saturday, "UTC")
     assert hours.is_working(datetime(2026, 12, 7, 17, 59, tzinfo=UTC), "UTC")
     assert not hours.is_working(datetime(2026, 12, 7, 18, 0, tzinfo=UTC), "UTC")
+
+
+async def test_colleagues_are_the_active_people_of_ones_own_site(client, session, site, other_site):
+    anna = await make_user(session, site, "manager", "anna@shop.example", name="Anna")
+    await make_user(session, site, "admin", "olga@shop.example", name="Olga", on_duty=False)
+    gone = await make_user(session, site, "manager", "gone@shop.example", name="Gone")
+    await make_user(session, other_site, "manager", "elsewhere@shop.example")
+    r = await client.patch(
+        f"/v1/users/{gone.id}", headers=bearer(site.secret_key), json={"active": False}
+    )
+    assert r.status_code == 200
+    r = await client.get("/v1/me/colleagues", headers=pat(await make_token(session, anna)))
+    assert r.status_code == 200, r.text
+    assert [(p["email"], p["role"], p["on_duty"]) for p in r.json()] == [
+        ("anna@shop.example", "manager", True),
+        ("olga@shop.example", "admin", False),
+    ]
+    assert set(r.json()[0]) == {"id", "name", "email", "role", "on_duty"}
+
+
+async def test_the_last_admin_stays_one(client, session, site):
+    olga = await make_user(session, site, "admin", "olga@shop.example")
+    token = await make_token(session, olga)
+    for change in ({"role": "manager"}, {"active": False}):
+        r = await client.patch(f"/v1/users/{olga.id}", headers=pat(token), json=change)
+        assert (r.status_code, r.json()["code"]) == (409, "last_admin"), r.text
+    vera = await make_user(session, site, "admin", "vera@shop.example")
+    r = await client.patch(f"/v1/users/{olga.id}", headers=pat(token), json={"role": "manager"})
+    assert (r.status_code, r.json()["role"]) == (200, "manager")
+    r = await client.patch(
+        f"/v1/users/{vera.id}", headers=bearer(site.secret_key), json={"active": False}
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "last_admin")

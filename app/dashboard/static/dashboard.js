@@ -1,6 +1,8 @@
 /*
  * Leadheat dashboard: sign-in, the lead list kept current by polling GET /v1/leads with
  * If-None-Match (a 304 means nothing to redraw), one-click contacts and statuses, the detail.
+ * A person signed in sees "My leads" (owner=me) above the rest, claims and hands leads over,
+ * and keeps their own settings (on duty, time zone, working hours) through /v1/me.
  */
 (() => {
   'use strict';
@@ -15,7 +17,7 @@
   const AGENT = 'leadheat.agentName';
   const $ = (id) => document.getElementById(id);
 
-  const state = { filter: '', fresh: false, leads: [], pages: {}, shown: '', timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false, session: false };
+  const state = { filter: '', fresh: false, leads: [], pages: {}, shown: '', timer: 0, polling: false, again: false, statsAt: 0, detailId: null, signedIn: false, session: false, me: null, colleagues: [] };
 
   // Messages
   let toastTimer = 0;
@@ -70,7 +72,7 @@
     }
     api.key.set(key);
     $('secret-key').value = '';
-    start('admin'); // the secret key acts as an admin
+    start('admin', null); // the secret key acts as an admin, not as a person
   };
   /** Email and password: a session cookie; a 409 `site_required` asks which site. */
   const passwordSignIn = async (event) => {
@@ -96,7 +98,7 @@
     api.csrf.set(r.data.csrf_token);
     state.session = true;
     $('password').value = '';
-    start(r.data.user.role);
+    start(r.data.user.role, r.data.user);
   };
   const signOut = (message) => {
     if (state.session) api.del('/v1/session').catch(() => { /* already over */ });
@@ -104,21 +106,124 @@
     api.csrf.set(null);
     api.key.clear();
     clearTimeout(state.timer);
-    Object.assign(state, { leads: [], pages: {}, shown: '', detailId: null, statsAt: 0 });
+    Object.assign(state, { leads: [], pages: {}, shown: '', detailId: null, statsAt: 0, me: null, colleagues: [] });
     $('lead-list').replaceChildren();
+    $('my-lead-list').replaceChildren();
+    showMe();
+    if ($('settings').open) $('settings').close();
     $('detail').hidden = true;
     banner('');
     showSignedIn(false);
     if (window.LeadheatRules) window.LeadheatRules.signedOut();
+    if (window.LeadheatTeam) window.LeadheatTeam.signedOut();
     const error = $('signin-error');
     error.textContent = typeof message === 'string' ? message : '';
     error.hidden = typeof message !== 'string';
     $('email').focus();
   };
-  const start = (role) => {
+  /** `user`: the person signed in (null with the secret key: no "My leads", no settings). */
+  const start = (role, user) => {
+    state.me = user;
+    state.role = role;
     showSignedIn(true);
+    showMe();
     if (window.LeadheatRules) window.LeadheatRules.signedIn(role === 'admin');
+    if (window.LeadheatTeam) window.LeadheatTeam.signedIn(role === 'admin', { toast, fail });
+    if (user) loadColleagues();
     poll();
+  };
+
+  // The person: the duty switch and their name in the top bar, the settings dialog.
+  const showMe = () => {
+    const me = state.me;
+    $('duty').hidden = !me;
+    $('me-button').hidden = !me;
+    $('agent').hidden = !!me; // a person's contacts are recorded under their own name
+    $('my-leads').hidden = !me;
+    $('leads-title').textContent = me ? 'Other leads' : 'Leads';
+    if (!me) return;
+    $('me-button').textContent = me.name || me.email;
+    $('duty-switch').checked = me.on_duty;
+    $('duty-label').textContent = me.on_duty ? 'On duty' : 'Off duty';
+    $('duty').classList.toggle('is-off', !me.on_duty);
+  };
+  const updateMe = async (changes) => {
+    const r = await api.patch('/v1/me', changes);
+    state.me = r.data;
+    showMe();
+    return r.data;
+  };
+  const toggleDuty = async () => {
+    const onDuty = $('duty-switch').checked;
+    try {
+      await updateMe({ on_duty: onDuty });
+      toast(onDuty ? 'You are on duty: new hot leads may come to you.' : 'You are off duty: no new hot leads come to you.');
+    } catch (e) {
+      showMe(); // back to what the server has
+      fail(e, 'Changing your duty');
+    }
+  };
+  const loadColleagues = async () => {
+    try {
+      state.colleagues = (await api.get('/v1/me/colleagues')).data;
+    } catch (e) {
+      fail(e, 'Loading your team');
+    }
+  };
+  const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+  const zones = () => {
+    let names = [];
+    try { names = Intl.supportedValuesOf('timeZone'); } catch (e) { names = []; }
+    return [...new Set(['UTC', ...names, state.me.time_zone])].sort();
+  };
+  const openSettings = () => {
+    const me = state.me;
+    $('settings-error').hidden = true;
+    $('settings-email').textContent = me.email;
+    $('settings-name').value = me.name;
+    $('settings-duty').checked = me.on_duty;
+    $('settings-zone').replaceChildren(...zones().map((z) => h('option', { value: z, selected: z === me.time_zone }, z)));
+    $('settings-hours').replaceChildren(...WEEKDAYS.map((day) => {
+      const interval = (me.working_hours || {})[day];
+      const works = h('input', { type: 'checkbox', checked: !!interval, dataset: { testid: `hours-${day}` }, 'aria-label': `Works on ${day}` });
+      const start = h('input', { type: 'time', value: interval ? interval.start : '09:00', dataset: { testid: `hours-${day}-start` }, 'aria-label': `${day} from` });
+      const end = h('input', { type: 'time', value: interval ? interval.end : '18:00', dataset: { testid: `hours-${day}-end` }, 'aria-label': `${day} to` });
+      return h('div', { class: 'hours-row', dataset: { day } }, h('label', { class: 'check' }, works, ` ${v.humanize(day)}`), start, '–', end);
+    }));
+    $('settings').showModal();
+  };
+  const changePassword = async () => {
+    $('settings-error').hidden = true;
+    try {
+      await api.post('/v1/me/password', { current_password: $('password-current').value, new_password: $('password-new').value });
+    } catch (e) {
+      if (e.status === 401) { fail(e, 'Changing your password'); return; }
+      $('settings-error').textContent = e.status === 422 ? 'The new password needs 8 characters or more.' : e.message;
+      $('settings-error').hidden = false;
+      return;
+    }
+    $('password-current').value = '';
+    $('password-new').value = '';
+    $('password-change').open = false;
+    toast('Your password is changed; your other browsers are signed out.');
+  };
+  const saveSettings = async (event) => {
+    event.preventDefault();
+    const hours = {};
+    document.querySelectorAll('#settings-hours .hours-row').forEach((row) => {
+      const [works, start, end] = row.querySelectorAll('input');
+      hours[row.dataset.day] = works.checked ? { start: start.value, end: end.value } : null;
+    });
+    try {
+      await updateMe({ name: $('settings-name').value.trim(), on_duty: $('settings-duty').checked, time_zone: $('settings-zone').value, working_hours: hours });
+    } catch (e) {
+      if (e.status === 401) { fail(e, 'Saving your settings'); return; }
+      $('settings-error').textContent = [e.message, ...e.details.map((d) => d.message || JSON.stringify(d))].join(' ');
+      $('settings-error').hidden = false;
+      return;
+    }
+    $('settings').close();
+    toast('Your settings are saved.');
   };
 
   // Polling
@@ -126,7 +231,9 @@
    * rule makes a lead hot whatever its score, so it may be missing from the top by score). */
   const leadsUrls = () => {
     const url = (params) => `/v1/leads?${new URLSearchParams({ sort: 'score', limit: String(options.limit), ...params })}`;
-    return state.filter ? [url({ temperature: state.filter })] : [url({}), url({ temperature: 'hot' })];
+    const filter = state.filter ? { temperature: state.filter } : {};
+    const urls = state.filter ? [url(filter)] : [url({}), url({ temperature: 'hot' })];
+    return state.me ? [url({ owner: 'me', ...filter }), ...urls] : urls;
   };
   /** One page, with If-None-Match: its cached leads when the answer is 304. */
   const fetchPage = async (url, fresh) => {
@@ -200,6 +307,23 @@
       const href = kind === 'phone' ? `tel:${String(value).replace(/[^+\d]/g, '')}` : kind === 'email' ? `mailto:${value}` : null;
       return h('span', { class: 'contact' }, h('span', { class: 'muted small' }, `${kind} `), href ? h('a', { href }, value) : value);
     }));
+  const mine = (lead) => !!(state.me && lead.owner && lead.owner.id === state.me.id);
+  const ownerBadge = (lead) => h('span', { class: `owner${mine(lead) ? ' is-mine' : lead.owner ? '' : ' is-none'}`, dataset: { testid: 'owner' } },
+    mine(lead) ? 'yours' : lead.owner ? (lead.owner.name || lead.owner.email) : 'unowned');
+  /** Claim an unowned lead; hand one's own (an admin: any) over to a colleague. */
+  const ownerActions = (lead) => {
+    if (!state.me) return null;
+    if (!lead.owner) {
+      return h('button', { type: 'button', class: 'btn btn-small btn-suggested', dataset: { testid: 'claim' }, onclick: () => claim(lead) }, "I'm on it");
+    }
+    if (!mine(lead) && state.role !== 'admin') return null;
+    const others = state.colleagues.filter((c) => c.id !== lead.owner.id);
+    if (!others.length) return null;
+    const pick = h('select', { dataset: { testid: 'handover-to' }, 'aria-label': 'Hand over to' },
+      others.map((c) => h('option', { value: c.id }, `${c.name || c.email}${c.on_duty ? '' : ' (off duty)'}`)));
+    return h('details', { class: 'lost-menu handover' }, h('summary', { class: 'btn btn-small btn-quiet', dataset: { testid: 'handover' } }, 'hand over…'),
+      h('div', { class: 'lost-reasons' }, pick, h('button', { type: 'button', class: 'btn btn-small', dataset: { testid: 'handover-confirm' }, onclick: () => handOver(lead, pick.value) }, 'Hand over')));
+  };
   const actions = (lead) => {
     const contactButtons = CHANNELS.slice(0, 4).map((channel) => h('button', {
       type: 'button', class: `btn btn-small${(lead.contacts || {})[channel] ? ' btn-suggested' : ''}`, dataset: { testid: `contact-${channel}` },
@@ -220,6 +344,7 @@
       }, v.humanize(reason)))));
     return h('div', { class: 'lead-actions' },
       v.countdown(lead),
+      state.me ? h('div', { class: 'btn-row' }, ownerBadge(lead), ownerActions(lead)) : null,
       h('div', { class: 'btn-row', role: 'group', 'aria-label': 'Record a contact' }, h('span', { class: 'muted small' }, 'Contacted via'), contactButtons),
       h('div', { class: 'btn-row', role: 'group', 'aria-label': 'Status' }, statusButtons, lost));
   };
@@ -243,12 +368,18 @@
   };
   const renderLeads = () => {
     const leads = [...state.leads].sort(byUrgency);
-    $('lead-list').replaceChildren(...leads.map(leadRow));
-    $('lead-empty').hidden = leads.length > 0;
+    const own = leads.filter(mine);
+    const rest = leads.filter((lead) => !mine(lead));
+    $('my-lead-list').replaceChildren(...own.map(leadRow));
+    $('my-empty').hidden = own.length > 0;
+    const overdue = own.filter((l) => l.contact_by && !l.first_contacted_at && Date.parse(l.contact_by) < api.now()).length;
+    $('my-count').textContent = own.length ? `${own.length}${overdue ? ` · ${overdue} overdue` : ''}` : '';
+    $('lead-list').replaceChildren(...rest.map(leadRow));
+    $('lead-empty').hidden = rest.length > 0 || own.length > 0;
   };
 
   // Actions
-  const agent = () => $('agent-name').value.trim() || 'dashboard';
+  const agent = () => (state.me ? state.me.name || state.me.email : $('agent-name').value.trim() || 'dashboard');
   const afterAction = (message) => {
     toast(message);
     // Redraw from a full answer: not every change moves a lead's updated_at (and so the ETag),
@@ -257,12 +388,33 @@
     state.statsAt = 0;
     poll();
   };
-  const recordContact = async (lead, channel) => {
+  const recordContact = async (lead, channel, note) => {
     try {
-      await api.post(`/v1/leads/${lead.id}/contacts`, { channel, by: agent() });
+      await api.post(`/v1/leads/${lead.id}/contacts`, { channel, by: agent(), ...(note ? { note } : {}) });
       afterAction(`Contact by ${channel} recorded.`);
     } catch (e) {
       fail(e, `Recording the ${channel} contact`);
+    }
+  };
+  const claim = async (lead) => {
+    try {
+      await api.post(`/v1/leads/${lead.id}/claim`);
+      afterAction('The lead is yours.');
+    } catch (e) {
+      if (e.status === 409) { afterAction(e.message); return; } // someone was quicker
+      fail(e, 'Claiming the lead');
+    }
+  };
+  const handOver = async (lead, userId) => {
+    const to = state.colleagues.find((c) => c.id === userId);
+    try {
+      await api.post(`/v1/leads/${lead.id}/handover`, { user_id: userId });
+      afterAction(`Handed over to ${to ? to.name || to.email : 'a colleague'}.`);
+    } catch (e) {
+      // Not one's lead any more (handed away meanwhile), or the colleague just left: say so
+      // and redraw; only a failed sign-in signs out.
+      if (e.code === 'not_owner' || e.status === 404 || e.status === 422) { afterAction(e.message); return; }
+      fail(e, 'Handing the lead over');
     }
   };
   const setStatus = async (lead, change) => {
@@ -303,6 +455,11 @@
       ['Orders', lead.orders ? `${lead.orders} (${v.number(lead.revenue, 2)})` : '0'], ['First seen', v.ago(lead.first_seen_at)], ['Last seen', v.ago(lead.last_seen_at)],
     ];
     const note = h('textarea', { rows: 2, maxlength: 2000, placeholder: 'Note for the team', dataset: { testid: 'note' } });
+    const channel = h('select', { dataset: { testid: 'contact-channel' }, 'aria-label': 'Channel' },
+      CHANNELS.map((c) => h('option', { value: c, selected: !!(lead.contacts || {})[c] }, c)));
+    const contactNote = h('input', { maxlength: 5000, placeholder: 'What was said (optional)', dataset: { testid: 'contact-note' }, 'aria-label': 'Contact note' });
+    const contactForm = h('form', { class: 'contact-form', dataset: { testid: 'contact-form' }, onsubmit: (e) => { e.preventDefault(); recordContact(lead, channel.value, contactNote.value.trim()); } },
+      channel, contactNote, h('button', { type: 'submit', class: 'btn btn-small btn-primary', dataset: { testid: 'contact-record' } }, 'Record contact'));
     note.value = lead.note || '';
     $('detail').replaceChildren(...[
       h('div', { class: 'detail-head' },
@@ -312,6 +469,7 @@
       lead.rule_set_outdated ? h('p', { class: 'muted small' }, `Scored with rule set v${lead.rule_set_version}; v${lead.active_rule_set_version} is active.`) : null,
       contactLinks(lead.contacts),
       actions(lead),
+      contactForm,
       h('dl', { class: 'facts' }, facts.map(([k, val]) => [h('dt', null, k), h('dd', null, String(val))])),
       lead.last_url ? h('p', { class: 'now' }, h('span', { class: 'muted small' }, 'Looking at '), v.safeLink(lead.last_url, lead.last_url)) : null,
       h('form', { class: 'note-form', onsubmit: (e) => { e.preventDefault(); setStatus(lead, { note: note.value }); } }, note, h('button', { type: 'submit', class: 'btn btn-small' }, 'Save note')),
@@ -325,6 +483,11 @@
     $('signin-form').addEventListener('submit', signIn);
     $('password-form').addEventListener('submit', passwordSignIn);
     $('sign-out').addEventListener('click', () => signOut());
+    $('duty-switch').addEventListener('change', toggleDuty);
+    $('me-button').addEventListener('click', openSettings);
+    $('settings-form').addEventListener('submit', saveSettings);
+    $('settings-cancel').addEventListener('click', () => $('settings').close());
+    $('password-save').addEventListener('click', changePassword);
     try { $('agent-name').value = localStorage.getItem(AGENT) || ''; } catch (e) { /* no storage */ }
     $('agent-name').addEventListener('change', () => { try { localStorage.setItem(AGENT, $('agent-name').value.trim()); } catch (e) { /* no storage */ } });
     $('filters').addEventListener('click', (e) => {
@@ -336,7 +499,7 @@
     });
     document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
     setInterval(() => v.tickCountdowns(document), 1000);
-    if (api.key.get()) start('admin');
+    if (api.key.get()) start('admin', null);
     else resume();
   };
   /** A page (re)loaded with a session cookie: its CSRF token, and on; else the sign-in form. */
@@ -345,7 +508,7 @@
       const r = await api.get('/v1/session');
       api.csrf.set(r.data.csrf_token);
       state.session = true;
-      start(r.data.user.role);
+      start(r.data.user.role, r.data.user);
     } catch (e) {
       signOut();
     }
