@@ -11,6 +11,7 @@ import contextlib
 import logging
 
 from app.background import BackgroundContext, BackgroundLoop
+from app.channel_actions import polling as telegram_polling
 from app.ingestion import repair_worker
 from app.leads import rollup as leads_rollup
 from app.privacy import retention as privacy_retention
@@ -29,6 +30,7 @@ def background_loops() -> list[tuple[str, BackgroundLoop]]:
         *repair_worker.LOOPS,
         *leads_rollup.LOOPS,
         *privacy_retention.LOOPS,
+        *telegram_polling.LOOPS,
     ]
 
 

@@ -32,9 +32,14 @@ class AttemptOutcome:
     error: str | None
     duration_ms: float
     retry_after_seconds: float | None = None
+    # What the target said of its own, beyond an HTTP status (a channel: the Bot API's
+    # `ok`, an SMTP server's acceptance); None: the status alone says.
+    accepted: bool | None = None
 
     @property
     def succeeded(self) -> bool:
+        if self.accepted is not None:
+            return self.accepted
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
