@@ -400,6 +400,8 @@ async def do_action(token: str, request: Request, session: SessionDep) -> Respon
         await session.rollback()
         status = 404 if exc.code == "not_found" else 409
         return _refused(request, status, exc.code, exc.message)
+    # Links that have expired are refused by their signature: their rows can go.
+    await session.execute(delete(UsedActionLink).where(UsedActionLink.expires_at <= now))
     session.add(
         UsedActionLink(
             link_id=link.link_id,

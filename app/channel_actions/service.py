@@ -115,6 +115,12 @@ async def new_link_code(
     of A-Z, a-z, 0-9, _ and -)."""
     code = secrets.token_urlsafe(24)
     expires_at = now + lifetime
+    await session.execute(  # the person's used and expired codes: nothing to keep them for
+        delete(ChannelLinkCode).where(
+            ChannelLinkCode.user_id == user.id,
+            (ChannelLinkCode.used_at.is_not(None)) | (ChannelLinkCode.expires_at <= now),
+        )
+    )
     session.add(
         ChannelLinkCode(
             code_hash=digest(code), site_id=bot.site_id, user_id=user.id, expires_at=expires_at

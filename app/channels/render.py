@@ -17,6 +17,15 @@ TITLES = {
     "lead.at_risk": "A hot lead is at risk",
 }
 CART_ITEMS_SHOWN = 5
+# Visitor-made text is cut to these lengths: a Telegram message holds 4,096 characters, and
+# one too long is refused for good (retrying would not help).
+FIELD_CHARS = 200
+URL_CHARS = 500
+
+
+def _cut(value: Any, limit: int = FIELD_CHARS) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +68,13 @@ def alert(event_type: str, payload: dict[str, Any]) -> Alert:
     """The facts of an outbox message (its envelope) for a person."""
     data = payload.get("data") or {}
     contacts = data.get("contacts") or {}
-    pairs = [(kind, str(value)) for kind, value in contacts.items() if value]
+    pairs = [(_cut(kind, 40), _cut(value)) for kind, value in list(contacts.items())[:6] if value]
     place = ", ".join(str(p) for p in (data.get("city"), data.get("country")) if p)
     who = contacts.get("email") or contacts.get("phone") or data.get("user_id") or "A visitor"
     if place:
         who = f"{who} ({place})"
     why = [
-        f"{rule.get('label') or rule.get('rule_id')} (+{rule.get('points', 0):g})"
+        f"{_cut(rule.get('label') or rule.get('rule_id'), 100)} (+{rule.get('points', 0):g})"
         for rule in data.get("top_rules") or []
     ]
     cart_lines = []
@@ -73,7 +82,7 @@ def alert(event_type: str, payload: dict[str, Any]) -> Alert:
     items = list((cart.get("items") or {}).values())
     for item in items[:CART_ITEMS_SHOWN]:
         name = item.get("name") or item.get("product_id") or "item"
-        cart_lines.append(f"{item.get('quantity', 1):g} x {name}")
+        cart_lines.append(f"{item.get('quantity', 1):g} x {_cut(name, 100)}")
     if len(items) > CART_ITEMS_SHOWN:
         cart_lines.append(f"and {len(items) - CART_ITEMS_SHOWN} more")
     if cart.get("value"):
@@ -81,13 +90,13 @@ def alert(event_type: str, payload: dict[str, Any]) -> Alert:
     owner = data.get("owner") or {}
     return Alert(
         title=TITLES.get(event_type, event_type),
-        who=str(who),
+        who=_cut(who),
         contacts=pairs,
         why=why,
         cart=cart_lines,
-        looking_at=data.get("last_url"),
+        looking_at=_cut(data["last_url"], URL_CHARS) if data.get("last_url") else None,
         deadline=_when(data.get("contact_by")),
-        owner=(owner.get("name") or owner.get("email")) if owner else None,
+        owner=_cut(owner.get("name") or owner.get("email")) if owner else None,
         lead_id=str(data.get("lead_id", "")),
         extra=[f"score {data['score']:g}"] if isinstance(data.get("score"), int | float) else [],
     )
