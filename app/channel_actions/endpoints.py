@@ -35,8 +35,11 @@ from app.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessabl
 from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.sites.dependencies import AdminDep, UserPrincipalDep
 from app.team.models import User
+from app.webhooks import service as webhooks_service
+from app.webhooks import signing
 from app.webhooks.attempt import RefusedAddress, check_url
 from app.webhooks.models import WebhookEndpoint
+from app.webhooks.schemas import MessageQueued
 
 channels_router = APIRouter(
     prefix="/v1/channels", tags=["channels"], responses=errors(*SECRET_KEY_ERRORS)
@@ -189,6 +192,20 @@ async def delete_team_channel(channel_id: uuid.UUID, admin: AdminDep, session: S
 async def _delete_channel(
     session: SessionDep, site_id: uuid.UUID, user_id: uuid.UUID | None, channel_id: uuid.UUID
 ) -> None:
+    await session.delete(await _channel(session, site_id, user_id, channel_id))
+
+
+@channels_router.post(
+    "/{channel_id}/test", status_code=202, response_model=MessageQueued, responses=errors(404, 409)
+)
+async def test_team_channel(channel_id: uuid.UUID, admin: AdminDep, session: SessionDep) -> dict:
+    """Send a test alert to a team channel, through the outbox like any alert."""
+    return await _send_test(session, admin.site.id, None, channel_id)
+
+
+async def _channel(
+    session: SessionDep, site_id: uuid.UUID, user_id: uuid.UUID | None, channel_id: uuid.UUID
+) -> WebhookEndpoint:
     channel = await session.get(WebhookEndpoint, channel_id)
     if (
         channel is None
@@ -197,7 +214,15 @@ async def _delete_channel(
         or channel.user_id != user_id
     ):
         raise NotFound("No such channel.")
-    await session.delete(channel)
+    return channel
+
+
+async def _send_test(
+    session: SessionDep, site_id: uuid.UUID, user_id: uuid.UUID | None, channel_id: uuid.UUID
+) -> dict[str, Any]:
+    channel = await _channel(session, site_id, user_id, channel_id)
+    message_id = await webhooks_service.send_test(session, channel)
+    return {"message_id": signing.message_id(message_id), "deliveries": 1}
 
 
 # -- one's own channels -----------------------------------------------------------------------
@@ -255,6 +280,16 @@ async def delete_my_channel(
     """Remove one of one's channels (a Telegram chat is unlinked)."""
     assert me.user is not None
     await _delete_channel(session, me.site.id, me.user.id, channel_id)
+
+
+@me_channels_router.post(
+    "/{channel_id}/test", status_code=202, response_model=MessageQueued, responses=errors(404, 409)
+)
+async def test_my_channel(channel_id: uuid.UUID, me: UserPrincipalDep, session: SessionDep) -> dict:
+    """Send oneself a test alert on this channel (409 `endpoint_disabled` if it was disabled
+    after failing)."""
+    assert me.user is not None
+    return await _send_test(session, me.site.id, me.user.id, channel_id)
 
 
 # -- the Telegram webhook ---------------------------------------------------------------------

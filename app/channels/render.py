@@ -15,6 +15,7 @@ TITLES = {
     "lead.first_contact_escalated": "Escalated: a hot lead is still waiting",
     "lead.reassigned": "A hot lead was handed to you",
     "lead.at_risk": "A hot lead is at risk",
+    "webhook.test": "A test alert from Leadheat: this channel works",
 }
 CART_ITEMS_SHOWN = 5
 # Visitor-made text is cut to these lengths: a Telegram message holds 4,096 characters, and
@@ -71,6 +72,8 @@ def alert(event_type: str, payload: dict[str, Any]) -> Alert:
     pairs = [(_cut(kind, 40), _cut(value)) for kind, value in list(contacts.items())[:6] if value]
     place = ", ".join(str(p) for p in (data.get("city"), data.get("country")) if p)
     who = contacts.get("email") or contacts.get("phone") or data.get("user_id") or "A visitor"
+    if event_type == "webhook.test":
+        who = "nobody (a test)"
     if place:
         who = f"{who} ({place})"
     why = [

@@ -20,6 +20,7 @@ from sqlalchemy import Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.logs import REQUEST_ID
+from app.team.models import User
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 LEAD_HOT = "lead.hot"
@@ -182,11 +183,12 @@ async def enqueue(
     channels (`recipients`) and the site's team channels."""
     if not messages:
         return []
-    e = WebhookEndpoint.__table__
+    e, u = WebhookEndpoint.__table__, User.__table__
     rows = await conn.execute(
-        select(e.c.id, e.c.site_id, e.c.event_types, e.c.kind, e.c.user_id).where(
-            e.c.site_id.in_({m.site_id for m in messages})
-        )
+        select(e.c.id, e.c.site_id, e.c.event_types, e.c.kind, e.c.user_id)
+        .outerjoin(u, u.c.id == e.c.user_id)
+        # A deactivated person's channels get nothing (they stay, should they come back).
+        .where(e.c.site_id.in_({m.site_id for m in messages}), u.c.active.is_not(False))
     )
     endpoints: dict[uuid.UUID, list[tuple[uuid.UUID, list[str], str, uuid.UUID | None]]] = {}
     for endpoint_id, site_id, types, kind, user_id in rows:

@@ -89,6 +89,14 @@ async def test_slack_compatible_channels_get_text_and_blocks(
         "/v1/channels", json={"url": receiver.url + "/team"}, headers=bearer(site.secret_key)
     )
     assert r.status_code == 201, r.text
+    team = r.json()
+    r = await client.post(f"/v1/channels/{team['id']}/test", headers=bearer(site.secret_key))
+    assert r.status_code == 202, r.text
+    assert await worker.run_once() == 1
+    [test] = await receiver.wait_for(1)
+    assert orjson.loads(test.body)["text"].startswith("A test alert from Leadheat")
+    receiver.received.clear()
+
     await send(client, site, *hot("v"))
     assert await worker.run_once() == 2
     got = {g.path: orjson.loads(g.body) for g in await receiver.wait_for(2)}
@@ -109,8 +117,10 @@ async def test_only_channel_event_types_reach_channels_and_notify_names_the_reci
 ):
     anna, _ = await _anna(session, site)
     bob = await make_user(session, site, "manager", "bob@shop.example", on_duty=False)
+    gone = await make_user(session, site, "manager", "gone@shop.example", on_duty=False)
+    gone.active = False  # deactivated: their channel stays, and gets nothing
     now = utcnow()
-    for user in (anna, bob):
+    for user in (anna, bob, gone):
         session.add(
             WebhookEndpoint(
                 site_id=site.site.id, user_id=user.id, kind="email", url=f"mailto:{user.email}",
@@ -125,7 +135,7 @@ async def test_only_channel_event_types_reach_channels_and_notify_names_the_reci
         outbox.NewMessage(
             site.site.id,
             outbox.LEAD_FIRST_CONTACT_ESCALATED,
-            {"owner": owner, "notify": [str(anna.id), str(bob.id)]},
+            {"owner": owner, "notify": [str(anna.id), str(bob.id), str(gone.id)]},
         ),
         outbox.NewMessage(site.site.id, outbox.LEAD_FIRST_CONTACT_OVERDUE, {"owner": None}),
     ]
