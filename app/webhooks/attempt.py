@@ -35,6 +35,9 @@ class AttemptOutcome:
     # What the target said of its own, beyond an HTTP status (a channel: the Bot API's
     # `ok`, an SMTP server's acceptance); None: the status alone says.
     accepted: bool | None = None
+    # The target is gone for good (a webhook's 410, a Telegram chat that blocked the bot):
+    # why, and the target is disabled at once.
+    gone: str | None = None
 
     @property
     def succeeded(self) -> bool:

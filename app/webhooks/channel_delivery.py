@@ -39,8 +39,12 @@ def action_url(settings: Settings, token: str) -> str:
 
 
 def outcome_of(answer: BotAnswer) -> AttemptOutcome:
-    """A Bot API answer as the attempt log keeps it (429's retry_after honoured)."""
+    """A Bot API answer as the attempt log keeps it (429's retry_after honoured). A 403 (the
+    person blocked the bot, or left Telegram) will not pass on a retry: the chat is gone."""
     body = answer.body if answer.ok else (answer.description or answer.body)
+    gone = None
+    if answer.status_code == 403 and not answer.ok:
+        gone = f"Telegram refused: {answer.description or 'Forbidden'}"[:200]
     return AttemptOutcome(
         answer.status_code if answer.error is None else None,
         body,
@@ -48,6 +52,7 @@ def outcome_of(answer: BotAnswer) -> AttemptOutcome:
         answer.duration_ms,
         answer.retry_after,
         accepted=answer.ok if answer.error is None else None,
+        gone=gone,
     )
 
 

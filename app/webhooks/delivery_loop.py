@@ -264,7 +264,9 @@ class DeliveryService:
         settings = self._settings
         span = timedelta(hours=settings.disable_after_failing_hours)
         reason = None
-        if outcome.status_code == 410:
+        if outcome.gone is not None:
+            reason = outcome.gone
+        elif outcome.status_code == 410:
             reason = "the endpoint answered 410 Gone"
         elif row.consecutive_failures >= settings.disable_after_failures and (
             row.failing_since is not None and now - row.failing_since >= span

@@ -74,6 +74,20 @@ async def test_a_failing_bot_api_is_retried_through_the_outbox(
     assert delivery.status == "succeeded"
 
 
+async def test_a_chat_that_blocked_the_bot_is_disabled_at_once(
+    client, session, site, bot_api, worker
+):
+    _anna_user, headers = await _anna(session, site)
+    secret = await set_up_bot(client, site, bot_api)
+    await link_chat(client, site, secret, headers, CHAT)
+    bot_api.failures["sendMessage"] = [(403, "Forbidden: bot was blocked by the user", None)]
+    await send(client, site, *hot("v"))
+    assert await worker.run_once() == 1
+    [channel] = (await client.get("/v1/me/channels", headers=headers)).json()
+    assert channel["enabled"] is False
+    assert channel["disabled_reason"] == "Telegram refused: Forbidden: bot was blocked by the user"
+
+
 async def test_slack_compatible_channels_get_text_and_blocks(
     client, session, site, worker, receiver
 ):
