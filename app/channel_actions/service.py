@@ -274,6 +274,10 @@ async def _message(
     if chat_id is None or not isinstance(text, str) or not text.startswith("/start"):
         return []
     code = text.removeprefix("/start").strip()
+    if code and (message.get("chat") or {}).get("type") != "private":
+        # A group's buttons could be pressed by anyone in it: alerts go to a person's own chat.
+        reply = "Open the link in your own chat with the bot, not in a group."
+        return [BotCall("sendMessage", {"chat_id": chat_id, "text": reply})]
     row = None
     if code:
         row = await session.scalar(
