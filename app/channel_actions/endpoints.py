@@ -127,16 +127,18 @@ async def set_telegram_bot(
     """Set the site's Telegram bot: the token is checked with Telegram (getMe), stored
     encrypted, and the bot's webhook pointed here (webhook mode) or cleared (polling mode).
     422 `telegram_refused` if Telegram refuses the token or the webhook."""
-    settings = _settings(request)
+    settings, site_id = _settings(request), admin.site.id
+    await session.commit()  # no transaction (nor SQLite's write lock) held while Telegram answers
     api = _bot_api(request)
     try:
-        bot = await service.set_bot(
-            session, admin.site.id, body.token, body.mode, settings, _box(request), api, utcnow()
-        )
+        checked = await service.check_bot(site_id, body.token, body.mode, settings, api)
     except service.BotRefused as exc:
         raise Unprocessable(f"Telegram refused: {exc}", code="telegram_refused") from exc
     finally:
         await api.aclose()
+    bot = await service.store_bot(
+        session, site_id, body.token, body.mode, checked, _box(request), utcnow()
+    )
     return _bot_out(bot, settings)
 
 

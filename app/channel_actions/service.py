@@ -48,47 +48,57 @@ class BotRefused(Exception):
     """The Bot API refused the token or the webhook (its description), or was unreachable."""
 
 
-async def set_bot(
+@dataclass(frozen=True, slots=True)
+class CheckedBot:
+    username: str
+    webhook_secret_hash: str | None
+
+
+async def check_bot(
+    site_id: uuid.UUID, token: str, mode: str, settings: Settings, api: BotApi
+) -> CheckedBot:
+    """Check the token (getMe) and point the bot's webhook at us (webhook mode) or clear it
+    (polling: getUpdates is refused while a webhook is set). Calls Telegram: run it with no
+    transaction open (on SQLite a writer's would hold the write lock meanwhile)."""
+    me = await api.call(token, "getMe", {})
+    if not me.ok or not isinstance(me.result, dict) or not me.result.get("username"):
+        raise BotRefused(me.description or me.error or f"getMe answered {me.status_code}")
+    if mode != "webhook":
+        answer = await api.call(token, "deleteWebhook", {})
+        if not answer.ok:
+            raise BotRefused(answer.description or answer.error or "deleteWebhook failed")
+        return CheckedBot(str(me.result["username"]), None)
+    url = webhook_url(settings, site_id)
+    if url is None:
+        raise BotRefused(
+            "webhook mode needs LEADHEAT_PUBLIC_URL (the address Telegram posts to);"
+            " use mode polling for a server Telegram cannot reach"
+        )
+    secret = secrets.token_urlsafe(32)
+    params = {"url": url, "secret_token": secret, "allowed_updates": ALLOWED_UPDATES}
+    answer = await api.call(token, "setWebhook", params)
+    if not answer.ok:
+        raise BotRefused(answer.description or answer.error or "setWebhook failed")
+    return CheckedBot(str(me.result["username"]), digest(secret))
+
+
+async def store_bot(
     session: AsyncSession,
     site_id: uuid.UUID,
     token: str,
     mode: str,
-    settings: Settings,
+    checked: CheckedBot,
     box: SecretBox,
-    api: BotApi,
     now: datetime,
 ) -> TelegramBot:
-    """Check the token (getMe), point the bot's webhook at us (webhook mode) or clear it
-    (polling: getUpdates is refused while a webhook is set), and store the bot."""
-    me = await api.call(token, "getMe", {})
-    if not me.ok or not isinstance(me.result, dict) or not me.result.get("username"):
-        raise BotRefused(me.description or me.error or f"getMe answered {me.status_code}")
-    secret_hash = None
-    if mode == "webhook":
-        url = webhook_url(settings, site_id)
-        if url is None:
-            raise BotRefused(
-                "webhook mode needs LEADHEAT_PUBLIC_URL (the address Telegram posts to);"
-                " use mode polling for a server Telegram cannot reach"
-            )
-        secret = secrets.token_urlsafe(32)
-        params = {"url": url, "secret_token": secret, "allowed_updates": ALLOWED_UPDATES}
-        answer = await api.call(token, "setWebhook", params)
-        if not answer.ok:
-            raise BotRefused(answer.description or answer.error or "setWebhook failed")
-        secret_hash = digest(secret)
-    else:
-        answer = await api.call(token, "deleteWebhook", {})
-        if not answer.ok:
-            raise BotRefused(answer.description or answer.error or "deleteWebhook failed")
     bot = await session.get(TelegramBot, site_id)
     if bot is None:
         bot = TelegramBot(site_id=site_id, created_at=now, update_offset=0)
         session.add(bot)
     bot.token_encrypted = box.encrypt(token)
-    bot.username = str(me.result["username"])
+    bot.username = checked.username
     bot.mode = mode
-    bot.webhook_secret_hash = secret_hash
+    bot.webhook_secret_hash = checked.webhook_secret_hash
     bot.updated_at = now
     await session.flush()
     return bot

@@ -6,8 +6,7 @@ differs: it renders the message for the channel and answers an `AttemptOutcome`.
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import aiosmtplib
@@ -63,13 +62,11 @@ class ChannelSender:
         settings: Settings,
         box: SecretBox,
         sender: Sender,
-        now: Callable[[], datetime],
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._box = box
         self._sender = sender
-        self._now = now
         self._bot_api = BotApi(
             settings.telegram_api_base, settings.channels.telegram_timeout_seconds
         )

@@ -72,9 +72,7 @@ class DeliveryService:
         self._now = now
         self._rng = rng or random.Random()
         self._sender = Sender(settings)
-        self._channels = (
-            ChannelSender(engine, channels, box, self._sender, now) if channels else None
-        )
+        self._channels = ChannelSender(engine, channels, box, self._sender) if channels else None
 
     async def aclose(self) -> None:
         await self._sender.aclose()
