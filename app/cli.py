@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from app import logs, metrics, onboarding, server
 from app.background import BackgroundContext
+from app.channels.models import TelegramBot
 from app.config import Settings, get_settings
 from app.crypto import SecretsKeyError, secret_box
 from app.db import make_engine, make_sessionmaker, writer
@@ -186,10 +187,16 @@ async def _reencrypt_secrets(settings: Settings) -> None:
     try:
         async with make_sessionmaker(writer(engine))() as session:
             count = await reencrypt_secrets(session, box)
+            bots = (await session.scalars(select(TelegramBot))).all()
+            for bot in bots:
+                bot.token_encrypted = box.reencrypt(bot.token_encrypted)
             await session.commit()
     finally:
         await engine.dispose()
-    print(f"Re-encrypted the signing secrets of {count} webhook endpoint(s) with the first key.")
+    print(
+        f"Re-encrypted the secrets of {count} webhook endpoint(s) and channel(s) and"
+        f" {len(bots)} Telegram bot token(s) with the first key."
+    )
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:

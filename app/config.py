@@ -159,6 +159,38 @@ class PrivacySettings(BaseModel):
     )
 
 
+class SmtpSettings(BaseModel):
+    host: str | None = Field(None, description="the SMTP server (unset: no email channel)")
+    port: int = Field(587, description="587 with STARTTLS, 465 with implicit TLS, 25 plain")
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls: upgrade after connecting; tls: TLS from the start"
+    )
+    from_address: str = Field("leadheat@localhost", description="the From of alert emails")
+    timeout_seconds: float = Field(15, description="one sending attempt's timeout")
+
+
+class ChannelSettings(BaseModel):
+    lead_url: str = Field(
+        "{public_url}/dashboard?lead={lead_id}",
+        description="the link to a lead in messages ({public_url} and {lead_id} are filled in)",
+    )
+    action_link_hours: float = Field(
+        24, description="one-click links (claim, contacted) in messages expire after this"
+    )
+    link_code_minutes: float = Field(
+        30, description="a Telegram deep-link code must be used within this"
+    )
+    telegram_timeout_seconds: float = Field(15, description="one Bot API call's timeout")
+    telegram_poll_seconds: float = Field(
+        25, description="long polling (getUpdates): how long one call waits for updates"
+    )
+    telegram_poll_lease_seconds: float = Field(
+        90, description="one process polls; a silent one's turn passes after this"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADHEAT_", env_nested_delimiter="__", extra="ignore"
@@ -186,6 +218,14 @@ class Settings(BaseSettings):
         None,
         description="Fernet key(s), comma separated, encrypting webhook secrets (see app.crypto)",
     )
+    public_url: str | None = Field(
+        None,
+        description="this service's address as people and Telegram reach it (https://...): the"
+        " base of links in messages and of the Telegram webhook",
+    )
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", description="the Telegram Bot API (a local fake in tests)"
+    )
     ingestion: IngestionSettings = IngestionSettings()
     scoring: ScoringSettings = ScoringSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -193,6 +233,8 @@ class Settings(BaseSettings):
     stats: StatsSettings = StatsSettings()
     metrics: MetricsSettings = MetricsSettings()
     privacy: PrivacySettings = PrivacySettings()
+    smtp: SmtpSettings = SmtpSettings()
+    channels: ChannelSettings = ChannelSettings()
 
     @property
     def is_sqlite(self) -> bool:

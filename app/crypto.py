@@ -13,6 +13,8 @@ Without a configured key:
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import os
 import tempfile
@@ -42,7 +44,13 @@ class SecretBox:
 
     def __init__(self, keys: list[bytes], source: str) -> None:
         self.source = source  # where the keys came from, for error messages
+        self._keys = list(keys)
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """A key per configured key for another use (`purpose`: signing links), the current
+        one first: no second secret to configure, and a key rotation rotates them too."""
+        return [hmac.new(key, purpose.encode(), hashlib.sha256).digest() for key in self._keys]
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from app import monitoring
 from app.background import BackgroundContext
+from app.channel_actions import endpoints as channel_endpoints
 from app.config import Settings, get_settings
 from app.crypto import secret_box
 from app.dashboard import endpoints as dashboard_endpoints
@@ -202,6 +203,10 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(team_endpoints.users_router)
     app.include_router(team_endpoints.me_router)
     app.include_router(team_endpoints.session_router)
+    app.include_router(channel_endpoints.channels_router)
+    app.include_router(channel_endpoints.me_channels_router)
+    app.include_router(channel_endpoints.telegram_router)
+    app.include_router(channel_endpoints.actions_router)
     app.include_router(health_router)
     # The rule set is read by its routes themselves (its own error details): its schema, and
     # the webhooks' payloads, are added to what FastAPI documents.

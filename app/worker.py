@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from app.background import BackgroundContext, BackgroundLoop
+from app.channel_actions import polling as telegram_polling
 from app.db import utcnow
 from app.ingestion import repair_worker
 from app.leads import rollup as leads_rollup
@@ -58,6 +59,7 @@ def background_loops() -> list[tuple[str, BackgroundLoop]]:
         *leads_rollup.LOOPS,
         *privacy_retention.LOOPS,
         ("team.session_sweep", session_sweep_loop),
+        *telegram_polling.LOOPS,
     ]
 
 

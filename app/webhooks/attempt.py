@@ -32,9 +32,17 @@ class AttemptOutcome:
     error: str | None
     duration_ms: float
     retry_after_seconds: float | None = None
+    # What the target said of its own, beyond an HTTP status (a channel: the Bot API's
+    # `ok`, an SMTP server's acceptance); None: the status alone says.
+    accepted: bool | None = None
+    # The target is gone for good (a webhook's 410, a Telegram chat that blocked the bot):
+    # why, and the target is disabled at once.
+    gone: str | None = None
 
     @property
     def succeeded(self) -> bool:
+        if self.accepted is not None:
+            return self.accepted
         return self.status_code is not None and 200 <= self.status_code < 300
 
 

@@ -20,12 +20,13 @@ import orjson
 from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.config import WebhookSettings
+from app.config import Settings, WebhookSettings
 from app.crypto import SecretBox, SecretsKeyError
 from app.db import utcnow
 from app.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS
 from app.webhooks import outbox, signing
 from app.webhooks.attempt import AttemptOutcome, Sender
+from app.webhooks.channel_delivery import ChannelSender
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class Claimed:
     secrets: list[str]
     event_type: str = ""
     request_id: str | None = None  # the request(s) that caused the message (app.logs)
+    kind: str = "webhook"  # or a notification channel's (app.channels)
+    user_id: uuid.UUID | None = None  # the channel's person
+    site_id: uuid.UUID | None = None
 
 
 class DeliveryService:
@@ -56,7 +60,10 @@ class DeliveryService:
         box: SecretBox,
         now: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        channels: Settings | None = None,
     ) -> None:
+        """`channels`: the settings notification channels are sent with; None: this service
+        sends webhooks only (channel deliveries are left to a service that has them)."""
         # Claims read then write: on SQLite the transaction takes the write lock up front
         # (BEGIN IMMEDIATE), so claims queue instead of failing on a stale snapshot.
         self._engine = engine.execution_options(sqlite_immediate=True)
@@ -65,9 +72,12 @@ class DeliveryService:
         self._now = now
         self._rng = rng or random.Random()
         self._sender = Sender(settings)
+        self._channels = ChannelSender(engine, channels, box, self._sender) if channels else None
 
     async def aclose(self) -> None:
         await self._sender.aclose()
+        if self._channels is not None:
+            await self._channels.aclose()
 
     async def __aenter__(self) -> "DeliveryService":
         return self
@@ -94,6 +104,7 @@ class DeliveryService:
                             d.c.next_attempt_at <= now,
                             free,
                             e.c.enabled.is_(True),
+                            *(() if self._channels else (e.c.kind == "webhook",)),
                         )
                         .order_by(d.c.next_attempt_at)
                         .limit(limit)
@@ -125,6 +136,7 @@ class DeliveryService:
                     d.c.id, d.c.attempts, m.c.id, m.c.payload, e.c.id, e.c.url,
                     e.c.secret_encrypted, e.c.previous_secret_encrypted,
                     e.c.previous_secret_until, m.c.event_type, m.c.request_id,
+                    e.c.kind, e.c.user_id, e.c.site_id,
                 )
                 .join(m, m.c.id == d.c.message_id)
                 .join(e, e.c.id == d.c.endpoint_id)
@@ -142,6 +154,7 @@ class DeliveryService:
                         Claimed(
                             did, attempts, until, mid, payload, eid, url, secrets,
                             event_type=row.event_type, request_id=row.request_id,
+                            kind=row.kind, user_id=row.user_id, site_id=row.site_id,
                         )
                     )  # fmt: skip
         return claimed
@@ -158,10 +171,18 @@ class DeliveryService:
 
     async def attempt(self, claimed: Claimed) -> AttemptOutcome:
         """Send one claimed delivery and record the outcome."""
-        body = orjson.dumps(claimed.payload).decode()
         msg_id = signing.message_id(claimed.message_id)
-        headers = signing.headers(claimed.secrets, msg_id, utcnow(), body)
-        outcome = await self._sender.send(claimed.url, headers, body.encode())
+        if claimed.kind != "webhook" and self._channels is not None:
+            assert claimed.site_id is not None
+            outcome = await self._channels.send(
+                claimed.kind, claimed.site_id, claimed.user_id, claimed.url,
+                claimed.secrets[0] if claimed.secrets else None,
+                claimed.event_type, claimed.payload,
+            )  # fmt: skip
+        else:
+            body = orjson.dumps(claimed.payload).decode()
+            headers = signing.headers(claimed.secrets, msg_id, utcnow(), body)
+            outcome = await self._sender.send(claimed.url, headers, body.encode())
         next_attempt_at = await self._record(claimed, outcome)
         _observe(claimed, msg_id, outcome, next_attempt_at)
         return outcome
@@ -241,7 +262,9 @@ class DeliveryService:
         settings = self._settings
         span = timedelta(hours=settings.disable_after_failing_hours)
         reason = None
-        if outcome.status_code == 410:
+        if outcome.gone is not None:
+            reason = outcome.gone
+        elif outcome.status_code == 410:
             reason = "the endpoint answered 410 Gone"
         elif row.consecutive_failures >= settings.disable_after_failures and (
             row.failing_since is not None and now - row.failing_since >= span
@@ -292,6 +315,8 @@ class DeliveryService:
 
 def outcome_label(outcome: AttemptOutcome) -> str:
     """The attempt's outcome as the metric counts it (a small, fixed set)."""
+    if outcome.succeeded:
+        return "success"
     if outcome.status_code is not None:
         return "success" if outcome.succeeded else "http_error"
     error = outcome.error or ""

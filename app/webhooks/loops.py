@@ -13,7 +13,9 @@ from app.webhooks.timers import TimerService
 async def deliver_webhooks(context: BackgroundContext, stop: asyncio.Event) -> None:
     """Send the outbox's due deliveries (woken at once by local commits, else polling)."""
     box = secret_box(context.settings)
-    service = DeliveryService(context.engine, context.settings.webhooks, box)
+    service = DeliveryService(
+        context.engine, context.settings.webhooks, box, channels=context.settings
+    )
     await service.run(stop, notifier_for(context.engine))
 
 

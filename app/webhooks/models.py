@@ -19,9 +19,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigIntPK, JSONType, UTCDateTime, new_id, utcnow
 
+CHANNEL_KINDS = ("telegram", "email", "slack")
+
 
 class WebhookEndpoint(Base):
-    """A URL of the shop's that receives signed events. `event_types` empty: every type."""
+    """A delivery target of the outbox. `kind` "webhook": a URL of the shop's that receives
+    signed events (`event_types` empty: every type). Any other kind is a notification channel
+    (app.channels): a person's (`user_id`) Telegram chat (`url` "tg:<chat id>"), email
+    (`url` "mailto:<address>") or Slack-compatible incoming webhook, or a site's team channel
+    (`user_id` null, Slack-compatible only). A channel's secret (the incoming webhook's URL,
+    which is its credential) is `secret_encrypted`; its `url` then only names it."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -30,6 +37,11 @@ class WebhookEndpoint(Base):
         ForeignKey("sites.id", ondelete="CASCADE"), index=True
     )
     url: Mapped[str] = mapped_column(String(2048))
+    kind: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+    # No foreign key (as `leads.owner_id`): people are deactivated, never deleted (a site's
+    # deletion takes both), and adding one on SQLite copies the table, whose DROP would
+    # cascade to every delivery.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
     description: Mapped[str | None] = mapped_column(String(500), default=None)
     event_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

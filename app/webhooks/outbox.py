@@ -20,6 +20,7 @@ from sqlalchemy import Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.logs import REQUEST_ID
+from app.team.models import User
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 LEAD_HOT = "lead.hot"
@@ -38,6 +39,14 @@ EVENT_TYPES = (
     LEAD_FIRST_CONTACT_ESCALATED,
     CART_ABANDONED,
     CART_FOLLOW_UP,
+)
+
+# Also sent to people's notification channels (app.channels): to the user ids in the data's
+# `notify` list when there is one, else to the lead's owner; and to the site's team channels.
+CHANNEL_EVENT_TYPES: tuple[str, ...] = (
+    LEAD_HOT,
+    LEAD_FIRST_CONTACT_OVERDUE,
+    LEAD_FIRST_CONTACT_ESCALATED,
 )
 
 _WAKE_KEY = "leadheat.webhooks.wake"
@@ -128,6 +137,34 @@ def envelope(event_type: str, at: datetime, data: dict[str, Any]) -> dict[str, A
     return {"type": event_type, "timestamp": at.isoformat(), "data": data}
 
 
+def recipients(data: dict[str, Any]) -> set[str]:
+    """Whose channels a message goes to: `notify` (user ids) when given, else the owner."""
+    notify = data.get("notify")
+    if isinstance(notify, list):
+        return {str(user_id) for user_id in notify}
+    owner = data.get("owner")
+    return {str(owner["id"])} if isinstance(owner, dict) and owner.get("id") else set()
+
+
+def _targets(
+    m: NewMessage, endpoints: list[tuple[uuid.UUID, list[str], str, uuid.UUID | None]]
+) -> list[uuid.UUID]:
+    if m.endpoint_id is not None:
+        return [endpoint_id for endpoint_id, *_ in endpoints if endpoint_id == m.endpoint_id]
+    people = recipients(m.data) if m.event_type in CHANNEL_EVENT_TYPES else set()
+    targets = []
+    for endpoint_id, types, kind, user_id in endpoints:
+        if kind == "webhook":
+            wanted = not types or m.event_type in types
+        elif m.event_type not in CHANNEL_EVENT_TYPES:
+            wanted = False
+        else:  # a person's channel, or the site's team channel (no person)
+            wanted = user_id is None or str(user_id) in people
+        if wanted:
+            targets.append(endpoint_id)
+    return targets
+
+
 def request_id_of(request_ids: Sequence[str]) -> str | None:
     """A message's `request_id`: its requests' ids (a group commit's lead can have events of
     several; the first few), else the request being served (a test message's), if any."""
@@ -141,27 +178,25 @@ async def enqueue(
     conn: AsyncConnection, messages: Sequence[NewMessage], now: datetime
 ) -> list[uuid.UUID]:
     """Write messages and their deliveries in the caller's transaction; returns the ids of
-    the messages that some endpoint wants (others are not stored)."""
+    the messages that some target wants (others are not stored). Targets are the site's
+    webhook endpoints subscribed to the type and, for `CHANNEL_EVENT_TYPES`, the recipients'
+    channels (`recipients`) and the site's team channels."""
     if not messages:
         return []
-    e = WebhookEndpoint.__table__
+    e, u = WebhookEndpoint.__table__, User.__table__
     rows = await conn.execute(
-        select(e.c.id, e.c.site_id, e.c.event_types).where(
-            e.c.site_id.in_({m.site_id for m in messages})
-        )
+        select(e.c.id, e.c.site_id, e.c.event_types, e.c.kind, e.c.user_id)
+        .outerjoin(u, u.c.id == e.c.user_id)
+        # A deactivated person's channels get nothing (they stay, should they come back).
+        .where(e.c.site_id.in_({m.site_id for m in messages}), u.c.active.is_not(False))
     )
-    endpoints: dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]] = {}
-    for endpoint_id, site_id, types in rows:
-        endpoints.setdefault(site_id, []).append((endpoint_id, types or []))
+    endpoints: dict[uuid.UUID, list[tuple[uuid.UUID, list[str], str, uuid.UUID | None]]] = {}
+    for endpoint_id, site_id, types, kind, user_id in rows:
+        endpoints.setdefault(site_id, []).append((endpoint_id, types or [], kind, user_id))
     message_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     for m in messages:
-        targets = [
-            endpoint_id
-            for endpoint_id, types in endpoints.get(m.site_id, [])
-            if (m.endpoint_id is None and (not types or m.event_type in types))
-            or endpoint_id == m.endpoint_id
-        ]
+        targets = _targets(m, endpoints.get(m.site_id, []))
         if not targets:
             continue
         message_id = uuid.uuid4()

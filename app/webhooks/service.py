@@ -65,7 +65,8 @@ async def create(
 
 async def get(session: AsyncSession, site_id: uuid.UUID, endpoint_id: uuid.UUID) -> WebhookEndpoint:
     endpoint = await session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.site_id != site_id:
+    # A person's notification channel is a delivery target too, managed elsewhere.
+    if endpoint is None or endpoint.site_id != site_id or endpoint.kind != "webhook":
         raise NotFound("No such webhook endpoint.")
     return endpoint
 
@@ -73,7 +74,7 @@ async def get(session: AsyncSession, site_id: uuid.UUID, endpoint_id: uuid.UUID)
 async def list_for_site(session: AsyncSession, site_id: uuid.UUID) -> Sequence[WebhookEndpoint]:
     result = await session.scalars(
         select(WebhookEndpoint)
-        .where(WebhookEndpoint.site_id == site_id)
+        .where(WebhookEndpoint.site_id == site_id, WebhookEndpoint.kind == "webhook")
         .order_by(WebhookEndpoint.created_at)
     )
     return result.all()

@@ -49,8 +49,12 @@ def settings(database_url: str) -> Settings:
     # No background loops: the generated webhooks must not be delivered anywhere. A readiness
     # probe that waits longer than production's: on a loaded CI machine a new engine's first
     # connection has taken over 2 s, and a 503 there says nothing about the contract.
+    # The Bot API at a closed local port: setting a bot is refused at once, off the network.
     return make_settings(
-        database_url, run_background=False, http=HttpSettings(health_timeout_seconds=15.0)
+        database_url,
+        run_background=False,
+        http=HttpSettings(health_timeout_seconds=15.0),
+        telegram_api_base="http://127.0.0.1:9",
     )
 
 

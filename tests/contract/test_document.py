@@ -42,6 +42,9 @@ PUBLIC = {
     "GET /health/ready",
     "GET /v1/projects/{write_key}/settings",
     "POST /v1/session",  # signing in: email and password in the body
+    # One-click links in alerts: the signed link in the path is the credential.
+    "GET /v1/actions/{token}",
+    "POST /v1/actions/{token}",
 }
 NO_ERRORS = {"GET /health/live"}  # answers from the process alone: nothing to refuse
 NO_BODY = {"204", "304"}
