@@ -10,12 +10,18 @@ import asyncio
 import contextlib
 import logging
 
+from app.audiences import jobs as audience_jobs
+from app.audiences.membership import Memberships
 from app.background import BackgroundContext, BackgroundLoop
+from app.config import WebhookSettings
+from app.domain.changes import Consumers
 from app.ingestion import repair_worker
 from app.leads import rollup as leads_rollup
 from app.privacy import retention as privacy_retention
 from app.scoring import preview_jobs, rescoring
+from app.scoring.scorer import RuleSetCache
 from app.webhooks import loops as webhooks_loops
+from app.webhooks.consumer import WebhookConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +35,18 @@ def background_loops() -> list[tuple[str, BackgroundLoop]]:
         *repair_worker.LOOPS,
         *leads_rollup.LOOPS,
         *privacy_retention.LOOPS,
+        *audience_jobs.LOOPS,
     ]
+
+
+def lead_change_consumers(
+    settings: WebhookSettings, rule_sets: RuleSetCache
+) -> tuple[Consumers, Memberships]:
+    """What every lead change (ingestion's, the background jobs') is handed to, in its
+    transaction: the webhooks' consumer, then audience membership; and the membership port of
+    the temperature refresher."""
+    memberships = Memberships(settings, rule_sets)
+    return Consumers(WebhookConsumer(settings, rule_sets), memberships), memberships
 
 
 class BackgroundRunner:

@@ -29,6 +29,8 @@ LEAD_FIRST_CONTACT_OVERDUE = "lead.first_contact_overdue"
 LEAD_FIRST_CONTACT_ESCALATED = "lead.first_contact_escalated"
 CART_ABANDONED = "cart.abandoned"
 CART_FOLLOW_UP = "cart.follow_up"
+AUDIENCE_ENTERED = "audience.entered"
+AUDIENCE_LEFT = "audience.left"
 WEBHOOK_TEST = "webhook.test"
 EVENT_TYPES = (
     LEAD_HOT,
@@ -38,6 +40,8 @@ EVENT_TYPES = (
     LEAD_FIRST_CONTACT_ESCALATED,
     CART_ABANDONED,
     CART_FOLLOW_UP,
+    AUDIENCE_ENTERED,
+    AUDIENCE_LEFT,
 )
 
 _WAKE_KEY = "leadheat.webhooks.wake"

@@ -1,0 +1,176 @@
+"""Audiences kept current: a visitor enters as events arrive (ingestion API) and leaves as the
+score decays (the temperature refresher, driven by its clock), time conditions ride on the
+lead's due time, and each move is an `audience.entered` / `audience.left` webhook."""
+
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import select
+
+from app.audiences import jobs
+from app.audiences.models import AudienceMember
+from app.db import utcnow
+from app.scoring import rescoring
+from app.webhooks.models import WebhookMessage
+from tests.factories import bearer, lead_by_anonymous_id, send
+from tests.rules.helpers import publish, views, views_rule_set
+from tests.webhooks.helpers import add_endpoint
+
+
+async def create(client: Any, site: Any, name: str, **filters: Any) -> dict[str, Any]:
+    r = await client.post(
+        "/v1/audiences", headers=bearer(site.secret_key), json={"name": name, "filters": filters}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def compute(app: Any, now: Any = None) -> int:
+    context = app.state.background.context
+    return await jobs.compute_memberships(
+        context, context.memberships, clock=(lambda: now) if now else utcnow
+    )
+
+
+async def audience_messages(session: Any) -> list[tuple[str, str, str]]:
+    """(type, audience name, lead id) of the audience messages queued, in order."""
+    session.expire_all()
+    rows = await session.scalars(
+        select(WebhookMessage)
+        .where(WebhookMessage.event_type.like("audience.%"))
+        .order_by(WebhookMessage.created_at)
+    )
+    out = [
+        (m.event_type, m.payload["data"]["audience"]["name"], m.payload["data"]["lead_id"])
+        for m in rows
+    ]
+    await session.commit()
+    return out
+
+
+async def lead_of(session: Any, site: Any, visitor: str) -> Any:
+    """The lead's row as plain values (read, then the read ended)."""
+    lead = await lead_by_anonymous_id(session, site.site.id, visitor)
+    row = SimpleNamespace(
+        id=str(lead.id),
+        temperature=lead.temperature,
+        last_seen_at=lead.last_seen_at,
+        next_check_at=lead.next_check_at,
+    )
+    await session.commit()
+    return row
+
+
+async def members(client: Any, site: Any, audience: dict[str, Any]) -> list[str]:
+    r = await client.get(f"/v1/audiences/{audience['id']}/members", headers=bearer(site.secret_key))
+    assert r.status_code == 200, r.text
+    return [m["lead_id"] for m in r.json()["data"]]
+
+
+async def test_a_visitor_enters_as_events_arrive_and_leaves_as_the_score_decays(
+    app, client, session, site
+):
+    # 10 points a view, warm at 30, halved every hour.
+    await publish(client, site.secret_key, views_rule_set(decay={"half_life": "1h"}))
+    await add_endpoint(client, site, "https://hooks.example.com/leadheat")
+    warm = await create(client, site, "Warm fridges", temperature=["warm", "hot"],
+                        interests=[{"category": "fridges", "min_views": 3}])  # fmt: skip
+    assert warm["state"] == "computing"
+    assert await compute(app) == 1
+    now = utcnow()
+
+    await send(client, site, *views("v", 2, origin=now - timedelta(minutes=3)))
+    assert await members(client, site, warm) == []
+    await send(client, site, *views("v", 2, start=2, origin=now - timedelta(minutes=3)))
+    lead = await lead_of(session, site, "v")
+    assert lead.temperature == "warm"
+    assert await members(client, site, warm) == [lead.id]
+    assert await audience_messages(session) == [("audience.entered", "Warm fridges", lead.id)]
+
+    # Decay: the refresher looks at the lead when it is due, and it cools and leaves.
+    context = app.state.background.context
+    later = now
+    for _ in range(20):
+        lead = await lead_of(session, site, "v")
+        if lead.temperature == "cold":
+            break
+        assert lead.next_check_at is not None
+        later = lead.next_check_at
+        await rescoring.refresh_temperatures(context, later)
+    assert lead.temperature == "cold"
+    assert later - now < timedelta(hours=2)  # 40 points to under 30: within half an hour
+    assert await members(client, site, warm) == []
+    assert await audience_messages(session) == [
+        ("audience.entered", "Warm fridges", lead.id),
+        ("audience.left", "Warm fridges", lead.id),
+    ]
+    r = await client.get(f"/v1/audiences/{warm['id']}", headers=bearer(site.secret_key))
+    assert (r.json()["state"], r.json()["members"]) == ("ready", 0)
+
+
+async def test_last_seen_not_within_enters_at_the_lead_s_due_time(app, client, session, site):
+    # No decay and no points: nothing but the audience gives the lead a due time.
+    await publish(client, site.secret_key, views_rule_set(points=0))
+    await add_endpoint(client, site, "https://hooks.example.com/leadheat")
+    gone = await create(client, site, "Gone quiet", last_seen_not_within_hours=24, visits_min=1)
+    await compute(app)
+    now = utcnow()
+    await send(client, site, *views("v", 1, origin=now - timedelta(minutes=1)))
+    lead = await lead_of(session, site, "v")
+    assert lead.last_seen_at is not None
+    assert lead.next_check_at == lead.last_seen_at + timedelta(hours=24)
+    assert await members(client, site, gone) == []
+
+    context = app.state.background.context
+    await rescoring.refresh_temperatures(context, lead.next_check_at - timedelta(minutes=1))
+    assert await members(client, site, gone) == []  # not due yet: not looked at
+    await rescoring.refresh_temperatures(context, lead.next_check_at)
+    assert await members(client, site, gone) == [lead.id]
+    assert await audience_messages(session) == [("audience.entered", "Gone quiet", lead.id)]
+    lead = await lead_of(session, site, "v")
+    assert lead.next_check_at is None  # nothing more will change with time alone
+
+    # A new visit: out again at once, in the group's transaction.
+    await send(client, site, *views("v", 1, start=5, origin=now + timedelta(days=2)))
+    assert await members(client, site, gone) == []
+    # (queued by the refresher at its clock, a day ahead: compared as a set)
+    assert sorted(t for t, _, _ in await audience_messages(session)) == [
+        "audience.entered",
+        "audience.left",
+    ]
+
+
+async def test_the_job_computes_existing_leads_silently_and_an_edit_sends_the_moves(
+    app, client, session, site
+):
+    await publish(client, site.secret_key, views_rule_set())
+    await add_endpoint(client, site, "https://hooks.example.com/leadheat")
+    now = utcnow()
+    for visitor, count in (("a", 1), ("b", 2), ("c", 3)):
+        await send(client, site, *views(visitor, count, origin=now - timedelta(minutes=5)))
+    ids = {v: (await lead_of(session, site, v)).id for v in "abc"}
+    two_views = [{"category": "fridges", "min_views": 2}]
+    audience = await create(client, site, "Two views", interests=two_views)
+    assert await compute(app) == 1
+    assert sorted(await members(client, site, audience)) == sorted([ids["b"], ids["c"]])
+    assert await audience_messages(session) == []  # the first members are the list, not news
+
+    r = await client.patch(
+        f"/v1/audiences/{audience['id']}",
+        headers=bearer(site.secret_key),
+        json={"filters": {"interests": [{"category": "fridges", "min_views": 1}], "visits_max": 1,
+                          "score_max": 15}},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "computing"
+    assert await compute(app) == 1
+    assert await members(client, site, audience) == [ids["a"]]
+    moves = sorted((t, lead) for t, _, lead in await audience_messages(session))
+    assert moves == sorted(
+        [("audience.entered", ids["a"]), ("audience.left", ids["b"]), ("audience.left", ids["c"])]
+    )
+    session.expire_all()
+    rows = (await session.scalars(select(AudienceMember))).all()
+    await session.commit()
+    assert [str(m.lead_id) for m in rows] == [ids["a"]]
