@@ -41,14 +41,16 @@ async def test_filters_are_validated_and_audiences_belong_to_their_site(client, 
     ):
         r = await client.request(method, path, headers=theirs)
         assert (r.status_code, r.json()["code"]) == (404, "not_found"), path
-    assert (await client.get("/v1/audiences", headers=theirs)).json() == {"data": []}
+    listed = (await client.get("/v1/audiences", headers=theirs)).json()["data"]
+    assert made["id"] not in [a["id"] for a in listed]
     r = await client.get(f"/v1/audiences/{made['id']}/members?cursor=!!", headers=headers)
     assert (r.status_code, r.json()["code"]) == (400, "invalid_cursor")
     assert (await client.delete(f"/v1/audiences/{made['id']}", headers=headers)).status_code == 204
-    assert (await client.get("/v1/audiences", headers=headers)).json() == {"data": []}
+    listed = (await client.get("/v1/audiences", headers=headers)).json()["data"]
+    assert made["id"] not in [a["id"] for a in listed]
 
 
-async def test_members_by_cursor_and_the_csv_with_contacts(app, client, live_server, site):
+async def test_members_by_cursor_and_the_csv_with_contacts(app, client, session, live_server, site):
     await publish(client, site.secret_key, views_rule_set())
     now = utcnow()
     for i in range(5):
@@ -61,7 +63,7 @@ async def test_members_by_cursor_and_the_csv_with_contacts(app, client, live_ser
          "timestamp": now.isoformat()},
     )  # fmt: skip
     audience = await create(client, site, "Viewers", visits_min=1)
-    await compute(app)
+    await compute(app, session)
     headers = bearer(site.secret_key)
     seen, cursor = [], None
     while True:
@@ -74,7 +76,8 @@ async def test_members_by_cursor_and_the_csv_with_contacts(app, client, live_ser
         cursor = r.json()["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == 5 and seen == sorted(seen)
+    assert len(seen) == 5
+    assert seen == sorted(seen)
     assert (await client.get(f"/v1/audiences/{audience['id']}", headers=headers)).json()[
         "members"
     ] == 5
@@ -90,3 +93,20 @@ async def test_members_by_cursor_and_the_csv_with_contacts(app, client, live_ser
     # Would-be formulas are text: a leading quote.
     assert ann["email"] == '\'=HYPERLINK("http://evil")@x.com'
     assert (ann["name"], ann["city"]) == ("'+Ann", "Kazan")
+
+
+async def test_a_new_site_starts_with_the_starter_audiences(app, client, session, site):
+    r = await client.get("/v1/audiences", headers=bearer(site.secret_key))
+    starters = {a["name"]: a for a in r.json()["data"]}
+    assert set(starters) == {
+        "Interested in a category, not ready",
+        "Abandoned cart this week",
+        "Ordered once, came back",
+    }
+    assert {a["state"] for a in starters.values()} == {"ready"}
+    # A warm visitor with 3+ views of one category and no order is "interested, not ready".
+    await publish(client, site.secret_key, views_rule_set())
+    await send(client, site, *views("v", 3, origin=utcnow() - timedelta(minutes=5)))
+    interested = starters["Interested in a category, not ready"]
+    r = await client.get(f"/v1/audiences/{interested['id']}", headers=bearer(site.secret_key))
+    assert r.json()["members"] == 1
