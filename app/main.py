@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from app import monitoring
 from app.audiences import endpoints as audiences_endpoints
+from app.audiences.membership import DueTimes
 from app.background import BackgroundContext
 from app.config import Settings, get_settings
 from app.crypto import secret_box
@@ -92,7 +93,10 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
         app.state.rule_sets = rule_sets
         scorer = (
-            LeadScorer(rule_sets, timedelta(minutes=settings.ingestion.visit_timeout_minutes))
+            # Audiences' time conditions are folded into each lead's due time as it is scored.
+            DueTimes(
+                LeadScorer(rule_sets, timedelta(minutes=settings.ingestion.visit_timeout_minutes))
+            )
             if settings.scoring.enabled
             else None
         )

@@ -25,7 +25,8 @@ from app.audiences.models import Audience, AudienceMember
 from app.config import WebhookSettings
 from app.db import utcnow
 from app.domain import lead_writes
-from app.domain.changes import LeadChange
+from app.domain.changes import LeadChange, Scorer
+from app.domain.events import IngestEvent
 from app.domain.lead_rows import LeadRow
 from app.scoring import scorer
 from app.team import assignment
@@ -66,6 +67,46 @@ async def site_audiences(
         ).where(_audiences.c.site_id.in_(sites))
     )
     return [compiled(row) for row in rows]
+
+
+class DueTimes:
+    """The scorer port, wrapped for ingestion: once a group's leads are scored, and before
+    they are written, each lead's `next_check_at` is brought forward to the next moment an
+    audience's time condition moves it (so the group writes it with the lead, not in one more
+    statement). Its sites' audiences are read in `prepare`, in the group's transaction; the
+    membership consumer still checks the due times, for groups scored without this."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self._scorer = scorer
+        self._audiences: dict[uuid.UUID, list[CompiledAudience]] = {}
+
+    async def prepare(self, conn: AsyncConnection, site_ids: Iterable[uuid.UUID]) -> None:
+        sites = set(site_ids)
+        await self._scorer.prepare(conn, sites)
+        found: dict[uuid.UUID, list[CompiledAudience]] = {site: [] for site in sites}
+        for audience in await site_audiences(conn, sites):
+            found[audience.site_id].append(audience)
+        self._audiences.update(found)
+
+    async def rescore_stale(
+        self, conn: AsyncConnection, profiles: Sequence[LeadRow], force: set[uuid.UUID]
+    ) -> None:
+        await self._scorer.rescore_stale(conn, profiles, force)
+
+    def apply(self, profile: LeadRow, event: IngestEvent, now: datetime) -> None:
+        self._scorer.apply(profile, event, now)
+
+    def replay(self, profile: LeadRow, events: Sequence[IngestEvent]) -> None:
+        self._scorer.replay(profile, events)
+
+    def finish(self, profiles: Iterable[LeadRow], now: datetime) -> None:
+        profiles = list(profiles)
+        self._scorer.finish(profiles, now)
+        for p in profiles:
+            for audience in self._audiences.get(p["site_id"], ()):
+                at = audience.boundary(p, now)
+                if at is not None and (p["next_check_at"] is None or at < p["next_check_at"]):
+                    p["next_check_at"] = at
 
 
 class Memberships:
@@ -111,17 +152,19 @@ class Memberships:
         was brought forward by an audience's time condition (set in the profiles)."""
         if not profiles:
             return []
-        if audiences is None:
-            audiences = await site_audiences(conn, {p["site_id"] for p in profiles})
+        lead_ids = [p["id"] for p in profiles]
+        if audiences is None:  # the sites' audiences and these leads' rows: one statement
+            audiences, current = await _audiences_and_members(
+                conn, {p["site_id"] for p in profiles}, lead_ids
+            )
+        else:
+            current = await _memberships(conn, [a.id for a in audiences], lead_ids)
         if not audiences:
             return []
         by_site: dict[uuid.UUID, list[CompiledAudience]] = {}
         for audience in audiences:
             by_site.setdefault(audience.site_id, []).append(audience)
         leads = [p for p in profiles if p["site_id"] in by_site]
-        if not leads:
-            return []
-        current = await _memberships(conn, [a.id for a in audiences], [p["id"] for p in leads])
         entered: list[tuple[CompiledAudience, LeadRow]] = []
         left: list[tuple[CompiledAudience, LeadRow]] = []
         moved: list[LeadRow] = []
@@ -157,7 +200,14 @@ class Memberships:
                 [{"_audience": a.id, "_lead": p["id"]} for a, p in left],
             )
         if notify and (entered or left):
-            await self._send(conn, entered, left, now, request_ids or {})
+            sites = {p["site_id"] for _, p in (*entered, *left)}
+            wanted = await outbox.subscribed_sites(
+                conn, sites, (outbox.AUDIENCE_ENTERED, outbox.AUDIENCE_LEFT)
+            )
+            entered = [(a, p) for a, p in entered if p["site_id"] in wanted]
+            left = [(a, p) for a, p in left if p["site_id"] in wanted]
+            if entered or left:
+                await self._send(conn, entered, left, now, request_ids or {})
         return moved
 
     async def _send(
@@ -191,6 +241,27 @@ class Memberships:
                     )
                 )
         await outbox.enqueue(conn, messages, now)
+
+
+async def _audiences_and_members(
+    conn: AsyncConnection, site_ids: set[uuid.UUID], lead_ids: list[uuid.UUID]
+) -> tuple[list[CompiledAudience], set[tuple[uuid.UUID, uuid.UUID]]]:
+    """The sites' audiences, and which of these leads are in which (a left join: an audience
+    with none of them comes once, with no lead)."""
+    a, m = _audiences, _members
+    rows = await conn.execute(
+        select(a.c.id, a.c.site_id, a.c.name, a.c.filters, a.c.version, m.c.lead_id)
+        .select_from(a.outerjoin(m, and_(m.c.audience_id == a.c.id, m.c.lead_id.in_(lead_ids))))
+        .where(a.c.site_id.in_(site_ids))
+    )
+    audiences: dict[uuid.UUID, CompiledAudience] = {}
+    current = set()
+    for row in rows:
+        if row.id not in audiences:
+            audiences[row.id] = compiled(row)
+        if row.lead_id is not None:
+            current.add((row.id, row.lead_id))
+    return list(audiences.values()), current
 
 
 async def _memberships(

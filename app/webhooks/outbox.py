@@ -141,6 +141,16 @@ def request_id_of(request_ids: Sequence[str]) -> str | None:
     return joined if len(joined) <= 300 else request_ids[0][:300]
 
 
+async def subscribed_sites(
+    conn: AsyncConnection, site_ids: set[uuid.UUID], event_types: Sequence[str]
+) -> set[uuid.UUID]:
+    """The sites with an endpoint that takes one of `event_types`: a caller whose messages are
+    costly to build (a lead's payload, its top rules) builds only theirs."""
+    e = WebhookEndpoint.__table__
+    rows = await conn.execute(select(e.c.site_id, e.c.event_types).where(e.c.site_id.in_(site_ids)))
+    return {site for site, types in rows if not types or set(event_types) & set(types)}
+
+
 async def enqueue(
     conn: AsyncConnection, messages: Sequence[NewMessage], now: datetime
 ) -> list[uuid.UUID]:
