@@ -17,6 +17,7 @@ from app.config import WebhookSettings
 from app.domain.changes import Consumers
 from app.ingestion import repair_worker
 from app.leads import rollup as leads_rollup
+from app.leads.moves import TemperatureMoves
 from app.privacy import retention as privacy_retention
 from app.scoring import preview_jobs, rescoring
 from app.scoring.scorer import RuleSetCache
@@ -43,10 +44,11 @@ def lead_change_consumers(
     settings: WebhookSettings, rule_sets: RuleSetCache
 ) -> tuple[Consumers, Memberships]:
     """What every lead change (ingestion's, the background jobs') is handed to, in its
-    transaction: the webhooks' consumer, then audience membership; and the membership port of
-    the temperature refresher."""
+    transaction: the webhooks' consumer, audience membership, the funnel's temperature moves;
+    and the membership port of the temperature refresher."""
     memberships = Memberships(settings, rule_sets)
-    return Consumers(WebhookConsumer(settings, rule_sets), memberships), memberships
+    consumers = Consumers(WebhookConsumer(settings, rule_sets), memberships, TemperatureMoves())
+    return consumers, memberships
 
 
 class BackgroundRunner:

@@ -63,3 +63,19 @@ class FunnelDelta(Base):
     identified: Mapped[bool] = mapped_column(Boolean)
     contacted: Mapped[bool] = mapped_column(Boolean)
     leads: Mapped[int] = mapped_column(Integer)
+
+
+class TemperatureMove(Base):
+    """How many leads of a site moved from one temperature to another at a moment: one row per
+    kind of move and transaction (app.leads.moves), append-only like the deltas. No foreign
+    key, as for the deltas: rows of a deleted site are never read."""
+
+    __tablename__ = "temperature_moves"
+    __table_args__ = (Index("ix_temperature_moves_site_id_at", "site_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_temperature: Mapped[str] = mapped_column(String(8))
+    to_temperature: Mapped[str] = mapped_column(String(8))
+    leads: Mapped[int] = mapped_column(Integer)

@@ -1,5 +1,6 @@
 """Audiences for nurturing: `audiences` (a site's saved filters, and the state of the job that
-computes their members) and `audience_members`. New tables only: nothing on `leads` changes.
+computes their members) and `audience_members`; and `temperature_moves`, the funnel's count
+of leads that moved between temperatures. New tables only: nothing on `leads` changes.
 
 Revision ID: 0020
 Revises: 0017
@@ -68,8 +69,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("audience_id", "lead_id", name=op.f("pk_audience_members")),
     )
     op.create_index("ix_audience_members_lead_id", "audience_members", ["lead_id"])
+    op.create_table(
+        "temperature_moves",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("site_id", sa.Uuid(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("from_temperature", sa.String(length=8), nullable=False),
+        sa.Column("to_temperature", sa.String(length=8), nullable=False),
+        sa.Column("leads", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_temperature_moves")),
+    )
+    op.create_index("ix_temperature_moves_site_id_at", "temperature_moves", ["site_id", "at"])
 
 
 def downgrade() -> None:
+    op.drop_table("temperature_moves")
     op.drop_table("audience_members")
     op.drop_table("audiences")
