@@ -16,6 +16,7 @@ from app.background import BackgroundContext, BackgroundLoop
 from app.config import WebhookSettings
 from app.domain.changes import Consumers
 from app.ingestion import repair_worker
+from app.leads import moves as leads_moves
 from app.leads import rollup as leads_rollup
 from app.leads.moves import TemperatureMoves
 from app.privacy import retention as privacy_retention
@@ -35,6 +36,7 @@ def background_loops() -> list[tuple[str, BackgroundLoop]]:
         *webhooks_loops.LOOPS,
         *repair_worker.LOOPS,
         *leads_rollup.LOOPS,
+        *leads_moves.LOOPS,
         *privacy_retention.LOOPS,
         *audience_jobs.LOOPS,
     ]

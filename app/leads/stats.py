@@ -115,7 +115,8 @@ async def moves(
     session: AsyncSession, site_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Leads that moved between temperatures in [start, end), by kind of move: the period's
-    rows of `temperature_moves` (one per kind and transaction), by its (site, at) index."""
+    rows of `temperature_moves` by its (site, at) index: an hour's sum for ended hours (to
+    the hour at the period's edges), a row per kind and transaction for the current one."""
     m = TemperatureMove
     rows = await session.execute(
         select(m.from_temperature, m.to_temperature, func.sum(m.leads))

@@ -4,7 +4,11 @@ temperature refresher."""
 
 from datetime import timedelta
 
+from sqlalchemy import func, select
+
 from app.db import utcnow
+from app.leads import moves
+from app.leads.models import TemperatureMove
 from app.scoring import rescoring
 from tests.factories import bearer, lead_by_anonymous_id, send
 from tests.rules.helpers import publish, views, views_rule_set
@@ -43,3 +47,13 @@ async def test_shares_by_the_site_s_thresholds_and_the_moves_between_them(
     assert moved[("warm", "hot")] == 1
     assert moved[("warm", "cold")] >= 1  # b (and a, if it cooled through warm)
     assert sum(n for (a, _), n in moved.items() if a == "hot") == 1  # a left hot once
+
+    # Once their hour has ended, the rows are compacted into one per hour and kind: the same
+    # answer from fewer rows.
+    raw = await session.scalar(select(func.count()).select_from(TemperatureMove))
+    await moves.compact(app.state.engine, utcnow() + timedelta(hours=1))
+    rows = (await session.scalars(select(TemperatureMove))).all()
+    await session.commit()
+    assert all(row.compacted for row in rows)
+    assert len(rows) == len(moved) <= raw
+    assert (await funnel(client, site))["moves"] == stats["moves"]

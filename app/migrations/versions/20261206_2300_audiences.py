@@ -77,9 +77,17 @@ def upgrade() -> None:
         sa.Column("from_temperature", sa.String(length=8), nullable=False),
         sa.Column("to_temperature", sa.String(length=8), nullable=False),
         sa.Column("leads", sa.Integer(), nullable=False),
+        sa.Column("compacted", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_temperature_moves")),
     )
     op.create_index("ix_temperature_moves_site_id_at", "temperature_moves", ["site_id", "at"])
+    op.create_index(
+        "ix_temperature_moves_raw_at",
+        "temperature_moves",
+        ["at"],
+        postgresql_where=sa.text("NOT compacted"),
+        sqlite_where=sa.text("NOT compacted"),
+    )
 
 
 def downgrade() -> None:
