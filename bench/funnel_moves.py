@@ -3,7 +3,8 @@ moves query takes over `temperature_moves` rows of a month.
 
 Fills a fresh PostgreSQL database with `--rows` rows for one site over 30 days (one row per
 kind of move and transaction, as ingestion and the refresher append them) and as many for
-other sites, runs ANALYZE, then times the query of the default period (30 days).
+other sites, times the query of the default period (30 days) over them, then compacts them
+(the loop `leads.temperature_moves`: one row per site, hour and kind) and times it again.
 
     .venv/bin/python bench/funnel_moves.py --rows 100000
 """
@@ -25,7 +26,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
-from app.leads import stats  # noqa: E402
+from app.leads import moves, stats  # noqa: E402
 from bench.ingest import prepare_database  # noqa: E402
 
 MOVES = [("cold", "warm"), ("warm", "hot"), ("hot", "warm"), ("warm", "cold"), ("hot", "cold")]
@@ -43,28 +44,35 @@ async def main(args: argparse.Namespace) -> None:
         owner = site if i % 2 == 0 else uuid.uuid4()
         a, b = MOVES[i % len(MOVES)]
         at = now - timedelta(days=30) * ((i // 2) / args.rows)
-        rows.append((owner, at, a, b, 1 + i % 3))
+        rows.append((owner, at, a, b, 1 + i % 3, False))
     await conn.copy_records_to_table(
         "temperature_moves",
         records=rows,
-        columns=["site_id", "at", "from_temperature", "to_temperature", "leads"],
+        columns=["site_id", "at", "from_temperature", "to_temperature", "leads", "compacted"],
     )
     await conn.execute("ANALYZE temperature_moves")
-    await conn.close()
     engine = make_engine(Settings(database_url=url))
-    times = []
-    async with make_sessionmaker(engine)() as session:
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            await stats.moves(session, site, now - timedelta(days=30), now)
-            times.append((time.perf_counter() - t) * 1000)
-            await session.commit()
+    for label in ("raw", "compacted"):
+        if label == "compacted":
+            await moves.compact(engine, now)
+            await conn.execute("ANALYZE temperature_moves")
+        left = await conn.fetchval(
+            "SELECT count(*) FROM temperature_moves WHERE site_id = $1", site
+        )
+        times = []
+        async with make_sessionmaker(engine)() as session:
+            for _ in range(args.repeat):
+                t = time.perf_counter()
+                await stats.moves(session, site, now - timedelta(days=30), now)
+                times.append((time.perf_counter() - t) * 1000)
+                await session.commit()
+        times.sort()
+        print(
+            f"{label}: {left:,} rows of the site's moves in 30 days: moves query median "
+            f"{statistics.median(times):.1f} ms, p95 {times[int(len(times) * 0.95)]:.1f} ms"
+        )
+    await conn.close()
     await engine.dispose()
-    times.sort()
-    print(
-        f"{args.rows:,} rows of the site in 30 days (and as many of others): moves query "
-        f"median {statistics.median(times):.1f} ms, p95 {times[int(len(times) * 0.95)]:.1f} ms"
-    )
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ async def site_audiences(
     return [compiled(row) for row in rows]
 
 
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    """An id as a UUID: a re-scoring job's process may hand a lead's ids over as text."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
 class DueTimes:
     """The scorer port, wrapped for ingestion: once a group's leads are scored, and before
     they are written, each lead's `next_check_at` is brought forward to the next moment an
@@ -152,10 +157,10 @@ class Memberships:
         was brought forward by an audience's time condition (set in the profiles)."""
         if not profiles:
             return []
-        lead_ids = [p["id"] for p in profiles]
+        lead_ids = [_uuid(p["id"]) for p in profiles]
         if audiences is None:  # the sites' audiences and these leads' rows: one statement
             audiences, current = await _audiences_and_members(
-                conn, {p["site_id"] for p in profiles}, lead_ids
+                conn, {_uuid(p["site_id"]) for p in profiles}, lead_ids
             )
         else:
             current = await _memberships(conn, [a.id for a in audiences], lead_ids)
@@ -164,16 +169,17 @@ class Memberships:
         by_site: dict[uuid.UUID, list[CompiledAudience]] = {}
         for audience in audiences:
             by_site.setdefault(audience.site_id, []).append(audience)
-        leads = [p for p in profiles if p["site_id"] in by_site]
+        leads = [p for p in profiles if _uuid(p["site_id"]) in by_site]
         entered: list[tuple[CompiledAudience, LeadRow]] = []
         left: list[tuple[CompiledAudience, LeadRow]] = []
         moved: list[LeadRow] = []
         for p in leads:
             next_time = p["next_check_at"]
             earlier = False
-            for audience in by_site[p["site_id"]]:
+            lead_id = _uuid(p["id"])
+            for audience in by_site[_uuid(p["site_id"])]:
                 member = audience.matches(p, now)
-                was = (audience.id, p["id"]) in current
+                was = (audience.id, lead_id) in current
                 if member and not was:
                     entered.append((audience, p))
                 elif was and not member:
@@ -183,11 +189,14 @@ class Memberships:
                     next_time, earlier = at, True
             if earlier:
                 p["next_check_at"] = next_time
-                moved.append(p)
+                moved.append(cast(LeadRow, {**p, "id": lead_id}))  # written by id
         if entered:
             await conn.execute(
                 insert(_members),
-                [{"audience_id": a.id, "lead_id": p["id"], "entered_at": now} for a, p in entered],
+                [
+                    {"audience_id": a.id, "lead_id": _uuid(p["id"]), "entered_at": now}
+                    for a, p in entered
+                ],
             )
         if left:
             await conn.execute(
@@ -197,15 +206,15 @@ class Memberships:
                         _members.c.lead_id == bindparam("_lead"),
                     )
                 ),
-                [{"_audience": a.id, "_lead": p["id"]} for a, p in left],
+                [{"_audience": a.id, "_lead": _uuid(p["id"])} for a, p in left],
             )
         if notify and (entered or left):
-            sites = {p["site_id"] for _, p in (*entered, *left)}
+            sites = {_uuid(p["site_id"]) for _, p in (*entered, *left)}
             wanted = await outbox.subscribed_sites(
                 conn, sites, (outbox.AUDIENCE_ENTERED, outbox.AUDIENCE_LEFT)
             )
-            entered = [(a, p) for a, p in entered if p["site_id"] in wanted]
-            left = [(a, p) for a, p in left if p["site_id"] in wanted]
+            entered = [(a, p) for a, p in entered if _uuid(p["site_id"]) in wanted]
+            left = [(a, p) for a, p in left if _uuid(p["site_id"]) in wanted]
             if entered or left:
                 await self._send(conn, entered, left, now, request_ids or {})
         return moved
@@ -233,10 +242,10 @@ class Memberships:
                 )
                 messages.append(
                     outbox.NewMessage(
-                        p["site_id"],
+                        _uuid(p["site_id"]),
                         event_type,
                         data,
-                        lead_id=p["id"],
+                        lead_id=_uuid(p["id"]),
                         request_ids=request_ids.get(p["id"], ()),
                     )
                 )

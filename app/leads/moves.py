@@ -15,6 +15,7 @@ for moves older than the current hour."""
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -39,7 +40,8 @@ class TemperatureMoves:
 
     async def __call__(self, conn: AsyncConnection, changes: list[LeadChange]) -> None:
         counts = Counter(
-            (c.profile["site_id"], c.previous_temperature, c.profile["temperature"])
+            # (a job's process may hand ids over as text)
+            (uuid.UUID(str(c.profile["site_id"])), c.previous_temperature, c.profile["temperature"])
             for c in changes
             if c.previous_temperature is not None
             and c.previous_temperature != c.profile["temperature"]
