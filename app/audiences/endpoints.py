@@ -170,8 +170,10 @@ async def update_audience(
             audience.computed_after = None
             audience.job_lease_until = None
             audience.job_notifies = True
-    # Any change (a new name is in the payloads too) is a new version for running jobs.
+    # Any change (a new name is in the payloads too) is a new version: a running job stops
+    # and is taken up again at once (its lease cleared), from where it was.
     audience.version += 1
+    audience.job_lease_until = None
     audience.updated_at = now
     await session.flush()
     return _out(audience, (await _counts(session, [audience.id])).get(audience.id, 0))

@@ -77,12 +77,21 @@ async def _batch(
         query.order_by(_leads.c.id).limit(size).with_for_update(key_share=True)
     )
     profiles = [lead_row(r) for r in rows.mappings()]
+    # The audience as the job knows it, held until the commit (NO KEY UPDATE: ingestion's
+    # membership inserts, whose foreign key takes KEY SHARE, go on; a delete or an edit waits).
+    a = _audiences
+    current = await conn.scalar(
+        select(a.c.version)
+        .where(a.c.id == audience.id, a.c.state == "computing")
+        .with_for_update(key_share=True)
+    )
+    if current != audience.version:
+        raise _Superseded
     last = profiles[-1]["id"] if profiles else None
     moved = await memberships.update(
         conn, profiles, now, audiences=[compiled(audience)], notify=audience.job_notifies
     )
     await lead_writes.set_next_checks(conn, moved)
-    a = _audiences
     values: dict[str, Any] = (
         {"computed_after": last, "job_lease_until": now + LEASE}
         if last is not None and len(profiles) == size

@@ -196,3 +196,39 @@ async def test_the_job_computes_existing_leads_silently_and_an_edit_sends_the_mo
     ).all()
     await session.commit()
     assert [str(m.lead_id) for m in rows] == [ids["a"]]
+
+
+async def test_an_abandoned_cart_enters_after_an_hour_of_silence_and_leaves_after_a_week(
+    app, client, session, site
+):
+    """The starter audience with two time conditions: each flip is the lead's next due time."""
+    r = await client.get("/v1/audiences", headers=bearer(site.secret_key))
+    cart = next(a for a in r.json()["data"] if a["name"] == "Abandoned cart this week")
+    added = utcnow() - timedelta(minutes=1)
+    product = {"product_id": "f1", "category": "fridges", "price": 499}
+    await send(
+        client,
+        site,
+        {"type": "track", "event": "Product Added", "anonymousId": "v", "messageId": "add-1",
+         "timestamp": added.isoformat(), "properties": product},
+    )  # fmt: skip
+    lead = await lead_of(session, site, "v")
+    assert await members(client, site, cart) == []
+    context = app.state.background.context
+    due = lead.next_check_at
+    assert due is not None
+    assert due <= lead.last_seen_at + timedelta(hours=1)  # the hour of silence (or earlier)
+    while due < lead.last_seen_at + timedelta(hours=1):  # the rule set's own looks first
+        await rescoring.refresh_temperatures(context, due)
+        due = (await lead_of(session, site, "v")).next_check_at
+    await rescoring.refresh_temperatures(context, due)
+    assert await members(client, site, cart) == [lead.id]
+    lead = await lead_of(session, site, "v")
+    assert lead.next_check_at is not None
+    while lead.next_check_at < added + timedelta(days=7):
+        await rescoring.refresh_temperatures(context, lead.next_check_at)
+        lead = await lead_of(session, site, "v")
+        assert lead.next_check_at is not None
+    assert await members(client, site, cart) == [lead.id]
+    await rescoring.refresh_temperatures(context, lead.next_check_at)
+    assert await members(client, site, cart) == []  # a week after the cart last changed
