@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.lead_rows import LeadRow
 from app.domain.profile import time_on_site
+from app.params import Text
 
 Temperature = Literal["cold", "warm", "hot"]
 Status = Literal["new", "contacted", "qualified", "won", "lost"]
@@ -27,7 +28,7 @@ Hours = Field(default=None, ge=1, le=MAX_HOURS)
 class InterestFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    category: str = Field(min_length=1, max_length=100, description="as the tracker sends it")
+    category: Text = Field(min_length=1, max_length=100, description="as the tracker sends it")
     min_views: int = Field(1, ge=1, le=1_000_000, description="views and adds of the category")
 
 
@@ -61,7 +62,7 @@ class AudienceFilters(BaseModel):
     came_back_after_order: bool | None = Field(
         None, description="a visit started after the last order"
     )
-    city: list[str] | None = Field(None, min_length=1, max_length=100, description="any of")
+    city: list[Text] | None = Field(None, min_length=1, max_length=100, description="any of")
     subscribed: bool | None = None
     identified: bool | None = None
     has_email: bool | None = None
