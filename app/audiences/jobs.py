@@ -6,11 +6,17 @@ changes one of them meanwhile waits or is waited for, and the two never disagree
 evaluates every audience of the site, this one included, from its first moment. The batch
 writes who entered or left, brings forward the leads' due times for the audience's time
 conditions, and last moves the audience's cursor, only while the audience is still at the
-version the job started on (an edit starts it over) and its lease is ours."""
+version the job started on (an edit starts it over) and its lease is ours.
+
+A batch's Python (a few hundred full lead rows decoded and evaluated) takes tens of
+milliseconds: on PostgreSQL the jobs run in a thread with an engine of their own, so the
+server's event loop (ingestion's requests) is never held that long."""
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -22,10 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.audiences.membership import Memberships, compiled
 from app.audiences.models import Audience
 from app.background import BackgroundContext
-from app.db import utcnow, writer
+from app.db import make_engine, make_sessionmaker, utcnow, writer
 from app.domain import lead_writes
 from app.domain.lead_rows import lead_row
 from app.domain.tables import Lead
+from app.scoring.scorer import RuleSetCache
 
 logger = logging.getLogger(__name__)
 
@@ -111,20 +118,20 @@ async def compute_memberships(
     context: BackgroundContext,
     memberships: Memberships,
     clock: Callable[[], datetime] = utcnow,
-    stop: asyncio.Event | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int:
     """Run every audience job waiting, one after another; answers how many finished."""
     size = context.settings.scoring.rescore_batch_leads
     engine = writer(context.engine)
     finished = 0
-    while stop is None or not stop.is_set():
+    while not stopping():
         async with engine.begin() as conn:
             audience = await _claim(conn, clock())
         if audience is None:
             return finished
         after = audience.computed_after
         try:
-            while stop is None or not stop.is_set():
+            while not stopping():
                 async with engine.begin() as conn:
                     after = await _batch(conn, audience, after, memberships, clock(), size)
                 if after is None:
@@ -136,11 +143,61 @@ async def compute_memberships(
     return finished
 
 
+async def _waiting(context: BackgroundContext, now: datetime) -> bool:
+    a = _audiences
+    async with context.engine.connect() as conn:
+        found = await conn.scalar(
+            select(a.c.id)
+            .where(
+                a.c.state == "computing",
+                or_(a.c.job_lease_until.is_(None), a.c.job_lease_until < now),
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
+def _in_own_thread(context: BackgroundContext, stopping: threading.Event) -> int:
+    """The jobs with an engine and an event loop of their own, in this thread: reading and
+    evaluating a batch of leads (tens of milliseconds of Python) then never holds the
+    server's event loop, which gets the interpreter back at every switch interval."""
+
+    async def run() -> int:
+        engine = make_engine(context.settings)
+        try:
+            # Nothing of the server's loop is shared: the engine, sessions and rule-set cache.
+            rule_sets = RuleSetCache(context.settings.scoring.rule_set_cache_seconds)
+            own = dataclasses.replace(
+                context,
+                engine=engine,
+                sessionmaker=make_sessionmaker(writer(engine)),
+                rule_sets=rule_sets,
+            )
+            memberships = Memberships(context.settings.webhooks, rule_sets)
+            return await compute_memberships(own, memberships, stopping=stopping.is_set)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 async def membership_jobs_loop(context: BackgroundContext, stop: asyncio.Event) -> None:
-    """Audience jobs, polled like re-scoring jobs."""
-    memberships = Memberships(context.settings.webhooks, context.rule_sets)
+    """Audience jobs, polled like re-scoring jobs. On PostgreSQL they run in a thread with its
+    own engine (see `_in_own_thread`); SQLite has one writer, so there they run here."""
+    stopping = threading.Event()
     while not stop.is_set():
-        await compute_memberships(context, memberships, stop=stop)
+        if await _waiting(context, utcnow()):
+            if context.engine.dialect.name == "postgresql":
+                job = asyncio.ensure_future(asyncio.to_thread(_in_own_thread, context, stopping))
+                waiter = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    stopping.set()  # the thread stops after its batch
+                waiter.cancel()
+                await job
+            else:
+                memberships = Memberships(context.settings.webhooks, context.rule_sets)
+                await compute_memberships(context, memberships, stopping=stop.is_set)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), context.settings.scoring.rescore_poll_seconds)
 
