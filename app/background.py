@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.domain.changes import AfterGroup
+from app.domain.changes import AfterGroup, Memberships
 from app.scoring.scorer import RuleSetCache
 
 
@@ -24,6 +24,8 @@ class BackgroundContext:
     rule_sets: RuleSetCache
     # Where lead changes made in the background go (the webhook outbox), as ingestion's do.
     lead_changes: AfterGroup | None = None
+    # Audience membership of the leads the temperature refresher looks at (app.audiences).
+    memberships: Memberships | None = None
 
 
 # A loop runs until `stop` is set; it must return promptly after that.

@@ -28,10 +28,9 @@ from app.scoring.scorer import RuleSetCache
 from app.sites import service as sites_service
 from app.team import service as team_service
 from app.team.schemas import UserCreate
-from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.models import WebhookEndpoint
 from app.webhooks.service import reencrypt_secrets
-from app.worker import BackgroundRunner
+from app.worker import BackgroundRunner, lead_change_consumers
 
 
 class CommandError(Exception):
@@ -265,13 +264,15 @@ async def _worker(settings: Settings, metrics_port: int | None) -> None:
     await _check_secrets(settings)
     engine = make_engine(settings)
     rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
+    lead_changes, memberships = lead_change_consumers(settings.webhooks, rule_sets)
     runner = BackgroundRunner(
         BackgroundContext(
             settings,
             engine,
             make_sessionmaker(writer(engine)),
             rule_sets,
-            lead_changes=WebhookConsumer(settings.webhooks, rule_sets),
+            lead_changes=lead_changes,
+            memberships=memberships,
         )
     )
     stop = asyncio.Event()

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app import monitoring
+from app.audiences import endpoints as audiences_endpoints
+from app.audiences.membership import DueTimes
 from app.background import BackgroundContext
 from app.channel_actions import endpoints as channel_endpoints
 from app.config import Settings, get_settings
@@ -36,10 +38,9 @@ from app.sites import endpoints as sites_endpoints
 from app.sites import team_endpoints
 from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
-from app.webhooks.consumer import WebhookConsumer
 from app.webhooks.outbox import notifier_for
 from app.webhooks.schemas import WEBHOOK_EVENTS
-from app.worker import BackgroundRunner
+from app.worker import BackgroundRunner, lead_change_consumers
 
 
 class Live(BaseModel):
@@ -126,18 +127,21 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         rule_sets = RuleSetCache(settings.scoring.rule_set_cache_seconds)
         app.state.rule_sets = rule_sets
         scorer = (
-            LeadScorer(rule_sets, timedelta(minutes=settings.ingestion.visit_timeout_minutes))
+            # Audiences' time conditions are folded into each lead's due time as it is scored.
+            DueTimes(
+                LeadScorer(rule_sets, timedelta(minutes=settings.ingestion.visit_timeout_minutes))
+            )
             if settings.scoring.enabled
             else None
         )
         notifier = notifier_for(engine)  # the webhook loops are woken right after each commit
-        webhooks = WebhookConsumer(settings.webhooks, rule_sets)
-        app.state.lead_changes = webhooks
+        lead_changes, memberships = lead_change_consumers(settings.webhooks, rule_sets)
+        app.state.lead_changes = lead_changes
         pipeline = IngestPipeline(
             writer(engine),
             settings.ingestion,
             scorer=scorer,
-            after_group=[webhooks],
+            after_group=[lead_changes],
             after_commit=[notifier.wake_committed],
         )
         app.state.ingest_pipeline = pipeline
@@ -148,7 +152,12 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
         # Background work reads then writes: writer sessions.
         background = BackgroundRunner(
             BackgroundContext(
-                settings, engine, app.state.write_sessionmaker, rule_sets, lead_changes=webhooks
+                settings,
+                engine,
+                app.state.write_sessionmaker,
+                rule_sets,
+                lead_changes=lead_changes,
+                memberships=memberships,
             )
         )
         if settings.run_background:
@@ -200,6 +209,8 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     if settings.metrics.enabled:
         app.include_router(monitoring.router)
     app.include_router(privacy_endpoints.router)
+    app.include_router(audiences_endpoints.router)
+    app.include_router(audiences_endpoints.csv_router)
     app.include_router(team_endpoints.users_router)
     app.include_router(team_endpoints.me_router)
     app.include_router(team_endpoints.session_router)

@@ -1,6 +1,7 @@
 """Every domain's tables, imported once so that metadata (and alembic) sees them all."""
 
 from app import leases as lease_models
+from app.audiences import models as audience_models
 from app.channels import models as channels_models
 from app.db import Base
 from app.domain import privacy as privacy_models
@@ -15,6 +16,7 @@ from app.webhooks import models as webhooks_models
 metadata = Base.metadata
 
 __all__ = [
+    "audience_models",
     "channels_models",
     "domain_tables",
     "ingestion_models",

@@ -12,15 +12,23 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from app.audiences import jobs as audience_jobs
+from app.audiences.membership import Memberships
 from app.background import BackgroundContext, BackgroundLoop
 from app.channel_actions import polling as telegram_polling
+from app.config import WebhookSettings
 from app.db import utcnow
+from app.domain.changes import Consumers
 from app.ingestion import repair_worker
+from app.leads import moves as leads_moves
 from app.leads import rollup as leads_rollup
+from app.leads.moves import TemperatureMoves
 from app.privacy import retention as privacy_retention
 from app.scoring import preview_jobs, rescoring
+from app.scoring.scorer import RuleSetCache
 from app.team import service as team_service
 from app.webhooks import loops as webhooks_loops
+from app.webhooks.consumer import WebhookConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +65,23 @@ def background_loops() -> list[tuple[str, BackgroundLoop]]:
         *webhooks_loops.LOOPS,
         *repair_worker.LOOPS,
         *leads_rollup.LOOPS,
+        *leads_moves.LOOPS,
         *privacy_retention.LOOPS,
         ("team.session_sweep", session_sweep_loop),
         *telegram_polling.LOOPS,
+        *audience_jobs.LOOPS,
     ]
+
+
+def lead_change_consumers(
+    settings: WebhookSettings, rule_sets: RuleSetCache
+) -> tuple[Consumers, Memberships]:
+    """What every lead change (ingestion's, the background jobs') is handed to, in its
+    transaction: the webhooks' consumer, audience membership, the funnel's temperature moves;
+    and the membership port of the temperature refresher."""
+    memberships = Memberships(settings, rule_sets)
+    consumers = Consumers(WebhookConsumer(settings, rule_sets), memberships, TemperatureMoves())
+    return consumers, memberships
 
 
 class BackgroundRunner:

@@ -10,6 +10,8 @@ statistics, and plans made for empty tables are not the ones a shop's database r
 
     .venv/bin/python bench/ingest.py                 # both modes, defaults below
     .venv/bin/python bench/ingest.py --mode single --connections 64 --duration 20
+    .venv/bin/python bench/ingest.py --mode single --audiences 0   # vs --audiences 5: the
+                                                 # cost of keeping audience membership current
 """
 
 import argparse
@@ -31,10 +33,30 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import delete  # noqa: E402
+
 from app import onboarding  # noqa: E402
+from app.audiences.endpoints import add_audience  # noqa: E402
+from app.audiences.filters import AudienceFilters  # noqa: E402
+from app.audiences.models import Audience  # noqa: E402
+from app.audiences.schemas import AudienceIn  # noqa: E402
+from app.audiences.starters import STARTER_AUDIENCES  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import make_engine, make_sessionmaker  # noqa: E402
+from app.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
+
+# `--audiences N`: the first N of these (the starters, and two that the bench's events match).
+BENCH_AUDIENCES = [
+    *STARTER_AUDIENCES,
+    AudienceIn(
+        name="Fridges, 3+ views",
+        filters=AudienceFilters(interests=[{"category": "fridges", "min_views": 3}]),
+    ),
+    AudienceIn(
+        name="Seen today, not identified",
+        filters=AudienceFilters(last_seen_within_hours=24, identified=False),
+    ),
+]
 
 LUA = r"""
 local counter = 0
@@ -93,7 +115,7 @@ end
 """
 
 
-async def prepare_database(url: str) -> str:
+async def prepare_database(url: str, audiences: int | None = None) -> str:
     admin = make_url(url).set(drivername="postgresql")
     name = admin.database
     conn = await asyncpg.connect(admin.set(database="postgres").render_as_string(False))
@@ -106,6 +128,10 @@ async def prepare_database(url: str) -> str:
     engine = make_engine(Settings(database_url=url))
     async with make_sessionmaker(engine)() as session:
         created = await onboarding.create_site(session, "Bench shop")
+        if audiences is not None:  # else the site's starter audiences, as a new shop has
+            await session.execute(delete(Audience).where(Audience.site_id == created.site.id))
+            for body in BENCH_AUDIENCES[:audiences]:
+                (await add_audience(session, created.site.id, body, utcnow())).state = "ready"
         await session.commit()
     await engine.dispose()
     return created.write_key
@@ -264,6 +290,12 @@ def main() -> None:
         "--warmup", type=int, default=5, help="seconds of load before ANALYZE and the measurement"
     )
     parser.add_argument("--no-scoring", action="store_true", help="scoring off (for comparison)")
+    parser.add_argument(
+        "--audiences",
+        type=int,
+        choices=range(len(BENCH_AUDIENCES) + 1),
+        help="the site's audiences: this many (default: a new site's starters)",
+    )
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -278,7 +310,7 @@ def main() -> None:
             args.port = sock.getsockname()[1]
     results = []
     for mode in ["single", "batch"] if args.mode == "both" else [args.mode]:
-        write_key = asyncio.run(prepare_database(args.database_url))
+        write_key = asyncio.run(prepare_database(args.database_url, args.audiences))
         cpu_before = cpu_reference_us()
         server = start_server(args.database_url, args.port, args.workers, not args.no_scoring)
         per_request = 1 if mode == "single" else args.batch_size
@@ -305,6 +337,7 @@ def main() -> None:
             "connections": r["connections"],
             "workers": args.workers,
             "scoring": not args.no_scoring,
+            "audiences": args.audiences,
             "requests_per_s": round(r["requests"] / seconds),
             "events_per_s": round(ok_requests * per_request / seconds),
             "p50_ms": round(r["p50_us"] / 1000, 1),

@@ -8,6 +8,8 @@ the cost can be told apart and changed one at a time.
 
     .venv/bin/python bench/store.py                       # 200 groups of 1,000 events
     .venv/bin/python bench/store.py --groups 100 --group-size 64 --batch 1   # single-event mode
+    # audience upkeep: the membership consumer and due times, with 0 or 5 audiences
+    .venv/bin/python bench/store.py --groups 300 --group-size 64 --batch 1 --audiences 5
 """
 
 import argparse
@@ -26,8 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from app.config import Settings  # noqa: E402
+from app.audiences.membership import DueTimes, Memberships  # noqa: E402
+from app.config import Settings, WebhookSettings  # noqa: E402
 from app.db import make_engine, utcnow  # noqa: E402
+from app.domain.changes import AfterGroup, Scorer  # noqa: E402
 from app.domain.events import IngestEvent  # noqa: E402
 from app.ingestion.bulk import group_transaction, prepare_flusher  # noqa: E402
 from app.ingestion.parsing import validate_event  # noqa: E402
@@ -60,16 +64,22 @@ def _cpu_seconds(pid: int) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     url = args.database_url
-    await prepare_database(url)
+    await prepare_database(url, args.audiences if args.audiences is not None else 0)
     settings = Settings(database_url=url)
     engine = make_engine(settings)
     site_id = None
     async with engine.connect() as conn:
         site_id = (await conn.execute(text("SELECT id FROM sites"))).scalar_one()
         backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    scorer = None
+    scorer: Scorer | None = None
+    rule_sets = RuleSetCache(ttl_seconds=60)
     if not args.no_scoring:
-        scorer = LeadScorer(RuleSetCache(ttl_seconds=60), timedelta(minutes=30))
+        scorer = LeadScorer(rule_sets, timedelta(minutes=30))
+    after_group: list[AfterGroup] = []
+    if args.audiences is not None:  # audience upkeep as the server runs it
+        after_group.append(Memberships(WebhookSettings(), rule_sets))
+        if scorer is not None:
+            scorer = DueTimes(scorer)
     rng = random.Random(7)
     run = uuid.uuid4().hex[:8]
     counter = 0
@@ -116,6 +126,7 @@ async def main(args: argparse.Namespace) -> None:
                     visit_timeout=visit_timeout,
                     store_bots=True,
                     scorer=scorer,
+                    after_group=after_group,
                 )
             wall.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - start
@@ -125,7 +136,8 @@ async def main(args: argparse.Namespace) -> None:
     n = args.groups * args.group_size
     print(
         f"{n} events in {args.groups} groups of {args.group_size} "
-        f"({args.batch} per request), scoring {'off' if args.no_scoring else 'on'}"
+        f"({args.batch} per request), scoring {'off' if args.no_scoring else 'on'}, "
+        f"audiences {'(no upkeep)' if args.audiences is None else args.audiences}"
     )
     print(f"wall      {elapsed:7.2f} s   {elapsed / n * 1e6:6.1f} us/event")
     print(f"python    {py:7.2f} s   {py / n * 1e6:6.1f} us/event")
@@ -145,4 +157,10 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--visitors", type=int, default=10_000)
     parser.add_argument("--no-scoring", action="store_true")
+    parser.add_argument(
+        "--audiences",
+        type=int,
+        choices=range(6),
+        help="keep audience membership with this many audiences (default: no upkeep at all)",
+    )
     asyncio.run(main(parser.parse_args()))

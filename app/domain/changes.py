@@ -43,3 +43,26 @@ class LeadChange:
 
 # Called inside the group's transaction after every lead is written (the webhook outbox).
 AfterGroup = Callable[[AsyncConnection, list[LeadChange]], Awaitable[None]]
+
+
+class Consumers:
+    """Several consumers as one `AfterGroup`, called in order (picklable, as the background
+    jobs' process pools need, when each consumer is)."""
+
+    def __init__(self, *consumers: AfterGroup) -> None:
+        self.consumers = consumers
+
+    async def __call__(self, conn: AsyncConnection, changes: list[LeadChange]) -> None:
+        for consumer in self.consumers:
+            await consumer(conn, changes)
+
+
+class Memberships(Protocol):
+    """Keeps audience membership current for leads the temperature refresher looks at
+    (app.audiences): called with the due leads before they are written, it writes who
+    entered or left and brings each lead's `next_check_at` forward in place to the next
+    moment time alone moves it in or out of an audience."""
+
+    async def look(
+        self, conn: AsyncConnection, profiles: Sequence[LeadRow], now: datetime
+    ) -> None: ...

@@ -396,8 +396,13 @@ PeriodDep = Annotated[Period, Depends(stats_period)]
 
 @stats_router.get("/funnel", response_model=FunnelStats)
 async def funnel(site: MemberSiteDep, session: SessionDep, period: PeriodDep) -> dict:
-    """The funnel of the leads first seen in [from, to) (default: the last 30 days)."""
-    return await stats.funnel(session, site.id, period.start, period.end)
+    """The funnel of the leads first seen in [from, to) (default: the last 30 days): their
+    shares ready / interested / cold by the site's thresholds, and how many leads moved
+    between temperatures in the period."""
+    return {
+        **await stats.funnel(session, site.id, period.start, period.end),
+        "moves": await stats.moves(session, site.id, period.start, period.end),
+    }
 
 
 @stats_router.get("/speed-to-lead", response_model=SpeedToLead)

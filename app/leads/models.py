@@ -16,7 +16,7 @@ what the funnel groups them on; what the funnel reads instead of the leads of wh
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -63,3 +63,31 @@ class FunnelDelta(Base):
     identified: Mapped[bool] = mapped_column(Boolean)
     contacted: Mapped[bool] = mapped_column(Boolean)
     leads: Mapped[int] = mapped_column(Integer)
+
+
+class TemperatureMove(Base):
+    """How many leads of a site moved from one temperature to another: one row per kind of
+    move and transaction (app.leads.moves), appended like the deltas; then `compacted` into
+    one row per site, hour and kind. No foreign key, as for the deltas: rows of a deleted site
+    are never read."""
+
+    __tablename__ = "temperature_moves"
+    __table_args__ = (
+        Index("ix_temperature_moves_site_id_at", "site_id", "at"),
+        # The compaction's rows: those not compacted yet (the last minutes').
+        Index(
+            "ix_temperature_moves_raw_at",
+            "at",
+            postgresql_where=text("NOT compacted"),
+            sqlite_where=text("NOT compacted"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_temperature: Mapped[str] = mapped_column(String(8))
+    to_temperature: Mapped[str] = mapped_column(String(8))
+    leads: Mapped[int] = mapped_column(Integer)
+    # True: the sum of an hour's rows, `at` the hour's start.
+    compacted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -229,11 +229,25 @@ class FunnelStep(BaseModel):
     conversion_rate: float | None
 
 
+class TemperatureMoves(BaseModel):
+    from_: Temperature = Field(serialization_alias="from")
+    to: Temperature
+    leads: int = Field(description="moves of this kind in the period (a lead once per move)")
+
+
 class FunnelStats(BaseModel):
     from_: datetime = Field(serialization_alias="from")
     to: datetime
     leads: int
     by_temperature: dict[str, int]
+    shares: dict[str, float | None] = Field(
+        description="the period's leads by the site's own thresholds: `ready` (hot), "
+        "`interested` (warm) and `cold`, as shares of `leads` (null when there are none)"
+    )
+    moves: list[TemperatureMoves] = Field(
+        description="leads of the site (whenever first seen) that moved from one temperature to"
+        " another in the period: by events, decay, a new rule set"
+    )
     by_status: dict[str, int]
     funnel: list[FunnelStep]
     overall_conversion_rate: float | None

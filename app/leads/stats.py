@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
 from app.domain.tables import Lead
-from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup
+from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup, TemperatureMove
 from app.leads.rollup import ceil_day, floor_day
 from app.leads.schemas import LOST_REASONS, STATUSES, TEMPERATURES
 
@@ -108,6 +108,28 @@ async def funnel(
     return summarize_funnel(await funnel_rows(session, site_id, start, end), start, end)
 
 
+READY_INTERESTED_COLD = {"hot": "ready", "warm": "interested", "cold": "cold"}
+
+
+async def moves(
+    session: AsyncSession, site_id: uuid.UUID, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Leads that moved between temperatures in [start, end), by kind of move: the period's
+    rows of `temperature_moves` by its (site, at) index: an hour's sum for ended hours (to
+    the hour at the period's edges), a row per kind and transaction for the current one."""
+    m = TemperatureMove
+    rows = await session.execute(
+        select(m.from_temperature, m.to_temperature, func.sum(m.leads))
+        .where(m.site_id == site_id, m.at >= start, m.at < end)
+        .group_by(m.from_temperature, m.to_temperature)
+    )
+    order = {t: i for i, t in enumerate(TEMPERATURES)}
+    return sorted(
+        ({"from_": a, "to": b, "leads": int(n)} for a, b, n in rows if n),
+        key=lambda move: (order.get(move["from_"], 9), order.get(move["to"], 9)),
+    )
+
+
 def summarize_funnel(rows: list[tuple[Any, ...]], start: datetime, end: datetime) -> dict[str, Any]:
     by_temperature = dict.fromkeys(TEMPERATURES, 0)
     by_status = dict.fromkeys(STATUSES, 0)
@@ -147,6 +169,10 @@ def summarize_funnel(rows: list[tuple[Any, ...]], start: datetime, end: datetime
         "to": end,
         "leads": reached["first_touch"],
         "by_temperature": by_temperature,
+        "shares": {
+            name: _rate(by_temperature.get(temperature, 0), reached["first_touch"])
+            for temperature, name in READY_INTERESTED_COLD.items()
+        },
         "by_status": by_status,
         "funnel": steps,
         "overall_conversion_rate": _rate(reached["won"], reached["first_touch"]),

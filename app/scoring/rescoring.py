@@ -47,7 +47,7 @@ from app import leases
 from app.config import Settings
 from app.db import utcnow, writer
 from app.domain import lead_writes
-from app.domain.changes import AfterGroup, LeadChange
+from app.domain.changes import AfterGroup, LeadChange, Memberships
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.scoring import engine, job_ranges
@@ -84,6 +84,9 @@ class ScoringContext(Protocol):
 
     @property
     def lead_changes(self) -> AfterGroup | None: ...
+
+    @property
+    def memberships(self) -> Memberships | None: ...
 
 
 ScoringLoop = Callable[[ScoringContext, asyncio.Event], Awaitable[None]]
@@ -522,6 +525,9 @@ async def refresh_temperatures(
                 if due is not None and due <= now:  # never twice in a pass
                     profile["next_check_at"] = later
                 (changed if shows_other else looked).append(profile)
+            if context.memberships is not None:
+                # Audiences' time conditions bring next_check_at forward, before it is written.
+                await context.memberships.look(conn, profiles, now)
             await lead_writes.write_scores(conn, changed)
             await lead_writes.set_next_checks(conn, looked)
             await notify_changes(conn, context.lead_changes, changed, before)

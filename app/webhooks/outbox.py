@@ -30,6 +30,8 @@ LEAD_FIRST_CONTACT_OVERDUE = "lead.first_contact_overdue"
 LEAD_FIRST_CONTACT_ESCALATED = "lead.first_contact_escalated"
 CART_ABANDONED = "cart.abandoned"
 CART_FOLLOW_UP = "cart.follow_up"
+AUDIENCE_ENTERED = "audience.entered"
+AUDIENCE_LEFT = "audience.left"
 WEBHOOK_TEST = "webhook.test"
 EVENT_TYPES = (
     LEAD_HOT,
@@ -39,6 +41,8 @@ EVENT_TYPES = (
     LEAD_FIRST_CONTACT_ESCALATED,
     CART_ABANDONED,
     CART_FOLLOW_UP,
+    AUDIENCE_ENTERED,
+    AUDIENCE_LEFT,
 )
 
 # Also sent to people's notification channels (app.channels): to the user ids in the data's
@@ -172,6 +176,16 @@ def request_id_of(request_ids: Sequence[str]) -> str | None:
         return REQUEST_ID.get()
     joined = ",".join(request_ids[:4])
     return joined if len(joined) <= 300 else request_ids[0][:300]
+
+
+async def subscribed_sites(
+    conn: AsyncConnection, site_ids: set[uuid.UUID], event_types: Sequence[str]
+) -> set[uuid.UUID]:
+    """The sites with an endpoint that takes one of `event_types`: a caller whose messages are
+    costly to build (a lead's payload, its top rules) builds only theirs."""
+    e = WebhookEndpoint.__table__
+    rows = await conn.execute(select(e.c.site_id, e.c.event_types).where(e.c.site_id.in_(site_ids)))
+    return {site for site, types in rows if not types or set(event_types) & set(types)}
 
 
 async def enqueue(

@@ -17,6 +17,8 @@ EventType = Literal[
     "lead.first_contact_escalated",
     "cart.abandoned",
     "cart.follow_up",
+    "audience.entered",
+    "audience.left",
 ]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
@@ -172,6 +174,15 @@ class CartFollowUpData(LeadData):
     of: int = Field(description="how many follow-ups there are")
 
 
+class AudienceRef(_Payload):
+    id: uuid.UUID
+    name: str
+
+
+class AudienceChangeData(LeadData):
+    audience: AudienceRef = Field(description="the audience the lead entered or left")
+
+
 class WebhookTestData(_Payload):
     endpoint_id: uuid.UUID
     message: str
@@ -230,6 +241,21 @@ class CartFollowUpEvent(_Event):
     data: CartFollowUpData
 
 
+class AudienceEnteredEvent(_Event):
+    """A lead now matches a saved audience's filters (an event, or time, moved it in)."""
+
+    type: Literal["audience.entered"]
+    data: AudienceChangeData
+
+
+class AudienceLeftEvent(_Event):
+    """A lead no longer matches a saved audience's filters (an event, decay or time moved it
+    out, or the audience was edited)."""
+
+    type: Literal["audience.left"]
+    data: AudienceChangeData
+
+
 class WebhookTestEvent(_Event):
     """Sent by `POST /v1/webhooks/{endpoint_id}/test`, to that endpoint only."""
 
@@ -245,6 +271,8 @@ WEBHOOK_EVENTS: dict[str, type[_Event]] = {
     "lead.first_contact_escalated": LeadFirstContactEscalatedEvent,
     "cart.abandoned": CartAbandonedEvent,
     "cart.follow_up": CartFollowUpEvent,
+    "audience.entered": AudienceEnteredEvent,
+    "audience.left": AudienceLeftEvent,
     "webhook.test": WebhookTestEvent,
 }
 assert set(WEBHOOK_EVENTS) == {*EVENT_TYPES, WEBHOOK_TEST}
@@ -257,6 +285,8 @@ WebhookEvent = Annotated[
     | LeadFirstContactEscalatedEvent
     | CartAbandonedEvent
     | CartFollowUpEvent
+    | AudienceEnteredEvent
+    | AudienceLeftEvent
     | WebhookTestEvent,
     Field(discriminator="type"),
 ]

@@ -283,11 +283,16 @@
         render(root, (await api.get(path)).data);
       } catch (e) {
         if (e.status === 404 || e.status === 405) root.replaceChildren(h('p', { class: 'muted' }, 'Not available on this server.'));
+        else if (e.status === 403) root.replaceChildren(h('p', { class: 'muted' }, 'For admins.'));
         else if (e.status === 0 || e.status >= 500) root.replaceChildren(h('p', { class: 'form-error' }, e.message));
         else fail(e, 'Loading stats');
       }
     };
-    await Promise.all([load('/v1/stats/funnel', $('funnel'), v.renderFunnel), load('/v1/stats/speed-to-lead', $('speed'), v.renderSpeed)]);
+    await Promise.all([
+      load('/v1/stats/funnel', $('funnel'), v.renderFunnel),
+      load('/v1/stats/speed-to-lead', $('speed'), v.renderSpeed),
+      load('/v1/audiences', $('audiences'), v.renderAudiences),
+    ]);
   };
 
   // The list

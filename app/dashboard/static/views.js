@@ -122,7 +122,20 @@
       total ? h('div', { class: 'temp-split', title: 'Leads by temperature' }, TEMPERATURES.filter((t) => temps[t]).map((t) =>
         h('span', { class: `temp-split-part bg-${t}`, style: { flexGrow: temps[t] } }, `${t} ${temps[t]}`))) : null,
       lost.length ? h('p', { class: 'muted small' }, 'Lost: ', lost.map(([r, n]) => `${humanize(r)} ${n}`).join(' · ')) : null,
+      (stats.moves || []).length ? h('p', { class: 'muted small', dataset: { testid: 'funnel-moves' } }, 'Moved: ',
+        stats.moves.map((m) => `${m.from} → ${m.to} ${number(m.leads)}`).join(' · ')) : null,
     ].filter(Boolean));
+  };
+
+  /** Saved audiences: each one's members now (admins; a manager sees none). */
+  const renderAudiences = (root, list) => {
+    const audiences = list.data || [];
+    root.replaceChildren(audiences.length
+      ? h('ul', { class: 'audience-list' }, audiences.map((a) => h('li', { class: 'audience', dataset: { testid: 'audience', name: a.name } },
+        h('span', { class: 'audience-name' }, a.name, ' '),
+        h('span', { class: 'audience-count', dataset: { testid: 'audience-count' } }, number(a.members)),
+        a.state === 'computing' ? h('span', { class: 'muted small' }, ' computing…') : null)))
+      : h('p', { class: 'muted' }, 'No audiences yet.'));
   };
 
   /** Speed to lead: hot -> first contact (median, p90), overdue now, share within each mark. */
@@ -177,6 +190,6 @@
   window.LeadheatViews = {
     h, mmss, duration, ago, clock, number, percent, humanize, pathOf, safeLink,
     tempPill, interestsOf, countdown, tickCountdowns, bar,
-    renderFunnel, renderSpeed, renderBreakdown, renderTimeline, TEMPERATURES,
+    renderFunnel, renderSpeed, renderAudiences, renderBreakdown, renderTimeline, TEMPERATURES,
   };
 })();
