@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.params import Text
+
 
 class TelegramBotSet(BaseModel):
     token: str = Field(
@@ -38,15 +40,15 @@ class ChannelCreate(BaseModel):
         description="email: to the person's own address; slack: a Slack, Mattermost or"
         " Rocket.Chat incoming webhook URL (Telegram is linked with a code instead)"
     )
-    url: str | None = Field(
+    url: Text | None = Field(
         None, max_length=2048, description="the incoming webhook's URL (slack only)"
     )
 
 
 class TeamChannelCreate(BaseModel):
     kind: Literal["slack"] = "slack"
-    url: str = Field(max_length=2048, description="the team channel's incoming webhook URL")
-    description: str | None = Field(None, max_length=500)
+    url: Text = Field(max_length=2048, description="the team channel's incoming webhook URL")
+    description: Text | None = Field(None, max_length=500)
 
 
 class ChannelOut(BaseModel):

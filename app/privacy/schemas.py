@@ -4,7 +4,10 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Id = Annotated[str, Field(min_length=1, max_length=255)]
+from app.params import Text
+
+# No stored identifier holds a NUL (ingestion refuses them), and PostgreSQL cannot compare one.
+Id = Annotated[Text, Field(min_length=1, max_length=255)]
 
 
 class PersonIn(BaseModel):
@@ -18,7 +21,7 @@ class PersonIn(BaseModel):
 
     userId: Id | None = None
     anonymousId: Id | None = None
-    email: Annotated[str, Field(min_length=3, max_length=255)] | None = Field(
+    email: Annotated[Text, Field(min_length=3, max_length=255)] | None = Field(
         None, description="compared trimmed and case-insensitively"
     )
 

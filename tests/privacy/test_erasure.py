@@ -191,6 +191,14 @@ async def test_nobody_by_that_id_is_suppressed_all_the_same(app, client, session
     assert app.state.ingest_pipeline.stats["suppressed_events"] == 1
 
 
+@pytest.mark.parametrize("field", ["userId", "anonymousId", "email"])
+async def test_an_identifier_with_a_nul_is_a_422_not_a_500(client, site, field):
+    """No stored identifier holds a NUL (ingestion refuses them); PostgreSQL cannot compare one."""
+    r = await erase(client, site, **{field: "a\x00b@example.com"})
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_error"
+
+
 async def test_suppressions_are_per_site(client, session, site, other_site):
     r = await erase(client, site, anonymousId="anon-1")
     assert r.status_code == 200, r.text
