@@ -45,6 +45,16 @@ class Owner(BaseModel):
     email: str
 
 
+class AtRisk(BaseModel):
+    """The lead waited too long: the escalation ladder's last step marked it."""
+
+    reason: Literal["waited_too_long"]
+    since: datetime
+
+
+AT_RISK = "the lead was marked at risk by the escalation ladder in its current hot spell"
+
+
 class LeadSummary(BaseModel):
     """A lead as a list shows it: who, how hot, what they look at now, where they are in sales."""
 
@@ -70,6 +80,7 @@ class LeadSummary(BaseModel):
     rule_set_version: int | None
     owner: Owner | None = Field(description="who works the lead; null: nobody yet")
     owner_assigned_at: datetime | None
+    at_risk: AtRisk | None = Field(description=AT_RISK)
 
 
 class LeadPage(BaseModel):
@@ -95,6 +106,25 @@ class TimelineEvent(BaseModel):
     timestamp: datetime
     url: str | None
     properties: dict[str, Any]
+
+
+class EscalationStep(BaseModel):
+    """A step of the lead's escalation ladder (a timer row)."""
+
+    step: Literal[
+        "assign_at_opening",
+        "remind_owner",
+        "hand_over",
+        "alert_admins",
+        "mark_at_risk",
+        "first_contact",
+    ]
+    mark_minutes: float = Field(description="minutes after the lead's clock started")
+    due_at: datetime
+    status: Literal["pending", "fired", "cancelled"] = Field(
+        description="cancelled: no longer needed (a contact was recorded, the status moved on)"
+    )
+    fired_at: datetime | None
 
 
 class LeadDetail(BaseModel):
@@ -140,6 +170,10 @@ class LeadDetail(BaseModel):
     created_at: datetime
     updated_at: datetime
     timeline: list[TimelineEvent]
+    escalation: list[EscalationStep] = Field(
+        description="the escalation ladder of the current hot spell, in order"
+    )
+    at_risk: AtRisk | None = Field(description=AT_RISK)
     owner: Owner | None = Field(description="who works the lead; null: nobody yet")
     owner_assigned_at: datetime | None
 

@@ -27,6 +27,8 @@ LEAD_TEMPERATURE_CHANGED = "lead.temperature_changed"
 LEAD_IDENTIFIED = "lead.identified"
 LEAD_FIRST_CONTACT_OVERDUE = "lead.first_contact_overdue"
 LEAD_FIRST_CONTACT_ESCALATED = "lead.first_contact_escalated"
+LEAD_REASSIGNED = "lead.reassigned"
+LEAD_AT_RISK = "lead.at_risk"
 CART_ABANDONED = "cart.abandoned"
 CART_FOLLOW_UP = "cart.follow_up"
 WEBHOOK_TEST = "webhook.test"
@@ -36,6 +38,8 @@ EVENT_TYPES = (
     LEAD_IDENTIFIED,
     LEAD_FIRST_CONTACT_OVERDUE,
     LEAD_FIRST_CONTACT_ESCALATED,
+    LEAD_REASSIGNED,
+    LEAD_AT_RISK,
     CART_ABANDONED,
     CART_FOLLOW_UP,
 )
