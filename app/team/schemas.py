@@ -8,7 +8,7 @@ is Monday to Friday, 09:00 to 18:00."""
 
 import re
 import uuid
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -91,7 +91,9 @@ class WorkingHours(BaseModel):
             interval: Interval | None = getattr(self, WEEKDAYS[date.weekday()])
             if interval is None:
                 continue
+            # In UTC: a local time in a skipped hour is no real instant until converted.
             opening = datetime.combine(date, time.fromisoformat(interval.start), zone)
+            opening = opening.astimezone(UTC)
             # (An interval wholly inside a skipped hour does not exist that day.)
             if opening >= at and self.is_working(opening, time_zone):
                 return opening
