@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
@@ -407,9 +407,19 @@ async def funnel(site: MemberSiteDep, session: SessionDep, period: PeriodDep) ->
 
 @stats_router.get("/speed-to-lead", response_model=SpeedToLead)
 async def speed_to_lead(
-    site: MemberSiteDep, session: SessionDep, period: PeriodDep, now: NowDep, request: Request
+    site: MemberSiteDep,
+    session: SessionDep,
+    period: PeriodDep,
+    now: NowDep,
+    request: Request,
+    by: Annotated[
+        Literal["owner"] | None, Query(description="owner: the figures per owner too")
+    ] = None,
 ) -> dict:
-    """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
-    for leads that turned hot in [from, to) (default: the last 30 days)."""
+    """Hot to first contact (median, p90), shares within the marks, won and lost (with
+    reasons) and leads overdue now, for leads that turned hot in [from, to) (default: the
+    last 30 days); with `by=owner`, per owner too (speed to lead per person)."""
     settings = request.app.state.settings.webhooks
-    return await stats.speed_to_lead(session, site.id, period.start, period.end, settings, now)
+    return await stats.speed_to_lead(
+        session, site.id, period.start, period.end, settings, now, by_owner=by == "owner"
+    )

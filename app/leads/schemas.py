@@ -244,9 +244,7 @@ class ContactOut(BaseModel):
     lead_status: str
 
 
-class SpeedToLead(BaseModel):
-    from_: datetime = Field(serialization_alias="from")
-    to: datetime
+class SpeedFigures(BaseModel):
     hot_leads: int = Field(description="leads that turned hot in [from, to)")
     contacted: int
     median_seconds: float | None = Field(description="hot -> first contact, contacted leads")
@@ -254,4 +252,24 @@ class SpeedToLead(BaseModel):
     within_minutes: dict[str, float] = Field(
         description="share of the hot leads contacted within each mark (minutes)"
     )
+    won: int = Field(description="of the hot leads, how many are won")
+    lost: int = Field(description="of the hot leads, how many are lost")
+    lost_by_reason: dict[str, int] = Field(description="the lost ones by their reason")
     overdue_now: int = Field(description="past contact_by, nobody has contacted them")
+
+
+class OwnerSpeed(SpeedFigures):
+    """One person's figures: the hot leads they own now."""
+
+    owner: Owner | None = Field(description="null: the leads nobody owns")
+    owner_id: uuid.UUID | None
+
+
+class SpeedToLead(SpeedFigures):
+    """The team's (the whole site's) figures, and with `by=owner` each owner's."""
+
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    by_owner: list[OwnerSpeed] | None = Field(
+        None, description="with by=owner: the figures per owner (null owner: unowned leads)"
+    )
