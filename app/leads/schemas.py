@@ -252,9 +252,11 @@ class SpeedFigures(BaseModel):
     within_minutes: dict[str, float] = Field(
         description="share of the hot leads contacted within each mark (minutes)"
     )
-    won: int = Field(description="of the hot leads, how many are won")
-    lost: int = Field(description="of the hot leads, how many are lost")
-    lost_by_reason: dict[str, int] = Field(description="the lost ones by their reason")
+    won: int | None = Field(description="of the hot leads, how many are won (with by=owner)")
+    lost: int | None = Field(description="of the hot leads, how many are lost (with by=owner)")
+    lost_by_reason: dict[str, int] | None = Field(
+        description="the lost ones by their reason (with by=owner)"
+    )
     overdue_now: int = Field(description="past contact_by, nobody has contacted them")
 
 

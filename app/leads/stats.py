@@ -20,7 +20,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
@@ -181,30 +193,31 @@ async def speed_to_lead(
     *,
     by_owner: bool = False,
 ) -> dict[str, Any]:
-    """Hot -> first contact for the site's leads that turned hot in [start, end), with how
-    many of them were won and lost (and why); overdue at `now`. `by_owner`: the same per
+    """Hot -> first contact for the site's leads that turned hot in [start, end); overdue at
+    `now`. `by_owner`: also how many of them were won and lost (and why), and all of it per
     owner (the lead's current owner; unowned leads under a null owner)."""
     live = and_(Lead.site_id == site_id, Lead.merged_into_id.is_(None))
     marks = sorted({settings.first_contact_window_minutes, *settings.escalation_marks_minutes})
     period = and_(live, Lead.became_hot_at >= start, Lead.became_hot_at < end)
     in_database = session.get_bind().dialect.name == "postgresql"
     summarize = _grouped_in_database if in_database else _grouped_counted_here
-    team = (await summarize(session, period, marks, by_owner=False)).get(None) or _empty(marks)
+    people = await summarize(session, period, marks, by_owner=by_owner)
+    team = people.pop(TEAM, None) or _empty(marks, outcomes=by_owner)
     # Overdue: ix_leads_site_id_contact_by_new (its condition is this one's).
     awaiting = and_(
         live, Lead.contact_by < now, Lead.first_contacted_at.is_(None), Lead.status == "new"
     )
-    overdue = await session.scalar(select(func.count()).select_from(Lead).where(awaiting))
-    out = {"from_": start, "to": end, **team, "overdue_now": int(overdue or 0)}
+    overdue_by: dict[Key, int] = {
+        owner: int(n)
+        for owner, n in await session.execute(
+            select(Lead.owner_id if by_owner else literal(TEAM), func.count())
+            .where(awaiting)
+            .group_by(Lead.owner_id if by_owner else None)
+        )
+    }
+    out = {"from_": start, "to": end, **team, "overdue_now": sum(overdue_by.values())}
     if by_owner:
-        people = await summarize(session, period, marks, by_owner=True)
-        overdue_by = {
-            owner: int(n)
-            for owner, n in await session.execute(
-                select(Lead.owner_id, func.count()).where(awaiting).group_by(Lead.owner_id)
-            )
-        }
-        owners = {
+        owners: dict[Key, dict[str, Any]] = {
             row.id: {"id": row.id, "name": row.name, "email": row.email}
             for row in await session.execute(
                 select(User.id, User.name, User.email).where(
@@ -224,19 +237,24 @@ async def speed_to_lead(
     return out
 
 
-def _empty(marks: list[float]) -> dict[str, Any]:
-    return _summary(0, [], marks, 0, {})
+TEAM = "team"  # the key of the whole team's figures, next to each owner's id
+Key = uuid.UUID | str | None
+
+
+def _empty(marks: list[float], outcomes: bool = True) -> dict[str, Any]:
+    return _summary(0, [], marks, 0 if outcomes else None, {})
 
 
 def _summary(
     hot_leads: int,
     waits: list[float],
     marks: list[float],
-    won: int,
+    won: int | None,
     lost: dict[str, int],
 ) -> dict[str, Any]:
-    """The figures of a group of leads counted in Python (`waits` sorted, in seconds)."""
-    return {
+    """The figures of a group of leads counted in Python (`waits` sorted, in seconds); won
+    and lost when `won` is given."""
+    figures = {
         "hot_leads": hot_leads,
         "contacted": len(waits),
         "median_seconds": percentile(waits, 0.5),
@@ -247,17 +265,21 @@ def _summary(
             else 0.0
             for m in marks
         },
-        "won": won,
-        "lost": sum(lost.values()),
-        "lost_by_reason": dict(sorted(lost.items())),
     }
+    return {**figures, **_outcomes(won, lost)}
+
+
+def _outcomes(won: int | None, lost: dict[str, int]) -> dict[str, Any]:
+    if won is None:
+        return {"won": None, "lost": None, "lost_by_reason": None}
+    return {"won": won, "lost": sum(lost.values()), "lost_by_reason": dict(sorted(lost.items()))}
 
 
 async def _grouped_counted_here(
     session: AsyncSession, period: ColumnElement[bool], marks: list[float], *, by_owner: bool
-) -> dict[uuid.UUID | None, dict[str, Any]]:
-    """The period's hot leads' figures, summarized in Python (SQLite): by owner, or all under
-    None."""
+) -> dict[Key, dict[str, Any]]:
+    """The period's hot leads' figures, summarized in Python (SQLite): the team's (under
+    TEAM) and, `by_owner`, each owner's."""
     rows = (
         await session.execute(
             select(
@@ -269,9 +291,9 @@ async def _grouped_counted_here(
             ).where(period)
         )
     ).all()
-    groups: dict[uuid.UUID | None, list[Any]] = {}
-    for row in rows:
-        groups.setdefault(row.owner_id if by_owner else None, []).append(row)
+    groups: dict[Key, list[Any]] = {TEAM: list(rows)} if rows else {}
+    for row in rows if by_owner else ():
+        groups.setdefault(row.owner_id, []).append(row)
     out = {}
     for key, group in groups.items():
         waits = sorted(
@@ -283,50 +305,65 @@ async def _grouped_counted_here(
         for r in group:
             if r.status == "lost":
                 lost[r.lost_reason or "unknown"] = lost.get(r.lost_reason or "unknown", 0) + 1
-        won = sum(1 for r in group if r.status == "won")
+        won = sum(1 for r in group if r.status == "won") if by_owner else None
         out[key] = _summary(len(group), waits, marks, won, lost)
     return out
 
 
 async def _grouped_in_database(
     session: AsyncSession, period: ColumnElement[bool], marks: list[float], *, by_owner: bool
-) -> dict[uuid.UUID | None, dict[str, Any]]:
+) -> dict[Key, dict[str, Any]]:
     """The same figures aggregated by PostgreSQL (a row per group, not one per hot lead): a
-    big site has tens of thousands of hot leads a month. percentile_cont interpolates
-    linearly between closest ranks, as `percentile` does."""
+    big site has tens of thousands of hot leads a month. The team's and the owners' come
+    from one scan (GROUPING SETS). percentile_cont interpolates linearly between closest
+    ranks, as `percentile` does."""
     seconds = func.extract("epoch", Lead.first_contacted_at - Lead.became_hot_at)
     # NULL when never contacted: the aggregates below skip those leads.
     wait = case((Lead.first_contacted_at.is_not(None), func.greatest(0.0, cast(seconds, Float))))
-    key = [Lead.owner_id] if by_owner else []
+    # (owner, is the team's row): without by_owner, one row, the team's.
+    group: list[Any] = [Lead.owner_id, func.grouping(Lead.owner_id)] if by_owner else []
+    sets = [func.grouping_sets(Lead.owner_id, tuple_())] if by_owner else []
     rows = await session.execute(
         select(
-            *key,
+            *group,
             func.count(),
             func.count(wait),
             func.percentile_cont(0.5).within_group(wait),
             func.percentile_cont(0.9).within_group(wait),
-            func.count(case((Lead.status == "won", 1))),
             *(func.count(case((wait <= m * 60, 1))) for m in marks),
+            # Won and lost only per owner: the status is not in the covering index.
+            *([func.count(case((Lead.status == "won", 1)))] if by_owner else []),
         )
         .where(period)
-        .group_by(*key)
+        .group_by(*sets)
     )
-    lost: dict[uuid.UUID | None, dict[str, int]] = {}
-    for row in await session.execute(
-        select(*key, Lead.lost_reason, func.count())
-        .where(period, Lead.status == "lost")
-        .group_by(*key, Lead.lost_reason)
+    reason_sets = (
+        [func.grouping_sets(tuple_(Lead.owner_id, Lead.lost_reason), Lead.lost_reason)]
+        if by_owner
+        else [Lead.lost_reason]
+    )
+    lost: dict[Key, dict[str, int]] = {}
+    for row in (
+        await session.execute(
+            select(*group, Lead.lost_reason, func.count())
+            .where(period, Lead.status == "lost")
+            .group_by(*reason_sets)
+        )
+        if by_owner
+        else ()
     ):
         found: tuple[Any, ...] = tuple(row)
-        owner = found[0] if by_owner else None
-        lost.setdefault(owner, {})[found[-2] or "unknown"] = int(found[-1])
-    out = {}
+        key = _key(found, by_owner)
+        lost.setdefault(key, {})[found[-2] or "unknown"] = int(found[-1])
+    out: dict[Key, dict[str, Any]] = {}
     for row in rows:
-        values: tuple[Any, ...] = tuple(row[1:] if by_owner else row)
-        owner = row[0] if by_owner else None
-        hot_leads, contacted, median, p90, won, *within = values
-        reasons = lost.get(owner, {})
-        out[owner] = {
+        values: tuple[Any, ...] = tuple(row)
+        hot_leads, contacted, median, p90, *within = values[2:] if by_owner else values
+        won = within.pop() if by_owner else None
+        if not hot_leads:
+            continue  # no group (the team's row of an empty period)
+        reasons = lost.get(_key(values, by_owner), {})
+        out[_key(values, by_owner)] = {
             "hot_leads": hot_leads,
             "contacted": contacted,
             "median_seconds": None if median is None else round(median, 1),
@@ -335,11 +372,14 @@ async def _grouped_in_database(
                 f"{m:g}": round(n / hot_leads, 4) if hot_leads else 0.0
                 for m, n in zip(marks, within, strict=True)
             },
-            "won": won,
-            "lost": sum(reasons.values()),
-            "lost_by_reason": dict(sorted(reasons.items())),
+            **_outcomes(won, reasons),
         }
     return out
+
+
+def _key(row: tuple[Any, ...], by_owner: bool) -> Key:
+    """A row's group: TEAM, or the owner (grouping(owner_id) = 1 on the team's rows)."""
+    return row[0] if by_owner and not row[1] else TEAM
 
 
 async def _waits_counted_here(
@@ -347,7 +387,7 @@ async def _waits_counted_here(
 ) -> dict[str, Any]:
     """All the period's hot leads' figures, counted in Python."""
     found = await _grouped_counted_here(session, period, marks, by_owner=False)
-    return found.get(None) or _empty(marks)
+    return found.get(TEAM) or _empty(marks, outcomes=False)
 
 
 async def _waits_in_database(
@@ -355,4 +395,4 @@ async def _waits_in_database(
 ) -> dict[str, Any]:
     """All the period's hot leads' figures, aggregated by PostgreSQL."""
     found = await _grouped_in_database(session, period, marks, by_owner=False)
-    return found.get(None) or _empty(marks)
+    return found.get(TEAM) or _empty(marks, outcomes=False)

@@ -89,7 +89,7 @@ async def test_postgresqls_aggregate_equals_the_summary_counted_in_python(sessio
         assert in_database == in_python
         by_owner = {"by_owner": True}
         per_owner = await stats._grouped_counted_here(session, period, marks, **by_owner)
-        assert len(per_owner) == 4  # three people and the unowned
+        assert len(per_owner) == 5  # the team, three people and the unowned
         assert await stats._grouped_in_database(session, period, marks, **by_owner) == per_owner
 
 
@@ -158,6 +158,7 @@ async def test_speed_to_lead_per_owner_with_won_and_lost(client, session, site):
     assert body["by_owner"][-1]["owner"] is None
     plain = await client.get("/v1/stats/speed-to-lead", headers=bearer(site.secret_key))
     assert plain.json()["by_owner"] is None
+    assert plain.json()["won"] is None  # only with by=owner: not in the covering index
     bad = await client.get(
         "/v1/stats/speed-to-lead", headers=bearer(site.secret_key), params={"by": "city"}
     )
