@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import WebhookSettings
 from app.db import utcnow
+from app.domain import lead_writes
 from app.domain.changes import LeadChange
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
@@ -281,6 +282,12 @@ class TimerService:
                         _timer(p, CART_FOLLOW_UP, timer.episode, n, now + timedelta(days=days))
                         for n, days in enumerate(self._settings.cart_follow_up_days[:3], 1)
                     )
+            changed = {
+                m.lead_id
+                for m in messages
+                if m.lead_id and m.event_type in (outbox.LEAD_REASSIGNED, outbox.LEAD_AT_RISK)
+            }
+            await lead_writes.touch(conn, sorted(changed), now)
             by_id = t.c.id == bindparam("tid")
             if fired:
                 await conn.execute(

@@ -92,7 +92,10 @@ async def test_nobody_acts_and_the_ladder_runs_in_order(client, session, site, t
     assert messages["lead.at_risk"]["at_risk_reason"] == "waited_too_long"
     assert messages["lead.at_risk"]["owner"]["id"] == str(second)
     session.expire_all()
-    assert (await session.get(Lead, lead_id)).owner_id == second
+    stored = await session.get(Lead, lead_id)
+    assert stored.owner_id == second
+    # Polls (updated_since, ETags) see the handover and the at-risk mark.
+    assert stored.updated_at == hot_at + timedelta(minutes=30)
 
     r = await client.get(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key))
     assert r.status_code == 200, r.text
