@@ -4,6 +4,7 @@ lead marked at risk at 30, each step's message naming the people to alert (`noti
 contact recorded at any point stops the rest. Time is driven by the timers' due_at (the
 test's clock), never waited for."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.domain.tables import Lead
+from app.team import assignment
 from app.webhooks.models import LeadTimer
 from app.webhooks.timers import TimerService
 from tests.factories import bearer, lead_by_anonymous_id, send, track
@@ -39,6 +41,10 @@ async def timers(db_engine, clock, monkeypatch):
 
 @pytest.fixture
 async def team(client, session, site):
+    return await make_team(client, session, site)
+
+
+async def make_team(client, session, site):
     await add_endpoint(client, site, "https://crm.example.com/hooks")
     zone = awake_zone()
     anna = await make_user(
@@ -138,3 +144,33 @@ async def test_a_contact_at_any_point_stops_the_rest(
     card = (await client.get(f"/v1/leads/{lead_id}", headers=bearer(site.secret_key))).json()
     assert card["at_risk"] is None
     assert {s["step"]: s["status"] for s in card["escalation"]} == steps
+
+
+async def test_a_step_whose_lead_or_site_is_busy_waits_for_the_next_pass(
+    db_engine, client, session, site, clock, timers
+):
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing is held while the loop runs")
+    await make_team(client, session, site)  # after the skip: people take a while to make
+    hot_at = clock.now.replace(microsecond=0)
+    await send(client, site, track("v", "Contact Requested", timestamp=hot_at.isoformat()))
+    lead_id = (await lead_by_anonymous_id(session, site.site.id, "v")).id
+    clock.now = hot_at + timedelta(minutes=5)
+    async with db_engine.connect() as other:
+        await other.begin()  # a contact being recorded holds the lead...
+        await other.execute(select(Lead.id).where(Lead.id == lead_id).with_for_update())
+        # ...and then waits for its timers: the loop must not wait for the lead.
+        assert await asyncio.wait_for(timers.run_once(), 10) == 0
+        await other.rollback()
+    assert await timers.run_once() == 1
+    clock.now = hot_at + timedelta(minutes=10)
+    async with db_engine.connect() as other:
+        await other.begin()  # an ingestion group assigning for the site holds its lock
+        await assignment.lock_site(other, site.site.id)
+        assert await asyncio.wait_for(timers.run_once(), 10) == 0
+        await other.rollback()
+    assert await timers.run_once() == 1
+    assert [t for t, _ in await ladder_messages(session)] == [
+        "lead.first_contact_overdue",
+        "lead.reassigned",
+    ]
