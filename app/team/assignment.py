@@ -7,7 +7,10 @@ with the fewest leads assigned since 00:00 UTC gets the next, ties to the one as
 recently (never assigned first), then by id. A manager whose open hot leads (owned, not merged,
 neither won nor lost) reached their `max_open_hot_leads` is skipped. With nobody left, an
 active person marked `on_call` gets it (the same fairness among them, ignoring hours and
-limits); with nobody on call either, the lead stays unowned for a manager to claim.
+limits); with nobody on call either, the lead stays unowned for a manager to claim. Before
+the round-robin, the admins' rules (app.team.rules): the first rule the lead matches with
+one of its people free gets it, by the same fairness among them. The escalation ladder's
+handover (`hand_over`) picks the same way among the managers, the owner left out.
 
 Two transactions assigning for one site at once would read the same counts and pick the same
 person: on PostgreSQL each takes a transaction-scoped advisory lock per site first (in site
