@@ -266,7 +266,9 @@ class TimerService:
                 notice = await self._notice(conn, timer, p, now, owners)
                 if notice is _LATER:
                     continue
-                _lag(timer.kind).observe(max(0.0, (now - timer.due_at).total_seconds()))
+                # The ladder's steps keep the metric's one label (kinds are per action).
+                kind = FIRST_CONTACT if timer.kind in FIRST_CONTACT_KINDS else timer.kind
+                _lag(kind).observe(max(0.0, (now - timer.due_at).total_seconds()))
                 if notice is None:
                     cancelled.append({"tid": timer.id})
                     continue
