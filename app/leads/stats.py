@@ -314,15 +314,23 @@ async def _grouped_in_database(
     session: AsyncSession, period: ColumnElement[bool], marks: list[float], *, by_owner: bool
 ) -> dict[Key, dict[str, Any]]:
     """The same figures aggregated by PostgreSQL (a row per group, not one per hot lead): a
-    big site has tens of thousands of hot leads a month. The team's and the owners' come
-    from one scan (GROUPING SETS). percentile_cont interpolates linearly between closest
-    ranks, as `percentile` does."""
+    big site has tens of thousands of hot leads a month. The team's and the owners' figures,
+    won and lost by reason included, come from one scan (GROUPING SETS). percentile_cont
+    interpolates linearly between closest ranks, as `percentile` does."""
     seconds = func.extract("epoch", Lead.first_contacted_at - Lead.became_hot_at)
     # NULL when never contacted: the aggregates below skip those leads.
     wait = case((Lead.first_contacted_at.is_not(None), func.greatest(0.0, cast(seconds, Float))))
     # (owner, is the team's row): without by_owner, one row, the team's.
     group: list[Any] = [Lead.owner_id, func.grouping(Lead.owner_id)] if by_owner else []
     sets = [func.grouping_sets(Lead.owner_id, tuple_())] if by_owner else []
+    reasons = [*LOST_REASONS, None]  # None: lost without a reason (before reasons existed)
+    lost_with = [
+        Lead.lost_reason.is_(None) if r is None else Lead.lost_reason == r for r in reasons
+    ]
+    outcomes = [
+        func.count(case((Lead.status == "won", 1))),
+        *(func.count(case((and_(Lead.status == "lost", reason), 1))) for reason in lost_with),
+    ]
     rows = await session.execute(
         select(
             *group,
@@ -331,38 +339,24 @@ async def _grouped_in_database(
             func.percentile_cont(0.5).within_group(wait),
             func.percentile_cont(0.9).within_group(wait),
             *(func.count(case((wait <= m * 60, 1))) for m in marks),
-            # Won and lost only per owner: the status is not in the covering index.
-            *([func.count(case((Lead.status == "won", 1)))] if by_owner else []),
+            # Won and lost only per owner: the status is not in the covering index. Counted in
+            # the same scan (a column per reason), which per owner visits the heap.
+            *(outcomes if by_owner else []),
         )
         .where(period)
         .group_by(*sets)
     )
-    reason_sets = (
-        [func.grouping_sets(tuple_(Lead.owner_id, Lead.lost_reason), Lead.lost_reason)]
-        if by_owner
-        else [Lead.lost_reason]
-    )
-    lost: dict[Key, dict[str, int]] = {}
-    for row in (
-        await session.execute(
-            select(*group, Lead.lost_reason, func.count())
-            .where(period, Lead.status == "lost")
-            .group_by(*reason_sets)
-        )
-        if by_owner
-        else ()
-    ):
-        found: tuple[Any, ...] = tuple(row)
-        key = _key(found, by_owner)
-        lost.setdefault(key, {})[found[-2] or "unknown"] = int(found[-1])
     out: dict[Key, dict[str, Any]] = {}
     for row in rows:
         values: tuple[Any, ...] = tuple(row)
-        hot_leads, contacted, median, p90, *within = values[2:] if by_owner else values
-        won = within.pop() if by_owner else None
+        hot_leads, contacted, median, p90, *rest = values[2:] if by_owner else values
+        within, counted = rest[: len(marks)], rest[len(marks) :]
         if not hot_leads:
             continue  # no group (the team's row of an empty period)
-        reasons = lost.get(_key(values, by_owner), {})
+        won = counted[0] if by_owner else None
+        by_reason = {
+            r or "unknown": int(n) for r, n in zip(reasons, counted[1:], strict=False) if n
+        }
         out[_key(values, by_owner)] = {
             "hot_leads": hot_leads,
             "contacted": contacted,
@@ -372,7 +366,7 @@ async def _grouped_in_database(
                 f"{m:g}": round(n / hot_leads, 4) if hot_leads else 0.0
                 for m, n in zip(marks, within, strict=True)
             },
-            **_outcomes(won, reasons),
+            **_outcomes(won, by_reason),
         }
     return out
 

@@ -172,8 +172,7 @@ async def test_the_stats_use_indexes(
         ("first_seen_at >=",) if path.endswith("funnel") else ("became_hot_at >=", "contact_by <")
     )
     route = [q for q in queries if any(mark in q[0] for mark in marks)]
-    # Per owner: the hot leads' figures, their lost reasons, the overdue ones.
-    assert len(route) == (3 if path.endswith("by=owner") else len(marks)), queries
+    assert len(route) == len(marks), queries
     assert await full_scans(db_engine, route) == []
 
 
