@@ -353,10 +353,10 @@ async def _grouped_in_database(
         within, counted = rest[: len(marks)], rest[len(marks) :]
         if not hot_leads:
             continue  # no group (the team's row of an empty period)
-        won = counted[0] if by_owner else None
-        by_reason = {
-            r or "unknown": int(n) for r, n in zip(reasons, counted[1:], strict=False) if n
-        }
+        won, by_reason = None, {}
+        if by_owner:
+            won, per_reason = counted[0], zip(reasons, counted[1:], strict=True)
+            by_reason = {r or "unknown": int(n) for r, n in per_reason if n}
         out[_key(values, by_owner)] = {
             "hot_leads": hot_leads,
             "contacted": contacted,
