@@ -70,7 +70,8 @@ class ScoringSettings(BaseModel):
 class WebhookSettings(BaseModel):
     first_contact_window_minutes: float = Field(5, description="hot -> first contact due by")
     escalation_marks_minutes: list[float] = Field(
-        [10, 15, 30], description="minutes after turning hot: lead.first_contact_escalated"
+        [10, 15, 30],
+        description="speed to lead's marks (with the window): the share contacted within each",
     )
     cart_abandoned_after_minutes: float = Field(60, description="cart silence: cart.abandoned")
     cart_follow_up_days: list[float] = Field(

@@ -35,7 +35,7 @@ from app.scoring import endpoints as scoring_endpoints
 from app.scoring.rule_set_schema import rule_set_openapi_schemas
 from app.scoring.scorer import LeadScorer, RuleSetCache
 from app.sites import endpoints as sites_endpoints
-from app.sites import team_endpoints
+from app.sites import routing_endpoints, team_endpoints
 from app.sites.service import WriteKeyCache
 from app.webhooks import endpoints as webhooks_endpoints
 from app.webhooks.outbox import notifier_for
@@ -219,6 +219,8 @@ def create_app(settings: Settings | None = None, *, tune_collector: bool = False
     app.include_router(channel_endpoints.telegram_router)
     app.include_router(channel_endpoints.actions_router)
     app.include_router(health_router)
+    app.include_router(routing_endpoints.settings_router)
+    app.include_router(routing_endpoints.rules_router)
     # The rule set is read by its routes themselves (its own error details): its schema, and
     # the webhooks' payloads, are added to what FastAPI documents.
     app.openapi = lambda: document(  # type: ignore[method-assign]

@@ -13,7 +13,7 @@ TITLES = {
     "lead.hot": "Hot lead",
     "lead.first_contact_overdue": "Overdue: a hot lead is waiting for a first contact",
     "lead.first_contact_escalated": "Escalated: a hot lead is still waiting",
-    "lead.reassigned": "A hot lead was handed to you",
+    "lead.reassigned": "A hot lead was handed over to a new owner",
     "lead.at_risk": "A hot lead is at risk",
     "webhook.test": "A test alert from Leadheat: this channel works",
 }

@@ -8,7 +8,8 @@
 - scores, after re-scoring or the temperature refresher (`write_scores`), and when a lead
   next needs the refresher's look (`set_next_checks`);
 - when first contact is due, for leads that turned hot (`set_contact_by`);
-- who owns leads that turned hot (`set_owners`, app.team.assignment);
+- who owns leads that turned hot (`set_owners`, app.team.assignment), and leads the
+  escalation ladder changed (`touch`);
 - the sales team's columns: status, first contact and the owner (`patch_lead`);
 - erasure: a person's leads deleted (`delete_leads`, app.privacy).
 """
@@ -188,6 +189,16 @@ async def set_owners(conn: AsyncConnection, profiles: Sequence[LeadRow]) -> None
                 {"lead": p["id"], "owner": p["owner_id"], "at": p["owner_assigned_at"]}
                 for p in profiles
             ],
+        )
+
+
+async def touch(conn: AsyncConnection, lead_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Move `updated_at` of leads that changed in what the lists show without a column of
+    their own changing here (the escalation ladder's handover after `set_owners`, its at-risk
+    mark), so that dashboards polling with updated_since / ETag see it."""
+    if lead_ids:
+        await conn.execute(
+            update(_leads).where(_leads.c.id.in_(list(lead_ids))).values(updated_at=now)
         )
 
 

@@ -16,7 +16,8 @@ from app.webhooks.models import LeadContact, LeadTimer
 
 async def record_contact(session: AsyncSession, lead: Lead, body: ContactIn) -> LeadContact:
     """Record a contact with a lead (the caller has resolved and locked it). The first one
-    sets `first_contacted_at`, moves a new lead to `contacted` and cancels its timers."""
+    sets `first_contacted_at`, moves a new lead to `contacted` and stops its escalation
+    ladder (its pending steps are cancelled)."""
     now = utcnow()
     at = body.at or now
     contact = LeadContact(
@@ -38,7 +39,11 @@ async def record_contact(session: AsyncSession, lead: Lead, body: ContactIn) -> 
     t = cast(Table, LeadTimer.__table__)
     await session.execute(
         update(t)
-        .where(t.c.lead_id == lead.id, t.c.kind == timers.FIRST_CONTACT, t.c.status == "pending")
+        .where(
+            t.c.lead_id == lead.id,
+            t.c.kind.in_(timers.FIRST_CONTACT_KINDS),
+            t.c.status == "pending",
+        )
         .values(status="cancelled")
     )
     await session.flush()

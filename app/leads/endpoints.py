@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
@@ -37,7 +37,7 @@ from app.openapi import BODY, SECRET_KEY_ERRORS, errors
 from app.params import Text, UtcDateTime
 from app.scoring import explain
 from app.sites.dependencies import AdminDep, MemberSiteDep, PrincipalDep, UserPrincipalDep
-from app.team import assignment
+from app.team import assignment, escalation
 from app.team.models import User
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], responses=errors(*SECRET_KEY_ERRORS))
@@ -86,7 +86,13 @@ def _owner_json(owner: assignment.Owner | None) -> dict[str, Any] | None:
     return owner.as_json() if owner is not None else None
 
 
-def _summary(lead: Lead, owners: dict[uuid.UUID, assignment.Owner]) -> dict[str, Any]:
+def _at_risk(since: datetime | None) -> dict[str, Any] | None:
+    return None if since is None else {"reason": escalation.AT_RISK_REASON, "since": since}
+
+
+def _summary(
+    lead: Lead, owners: dict[uuid.UUID, assignment.Owner], risks: dict[uuid.UUID, datetime]
+) -> dict[str, Any]:
     cart = lead.cart or {}
     return {
         "id": str(lead.id),
@@ -111,6 +117,7 @@ def _summary(lead: Lead, owners: dict[uuid.UUID, assignment.Owner]) -> dict[str,
         "rule_set_version": lead.rule_set_version,
         "owner": _owner_json(owners.get(lead.owner_id)) if lead.owner_id else None,
         "owner_assigned_at": lead.owner_assigned_at,
+        "at_risk": _at_risk(risks.get(lead.id)),
     }
 
 
@@ -186,9 +193,10 @@ async def list_leads(
         return Response(status_code=304, headers=headers)
     leads = await service.load_leads(session, [key.id for key in keys])
     owners = await assignment.owners(await session.connection(), (lead.owner_id for lead in leads))
+    risks = await service.at_risk(session, leads)
     next_cursor = service.encode_cursor(sort, keys[-1]) if has_more else None
     page = LeadPage.model_validate(
-        {"data": [_summary(lead, owners) for lead in leads], "next_cursor": next_cursor}
+        {"data": [_summary(lead, owners, risks) for lead in leads], "next_cursor": next_cursor}
     )
     return JSONResponse(page.model_dump(mode="json"), headers=headers)
 
@@ -227,6 +235,8 @@ async def _card(request: Request, session: SessionDep, lead: Lead, now: datetime
         "note": lead.lost_note,
         "time_on_site_seconds": lead_profile.time_on_site(profile),
         "timeline": await service.timeline(session, lead),
+        "escalation": await service.escalation(session, lead),
+        "at_risk": _at_risk((await service.at_risk(session, [lead])).get(lead.id)),
         "owner": _owner_json(
             (await assignment.owners(await session.connection(), [lead.owner_id])).get(
                 lead.owner_id
@@ -407,9 +417,19 @@ async def funnel(site: MemberSiteDep, session: SessionDep, period: PeriodDep) ->
 
 @stats_router.get("/speed-to-lead", response_model=SpeedToLead)
 async def speed_to_lead(
-    site: MemberSiteDep, session: SessionDep, period: PeriodDep, now: NowDep, request: Request
+    site: MemberSiteDep,
+    session: SessionDep,
+    period: PeriodDep,
+    now: NowDep,
+    request: Request,
+    by: Annotated[
+        Literal["owner"] | None, Query(description="owner: the figures per owner too")
+    ] = None,
 ) -> dict:
-    """Hot to first contact (median, p90), shares within the marks, and leads overdue now,
-    for leads that turned hot in [from, to) (default: the last 30 days)."""
+    """Hot to first contact (median, p90), shares within the marks, won and lost (with
+    reasons) and leads overdue now, for leads that turned hot in [from, to) (default: the
+    last 30 days); with `by=owner`, per owner too (speed to lead per person)."""
     settings = request.app.state.settings.webhooks
-    return await stats.speed_to_lead(session, site.id, period.start, period.end, settings, now)
+    return await stats.speed_to_lead(
+        session, site.id, period.start, period.end, settings, now, by_owner=by == "owner"
+    )

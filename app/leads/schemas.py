@@ -45,6 +45,16 @@ class Owner(BaseModel):
     email: str
 
 
+class AtRisk(BaseModel):
+    """The lead waited too long: the escalation ladder's last step marked it."""
+
+    reason: Literal["waited_too_long"]
+    since: datetime
+
+
+AT_RISK = "the lead was marked at risk by the escalation ladder in its current hot spell"
+
+
 class LeadSummary(BaseModel):
     """A lead as a list shows it: who, how hot, what they look at now, where they are in sales."""
 
@@ -70,6 +80,7 @@ class LeadSummary(BaseModel):
     rule_set_version: int | None
     owner: Owner | None = Field(description="who works the lead; null: nobody yet")
     owner_assigned_at: datetime | None
+    at_risk: AtRisk | None = Field(description=AT_RISK)
 
 
 class LeadPage(BaseModel):
@@ -148,6 +159,25 @@ class TimelineEvent(BaseModel):
     properties: dict[str, Any]
 
 
+class EscalationStep(BaseModel):
+    """A step of the lead's escalation ladder (a timer row)."""
+
+    step: Literal[
+        "assign_at_opening",
+        "remind_owner",
+        "hand_over",
+        "alert_admins",
+        "mark_at_risk",
+        "first_contact",
+    ]
+    mark_minutes: float = Field(description="minutes after the lead's clock started")
+    due_at: datetime
+    status: Literal["pending", "fired", "cancelled"] = Field(
+        description="cancelled: no longer needed (a contact was recorded, the status moved on)"
+    )
+    fired_at: datetime | None
+
+
 class LeadDetail(BaseModel):
     """A lead's card: the profile, the score now and why, the recent timeline, sales status."""
 
@@ -191,6 +221,10 @@ class LeadDetail(BaseModel):
     created_at: datetime
     updated_at: datetime
     timeline: list[TimelineEvent]
+    escalation: list[EscalationStep] = Field(
+        description="the escalation ladder of the current hot spell, in order"
+    )
+    at_risk: AtRisk | None = Field(description=AT_RISK)
     owner: Owner | None = Field(description="who works the lead; null: nobody yet")
     owner_assigned_at: datetime | None
 
@@ -275,9 +309,7 @@ class ContactOut(BaseModel):
     lead_status: str
 
 
-class SpeedToLead(BaseModel):
-    from_: datetime = Field(serialization_alias="from")
-    to: datetime
+class SpeedFigures(BaseModel):
     hot_leads: int = Field(description="leads that turned hot in [from, to)")
     contacted: int
     median_seconds: float | None = Field(description="hot -> first contact, contacted leads")
@@ -285,4 +317,26 @@ class SpeedToLead(BaseModel):
     within_minutes: dict[str, float] = Field(
         description="share of the hot leads contacted within each mark (minutes)"
     )
+    won: int | None = Field(description="of the hot leads, how many are won (with by=owner)")
+    lost: int | None = Field(description="of the hot leads, how many are lost (with by=owner)")
+    lost_by_reason: dict[str, int] | None = Field(
+        description="the lost ones by their reason (with by=owner)"
+    )
     overdue_now: int = Field(description="past contact_by, nobody has contacted them")
+
+
+class OwnerSpeed(SpeedFigures):
+    """One person's figures: the hot leads they own now."""
+
+    owner: Owner | None = Field(description="null: the leads nobody owns")
+    owner_id: uuid.UUID | None
+
+
+class SpeedToLead(SpeedFigures):
+    """The team's (the whole site's) figures, and with `by=owner` each owner's."""
+
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    by_owner: list[OwnerSpeed] | None = Field(
+        None, description="with by=owner: the figures per owner (null owner: unowned leads)"
+    )

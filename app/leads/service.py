@@ -22,6 +22,8 @@ from app.domain.tables import Event, Lead
 from app.errors import AppError, Conflict, Unprocessable
 from app.scoring import engine as scoring_engine
 from app.scoring import scorer
+from app.webhooks import timers
+from app.webhooks.models import LeadTimer
 
 TIMELINE_EVENTS = 50
 TOP_INTERESTS = 5
@@ -286,6 +288,48 @@ async def timeline(session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
         }
         for e in events
     ]
+
+
+async def escalation(session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
+    """The escalation ladder of the lead's current hot spell: each step, when it is due and
+    what became of it (pending, fired, cancelled: a contact stopped it)."""
+    if lead.became_hot_at is None:
+        return []
+    rows = await session.scalars(
+        select(LeadTimer)
+        .where(
+            LeadTimer.lead_id == lead.id,
+            LeadTimer.kind.in_(timers.FIRST_CONTACT_KINDS),
+            LeadTimer.episode == lead.became_hot_at.isoformat(),
+        )
+        .order_by(LeadTimer.due_at, LeadTimer.mark)
+    )
+    return [
+        {
+            "step": t.kind,
+            "mark_minutes": t.mark,
+            "due_at": t.due_at,
+            "status": t.status,
+            "fired_at": t.fired_at,
+        }
+        for t in rows
+    ]
+
+
+async def at_risk(session: AsyncSession, leads: Sequence[Lead]) -> dict[uuid.UUID, datetime]:
+    """When each of these leads was marked at risk in its current hot spell (the ladder's
+    `mark_at_risk` step fired), for those that were: one query over the timers' lead key."""
+    spells = {lead.id: lead.became_hot_at.isoformat() for lead in leads if lead.became_hot_at}
+    if not spells:
+        return {}
+    rows = await session.execute(
+        select(LeadTimer.lead_id, LeadTimer.episode, LeadTimer.fired_at).where(
+            LeadTimer.lead_id.in_(spells),
+            LeadTimer.kind == "mark_at_risk",
+            LeadTimer.status == "fired",
+        )
+    )
+    return {r.lead_id: r.fired_at for r in rows if spells.get(r.lead_id) == r.episode}
 
 
 # -- the sales funnel --------------------------------------------------------------------------

@@ -11,13 +11,28 @@ at its edges and the days not rolled up yet (today). One statement, so that it s
 and the deltas of one moment.
 
 Speed to lead of the leads that turned hot in it: hot to first contact (median, p90), the
-share contacted within each mark, and the leads overdue now."""
+share contacted within each mark, won and lost (with reasons), and the leads overdue now; for
+the team (the site) and, asked for, per owner. Both read the hot leads of the period through
+ix_leads_site_id_became_hot_at_contacted and the overdue ones through
+ix_leads_site_id_contact_by_new (docs/performance.md)."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
@@ -25,6 +40,7 @@ from app.domain.tables import Lead
 from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup, TemperatureMove
 from app.leads.rollup import ceil_day, floor_day
 from app.leads.schemas import LOST_REASONS, STATUSES, TEMPERATURES
+from app.team.models import User
 
 SPAM_NOTE = (
     "Spam (leads lost with reason 'spam') is not a lead: it is counted only in 'spam' and left "
@@ -200,82 +216,203 @@ async def speed_to_lead(
     end: datetime,
     settings: WebhookSettings,
     now: datetime,
+    *,
+    by_owner: bool = False,
 ) -> dict[str, Any]:
     """Hot -> first contact for the site's leads that turned hot in [start, end); overdue at
-    `now`."""
+    `now`. `by_owner`: also how many of them were won and lost (and why), and all of it per
+    owner (the lead's current owner; unowned leads under a null owner)."""
     live = and_(Lead.site_id == site_id, Lead.merged_into_id.is_(None))
     marks = sorted({settings.first_contact_window_minutes, *settings.escalation_marks_minutes})
     period = and_(live, Lead.became_hot_at >= start, Lead.became_hot_at < end)
-    if session.get_bind().dialect.name == "postgresql":
-        waits = await _waits_in_database(session, period, marks)
-    else:
-        waits = await _waits_counted_here(session, period, marks)
-    overdue = await session.scalar(
-        select(func.count())
-        .select_from(Lead)
-        .where(
-            live,
-            Lead.contact_by < now,
-            Lead.first_contacted_at.is_(None),
-            Lead.status == "new",
-        )
+    in_database = session.get_bind().dialect.name == "postgresql"
+    summarize = _grouped_in_database if in_database else _grouped_counted_here
+    people = await summarize(session, period, marks, by_owner=by_owner)
+    team = people.pop(TEAM, None) or _empty(marks, outcomes=by_owner)
+    # Overdue: ix_leads_site_id_contact_by_new (its condition is this one's).
+    awaiting = and_(
+        live, Lead.contact_by < now, Lead.first_contacted_at.is_(None), Lead.status == "new"
     )
-    return {"from_": start, "to": end, **waits, "overdue_now": int(overdue or 0)}
+    overdue_by: dict[Key, int] = {
+        owner: int(n)
+        for owner, n in await session.execute(
+            select(Lead.owner_id if by_owner else literal(TEAM), func.count())
+            .where(awaiting)
+            .group_by(Lead.owner_id if by_owner else None)
+        )
+    }
+    out = {"from_": start, "to": end, **team, "overdue_now": sum(overdue_by.values())}
+    if by_owner:
+        owners: dict[Key, dict[str, Any]] = {
+            row.id: {"id": row.id, "name": row.name, "email": row.email}
+            for row in await session.execute(
+                select(User.id, User.name, User.email).where(
+                    User.id.in_([o for o in {*people, *overdue_by} if o is not None])
+                )
+            )
+        }
+        out["by_owner"] = [
+            {
+                "owner": owners.get(owner) if owner is not None else None,
+                "owner_id": owner,
+                **people.get(owner, _empty(marks)),
+                "overdue_now": overdue_by.get(owner, 0),
+            }
+            for owner in sorted({*people, *overdue_by}, key=lambda o: (o is None, str(o)))
+        ]
+    return out
+
+
+TEAM = "team"  # the key of the whole team's figures, next to each owner's id
+Key = uuid.UUID | str | None
+
+
+def _empty(marks: list[float], outcomes: bool = True) -> dict[str, Any]:
+    return _summary(0, [], marks, 0 if outcomes else None, {})
+
+
+def _summary(
+    hot_leads: int,
+    waits: list[float],
+    marks: list[float],
+    won: int | None,
+    lost: dict[str, int],
+) -> dict[str, Any]:
+    """The figures of a group of leads counted in Python (`waits` sorted, in seconds); won
+    and lost when `won` is given."""
+    figures = {
+        "hot_leads": hot_leads,
+        "contacted": len(waits),
+        "median_seconds": percentile(waits, 0.5),
+        "p90_seconds": percentile(waits, 0.9),
+        "within_minutes": {
+            f"{m:g}": round(sum(1 for w in waits if w <= m * 60) / hot_leads, 4)
+            if hot_leads
+            else 0.0
+            for m in marks
+        },
+    }
+    return {**figures, **_outcomes(won, lost)}
+
+
+def _outcomes(won: int | None, lost: dict[str, int]) -> dict[str, Any]:
+    if won is None:
+        return {"won": None, "lost": None, "lost_by_reason": None}
+    return {"won": won, "lost": sum(lost.values()), "lost_by_reason": dict(sorted(lost.items()))}
+
+
+async def _grouped_counted_here(
+    session: AsyncSession, period: ColumnElement[bool], marks: list[float], *, by_owner: bool
+) -> dict[Key, dict[str, Any]]:
+    """The period's hot leads' figures, summarized in Python (SQLite): the team's (under
+    TEAM) and, `by_owner`, each owner's."""
+    rows = (
+        await session.execute(
+            select(
+                Lead.owner_id,
+                Lead.became_hot_at,
+                Lead.first_contacted_at,
+                Lead.status,
+                Lead.lost_reason,
+            ).where(period)
+        )
+    ).all()
+    groups: dict[Key, list[Any]] = {TEAM: list(rows)} if rows else {}
+    for row in rows if by_owner else ():
+        groups.setdefault(row.owner_id, []).append(row)
+    out = {}
+    for key, group in groups.items():
+        waits = sorted(
+            max(0.0, (r.first_contacted_at - r.became_hot_at).total_seconds())
+            for r in group
+            if r.first_contacted_at and r.became_hot_at is not None  # never None: the query
+        )
+        lost: dict[str, int] = {}
+        for r in group:
+            if r.status == "lost":
+                lost[r.lost_reason or "unknown"] = lost.get(r.lost_reason or "unknown", 0) + 1
+        won = sum(1 for r in group if r.status == "won") if by_owner else None
+        out[key] = _summary(len(group), waits, marks, won, lost)
+    return out
+
+
+async def _grouped_in_database(
+    session: AsyncSession, period: ColumnElement[bool], marks: list[float], *, by_owner: bool
+) -> dict[Key, dict[str, Any]]:
+    """The same figures aggregated by PostgreSQL (a row per group, not one per hot lead): a
+    big site has tens of thousands of hot leads a month. The team's and the owners' figures,
+    won and lost by reason included, come from one scan (GROUPING SETS). percentile_cont
+    interpolates linearly between closest ranks, as `percentile` does."""
+    seconds = func.extract("epoch", Lead.first_contacted_at - Lead.became_hot_at)
+    # NULL when never contacted: the aggregates below skip those leads.
+    wait = case((Lead.first_contacted_at.is_not(None), func.greatest(0.0, cast(seconds, Float))))
+    # (owner, is the team's row): without by_owner, one row, the team's.
+    group: list[Any] = [Lead.owner_id, func.grouping(Lead.owner_id)] if by_owner else []
+    sets = [func.grouping_sets(Lead.owner_id, tuple_())] if by_owner else []
+    reasons = [*LOST_REASONS, None]  # None: lost without a reason (before reasons existed)
+    lost_with = [
+        Lead.lost_reason.is_(None) if r is None else Lead.lost_reason == r for r in reasons
+    ]
+    outcomes = [
+        func.count(case((Lead.status == "won", 1))),
+        *(func.count(case((and_(Lead.status == "lost", reason), 1))) for reason in lost_with),
+    ]
+    rows = await session.execute(
+        select(
+            *group,
+            func.count(),
+            func.count(wait),
+            func.percentile_cont(0.5).within_group(wait),
+            func.percentile_cont(0.9).within_group(wait),
+            *(func.count(case((wait <= m * 60, 1))) for m in marks),
+            # Won and lost only per owner: the status is not in the covering index. Counted in
+            # the same scan (a column per reason), which per owner visits the heap.
+            *(outcomes if by_owner else []),
+        )
+        .where(period)
+        .group_by(*sets)
+    )
+    out: dict[Key, dict[str, Any]] = {}
+    for row in rows:
+        values: tuple[Any, ...] = tuple(row)
+        hot_leads, contacted, median, p90, *rest = values[2:] if by_owner else values
+        within, counted = rest[: len(marks)], rest[len(marks) :]
+        if not hot_leads:
+            continue  # no group (the team's row of an empty period)
+        won, by_reason = None, {}
+        if by_owner:
+            won, per_reason = counted[0], zip(reasons, counted[1:], strict=True)
+            by_reason = {r or "unknown": int(n) for r, n in per_reason if n}
+        out[_key(values, by_owner)] = {
+            "hot_leads": hot_leads,
+            "contacted": contacted,
+            "median_seconds": None if median is None else round(median, 1),
+            "p90_seconds": None if p90 is None else round(p90, 1),
+            "within_minutes": {
+                f"{m:g}": round(n / hot_leads, 4) if hot_leads else 0.0
+                for m, n in zip(marks, within, strict=True)
+            },
+            **_outcomes(won, by_reason),
+        }
+    return out
+
+
+def _key(row: tuple[Any, ...], by_owner: bool) -> Key:
+    """A row's group: TEAM, or the owner (grouping(owner_id) = 1 on the team's rows)."""
+    return row[0] if by_owner and not row[1] else TEAM
 
 
 async def _waits_counted_here(
     session: AsyncSession, period: ColumnElement[bool], marks: list[float]
 ) -> dict[str, Any]:
-    """The period's hot leads' waits for a first contact, summarized in Python (SQLite)."""
-    rows = (
-        await session.execute(select(Lead.became_hot_at, Lead.first_contacted_at).where(period))
-    ).all()
-    waits = sorted(
-        max(0.0, (contacted - hot).total_seconds())
-        for hot, contacted in rows
-        if contacted and hot is not None  # hot is never None: the query filters on it
-    )
-    within = {
-        f"{m:g}": round(sum(1 for w in waits if w <= m * 60) / len(rows), 4) if rows else 0.0
-        for m in marks
-    }
-    return {
-        "hot_leads": len(rows),
-        "contacted": len(waits),
-        "median_seconds": percentile(waits, 0.5),
-        "p90_seconds": percentile(waits, 0.9),
-        "within_minutes": within,
-    }
+    """All the period's hot leads' figures, counted in Python."""
+    found = await _grouped_counted_here(session, period, marks, by_owner=False)
+    return found.get(TEAM) or _empty(marks, outcomes=False)
 
 
 async def _waits_in_database(
     session: AsyncSession, period: ColumnElement[bool], marks: list[float]
 ) -> dict[str, Any]:
-    """The same summary aggregated by PostgreSQL (one row back, not one per hot lead): a big
-    site has tens of thousands of hot leads a month. percentile_cont interpolates linearly
-    between closest ranks, as `percentile` does."""
-    seconds = func.extract("epoch", Lead.first_contacted_at - Lead.became_hot_at)
-    # NULL when never contacted: the aggregates below skip those leads.
-    wait = case((Lead.first_contacted_at.is_not(None), func.greatest(0.0, cast(seconds, Float))))
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.count(wait),
-                func.percentile_cont(0.5).within_group(wait),
-                func.percentile_cont(0.9).within_group(wait),
-                *(func.count(case((wait <= m * 60, 1))) for m in marks),
-            ).where(period)
-        )
-    ).one()
-    hot_leads, contacted, median, p90, *within = row
-    return {
-        "hot_leads": hot_leads,
-        "contacted": contacted,
-        "median_seconds": None if median is None else round(median, 1),
-        "p90_seconds": None if p90 is None else round(p90, 1),
-        "within_minutes": {
-            f"{m:g}": round(n / hot_leads, 4) if hot_leads else 0.0
-            for m, n in zip(marks, within, strict=True)
-        },
-    }
+    """All the period's hot leads' figures, aggregated by PostgreSQL."""
+    found = await _grouped_in_database(session, period, marks, by_owner=False)
+    return found.get(TEAM) or _empty(marks, outcomes=False)

@@ -93,3 +93,40 @@ class SignInFailure(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TeamSettings(Base):
+    """A site's escalation ladder and what happens outside everybody's working hours
+    (app.team.escalation). No row: the defaults."""
+
+    __tablename__ = "team_settings"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    # "on_call" (the on-call person gets the lead, the clock runs) or "next_opening" (the
+    # clock and the ladder start when the earliest manager's working hours open).
+    off_hours: Mapped[str] = mapped_column(String(16), default="on_call")
+    # [{"after_minutes": 5, "action": "remind_owner"}, ...]: see app.team.escalation.
+    ladder: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AssignmentRule(Base):
+    """An admin's rule: a hot lead matching every condition given goes to one of `user_ids`
+    (round-robin among them), before the site-wide round-robin. Rules are tried by
+    `position`, then creation."""
+
+    __tablename__ = "assignment_rules"
+    __table_args__ = (Index("ix_assignment_rules_site_id_position", "site_id", "position"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # {"cities": [...], "categories": [...], "sources": [...], "cart_min": .., "cart_max": ..}
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    user_ids: Mapped[list[str]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

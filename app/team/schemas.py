@@ -8,7 +8,7 @@ is Monday to Friday, 09:00 to 18:00."""
 
 import re
 import uuid
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -76,6 +76,28 @@ class WorkingHours(BaseModel):
             return False
         now = local.time()
         return time.fromisoformat(interval.start) <= now < time.fromisoformat(interval.end)
+
+    def next_opening(self, at: datetime, time_zone: str) -> datetime | None:
+        """The first instant from `at` (aware) inside these hours: `at` itself when working,
+        else the start of the next interval (None: no working day at all). A start that a
+        daylight-saving jump skips is taken at the offset before the jump, which lands
+        inside the interval."""
+        if self.is_working(at, time_zone):
+            return at
+        zone = ZoneInfo(time_zone)
+        day = at.astimezone(zone).date()
+        for offset in range(8):  # a week, and the rest of today's weekday a week on
+            date = day + timedelta(days=offset)
+            interval: Interval | None = getattr(self, WEEKDAYS[date.weekday()])
+            if interval is None:
+                continue
+            # In UTC: a local time in a skipped hour is no real instant until converted.
+            opening = datetime.combine(date, time.fromisoformat(interval.start), zone)
+            opening = opening.astimezone(UTC)
+            # (An interval wholly inside a skipped hour does not exist that day.)
+            if opening >= at and self.is_working(opening, time_zone):
+                return opening
+        return None
 
 
 def default_working_hours() -> WorkingHours:

@@ -28,6 +28,8 @@ LEAD_TEMPERATURE_CHANGED = "lead.temperature_changed"
 LEAD_IDENTIFIED = "lead.identified"
 LEAD_FIRST_CONTACT_OVERDUE = "lead.first_contact_overdue"
 LEAD_FIRST_CONTACT_ESCALATED = "lead.first_contact_escalated"
+LEAD_REASSIGNED = "lead.reassigned"
+LEAD_AT_RISK = "lead.at_risk"
 CART_ABANDONED = "cart.abandoned"
 CART_FOLLOW_UP = "cart.follow_up"
 AUDIENCE_ENTERED = "audience.entered"
@@ -39,6 +41,8 @@ EVENT_TYPES = (
     LEAD_IDENTIFIED,
     LEAD_FIRST_CONTACT_OVERDUE,
     LEAD_FIRST_CONTACT_ESCALATED,
+    LEAD_REASSIGNED,
+    LEAD_AT_RISK,
     CART_ABANDONED,
     CART_FOLLOW_UP,
     AUDIENCE_ENTERED,
@@ -51,6 +55,8 @@ CHANNEL_EVENT_TYPES: tuple[str, ...] = (
     LEAD_HOT,
     LEAD_FIRST_CONTACT_OVERDUE,
     LEAD_FIRST_CONTACT_ESCALATED,
+    LEAD_REASSIGNED,
+    LEAD_AT_RISK,
 )
 
 _WAKE_KEY = "leadheat.webhooks.wake"

@@ -15,6 +15,8 @@ EventType = Literal[
     "lead.identified",
     "lead.first_contact_overdue",
     "lead.first_contact_escalated",
+    "lead.reassigned",
+    "lead.at_risk",
     "cart.abandoned",
     "cart.follow_up",
     "audience.entered",
@@ -164,9 +166,34 @@ class LeadChangeData(LeadData):
     previous_temperature: Temperature | None = Field(description="null: a new lead")
 
 
+LadderStep = Literal[
+    "assign_at_opening", "remind_owner", "hand_over", "alert_admins", "mark_at_risk"
+]
+
+
 class FirstContactData(LeadData):
-    mark_minutes: float = Field(description="the reminder's mark, minutes after turning hot")
+    """A step of the site's escalation ladder (`GET /v1/team/settings`)."""
+
+    step: LadderStep = Field(description="the ladder's step that sent it")
+    mark_minutes: float = Field(
+        description="the step's mark, minutes after the lead's clock started (when it turned"
+        " hot, or the next opening)"
+    )
     minutes_waiting: float = Field(description="minutes since the lead turned hot")
+    notify: list[uuid.UUID] = Field(
+        description="the people to alert, by user id (the owner; the old and the new owner;"
+        " the admins): notification channels deliver the message to exactly these"
+    )
+
+
+class ReassignedData(FirstContactData):
+    previous_owner: LeadOwner | None = Field(
+        description="who owned the lead before (null: nobody, it waited for the opening)"
+    )
+
+
+class AtRiskData(FirstContactData):
+    at_risk_reason: Literal["waited_too_long"]
 
 
 class CartFollowUpData(LeadData):
@@ -227,6 +254,23 @@ class LeadFirstContactEscalatedEvent(_Event):
     data: FirstContactData
 
 
+class LeadReassignedEvent(_Event):
+    """The ladder gave the lead to a manager on duty: handed over from an owner who did not
+    contact it in time, or assigned at the next opening (`previous_owner` null). `owner` is
+    the new owner."""
+
+    type: Literal["lead.reassigned"]
+    data: ReassignedData
+
+
+class LeadAtRiskEvent(_Event):
+    """A hot lead still not contacted at the ladder's last mark: at risk of being lost
+    (`waited_too_long`); the lead shows `at_risk` in the leads API."""
+
+    type: Literal["lead.at_risk"]
+    data: AtRiskData
+
+
 class CartAbandonedEvent(_Event):
     """A cart was left without an order."""
 
@@ -269,6 +313,8 @@ WEBHOOK_EVENTS: dict[str, type[_Event]] = {
     "lead.identified": LeadIdentifiedEvent,
     "lead.first_contact_overdue": LeadFirstContactOverdueEvent,
     "lead.first_contact_escalated": LeadFirstContactEscalatedEvent,
+    "lead.reassigned": LeadReassignedEvent,
+    "lead.at_risk": LeadAtRiskEvent,
     "cart.abandoned": CartAbandonedEvent,
     "cart.follow_up": CartFollowUpEvent,
     "audience.entered": AudienceEnteredEvent,
@@ -283,6 +329,8 @@ WebhookEvent = Annotated[
     | LeadIdentifiedEvent
     | LeadFirstContactOverdueEvent
     | LeadFirstContactEscalatedEvent
+    | LeadReassignedEvent
+    | LeadAtRiskEvent
     | CartAbandonedEvent
     | CartFollowUpEvent
     | AudienceEnteredEvent

@@ -9,29 +9,36 @@ they cause), so they survive restarts and fire once.
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, and_, bindparam, case, select, update
+from sqlalchemy import Insert, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import WebhookSettings
 from app.db import utcnow
+from app.domain import lead_writes
 from app.domain.changes import LeadChange
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.metrics import TIMER_LAG_SECONDS
 from app.scoring import scorer
-from app.team import assignment
+from app.team import assignment, escalation
 from app.webhooks import outbox
 from app.webhooks.models import LeadTimer
 from app.webhooks.payloads import lead_data, top_rules
 
 logger = logging.getLogger(__name__)
 
+# Before the ladder, the first-contact timers were all of this kind (mark: minutes after
+# turning hot); ones still pending fire as the default ladder's step at their mark.
 FIRST_CONTACT = "first_contact"
+# The ladder's steps (app.team.escalation: the kind is the step's action), and the assignment
+# of a lead that waited for the next opening (mark 0: at the clock's start).
+ASSIGN_AT_OPENING = "assign_at_opening"
+FIRST_CONTACT_KINDS = (FIRST_CONTACT, ASSIGN_AT_OPENING, *escalation.ACTIONS)
 CART_ABANDONED = "cart_abandoned"
 CART_FOLLOW_UP = "cart_follow_up"
 CART_KINDS = (CART_ABANDONED, CART_FOLLOW_UP)
@@ -67,33 +74,50 @@ def _timer(p: LeadRow, kind: str, episode: str, mark: float, due: datetime) -> d
 
 
 async def schedule_first_contact(
-    conn: AsyncConnection, profiles: Sequence[LeadRow], settings: WebhookSettings
+    conn: AsyncConnection,
+    profiles: Sequence[LeadRow],
+    ladders: Mapping[uuid.UUID, escalation.EscalationSettings],
+    starts: Mapping[uuid.UUID, datetime] | None = None,
 ) -> None:
-    """Start the clock of leads that turned hot: overdue at contact_by, then escalations."""
+    """Start the ladder of leads that turned hot: one timer per step of their site's ladder,
+    `after_minutes` from the start of the lead's clock (when it turned hot, or the next
+    opening given in `starts`, where an `assign_at_opening` timer comes first)."""
     hot = [(p, hot_at) for p in profiles if (hot_at := p["became_hot_at"]) is not None]
     if not hot:
         return
+    starts = starts or {}
     t = cast(Table, LeadTimer.__table__)
     episodes = [{"lead": p["id"], "ep": hot_at.isoformat()} for p, hot_at in hot]
     await conn.execute(
         update(t)
         .where(
             t.c.lead_id == bindparam("lead"),
-            t.c.kind == FIRST_CONTACT,
+            # (No IN list: executemany cannot expand one.)
+            or_(*(t.c.kind == kind for kind in FIRST_CONTACT_KINDS)),
             t.c.status == "pending",
             t.c.episode != bindparam("ep"),
         )
         .values(status="cancelled"),
         episodes,
     )
-    marks = [settings.first_contact_window_minutes, *settings.escalation_marks_minutes]
     rows: list[dict[str, Any]] = []
     for p, hot_at in hot:
+        start = starts.get(p["id"], hot_at)
+        episode = hot_at.isoformat()
+        if p["id"] in starts:
+            rows.append(_timer(p, ASSIGN_AT_OPENING, episode, 0, start))
         rows.extend(
-            _timer(p, FIRST_CONTACT, hot_at.isoformat(), m, hot_at + timedelta(minutes=m))
-            for m in sorted(set(marks))
+            _timer(
+                p,
+                step.action,
+                episode,
+                step.after_minutes,
+                start + timedelta(minutes=step.after_minutes),
+            )
+            for step in ladders[p["site_id"]].ladder
         )
-    await conn.execute(insert_ignoring_conflicts(conn, t), rows)
+    if rows:
+        await conn.execute(insert_ignoring_conflicts(conn, t), rows)
 
 
 async def track_carts(
@@ -173,6 +197,9 @@ async def track_carts(
 
 
 _LAGS: dict[str, Any] = {}
+_LATER = object()  # a timer left pending for the next pass
+# The step a pending timer of the old kind takes, by its mark (the default ladder's).
+_LEGACY_STEPS = {s.after_minutes: s.action for s in escalation.DEFAULT_LADDER}
 
 
 def _lag(kind: str) -> Any:
@@ -197,9 +224,12 @@ class TimerService:
         self._settings = settings
         self._rule_sets = rule_sets
         self._now = now
+        self._admins: dict[uuid.UUID, list[uuid.UUID]] = {}
 
     async def run_once(self, limit: int = 200) -> int:
-        """Fire the timers due now (at most `limit`); returns how many were claimed."""
+        """Fire the timers due now (at most `limit`); returns how many were fired or found no
+        longer needed (a timer whose lead another transaction holds waits for the next
+        pass)."""
         now = self._now()
         t, leads = cast(Table, LeadTimer.__table__), cast(Table, Lead.__table__)
         async with self._engine.begin() as conn:
@@ -214,22 +244,35 @@ class TimerService:
             ).all()
             if not due:
                 return 0
-            rows = await conn.execute(select(leads).where(leads.c.id.in_({r.lead_id for r in due})))
+            # The leads are locked (the ladder hands leads over), but never waited for: a
+            # recorded contact holds its lead and then waits for these timer rows.
+            rows = await conn.execute(
+                select(leads)
+                .where(leads.c.id.in_({r.lead_id for r in due}))
+                .with_for_update(skip_locked=True, key_share=True)
+            )
             profiles = {row.id: lead_row(row._mapping) for row in rows}
+            sites = {p["site_id"] for p in profiles.values()}
+            self._admins = await assignment.admins(conn, sites) if sites else {}
             breakdowns = await top_rules(conn, self._rule_sets, profiles.values())
             owners = await assignment.owners(conn, (p["owner_id"] for p in profiles.values()))
             messages: list[outbox.NewMessage] = []
             fired, cancelled = [], []
             follow_ups: list[dict[str, Any]] = []
             for timer in due:
-                _lag(timer.kind).observe(max(0.0, (now - timer.due_at).total_seconds()))
                 p = profiles.get(timer.lead_id)
-                notice = self._notice(timer, p, now) if p else None
+                if p is None:
+                    continue  # held by another transaction: the next pass
+                notice = await self._notice(conn, timer, p, now, owners)
+                if notice is _LATER:
+                    continue
+                # The ladder's steps keep the metric's one label (kinds are per action).
+                kind = FIRST_CONTACT if timer.kind in FIRST_CONTACT_KINDS else timer.kind
+                _lag(kind).observe(max(0.0, (now - timer.due_at).total_seconds()))
                 if notice is None:
                     cancelled.append({"tid": timer.id})
                     continue
-                event_type, extra = notice
-                assert p is not None
+                event_type, extra = cast(tuple[str, dict[str, Any]], notice)
                 owner = owners.get(p["owner_id"]) if p["owner_id"] else None
                 data = lead_data(
                     p, breakdowns.get(p["id"], []), self._settings.max_payload_bytes, owner, **extra
@@ -241,6 +284,12 @@ class TimerService:
                         _timer(p, CART_FOLLOW_UP, timer.episode, n, now + timedelta(days=days))
                         for n, days in enumerate(self._settings.cart_follow_up_days[:3], 1)
                     )
+            changed = {
+                m.lead_id
+                for m in messages
+                if m.lead_id and m.event_type in (outbox.LEAD_REASSIGNED, outbox.LEAD_AT_RISK)
+            }
+            await lead_writes.touch(conn, sorted(changed), now)
             by_id = t.c.id == bindparam("tid")
             if fired:
                 await conn.execute(
@@ -251,21 +300,29 @@ class TimerService:
             if follow_ups:
                 await conn.execute(insert_ignoring_conflicts(conn, t), follow_ups)
             await outbox.enqueue(conn, messages, now)
-        return len(due)
+        return len(fired) + len(cancelled)
 
-    def _notice(self, timer: Any, p: LeadRow, now: datetime) -> tuple[str, dict[str, Any]] | None:
-        """The message a due timer sends, or None when it no longer applies."""
+    def _people(self, p: LeadRow, *who: uuid.UUID | None, admins: bool = False) -> list[str]:
+        """`notify`: these people, then the site's admins if asked (or if nobody else)."""
+        ids = [i for i in who if i is not None]
+        if admins or not ids:
+            ids += self._admins.get(p["site_id"], [])
+        return [str(i) for i in dict.fromkeys(ids)]
+
+    async def _notice(
+        self,
+        conn: AsyncConnection,
+        timer: Any,
+        p: LeadRow,
+        now: datetime,
+        owners: dict[uuid.UUID, assignment.Owner],
+    ) -> tuple[str, dict[str, Any]] | None | object:
+        """The message a due timer sends (acting first: a handover, an assignment), None when
+        it no longer applies, `_LATER` to leave it for the next pass."""
         if p["merged_into_id"] is not None:
             return None
-        if timer.kind == FIRST_CONTACT:
-            hot_at = p["became_hot_at"]
-            if p["first_contacted_at"] is not None or p["status"] != "new" or hot_at is None:
-                return None
-            minutes_waiting = round((now - hot_at).total_seconds() / 60, 1)
-            extra = {"mark_minutes": timer.mark, "minutes_waiting": minutes_waiting}
-            if timer.mark <= self._settings.first_contact_window_minutes:
-                return outbox.LEAD_FIRST_CONTACT_OVERDUE, extra
-            return outbox.LEAD_FIRST_CONTACT_ESCALATED, extra
+        if timer.kind in FIRST_CONTACT_KINDS:
+            return await self._ladder_step(conn, timer, p, now, owners)
         cart = p["cart"] or {}
         if cart_episode(cart) != timer.episode:  # ordered meanwhile
             return None
@@ -277,6 +334,57 @@ class TimerService:
             return None
         total = len(self._settings.cart_follow_up_days[:3])
         return outbox.CART_FOLLOW_UP, {"follow_up": int(timer.mark), "of": total}
+
+    async def _ladder_step(
+        self,
+        conn: AsyncConnection,
+        timer: Any,
+        p: LeadRow,
+        now: datetime,
+        owners: dict[uuid.UUID, assignment.Owner],
+    ) -> tuple[str, dict[str, Any]] | None | object:
+        hot_at = p["became_hot_at"]
+        if p["first_contacted_at"] is not None or p["status"] != "new" or hot_at is None:
+            return None
+        if timer.episode != hot_at.isoformat():  # an earlier hot spell's
+            return None
+        action = timer.kind
+        if action == FIRST_CONTACT:
+            action = _LEGACY_STEPS.get(timer.mark, "alert_admins")
+        extra: dict[str, Any] = {
+            "step": action,
+            "mark_minutes": timer.mark,
+            "minutes_waiting": round((now - hot_at).total_seconds() / 60, 1),
+        }
+        owner = p["owner_id"]
+        if action in (ASSIGN_AT_OPENING, "hand_over"):
+            if not await assignment.try_lock_site(conn, p["site_id"]):
+                return _LATER
+            if action == ASSIGN_AT_OPENING:
+                if owner is not None:
+                    return None  # claimed before the opening
+                new = (await assignment.assign_hot(conn, [p], now)).get(p["id"])
+            else:
+                new = await assignment.hand_over(conn, p, now)
+            if new is not None:
+                owners[new.id] = new
+                previous = owners.get(owner) if owner else None
+                extra["previous_owner"] = previous.as_json() if previous else None
+                extra["notify"] = self._people(p, owner, new.id)
+                return outbox.LEAD_REASSIGNED, extra
+            if action == ASSIGN_AT_OPENING:
+                return None  # nobody to give it to: the ladder goes on
+            extra["notify"] = self._people(p, owner)
+            return outbox.LEAD_FIRST_CONTACT_ESCALATED, extra
+        if action == "remind_owner":
+            extra["notify"] = self._people(p, owner)
+            return outbox.LEAD_FIRST_CONTACT_OVERDUE, extra
+        if action == "alert_admins":
+            extra["notify"] = self._people(p, admins=True) or self._people(p, owner)
+            return outbox.LEAD_FIRST_CONTACT_ESCALATED, extra
+        extra["notify"] = self._people(p, owner, admins=True)
+        extra["at_risk_reason"] = escalation.AT_RISK_REASON
+        return outbox.LEAD_AT_RISK, extra
 
     async def run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
         """The worker loop: fire what is due, then sleep until woken or the next poll."""

@@ -142,11 +142,11 @@ async def test_a_lead_whose_scoring_fails_is_stored_marked_and_repaired(
     result = engine.evaluate(compiled, twin_row["score_state"], facts_from_profile(twin_row), later)
     assert repaired["score"] == result.score
     # The webhook side ran for the repaired lead: it turned hot, so it has a contact deadline
-    # and first-contact timers.
+    # and its escalation ladder's timers.
     assert repaired["contact_by"] is not None
     query = select(LeadTimer).where(LeadTimer.lead_id == repaired["id"])
     timers = (await session.scalars(query)).all()
-    assert {t.kind for t in timers} >= {"first_contact", "cart_abandoned"}
+    assert {t.kind for t in timers} >= {"remind_owner", "mark_at_risk", "cart_abandoned"}
 
 
 async def test_a_consumer_failure_stores_the_request_and_marks_its_leads(

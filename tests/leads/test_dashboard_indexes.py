@@ -154,7 +154,9 @@ async def test_the_lead_card_finds_merged_leads_by_an_index(
     assert await full_scans(db_engine, merged) == []
 
 
-@pytest.mark.parametrize("path", ["/v1/stats/funnel", "/v1/stats/speed-to-lead"])
+@pytest.mark.parametrize(
+    "path", ["/v1/stats/funnel", "/v1/stats/speed-to-lead", "/v1/stats/speed-to-lead?by=owner"]
+)
 async def test_the_stats_use_indexes(
     client: httpx.AsyncClient,
     site: CreatedSite,

@@ -65,6 +65,7 @@ async def test_a_lead_in_the_list_shows_who_how_hot_and_what_they_look_at(client
         "rule_set_version": 1,
         "owner": None,  # nobody in the team to own it
         "owner_assigned_at": None,
+        "at_risk": None,
     }
 
 

@@ -50,9 +50,9 @@ async def test_overdue_then_escalations_at_the_marks(
     assert await new_types(session, seen) == []
     for minute, expected in [
         (5, "lead.first_contact_overdue"),
-        (10, "lead.first_contact_escalated"),
+        (10, "lead.first_contact_escalated"),  # nobody on duty to hand it to
         (15, "lead.first_contact_escalated"),
-        (30, "lead.first_contact_escalated"),
+        (30, "lead.at_risk"),
     ]:
         clock.now = hot_at + timedelta(minutes=minute)
         await timers.run_once()
