@@ -5,7 +5,8 @@ countdown running, hot and overdue, contacted, warm, cold) to a team of an admin
 managers, one on duty (who gets the hot leads by round-robin), and writes
 docs/screenshots/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png (a
 draft previewed, with a warning), dashboard-my-leads.png (a manager's view) and
-dashboard-team.png (the team page, a manager just invited) with Debian's Chromium.
+dashboard-team.png (the team page, a manager just invited) and dashboard-audiences.png (an
+audience defined on the audiences page, its members) with Debian's Chromium.
 """
 
 import asyncio
@@ -176,6 +177,7 @@ def shoot(server: LiveServer, site: sites_service.CreatedSite) -> None:
         page.get_by_test_id("timeline-item").first.wait_for()
         page.screenshot(path=OUT / "dashboard-lead-detail.png")
         shoot_rules(page)
+        shoot_audiences(page)
         shoot_team(browser, server)
         browser.close()
 
@@ -241,6 +243,22 @@ def shoot_rules(page: Any) -> None:
     page.screenshot(path=OUT / "dashboard-rules.png")
 
 
+def shoot_audiences(page: Any) -> None:
+    """The audiences page: one defined here, its members, and its filters in the form."""
+    page.goto(page.url.split("#")[0] + "#audiences")
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    page.get_by_test_id("aud-row").first.wait_for()
+    page.get_by_test_id("aud-name").fill("Fridges, 2+ views")
+    page.get_by_test_id("aud-interest-category").fill("fridges")
+    page.get_by_test_id("aud-interest-views").fill("2")
+    page.get_by_test_id("aud-last_seen_within_hours").fill("24")
+    page.get_by_test_id("aud-save").click()
+    page.get_by_test_id("aud-member").nth(1).wait_for()
+    page.get_by_test_id("aud-edit-selected").click()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=OUT / "dashboard-audiences.png")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/screenshots.db"
@@ -257,7 +275,7 @@ def main() -> None:
             shoot(server, site)
     print(
         f"wrote {OUT}/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png,"
-        " dashboard-my-leads.png and dashboard-team.png"
+        " dashboard-my-leads.png, dashboard-team.png and dashboard-audiences.png"
     )
 
 

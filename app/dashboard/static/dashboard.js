@@ -116,6 +116,7 @@
     showSignedIn(false);
     if (window.LeadheatRules) window.LeadheatRules.signedOut();
     if (window.LeadheatTeam) window.LeadheatTeam.signedOut();
+    if (window.LeadheatAudiences) window.LeadheatAudiences.signedOut();
     const error = $('signin-error');
     error.textContent = typeof message === 'string' ? message : '';
     error.hidden = typeof message !== 'string';
@@ -129,6 +130,7 @@
     showMe();
     if (window.LeadheatRules) window.LeadheatRules.signedIn(role === 'admin');
     if (window.LeadheatTeam) window.LeadheatTeam.signedIn(role === 'admin', { toast, fail });
+    if (window.LeadheatAudiences) window.LeadheatAudiences.signedIn(role === 'admin', { toast, fail });
     if (user) loadColleagues();
     poll();
   };
