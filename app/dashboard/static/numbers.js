@@ -8,6 +8,7 @@
   const { h, number, percent, humanize } = window.LeadheatViews;
   const $ = (id) => document.getElementById(id);
   const DAY = 86400000;
+  const REFRESH_MS = 30000;
   const state = { signedIn: false, ui: null, me: null, period: '7', custom: null, seq: 0 };
 
   /** A duration in words: "42 s", "4 min 10 s", "2 h 5 min", "3 d 4 h". */
@@ -140,6 +141,10 @@
     });
     $('numbers-custom').addEventListener('submit', applyCustom);
     window.addEventListener('hashchange', route);
+    // "Overdue now" moves with the clock: read again while the page is in front.
+    setInterval(() => {
+      if (state.signedIn && location.hash === '#numbers' && !document.hidden && (state.period !== 'custom' || state.custom)) load();
+    }, REFRESH_MS);
   };
 
   window.LeadheatNumbers = {
