@@ -5,8 +5,9 @@ countdown running, hot and overdue, contacted, warm, cold) to a team of an admin
 managers, one on duty (who gets the hot leads by round-robin), and writes
 docs/screenshots/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png (a
 draft previewed, with a warning), dashboard-my-leads.png (a manager's view) and
-dashboard-team.png (the team page, a manager just invited) and dashboard-audiences.png (an
-audience defined on the audiences page, its members) with Debian's Chromium.
+dashboard-team.png (the team page, a manager just invited), dashboard-audiences.png (an
+audience defined on the audiences page, its members) and dashboard-numbers.png (speed to
+lead per person) with Debian's Chromium.
 """
 
 import asyncio
@@ -210,6 +211,9 @@ def shoot_team(browser: Any, server: LiveServer) -> None:
     page.locator("[data-testid=person][data-email='maria@fridges.example']").wait_for()
     page.set_viewport_size({"width": 1360, "height": 640})
     page.screenshot(path=OUT / "dashboard-team.png")
+    page.get_by_test_id("nav-numbers").click()
+    page.locator("[data-testid=numbers-row][data-owner='anna@fridges.example']").wait_for()
+    page.screenshot(path=OUT / "dashboard-numbers.png")
     page.close()
 
 
@@ -275,7 +279,8 @@ def main() -> None:
             shoot(server, site)
     print(
         f"wrote {OUT}/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png,"
-        " dashboard-my-leads.png, dashboard-team.png and dashboard-audiences.png"
+        " dashboard-my-leads.png, dashboard-team.png, dashboard-audiences.png and"
+        " dashboard-numbers.png"
     )
 
 

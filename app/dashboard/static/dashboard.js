@@ -117,6 +117,7 @@
     if (window.LeadheatRules) window.LeadheatRules.signedOut();
     if (window.LeadheatTeam) window.LeadheatTeam.signedOut();
     if (window.LeadheatAudiences) window.LeadheatAudiences.signedOut();
+    if (window.LeadheatNumbers) window.LeadheatNumbers.signedOut();
     const error = $('signin-error');
     error.textContent = typeof message === 'string' ? message : '';
     error.hidden = typeof message !== 'string';
@@ -131,6 +132,7 @@
     if (window.LeadheatRules) window.LeadheatRules.signedIn(role === 'admin');
     if (window.LeadheatTeam) window.LeadheatTeam.signedIn(role === 'admin', { toast, fail });
     if (window.LeadheatAudiences) window.LeadheatAudiences.signedIn(role === 'admin', { toast, fail });
+    if (window.LeadheatNumbers) window.LeadheatNumbers.signedIn({ toast, fail }, user);
     if (user) loadColleagues();
     poll();
   };
@@ -363,7 +365,8 @@
       h('div', { class: 'lead-main' },
         h('div', { class: 'lead-title' },
           h('button', { type: 'button', class: 'link', dataset: { testid: 'open-lead' }, onclick: () => openDetail(lead.id) }, who(lead)),
-          h('span', { class: `status status-${lead.status}`, dataset: { testid: 'status' } }, lead.status === 'lost' && lead.lost_reason ? `lost: ${v.humanize(lead.lost_reason)}` : lead.status)),
+          h('span', { class: `status status-${lead.status}`, dataset: { testid: 'status' } }, lead.status === 'lost' && lead.lost_reason ? `lost: ${v.humanize(lead.lost_reason)}` : lead.status),
+          atRisk(lead)),
         contactLinks(lead.contacts),
         h('div', { class: 'lead-meta muted small' }, [
           lead.city, `${lead.visits} visit${lead.visits === 1 ? '' : 's'}`, `${v.duration(lead.time_on_site_seconds)} on site`,
@@ -373,6 +376,16 @@
         lead.last_url ? h('div', { class: 'now', dataset: { testid: 'last-url' } }, h('span', { class: 'muted small' }, 'Looking at '), v.safeLink(lead.last_url, v.pathOf(lead.last_url)), h('span', { class: 'muted small' }, ` · ${v.ago(lead.last_seen_at)}`)) : null),
       actions(lead));
   };
+  /** The ladder's last step marked the lead: it waited too long for a first contact. */
+  const atRisk = (lead) => (lead.at_risk
+    ? h('span', { class: 'at-risk', dataset: { testid: 'at-risk' }, title: `${v.humanize(lead.at_risk.reason)} since ${v.clock(lead.at_risk.since)}` }, 'at risk')
+    : null);
+  /** The escalation ladder of the lead's current hot spell: each step, when, and what became of it. */
+  const escalation = (steps) => (steps && steps.length
+    ? [h('h3', null, 'Escalation'), h('ol', { class: 'escalation', dataset: { testid: 'escalation' } }, steps.map((step) => h('li', { dataset: { testid: 'escalation-step', step: step.step, status: step.status } },
+      h('strong', null, v.humanize(step.step)),
+      h('span', { class: 'muted small' }, `at ${v.number(step.mark_minutes, 1)} min · ${step.status === 'fired' ? `done ${v.clock(step.fired_at)}` : step.status === 'cancelled' ? 'not needed' : `due ${v.clock(step.due_at)}`}`))))]
+    : null);
   const renderLeads = () => {
     const leads = [...state.leads].sort(byUrgency);
     const own = leads.filter(mine);
@@ -471,12 +484,13 @@
     $('detail').replaceChildren(...[
       h('div', { class: 'detail-head' },
         v.tempPill(lead.temperature), h('span', { class: 'score' }, v.number(lead.score)),
-        h('h2', { dataset: { testid: 'detail-title' } }, who(lead)),
+        h('h2', { dataset: { testid: 'detail-title' } }, who(lead)), atRisk(lead),
         h('button', { type: 'button', class: 'btn btn-quiet btn-small close', dataset: { testid: 'close-detail' }, 'aria-label': 'Close', onclick: closeDetail }, '×')),
       lead.rule_set_outdated ? h('p', { class: 'muted small' }, `Scored with rule set v${lead.rule_set_version}; v${lead.active_rule_set_version} is active.`) : null,
       contactLinks(lead.contacts),
       actions(lead),
       contactForm,
+      ...(escalation(lead.escalation) || []),
       h('dl', { class: 'facts' }, facts.map(([k, val]) => [h('dt', null, k), h('dd', null, String(val))])),
       lead.last_url ? h('p', { class: 'now' }, h('span', { class: 'muted small' }, 'Looking at '), v.safeLink(lead.last_url, lead.last_url)) : null,
       h('form', { class: 'note-form', onsubmit: (e) => { e.preventDefault(); setStatus(lead, { note: note.value }); } }, note, h('button', { type: 'submit', class: 'btn btn-small' }, 'Save note')),
