@@ -1,0 +1,47 @@
+"""Telegram sends an update again when it saw no answer: an update already handled (its
+`update_id`, per bot) is answered 200 and ignored, on both databases."""
+
+import uuid
+
+from sqlalchemy import func, select
+
+from app.webhooks.models import LeadContact
+from tests.channels.helpers import button_update, link_chat, post_update, set_up_bot
+from tests.factories import send
+from tests.leads.helpers import hot, id_of
+from tests.team.helpers import make_token, make_user, pat
+
+CHAT = 5550077
+
+
+async def test_a_redelivered_contacted_press_records_one_contact(client, session, site, bot_api):
+    anna = await make_user(session, site, "manager", "anna@shop.example", name="Anna")
+    secret = await set_up_bot(client, site, bot_api)
+    await link_chat(client, site, secret, pat(await make_token(session, anna)), CHAT)
+    await send(client, site, *hot("visitor-1"))
+    lead_id = uuid.UUID(await id_of(session, site, "visitor-1"))
+
+    press = button_update(CHAT, f"contacted:{lead_id}")
+    for _ in range(2):  # the second is Telegram's redelivery of the same update
+        r = await post_update(client, site, secret, press)
+        assert r.status_code == 200, r.text
+    contacts = await session.scalar(
+        select(func.count()).select_from(LeadContact).where(LeadContact.lead_id == lead_id)
+    )
+    assert contacts == 1
+    callback_id = press["callback_query"]["id"]
+    await bot_api.wait_for("answerCallbackQuery", lambda p: p["callback_query_id"] == callback_id)
+    answered = [
+        c for c in bot_api.of("answerCallbackQuery") if c.params["callback_query_id"] == callback_id
+    ]
+    assert len(answered) == 1  # the redelivery is not answered in Telegram again
+
+    # A new press (a new update) is handled: the person is told it was recorded.
+    again = button_update(CHAT, f"contacted:{lead_id}")
+    assert (await post_update(client, site, secret, again)).status_code == 200
+    assert (
+        await session.scalar(
+            select(func.count()).select_from(LeadContact).where(LeadContact.lead_id == lead_id)
+        )
+        == 2
+    )
