@@ -130,7 +130,7 @@
         h('a', { href: link.url, target: '_blank', rel: 'noopener noreferrer', dataset: { testid: 'telegram-link-url' } }, link.url),
         h('p', { class: 'muted small', dataset: { testid: 'telegram-link-expiry' } }, `Single use; expires at ${v.clock(link.expires_at)}. Waiting for the bot…`)) : null,
       h('div', { class: 'btn-row' },
-        button('telegram-link-button', linked ? 'Link another chat' : 'Link Telegram', linkTelegram, linked ? 'btn-quiet' : 'btn-primary'),
+        button('telegram-link-button', link ? 'Get a new link' : linked ? 'Link another chat' : 'Link Telegram', linkTelegram, linked || link ? 'btn-quiet' : 'btn-primary'),
         linked ? button('telegram-test', 'Send a test alert', () => sendTest(`/v1/me/channels/${linked.id}/test`, ERR)) : null,
         linked ? button('telegram-unlink', 'Unlink', () => remove(linked, 'Unlinking Telegram'), 'btn-quiet') : null));
   };
@@ -143,7 +143,8 @@
     });
     return h('div', { class: 'channel', dataset: { testid: 'channel-email' } },
       h('div', { class: 'channel-head' },
-        h('label', { class: 'check' }, toggle, h('strong', null, ' Email'), h('span', { class: 'muted small' }, ` to ${state.me ? state.me.email : 'you'}`))),
+        h('label', { class: 'check' }, toggle, h('strong', null, ' Email'), h('span', { class: 'muted small' }, ` to ${state.me ? state.me.email : 'you'}`)),
+        channel && !channel.enabled ? h('span', { class: 'channel-state', dataset: { testid: 'email-status' } }, 'disabled after failing') : null),
       channel ? h('div', { class: 'btn-row' }, button('email-test', 'Send a test alert', () => sendTest(`/v1/me/channels/${channel.id}/test`, ERR))) : null);
   };
   const slackRow = () => {
@@ -156,7 +157,7 @@
     };
     return h('div', { class: 'channel', dataset: { testid: 'channel-slack' } },
       h('div', { class: 'channel-head' }, h('strong', null, 'Slack-compatible webhook'),
-        h('span', { class: `channel-state${channel ? ' is-on' : ''}`, dataset: { testid: 'slack-status' } }, channel ? channel.address : 'none')),
+        h('span', { class: `channel-state${channel ? ' is-on' : ''}`, dataset: { testid: 'slack-status' } }, channel ? `${channel.address}${channel.enabled ? '' : ', disabled after failing'}` : 'none')),
       h('p', { class: 'muted small' }, 'An incoming webhook URL of Slack, Mattermost or Rocket.Chat; it is a credential, never shown again.'),
       h('div', { class: 'btn-row channel-url' }, url, button('slack-save', channel ? 'Replace' : 'Save', save)),
       channel ? h('div', { class: 'btn-row' },
