@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.channels.models import ChannelLinkCode, TelegramBot, TelegramUpdateSeen
 from app.channels.telegram import BotApi
 from app.config import Settings
-from app.crypto import SecretBox
+from app.crypto import SecretBox, SecretsKeyError
 from app.domain import lead_writes
 from app.domain.tables import Lead
 from app.leads import contacts
@@ -98,6 +98,12 @@ async def store_bot(
     if bot is None:
         bot = TelegramBot(site_id=site_id, created_at=now, update_offset=0)
         session.add(bot)
+    elif _bot_id(box, bot.token_encrypted) != token.partition(":")[0]:
+        # Another bot: its update ids are its own sequence, not the last bot's.
+        await session.execute(
+            delete(TelegramUpdateSeen).where(TelegramUpdateSeen.site_id == site_id)
+        )
+        bot.update_offset = 0
     bot.token_encrypted = box.encrypt(token)
     bot.username = checked.username
     bot.mode = mode
@@ -105,6 +111,15 @@ async def store_bot(
     bot.updated_at = now
     await session.flush()
     return bot
+
+
+def _bot_id(box: SecretBox, token_encrypted: str) -> str | None:
+    """The bot's id: the part of its token before the colon (a new token of the same bot,
+    after a revoke, keeps it)."""
+    try:
+        return box.decrypt(token_encrypted).partition(":")[0]
+    except SecretsKeyError:  # not readable with today's keys: taken for another bot
+        return None
 
 
 def secret_matches(bot: TelegramBot, sent: str) -> bool:
