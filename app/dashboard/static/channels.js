@@ -150,6 +150,8 @@
   const slackRow = () => {
     const channel = mine('slack');
     const url = h('input', { type: 'url', placeholder: 'https://hooks.slack.com/services/…', dataset: { testid: 'slack-url' }, 'aria-label': 'Incoming webhook URL', autocomplete: 'off', spellcheck: 'false' });
+    // Enter saves the URL here, not the whole settings form.
+    url.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); save(); } });
     const save = async () => {
       if (await add({ kind: 'slack', url: url.value.trim() }, 'Saving the webhook')) {
         if (state.ui) state.ui.toast('Your incoming webhook is saved.');
