@@ -108,7 +108,7 @@ async def test_the_dashboard_page_is_revalidated_and_locked_down(client):
 async def test_dashboard_assets_are_versioned_by_content(client):
     page = (await client.get("/dashboard")).text
     urls = re.findall(r'(?:src|href)="(/dashboard/assets/[^"]+)"', page)
-    assert len(urls) == 7  # two stylesheets and five scripts
+    assert len(urls) == 8  # two stylesheets and six scripts
     for url in urls:
         r = await client.get(url)
         assert r.status_code == 200, url
