@@ -312,7 +312,8 @@ async def telegram_update(
     """An update from Telegram (webhook mode): checked by the secret token header (401
     without, 403 with a wrong one). A chat is linked by `/start <code>`; a button press acts
     for the chat's linked person only. Answered 200 once handled, refused actions included
-    (the person is told in Telegram: Telegram would resend any other answer)."""
+    (the person is told in Telegram: Telegram would resend any other answer). An update
+    already handled (its `update_id`, resent by Telegram) is answered 200 and ignored."""
     sent = request.headers.get(SECRET_HEADER)
     if not sent:
         raise Unauthorized(f"Send the webhook's secret token in {SECRET_HEADER}.", headers={})

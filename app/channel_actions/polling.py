@@ -1,8 +1,8 @@
 """Long polling (getUpdates), for a server the Bot API cannot reach: one process of the
 deployment (the lease `channels.telegram_polling`) asks Telegram for each polling bot's
 updates and handles them as the webhook route does. The next offset is stored with the bot
-after each update is handled, so an update is acted on once even across restarts (a crash
-between the two re-handles it: a claim or a contact done twice changes nothing more)."""
+in the update's own transaction, and each handled update id is noted there too
+(app.channel_actions.service), so an update is acted on once even across restarts."""
 
 import asyncio
 import contextlib

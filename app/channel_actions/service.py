@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels.models import ChannelLinkCode, TelegramBot
+from app.channels.models import ChannelLinkCode, TelegramBot, TelegramUpdateSeen
 from app.channels.telegram import BotApi
 from app.config import Settings
-from app.crypto import SecretBox
+from app.crypto import SecretBox, SecretsKeyError
 from app.domain import lead_writes
 from app.domain.tables import Lead
 from app.leads import contacts
@@ -32,6 +33,8 @@ from app.webhooks.models import WebhookEndpoint
 logger = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
+# How long a handled update's id is kept: Telegram gives up on an update after 24 hours.
+SEEN_DAYS = 2
 
 
 def digest(value: str) -> str:
@@ -95,6 +98,12 @@ async def store_bot(
     if bot is None:
         bot = TelegramBot(site_id=site_id, created_at=now, update_offset=0)
         session.add(bot)
+    elif _bot_id(box, bot.token_encrypted) != token.partition(":")[0]:
+        # Another bot: its update ids are its own sequence, not the last bot's.
+        await session.execute(
+            delete(TelegramUpdateSeen).where(TelegramUpdateSeen.site_id == site_id)
+        )
+        bot.update_offset = 0
     bot.token_encrypted = box.encrypt(token)
     bot.username = checked.username
     bot.mode = mode
@@ -102,6 +111,15 @@ async def store_bot(
     bot.updated_at = now
     await session.flush()
     return bot
+
+
+def _bot_id(box: SecretBox, token_encrypted: str) -> str | None:
+    """The bot's id: the part of its token before the colon (a new token of the same bot,
+    after a revoke, keeps it)."""
+    try:
+        return box.decrypt(token_encrypted).partition(":")[0]
+    except SecretsKeyError:  # not readable with today's keys: taken for another bot
+        return None
 
 
 def secret_matches(bot: TelegramBot, sent: str) -> bool:
@@ -262,7 +280,10 @@ async def handle_update(
     now: datetime,
 ) -> list[BotCall]:
     """One update from Telegram (webhook or getUpdates): `/start <code>` links the chat, a
-    button press acts for the chat's linked person. Answers the calls to make afterwards."""
+    button press acts for the chat's linked person. Answers the calls to make afterwards,
+    none for an update already handled (Telegram sends again what it saw unanswered)."""
+    if not await _first_sight(session, bot.site_id, update["update_id"], now):
+        return []
     callback = update.get("callback_query")
     if isinstance(callback, dict):
         return await _callback(session, bot, callback, now)
@@ -270,6 +291,30 @@ async def handle_update(
     if isinstance(message, dict):
         return await _message(session, bot, message, box, now)
     return []
+
+
+async def _first_sight(
+    session: AsyncSession, site_id: uuid.UUID, update_id: int, now: datetime
+) -> bool:
+    """Note the update as handled, in the caller's transaction: False if it already was. Two
+    deliveries at once serialize on the key (PostgreSQL waits for the first to commit, SQLite
+    has one writer), so one of them only acts."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = await session.execute(
+        insert(TelegramUpdateSeen)
+        .values(site_id=site_id, update_id=update_id, seen_at=now)
+        .on_conflict_do_nothing()
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await session.execute(
+        delete(TelegramUpdateSeen).where(
+            TelegramUpdateSeen.site_id == site_id,
+            TelegramUpdateSeen.seen_at < now - timedelta(days=SEEN_DAYS),
+        )
+    )
+    return True
 
 
 async def _message(

@@ -1,12 +1,13 @@
 """The channels' own tables: a site's Telegram bot (`telegram_bots`), the deep-link codes that
-link a person's Telegram chat (`channel_link_codes`) and the one-click links already used
-(`used_action_links`). A person's channel itself is a delivery target of the outbox: a row of
-`webhook_endpoints` with its `kind` and `user_id` (app.webhooks.models)."""
+link a person's Telegram chat (`channel_link_codes`), the one-click links already used
+(`used_action_links`) and the Telegram updates already handled (`telegram_updates`). A
+person's channel itself is a delivery target of the outbox: a row of `webhook_endpoints` with
+its `kind` and `user_id` (app.webhooks.models)."""
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -60,3 +61,18 @@ class UsedActionLink(Base):
     action: Mapped[str] = mapped_column(String(16))
     used_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TelegramUpdateSeen(Base):
+    """An update of a site's bot that was handled: Telegram sends an update again when it saw
+    no answer (a timeout, a restart), and a second "Contacted" must not record a second
+    contact. Inserted in the update's own transaction; kept for a while after
+    (`SEEN_DAYS` in app.channel_actions.service): Telegram keeps an update 24 hours."""
+
+    __tablename__ = "telegram_updates"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("telegram_bots.site_id", ondelete="CASCADE"), primary_key=True
+    )
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

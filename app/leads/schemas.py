@@ -263,7 +263,7 @@ class FunnelStep(BaseModel):
     conversion_rate: float | None
 
 
-class TemperatureMoves(BaseModel):
+class TemperatureMove(BaseModel):
     from_: Temperature = Field(serialization_alias="from")
     to: Temperature
     leads: int = Field(description="moves of this kind in the period (a lead once per move)")
@@ -278,7 +278,7 @@ class FunnelStats(BaseModel):
         description="the period's leads by the site's own thresholds: `ready` (hot), "
         "`interested` (warm) and `cold`, as shares of `leads` (null when there are none)"
     )
-    moves: list[TemperatureMoves] = Field(
+    moves: list[TemperatureMove] = Field(
         description="leads of the site (whenever first seen) that moved from one temperature to"
         " another in the period: by events, decay, a new rule set"
     )

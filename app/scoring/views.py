@@ -158,7 +158,7 @@ class PreviewChange(BaseModel):
     )
 
 
-class TemperatureMoves(BaseModel):
+class PreviewMoves(BaseModel):
     """How many leads move from one temperature (active set) to another (draft)."""
 
     cold_to_warm: int
@@ -182,7 +182,7 @@ class Preview(BaseModel):
     events: int = Field(description="events replayed")
     active: TemperatureCounts = Field(description="leads per temperature under the active set")
     draft: TemperatureCounts = Field(description="leads per temperature under the draft")
-    moves: TemperatureMoves
+    moves: PreviewMoves
     changed: int = Field(description="leads whose temperature the draft changes")
     changes: list[PreviewChange] = Field(
         description="the changed leads whose scores move the most (ties: by lead id), at most"

@@ -4,10 +4,12 @@ Runs the service on a throwaway SQLite database, sends a few visitors' events (h
 countdown running, hot and overdue, contacted, warm, cold) to a team of an admin and two
 managers, one on duty (who gets the hot leads by round-robin), and writes
 docs/screenshots/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png (a
-draft previewed, with a warning), dashboard-my-leads.png (a manager's view) and
+draft previewed, with a warning), dashboard-my-leads.png (a manager's view),
+dashboard-channels.png (her notification settings, Telegram being linked),
 dashboard-team.png (the team page, a manager just invited), dashboard-audiences.png (an
 audience defined on the audiences page, its members) and dashboard-numbers.png (speed to
-lead per person) with Debian's Chromium.
+lead per person) with Debian's Chromium. The site's Telegram bot is stored directly
+(nothing here reaches Telegram).
 """
 
 import asyncio
@@ -21,7 +23,10 @@ from typing import Any
 import httpx
 
 from app import onboarding
+from app.channel_actions import service as channel_service
+from app.channel_actions.service import CheckedBot, digest
 from app.config import IngestionSettings, ScoringSettings, Settings
+from app.crypto import secret_box
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.migrate import upgrade
@@ -39,6 +44,8 @@ TEAM: list[dict[str, Any]] = [
     # Off duty: every hot lead goes to Anna, so her "My leads" is the same at every run.
     {"email": "ivan@fridges.example", "name": "Ivan Orlov", "role": "manager", "on_duty": False},
 ]
+BOT_USERNAME = "fridges_leads_bot"
+BOT_TOKEN = "123456789:screenshots-only-not-a-token"
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SHOP = "https://fridges.example"
 
@@ -136,6 +143,12 @@ async def create_site(settings: Settings) -> sites_service.CreatedSite:
             for person in TEAM:
                 data = {**person, "password": PASSWORD, "working_hours": ALL_DAY}
                 await team_service.create_user(session, created.site.id, UserCreate(**data))
+            # The site's bot, stored as setting it would (no Telegram here): people can link.
+            checked = CheckedBot(BOT_USERNAME, digest("screenshots only"))
+            box = secret_box(settings)
+            await channel_service.store_bot(
+                session, created.site.id, BOT_TOKEN, "webhook", checked, box, datetime.now(UTC)
+            )
             await session.commit()
             return created
     finally:
@@ -200,6 +213,13 @@ def shoot_team(browser: Any, server: LiveServer) -> None:
     page.get_by_test_id("my-lead-list").get_by_test_id("lead-row").first.wait_for()
     page.get_by_test_id("speed-tile").first.wait_for()
     page.screenshot(path=OUT / "dashboard-my-leads.png")
+    # Her settings: email on, Telegram being linked (the link shown, waiting for Start).
+    page.get_by_test_id("settings-open").click()
+    page.get_by_test_id("email-switch").check()
+    page.get_by_test_id("email-test").wait_for()
+    page.get_by_test_id("telegram-link-button").click()
+    page.get_by_test_id("telegram-link-url").wait_for()
+    page.get_by_test_id("settings-channels").screenshot(path=OUT / "dashboard-channels.png")
     page.close()
     page = sign_in(browser, server, TEAM[0]["email"])
     page.get_by_test_id("nav-team").click()
@@ -209,7 +229,8 @@ def shoot_team(browser: Any, server: LiveServer) -> None:
     page.get_by_test_id("invite-submit").click()
     page.get_by_test_id("invited-password").wait_for()
     page.locator("[data-testid=person][data-email='maria@fridges.example']").wait_for()
-    page.set_viewport_size({"width": 1360, "height": 640})
+    page.get_by_test_id("bot-username").wait_for()
+    page.set_viewport_size({"width": 1360, "height": 900})
     page.screenshot(path=OUT / "dashboard-team.png")
     page.get_by_test_id("nav-numbers").click()
     page.locator("[data-testid=numbers-row][data-owner='anna@fridges.example']").wait_for()
@@ -279,8 +300,8 @@ def main() -> None:
             shoot(server, site)
     print(
         f"wrote {OUT}/dashboard-leads.png, dashboard-lead-detail.png, dashboard-rules.png,"
-        " dashboard-my-leads.png, dashboard-team.png, dashboard-audiences.png and"
-        " dashboard-numbers.png"
+        " dashboard-my-leads.png, dashboard-channels.png, dashboard-team.png,"
+        " dashboard-audiences.png and dashboard-numbers.png"
     )
 
 

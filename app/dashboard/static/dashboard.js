@@ -2,7 +2,8 @@
  * Leadheat dashboard: sign-in, the lead list kept current by polling GET /v1/leads with
  * If-None-Match (a 304 means nothing to redraw), one-click contacts and statuses, the detail.
  * A person signed in sees "My leads" (owner=me) above the rest, claims and hands leads over,
- * and keeps their own settings (on duty, time zone, working hours) through /v1/me.
+ * and keeps their own settings (on duty, time zone, working hours) through /v1/me, and
+ * their notification channels (channels.js). `/dashboard?lead=<id>` opens that lead's card.
  */
 (() => {
   'use strict';
@@ -118,6 +119,7 @@
     if (window.LeadheatTeam) window.LeadheatTeam.signedOut();
     if (window.LeadheatAudiences) window.LeadheatAudiences.signedOut();
     if (window.LeadheatNumbers) window.LeadheatNumbers.signedOut();
+    if (window.LeadheatChannels) window.LeadheatChannels.signedOut();
     const error = $('signin-error');
     error.textContent = typeof message === 'string' ? message : '';
     error.hidden = typeof message !== 'string';
@@ -135,6 +137,9 @@
     if (window.LeadheatNumbers) window.LeadheatNumbers.signedIn({ toast, fail }, user);
     if (user) loadColleagues();
     poll();
+    // A message's "open" link (/dashboard?lead=<id>): its card, once signed in.
+    const asked = new URLSearchParams(location.search).get('lead');
+    if (asked && /^[0-9a-f-]{32,36}$/i.test(asked)) openDetail(asked.toLowerCase());
   };
 
   // The person: the duty switch and their name in the top bar, the settings dialog.
@@ -195,6 +200,7 @@
       return h('div', { class: 'hours-row', dataset: { day } }, h('label', { class: 'check' }, works, ` ${v.humanize(day)}`), start, '–', end);
     }));
     $('settings').showModal();
+    if (window.LeadheatChannels) window.LeadheatChannels.showMine(me, { toast, fail });
   };
   const changePassword = async () => {
     $('settings-error').hidden = true;
@@ -465,6 +471,11 @@
   };
   const closeDetail = () => {
     state.detailId = null;
+    if (new URLSearchParams(location.search).has('lead')) {
+      const url = new URL(location.href);
+      url.searchParams.delete('lead');
+      history.replaceState(null, '', url); // a reload does not bring back the closed card
+    }
     $('detail').hidden = true;
     document.querySelectorAll('.lead-row.is-open').forEach((row) => row.classList.remove('is-open'));
   };

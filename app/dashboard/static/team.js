@@ -1,6 +1,7 @@
 /*
  * Leadheat dashboard: the team page for admins (#team): the site's people, invitations (a first
- * password made here at random and shown once), role changes, deactivation. Managers never see
+ * password made here at random and shown once), role changes, deactivation; the site's
+ * Telegram bot and team channels (channels.js). Managers never see
  * the link, and the API answers them 403 anyway.
  */
 (() => {
@@ -93,6 +94,7 @@
     $('nav-team').classList.toggle('is-active', team);
     if (team) $('nav-leads').classList.remove('is-active');
     if (team) load();
+    if (team && window.LeadheatChannels) window.LeadheatChannels.showTeam(state.ui);
     else $('invited').hidden = true; // the password is not left on a page one comes back to
   };
 
