@@ -381,9 +381,12 @@ async def notify_changes(
     consumer: AfterGroup | None,
     profiles: list[LeadRow],
     before: dict[uuid.UUID, str],
+    scores: dict[uuid.UUID, float] | None = None,
 ) -> None:
     """Temperature changes made here (decay, an expired hold, a new rule set) reach the same
-    consumers as ingestion's (the webhook outbox), in the same transaction."""
+    consumers as ingestion's (the webhook outbox), in the same transaction. With `scores`
+    (a new rule set's re-scoring), a lead whose score moved is a change too, so that what
+    depends on the score alone (an audience's score range) follows the new rules."""
     if consumer is None:
         return
     changes = [
@@ -395,6 +398,7 @@ async def notify_changes(
         )
         for p in profiles
         if p["temperature"] != before[p["id"]]
+        or (scores is not None and p["score"] != scores[p["id"]])
     ]
     if changes:
         await consumer(conn, changes)
@@ -425,12 +429,13 @@ async def _rescore_batch(
     if not profiles:
         return None
     before = {p["id"]: p["temperature"] for p in profiles}
+    scores = {p["id"]: p["score"] for p in profiles}
     history = await histories(conn, part.site_id, [p["id"] for p in profiles])
     for profile in profiles:
         scoring_events = stored_scoring_events(history.get(profile["id"], ()), config.visit_timeout)
         replay_events(profile, compiled, scoring_events, now)
     await lead_writes.write_scores(conn, profiles)
-    await notify_changes(conn, lead_changes, profiles, before)
+    await notify_changes(conn, lead_changes, profiles, before, scores)
     # Last, so that the job's row (which every range updates) is locked only until the commit.
     processed = _jobs.c.processed + len(profiles)
     owned = await conn.execute(

@@ -232,3 +232,22 @@ async def test_an_abandoned_cart_enters_after_an_hour_of_silence_and_leaves_afte
     assert await members(client, site, cart) == [lead.id]
     await rescoring.refresh_temperatures(context, lead.next_check_at)
     assert await members(client, site, cart) == []  # a week after the cart last changed
+
+
+async def test_a_new_rule_set_moves_a_score_range_audience_without_a_temperature_change(
+    app, client, session, site
+):
+    """Re-scoring after a publish re-checks the leads whose score moved, not only those whose
+    temperature did: a score range follows the new rules at once."""
+    await publish(client, site.secret_key, views_rule_set(points=10, warm=70, hot=90))
+    scored = await create(client, site, "Score 30 to 50", score_min=30, score_max=50)
+    await compute(app, session)
+    await send(client, site, *views("v", 2, origin=utcnow() - timedelta(minutes=3)))
+    lead = await lead_of(session, site, "v")
+    assert (lead.temperature, await members(client, site, scored)) == ("cold", [])
+
+    await publish(client, site.secret_key, views_rule_set(points=20, warm=70, hot=90))
+    assert (await lead_of(session, site, "v")).temperature == "cold"  # 40: still cold
+    assert await members(client, site, scored) == [lead.id]
+    await publish(client, site.secret_key, views_rule_set(points=30, warm=70, hot=90))
+    assert await members(client, site, scored) == []  # 60: out of the range, still cold
