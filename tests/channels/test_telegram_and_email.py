@@ -87,3 +87,9 @@ async def test_hot_lead_reaches_the_owner_who_presses_contacted(
     )
     assert "clock has stopped" in answered.params["text"]
     await bot_api.wait_for("editMessageReplyMarkup", lambda p: p["chat_id"] == CHAT)
+    # The team's numbers count the contact, for its owner.
+    period = {"from": "2026-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "by": "owner"}
+    r = await client.get("/v1/stats/speed-to-lead", params=period, headers=anna_headers)
+    assert r.status_code == 200, r.text
+    [row] = [o for o in r.json()["by_owner"] if o["owner_id"] == str(anna.id)]
+    assert (row["hot_leads"], row["contacted"], row["overdue_now"]) == (1, 1, 0)
