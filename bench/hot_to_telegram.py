@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from app.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
 from app.team import service as team_service  # noqa: E402
 from app.team.schemas import WEEKDAYS, UserCreate  # noqa: E402
 from app.webhooks.models import WebhookEndpoint  # noqa: E402
-from bench.hot_to_webhook import background_load, free_port  # noqa: E402
+from bench.hot_to_webhook import free_port, run_probes  # noqa: E402
 from bench.ingest import prepare_database, start_server  # noqa: E402
 
 TOKEN = "4242:bench-token"
@@ -129,56 +128,12 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     try:
         limits = httpx.Limits(max_connections=64)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-            stop = asyncio.Event()
-            load = asyncio.create_task(background_load(client, write_key, args.rate, stop))
-            await asyncio.sleep(2)  # let the load settle
-            started: dict[str, float] = {}
-            answered: dict[str, float] = {}
-
-            async def probe(n: int) -> None:
-                email = f"probe{n}@bench.example"
-                body = {
-                    "type": "track", "event": "Contact Requested", "anonymousId": f"probe-{n}",
-                    "properties": {"email": email},
-                }  # fmt: skip
-                started[email] = time.perf_counter()
-                (await client.post("/v1/track", auth=(write_key, ""), json=body)).raise_for_status()
-                answered[email] = time.perf_counter()
-
-            probes = []
-            t_load = time.perf_counter()
-            for n in range(args.probes):
-                probes.append(asyncio.create_task(probe(n)))
-                await asyncio.sleep(args.interval)
-            await asyncio.gather(*probes)
-            deadline = time.perf_counter() + 10
-            while len(fake.arrived) < args.probes and time.perf_counter() < deadline:
-                await asyncio.sleep(0.05)
-            stop.set()
-            background_events = await load
-            load_seconds = time.perf_counter() - t_load + 2
+            figures = await run_probes(client, write_key, args, fake.arrived)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         server.close()
-    latencies = sorted(
-        (fake.arrived[e] - t0) * 1000 for e, t0 in started.items() if e in fake.arrived
-    )
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    # From the ingestion request's answer (committed) to the alert: the outbox's part.
-    after = sorted((fake.arrived[e] - answered[e]) * 1000 for e in answered if e in fake.arrived)
-    return {
-        "probes": args.probes,
-        "delivered": len(latencies),
-        "background_events_per_s": round(background_events / load_seconds),
-        "workers": args.workers,
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p90_ms": round(q[89], 1),
-        "p99_ms": round(q[98], 1),
-        "max_ms": round(latencies[-1], 1),
-        "after_answer_p50_ms": round(statistics.median(after), 1),
-        "after_answer_p99_ms": round(statistics.quantiles(after, n=100, method="inclusive")[98], 1),
-    }
+    return figures
 
 
 def main() -> None:
