@@ -44,7 +44,7 @@ class Seeded:
                 case.path_parameters[name] = self.ids[name]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def settings(database_url: str) -> Settings:
     # No background loops: the generated webhooks must not be delivered anywhere. A readiness
     # probe that waits longer than production's: on a loaded CI machine a new engine's first
@@ -63,8 +63,10 @@ async def contract_site(session: Any) -> CreatedSite:
     return await create_site(session)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served(settings: Settings, db_engine: AsyncEngine) -> Iterator[LiveServer]:
+    """One server per module and database: an app holds nothing a test could leave behind
+    (its caches are keyed by site, and each test has a new site in emptied tables)."""
     with LiveServer(create_app(settings)) as server:
         yield server
 
