@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIntPK, UTCDateTime, utcnow
+from app.db import Base, BigIntPK, JSONType, UTCDateTime, utcnow
 
 
 class FunnelRollup(Base):
@@ -70,9 +70,12 @@ class FunnelDelta(Base):
 class SpeedCount(Base):
     """Speed to lead's rollup: per site, UTC day of `became_hot_at` and current owner (NULL:
     unowned), the live leads that turned hot that day, in two kinds of rows: by outcome
-    (`hot_leads`: outcome 'won', 'lost' with its reason, or NULL) and by wait (`contacted`:
-    the contacted ones by the bucket of their wait, app.leads.waits). Days before the site's
-    `funnel_rollups.speed_rolled_until` are counted; the changes since are `speed_deltas`."""
+    (`hot_leads`: outcome 'won', 'lost' with its reason, or NULL), and one row of their waits
+    (`contacted`, and `waits`: [[bucket, contacted], ...] by the bucket of the wait,
+    app.leads.waits). One row for the histogram, not one per bucket: at a few hundred hot
+    leads a day nearly every contacted lead has a bucket of its own, and the read would cost a
+    row per lead again. Days before the site's `funnel_rollups.speed_rolled_until` are
+    counted; the changes since are `speed_deltas` (whose `wait_bucket` is the lead's)."""
 
     __tablename__ = "speed_counts"
     __table_args__ = (Index("ix_speed_counts_site_id_day", "site_id", "day"),)
@@ -86,6 +89,7 @@ class SpeedCount(Base):
     lost_reason: Mapped[str | None] = mapped_column(String(32))
     hot_leads: Mapped[int] = mapped_column(Integer)
     contacted: Mapped[int] = mapped_column(Integer)
+    waits: Mapped[list[list[int]] | None] = mapped_column(JSONType, default=None)
 
 
 class SpeedDelta(Base):

@@ -152,7 +152,7 @@ async def _count_speed_days(
     session: AsyncSession, site_id: uuid.UUID, start: datetime, end: datetime
 ) -> None:
     """Replace speed to lead's counts of the days in [start, end) with the leads': a row per
-    owner and outcome (hot leads), and a row per owner and wait bucket (contacted)."""
+    owner and outcome (hot leads), and a row per owner of the contacted ones' waits."""
     dialect = session.get_bind().dialect.name
     await session.execute(
         delete(SpeedCount).where(
@@ -174,65 +174,87 @@ async def _count_speed_days(
         .where(*hot)
         .group_by(Lead.site_id, day, owner, outcome, reason)
     )
+    await session.execute(insert(SpeedCount).from_select(columns, by_outcome))
     by_wait = (
-        select(Lead.site_id, day, owner, wait, none, none, literal(0), func.count())
+        select(day, owner, wait, func.count())
         .where(*hot, Lead.first_contacted_at.is_not(None))
-        .group_by(Lead.site_id, day, owner, wait)
+        .group_by(day, owner, wait)
     )
-    for counted in (by_outcome, by_wait):
-        await session.execute(insert(SpeedCount).from_select(columns, counted))
+    histograms: dict[tuple[datetime, Any], Counter] = defaultdict(Counter)
+    for counted_day, owner_id, bucket, leads in await session.execute(by_wait):
+        histograms[(counted_day, owner_id)][bucket] += leads
+    await _insert_histograms(session, site_id, histograms)
+
+
+async def _insert_histograms(
+    session: AsyncSession, site_id: uuid.UUID, histograms: dict[tuple[datetime, Any], Counter]
+) -> None:
+    """One row per (day, owner): its waits' histogram."""
+    rows = []
+    for (day, owner_id), histogram in histograms.items():
+        waits = sorted([bucket, n] for bucket, n in histogram.items() if n)
+        if waits:
+            rows.append(
+                {
+                    "site_id": site_id,
+                    "day": day,
+                    "owner_id": owner_id,
+                    "wait_bucket": None,
+                    "outcome": None,
+                    "lost_reason": None,
+                    "hot_leads": 0,
+                    "contacted": sum(n for _, n in waits),
+                    "waits": waits,
+                }
+            )
+    if rows:
+        await session.execute(insert(SpeedCount), rows)
 
 
 async def _fold_speed(
     session: AsyncSession, site_id: uuid.UUID, day: datetime, changes: list[tuple[Any, ...]]
 ) -> None:
     """Add the deltas `changes` ((owner, bucket, outcome, reason, hot, contacted)) to the
-    counts of a rolled-up day, split into the counts' two kinds of rows."""
+    counts of a rolled-up day."""
     where = (SpeedCount.site_id == site_id, SpeedCount.day == day)
     hot: Counter = Counter()  # (owner, outcome, reason) -> hot leads
-    waits: Counter = Counter()  # (owner, bucket) -> contacted
+    histograms: dict[tuple[datetime, Any], Counter] = defaultdict(Counter)
     rows = await session.execute(
         select(
             SpeedCount.owner_id,
-            SpeedCount.wait_bucket,
             SpeedCount.outcome,
             SpeedCount.lost_reason,
             SpeedCount.hot_leads,
-            SpeedCount.contacted,
+            SpeedCount.waits,
         ).where(*where)
     )
-    for owner_id, wait, outcome, reason, hot_leads, contacted in [*rows, *changes]:
+    for owner_id, outcome, reason, hot_leads, waits in rows:
+        if waits is None:
+            hot[(owner_id, outcome, reason)] += hot_leads
+        for bucket, n in waits or ():
+            histograms[(day, owner_id)][bucket] += n
+    for owner_id, bucket, outcome, reason, hot_leads, contacted in changes:
         hot[(owner_id, outcome, reason)] += hot_leads
-        if wait is not None:
-            waits[(owner_id, wait)] += contacted
+        if bucket is not None:
+            histograms[(day, owner_id)][bucket] += contacted
     await session.execute(delete(SpeedCount).where(*where))
-    new_rows = [
+    outcome_rows = [
         {
-            "owner_id": o,
+            "site_id": site_id,
+            "day": day,
+            "owner_id": owner_id,
             "wait_bucket": None,
             "outcome": outcome,
             "lost_reason": reason,
             "hot_leads": n,
             "contacted": 0,
         }
-        for (o, outcome, reason), n in hot.items()
-        if n
-    ] + [
-        {
-            "owner_id": o,
-            "wait_bucket": wait,
-            "outcome": None,
-            "lost_reason": None,
-            "hot_leads": 0,
-            "contacted": n,
-        }
-        for (o, wait), n in waits.items()
+        for (owner_id, outcome, reason), n in hot.items()
         if n
     ]
-    if new_rows:
-        await session.execute(
-            insert(SpeedCount), [dict(row, site_id=site_id, day=day) for row in new_rows]
-        )
+    if outcome_rows:
+        await session.execute(insert(SpeedCount), outcome_rows)
+    await _insert_histograms(session, site_id, histograms)
 
 
 async def _roll_up_speed(

@@ -23,13 +23,17 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
     Select,
     and_,
     case,
     cast,
     func,
     literal,
+    literal_column,
+    null,
     select,
+    true,
     tuple_,
     union_all,
 )
@@ -429,6 +433,26 @@ def _speed_rows(site_id: uuid.UUID, start: datetime, end: datetime, dialect: str
     )
 
 
+def _histogram_rows(dialect: str) -> Select:
+    """The counts' histograms ([[bucket, contacted], ...] a day and owner) as rows (owner,
+    bucket, NULL, NULL, 0, contacted): summed by the database with the other rows, so that
+    Python gets a row per bucket, not one per day and bucket."""
+    pair = func.json_each(SpeedCount.waits)
+    element = "json_extract(pair.value, '$[{}]')"
+    if dialect == "postgresql":
+        pair = func.jsonb_array_elements(SpeedCount.waits)
+        element = "CAST(pair.value ->> {} AS INTEGER)"
+    pairs = pair.table_valued("value").alias("pair")
+    return select(
+        SpeedCount.owner_id,
+        literal_column(element.format(0), Integer()),
+        null(),
+        null(),
+        literal(0),
+        literal_column(element.format(1), Integer()),
+    ).select_from(SpeedCount.__table__.join(pairs, true()))
+
+
 async def _grouped_from_rollup(
     session: AsyncSession,
     site_id: uuid.UUID,
@@ -451,7 +475,8 @@ async def _grouped_from_rollup(
     if days_end <= days_start:
         return None
     dialect = session.get_bind().dialect.name
-    parts: list[Select] = [
+    whole_days = (SpeedCount.day >= days_start, SpeedCount.day < days_end)
+    flat: list[Select] = [
         select(
             table.owner_id,
             table.wait_bucket,
@@ -462,14 +487,18 @@ async def _grouped_from_rollup(
         ).where(table.site_id == site_id, table.day >= days_start, table.day < days_end)
         for table in (SpeedCount, SpeedDelta)
     ]
+    flat[0] = flat[0].where(SpeedCount.waits.is_(None))  # the counts' rows by outcome
+    flat.append(_histogram_rows(dialect).where(SpeedCount.site_id == site_id, *whole_days))
     if start < days_start:
-        parts.append(_speed_rows(site_id, start, days_start, dialect))
+        flat.append(_speed_rows(site_id, start, days_start, dialect))
     if days_end < end:
-        parts.append(_speed_rows(site_id, days_end, end, dialect))
-    both = union_all(*parts).subquery("parts")
-    owner, wait, outcome, reason, hot, contacted = list(both.c)
+        flat.append(_speed_rows(site_id, days_end, end, dialect))
+    parts = union_all(*flat).subquery("parts")
+    owner, wait, outcome, reason, hot, contacted = list(parts.c)
     keys = [owner, wait, outcome, reason] if by_owner else [wait, outcome, reason]
-    rows = await session.execute(select(*keys, func.sum(hot), func.sum(contacted)).group_by(*keys))
+    rows = await session.execute(
+        select(*keys, func.sum(hot), func.sum(contacted)).group_by(*keys)
+    )
     groups: dict[Key, _Tally] = {}
     for row in rows:
         values = tuple(row)
@@ -479,7 +508,9 @@ async def _grouped_from_rollup(
         for key in (TEAM, who) if by_owner else (TEAM,):
             tally = groups.setdefault(key, _Tally())
             tally.add(bucket, won_or_lost, why, int(hot_leads or 0), int(waited or 0))
-    return {key: tally.summary(marks, by_owner) for key, tally in groups.items() if tally.hot_leads}
+    return {
+        key: tally.summary(marks, by_owner) for key, tally in groups.items() if tally.hot_leads
+    }
 
 
 class _Tally:

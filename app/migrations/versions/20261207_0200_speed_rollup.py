@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0022"
 down_revision: str | None = "0021"
@@ -182,6 +183,7 @@ def upgrade() -> None:
     op.create_table(
         "speed_counts",
         *_columns(),
+        sa.Column("waits", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
         sa.ForeignKeyConstraint(
             ["site_id"],
             ["sites.id"],
@@ -195,8 +197,8 @@ def upgrade() -> None:
         "speed_deltas", *_columns(), sa.PrimaryKeyConstraint("id", name=op.f("pk_speed_deltas"))
     )
     op.create_index("ix_speed_deltas_site_id_day", "speed_deltas", ["site_id", "day"])
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    for statement in [*PG_FUNCTIONS, *PG_TRIGGERS] if postgresql else SQLITE_TRIGGERS:
+    on_postgresql = op.get_bind().dialect.name == "postgresql"
+    for statement in [*PG_FUNCTIONS, *PG_TRIGGERS] if on_postgresql else SQLITE_TRIGGERS:
         op.execute(statement)
 
 
