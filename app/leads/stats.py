@@ -496,9 +496,7 @@ async def _grouped_from_rollup(
     parts = union_all(*flat).subquery("parts")
     owner, wait, outcome, reason, hot, contacted = list(parts.c)
     keys = [owner, wait, outcome, reason] if by_owner else [wait, outcome, reason]
-    rows = await session.execute(
-        select(*keys, func.sum(hot), func.sum(contacted)).group_by(*keys)
-    )
+    rows = await session.execute(select(*keys, func.sum(hot), func.sum(contacted)).group_by(*keys))
     groups: dict[Key, _Tally] = {}
     for row in rows:
         values = tuple(row)
@@ -508,9 +506,7 @@ async def _grouped_from_rollup(
         for key in (TEAM, who) if by_owner else (TEAM,):
             tally = groups.setdefault(key, _Tally())
             tally.add(bucket, won_or_lost, why, int(hot_leads or 0), int(waited or 0))
-    return {
-        key: tally.summary(marks, by_owner) for key, tally in groups.items() if tally.hot_leads
-    }
+    return {key: tally.summary(marks, by_owner) for key, tally in groups.items() if tally.hot_leads}
 
 
 class _Tally:
