@@ -259,19 +259,22 @@ async def test_the_triggers_and_the_count_bucket_waits_as_the_app_does(
 
 async def _buckets(session: AsyncSession, table: Any, site_id: uuid.UUID) -> dict[int, int]:
     """The contacted leads by wait bucket: the deltas' rows, or the counts' histograms."""
+    pairs: list[Any]
     if table is SpeedDelta:
-        rows = await session.execute(
-            select(table.wait_bucket, table.contacted).where(
-                table.site_id == site_id, table.wait_bucket.is_not(None)
+        pairs = list(
+            await session.execute(
+                select(table.wait_bucket, table.contacted).where(
+                    table.site_id == site_id, table.wait_bucket.is_not(None)
+                )
             )
         )
     else:
         histograms = await session.scalars(
             select(table.waits).where(table.site_id == site_id, table.waits.is_not(None))
         )
-        rows = [tuple(pair) for histogram in histograms for pair in histogram]  # type: ignore[assignment]
+        pairs = [pair for histogram in histograms for pair in histogram]
     found: dict[int, int] = {}
-    for bucket, n in rows:
+    for bucket, n in pairs:
         found[bucket] = found.get(bucket, 0) + n
     return found
 
