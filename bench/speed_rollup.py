@@ -10,7 +10,9 @@ leads changed since the pass (their deltas pending), and after VACUUM ANALYZE. E
 answers is checked: equal, but for the median and p90, which may differ by a bucket's width
 (10 s for waits of 10 minutes to an hour).
 
-    .venv/bin/python bench/speed_rollup.py
+    .venv/bin/python bench/speed_rollup.py [hot leads, 13000 by default]
+
+(`100000` turns every other lead hot: the cost of each path as the hot leads grow tenfold.)
 """
 
 import asyncio
@@ -83,7 +85,8 @@ async def compare(sessions: Any, site: uuid.UUID, label: str) -> None:
             await timed(f"{what}, rollup", lambda: call(True))
 
 
-async def main() -> None:
+async def main(hot: int) -> None:
+    print(f"{LEADS} leads, {hot} turned hot in the last 30 days, {OWNERS} owners")
     admin = await asyncpg.connect(ADMIN)
     await admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{NAME}"')
@@ -113,7 +116,7 @@ async def main() -> None:
             text(FILL.replace(":owners", "CAST(:owners AS uuid[])")),
             {
                 "site": site,
-                "every": LEADS // HOT,
+                "every": LEADS // hot,
                 "owners": owners,
                 "n_owners": OWNERS,
                 "leads": LEADS,
@@ -149,4 +152,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else HOT))

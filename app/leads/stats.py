@@ -12,8 +12,10 @@ and the deltas of one moment.
 
 Speed to lead of the leads that turned hot in it: hot to first contact (median, p90), the
 share contacted within each mark, won and lost (with reasons), and the leads overdue now; for
-the team (the site) and, asked for, per owner. Both read the hot leads of the period through
-ix_leads_site_id_became_hot_at_contacted and the overdue ones through
+the team (the site) and, asked for, per owner. It reads its rollup as the funnel does (counts
+of whole rolled-up days by the day a lead turned hot, with the deltas since, in one statement
+with the hot leads of the edges through ix_leads_site_id_became_hot_at_contacted), the waits
+as per-day histograms of bounded buckets (app.leads.waits); the overdue ones through
 ix_leads_site_id_contact_by_new (docs/performance.md)."""
 
 import uuid
