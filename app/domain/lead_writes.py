@@ -229,12 +229,15 @@ async def patch_lead(session: AsyncSession, lead: Lead, patch: LeadPatch, now: d
 
 async def delete_leads(conn: AsyncConnection | AsyncSession, lead_ids: Sequence[uuid.UUID]) -> int:
     """Delete the leads (locked by the caller); answers how many were. First their
-    `first_seen_at` is cleared, so that the funnel's triggers (migration 0011) write the -1 of
-    each live lead in its day: the funnel's counts then no longer count an erased person, as
-    its reads of the leads do not (there is no trigger on DELETE)."""
+    `first_seen_at` and `became_hot_at` are cleared, so that the funnel's and speed to lead's
+    triggers (migrations 0011, 0022) write the -1 of each live lead in its day: their counts
+    then no longer count an erased person, as their reads of the leads do not (there is no
+    trigger on DELETE)."""
     if not lead_ids:
         return 0
     ids = list(lead_ids)
-    await conn.execute(update(_leads).where(_leads.c.id.in_(ids)).values(first_seen_at=None))
+    await conn.execute(
+        update(_leads).where(_leads.c.id.in_(ids)).values(first_seen_at=None, became_hot_at=None)
+    )
     result = await conn.execute(delete(_leads).where(_leads.c.id.in_(ids)))
     return int(cast(Any, result).rowcount or 0)

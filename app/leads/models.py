@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIntPK, UTCDateTime, utcnow
+from app.db import Base, BigIntPK, JSONType, UTCDateTime, utcnow
 
 
 class FunnelRollup(Base):
@@ -29,6 +29,8 @@ class FunnelRollup(Base):
         ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
     )
     rolled_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Speed to lead's rollup (SpeedCount), held by the same row: NULL before its first pass.
+    speed_rolled_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -63,6 +65,50 @@ class FunnelDelta(Base):
     identified: Mapped[bool] = mapped_column(Boolean)
     contacted: Mapped[bool] = mapped_column(Boolean)
     leads: Mapped[int] = mapped_column(Integer)
+
+
+class SpeedCount(Base):
+    """Speed to lead's rollup: per site, UTC day of `became_hot_at` and current owner (NULL:
+    unowned), the live leads that turned hot that day, in two kinds of rows: by outcome
+    (`hot_leads`: outcome 'won', 'lost' with its reason, or NULL), and one row of their waits
+    (`contacted`, and `waits`: [[bucket, contacted], ...] by the bucket of the wait,
+    app.leads.waits). One row for the histogram, not one per bucket: at a few hundred hot
+    leads a day nearly every contacted lead has a bucket of its own, and the read would cost a
+    row per lead again. Days before the site's `funnel_rollups.speed_rolled_until` are
+    counted; the changes since are `speed_deltas` (whose `wait_bucket` is the lead's)."""
+
+    __tablename__ = "speed_counts"
+    __table_args__ = (Index("ix_speed_counts_site_id_day", "site_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    day: Mapped[datetime] = mapped_column(UTCDateTime)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    wait_bucket: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    lost_reason: Mapped[str | None] = mapped_column(String(32))
+    hot_leads: Mapped[int] = mapped_column(Integer)
+    contacted: Mapped[int] = mapped_column(Integer)
+    waits: Mapped[list[list[int]] | None] = mapped_column(JSONType, default=None)
+
+
+class SpeedDelta(Base):
+    """Written by the triggers only (migration 0022), like `funnel_deltas`: for a lead that
+    counts (hot, not merged), a row with its wait's bucket (NULL: not contacted), outcome and
+    reason, hot_leads = +-1 and contacted = +-1 (0 when not contacted)."""
+
+    __tablename__ = "speed_deltas"
+    __table_args__ = (Index("ix_speed_deltas_site_id_day", "site_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    day: Mapped[datetime] = mapped_column(UTCDateTime)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    wait_bucket: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    lost_reason: Mapped[str | None] = mapped_column(String(32))
+    hot_leads: Mapped[int] = mapped_column(Integer)
+    contacted: Mapped[int] = mapped_column(Integer)
 
 
 class TemperatureMove(Base):

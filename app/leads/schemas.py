@@ -312,10 +312,20 @@ class ContactOut(BaseModel):
 class SpeedFigures(BaseModel):
     hot_leads: int = Field(description="leads that turned hot in [from, to)")
     contacted: int
-    median_seconds: float | None = Field(description="hot -> first contact, contacted leads")
-    p90_seconds: float | None
+    median_seconds: float | None = Field(
+        description=(
+            "hot -> first contact, contacted leads (linear interpolation between closest "
+            "ranks). Counted from per-day histograms: exact for waits in whole seconds under "
+            "10 minutes; beyond, each wait counts as the upper bound of its bucket (10 s wide "
+            "up to an hour, then at most about 2% of the wait)"
+        )
+    )
+    p90_seconds: float | None = Field(description="as median_seconds, the 90th percentile")
     within_minutes: dict[str, float] = Field(
-        description="share of the hot leads contacted within each mark (minutes)"
+        description=(
+            "share of the hot leads contacted within each mark (minutes); exact for marks in "
+            "whole minutes up to 4 hours (a bucket's bound)"
+        )
     )
     won: int | None = Field(description="of the hot leads, how many are won (with by=owner)")
     lost: int | None = Field(description="of the hot leads, how many are lost (with by=owner)")

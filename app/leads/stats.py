@@ -12,8 +12,10 @@ and the deltas of one moment.
 
 Speed to lead of the leads that turned hot in it: hot to first contact (median, p90), the
 share contacted within each mark, won and lost (with reasons), and the leads overdue now; for
-the team (the site) and, asked for, per owner. Both read the hot leads of the period through
-ix_leads_site_id_became_hot_at_contacted and the overdue ones through
+the team (the site) and, asked for, per owner. It reads its rollup as the funnel does (counts
+of whole rolled-up days by the day a lead turned hot, with the deltas since, in one statement
+with the hot leads of the edges through ix_leads_site_id_became_hot_at_contacted), the waits
+as per-day histograms of bounded buckets (app.leads.waits); the overdue ones through
 ix_leads_site_id_contact_by_new (docs/performance.md)."""
 
 import uuid
@@ -23,13 +25,17 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
     Select,
     and_,
     case,
     cast,
     func,
     literal,
+    literal_column,
+    null,
     select,
+    true,
     tuple_,
     union_all,
 )
@@ -37,8 +43,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import WebhookSettings
 from app.domain.tables import Lead
-from app.leads.models import FunnelCount, FunnelDelta, FunnelRollup, TemperatureMove
-from app.leads.rollup import ceil_day, floor_day
+from app.leads import waits
+from app.leads.models import (
+    FunnelCount,
+    FunnelDelta,
+    FunnelRollup,
+    SpeedCount,
+    SpeedDelta,
+    TemperatureMove,
+)
+from app.leads.rollup import ceil_day, floor_day, speed_groups
 from app.leads.schemas import LOST_REASONS, STATUSES, TEMPERATURES
 from app.team.models import User
 
@@ -218,16 +232,24 @@ async def speed_to_lead(
     now: datetime,
     *,
     by_owner: bool = False,
+    rollup: bool = True,
 ) -> dict[str, Any]:
     """Hot -> first contact for the site's leads that turned hot in [start, end); overdue at
     `now`. `by_owner`: also how many of them were won and lost (and why), and all of it per
-    owner (the lead's current owner; unowned leads under a null owner)."""
+    owner (the lead's current owner; unowned leads under a null owner). From the rollup where
+    it can (`rollup=False`: from the leads alone, the figures the rollup's are checked on)."""
     live = and_(Lead.site_id == site_id, Lead.merged_into_id.is_(None))
     marks = sorted({settings.first_contact_window_minutes, *settings.escalation_marks_minutes})
     period = and_(live, Lead.became_hot_at >= start, Lead.became_hot_at < end)
-    in_database = session.get_bind().dialect.name == "postgresql"
-    summarize = _grouped_in_database if in_database else _grouped_counted_here
-    people = await summarize(session, period, marks, by_owner=by_owner)
+    people = (
+        await _grouped_from_rollup(session, site_id, start, end, marks, by_owner=by_owner)
+        if rollup
+        else None
+    )
+    if people is None:
+        in_database = session.get_bind().dialect.name == "postgresql"
+        summarize = _grouped_in_database if in_database else _grouped_counted_here
+        people = await summarize(session, period, marks, by_owner=by_owner)
     team = people.pop(TEAM, None) or _empty(marks, outcomes=by_owner)
     # Overdue: ix_leads_site_id_contact_by_new (its condition is this one's).
     awaiting = and_(
@@ -395,6 +417,138 @@ async def _grouped_in_database(
             **_outcomes(won, by_reason),
         }
     return out
+
+
+def _speed_rows(site_id: uuid.UUID, start: datetime, end: datetime, dialect: str) -> Select:
+    """Speed to lead's rows (owner, bucket, outcome, reason, hot leads, contacted) counted
+    from the live leads that turned hot in [start, end), as the triggers write them."""
+    groups = speed_groups(dialect)
+    return (
+        select(*groups, func.count(), func.count(Lead.first_contacted_at))
+        .where(
+            Lead.site_id == site_id,
+            Lead.merged_into_id.is_(None),
+            Lead.became_hot_at >= start,
+            Lead.became_hot_at < end,
+        )
+        .group_by(*groups)
+    )
+
+
+def _histogram_rows(dialect: str) -> Select:
+    """The counts' histograms ([[bucket, contacted], ...] a day and owner) as rows (owner,
+    bucket, NULL, NULL, 0, contacted): summed by the database with the other rows, so that
+    Python gets a row per bucket, not one per day and bucket."""
+    pair = func.json_each(SpeedCount.waits)
+    element = "json_extract(pair.value, '$[{}]')"
+    if dialect == "postgresql":
+        pair = func.jsonb_array_elements(SpeedCount.waits)
+        element = "CAST(pair.value ->> {} AS INTEGER)"
+    pairs = pair.table_valued("value").alias("pair")
+    return select(
+        SpeedCount.owner_id,
+        literal_column(element.format(0), Integer()),
+        null(),
+        null(),
+        literal(0),
+        literal_column(element.format(1), Integer()),
+    ).select_from(SpeedCount.__table__.join(pairs, true()))
+
+
+async def _grouped_from_rollup(
+    session: AsyncSession,
+    site_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    marks: list[float],
+    *,
+    by_owner: bool,
+) -> dict[Key, dict[str, Any]] | None:
+    """The figures of `_grouped_in_database`, from the rollup's counts and deltas of the
+    period's whole days before `speed_rolled_until` and the leads of the rest (the partial
+    days at its edges, the days not rolled up), in one statement as the funnel's; None when
+    the period has no such day (then the leads are read as before). The waits are those of
+    their buckets (app.leads.waits)."""
+    rolled_until = await session.scalar(
+        select(FunnelRollup.speed_rolled_until).where(FunnelRollup.site_id == site_id)
+    )
+    days_start = ceil_day(start)
+    days_end = min(floor_day(end), rolled_until) if rolled_until is not None else days_start
+    if days_end <= days_start:
+        return None
+    dialect = session.get_bind().dialect.name
+    whole_days = (SpeedCount.day >= days_start, SpeedCount.day < days_end)
+    flat: list[Select] = [
+        select(
+            table.owner_id,
+            table.wait_bucket,
+            table.outcome,
+            table.lost_reason,
+            table.hot_leads,
+            table.contacted,
+        ).where(table.site_id == site_id, table.day >= days_start, table.day < days_end)
+        for table in (SpeedCount, SpeedDelta)
+    ]
+    flat[0] = flat[0].where(SpeedCount.waits.is_(None))  # the counts' rows by outcome
+    flat.append(_histogram_rows(dialect).where(SpeedCount.site_id == site_id, *whole_days))
+    if start < days_start:
+        flat.append(_speed_rows(site_id, start, days_start, dialect))
+    if days_end < end:
+        flat.append(_speed_rows(site_id, days_end, end, dialect))
+    parts = union_all(*flat).subquery("parts")
+    owner, wait, outcome, reason, hot, contacted = list(parts.c)
+    keys = [owner, wait, outcome, reason] if by_owner else [wait, outcome, reason]
+    rows = await session.execute(select(*keys, func.sum(hot), func.sum(contacted)).group_by(*keys))
+    groups: dict[Key, _Tally] = {}
+    for row in rows:
+        values = tuple(row)
+        if not by_owner:
+            values = (None, *values)
+        who, bucket, won_or_lost, why, hot_leads, waited = values
+        for key in (TEAM, who) if by_owner else (TEAM,):
+            tally = groups.setdefault(key, _Tally())
+            tally.add(bucket, won_or_lost, why, int(hot_leads or 0), int(waited or 0))
+    return {key: tally.summary(marks, by_owner) for key, tally in groups.items() if tally.hot_leads}
+
+
+class _Tally:
+    """A group's hot leads, outcomes and waits' histogram, summed from rollup rows."""
+
+    def __init__(self) -> None:
+        self.hot_leads = 0
+        self.won = 0
+        self.lost: dict[str, int] = {}
+        self.waits: dict[int, int] = {}
+
+    def add(
+        self, bucket: int | None, outcome: str | None, reason: str | None, hot: int, waited: int
+    ) -> None:
+        self.hot_leads += hot
+        if outcome == "won":
+            self.won += hot
+        elif outcome == "lost":
+            key = reason or "unknown"
+            self.lost[key] = self.lost.get(key, 0) + hot
+        if bucket is not None:
+            self.waits[bucket] = self.waits.get(bucket, 0) + waited
+
+    def summary(self, marks: list[float], by_owner: bool) -> dict[str, Any]:
+        histogram = sorted((value, n) for value, n in self.waits.items() if n)
+        hot = self.hot_leads
+        return {
+            "hot_leads": hot,
+            "contacted": sum(n for _, n in histogram),
+            "median_seconds": waits.percentile(histogram, 0.5),
+            "p90_seconds": waits.percentile(histogram, 0.9),
+            "within_minutes": {
+                f"{m:g}": round(waits.within(histogram, m * 60) / hot, 4) if hot else 0.0
+                for m in marks
+            },
+            **_outcomes(
+                self.won if by_owner else None,
+                {r: n for r, n in self.lost.items() if n} if by_owner else {},
+            ),
+        }
 
 
 def _key(row: tuple[Any, ...], by_owner: bool) -> Key:

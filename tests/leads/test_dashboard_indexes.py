@@ -244,3 +244,41 @@ async def test_the_funnel_from_its_rollup_with_changed_days_uses_indexes(
     funnel = [q for q in queries if "funnel_counts" in q[0]]
     assert len(funnel) == 1, queries
     assert await full_scans(db_engine, funnel) == []
+
+
+@pytest.mark.parametrize("by_owner", [False, True])
+async def test_speed_to_lead_from_its_rollup_reads_only_the_edges_leads(
+    client: httpx.AsyncClient,
+    site: CreatedSite,
+    db_engine: AsyncEngine,
+    loaded: uuid.UUID,
+    by_owner: bool,
+) -> None:
+    """Once rolled up, the period's whole days come from the counts: the leads read are those
+    of the partial days at its edges, not the period's hot leads."""
+    now = datetime.now(UTC)
+    await rollup.roll_up(db_engine, now)
+    period = {"from": (now - timedelta(days=365)).isoformat(), "to": now.isoformat()}
+    with captured_lead_queries() as queries:
+        r = await client.get(
+            "/v1/stats/speed-to-lead",
+            params={**period, "by": "owner"} if by_owner else period,
+            headers=bearer(site.secret_key),
+        )
+        assert r.status_code == 200, r.text
+    hot_in_period = r.json()["hot_leads"]
+    assert hot_in_period > 100
+    route = [q for q in queries if "became_hot_at >=" in q[0]]
+    assert len(route) == 1, queries
+    statement, parameters = route[0]
+    assert "speed_counts" in statement
+    assert await full_scans(db_engine, route) == []
+    async with db_engine.connect() as conn:
+        result = await conn.exec_driver_sql(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters
+        )
+        plan = result.scalar_one()[0]["Plan"]
+    leads_read = sum(
+        node["Actual Rows"] for node in _nodes(plan) if node.get("Relation Name") == "leads"
+    )
+    assert leads_read < hot_in_period / 4, (leads_read, hot_in_period)
