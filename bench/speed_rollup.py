@@ -2,13 +2,13 @@
 site of 200k leads (13k turned hot in the last 30 days, 10 owners), timed in-process (the
 queries and the Python around them, no HTTP), for the team and per owner.
 
-A database of its own (dropped first), migrated to head, the leads of bench/speed_by_owner.py
-written by SQL (waits of 0-30 minutes in whole seconds), then ANALYZE (no VACUUM: as right
-after writes, the visibility map is not set and an index-only scan visits the heap), one
-rollup pass (timed), and 20 calls of each path after one warm-up. Then again after 1,000
-leads changed since the pass (their deltas pending), and after VACUUM ANALYZE. Each pair of
-answers is checked: equal, but for the median and p90, which may differ by a bucket's width
-(10 s for waits of 10 minutes to an hour).
+A database of its own (dropped first), migrated to head, the leads (`FILL`) written by SQL
+(waits of 0-30 minutes in whole seconds), then ANALYZE (no VACUUM: as right after writes, the
+visibility map is not set and an index-only scan visits the heap), one rollup pass (timed), and
+20 calls of each path after one warm-up. Then again after 1,000 leads changed since the pass
+(their deltas pending), and after VACUUM ANALYZE. Each pair of answers is checked: equal, but
+for the median and p90, which may differ by a bucket's width (10 s for waits of 10 minutes to
+an hour).
 
     .venv/bin/python bench/speed_rollup.py [hot leads, 13000 by default]
 
@@ -33,11 +33,34 @@ from app.config import Settings, WebhookSettings
 from app.db import make_engine, make_sessionmaker
 from app.leads import rollup, stats
 from app.migrate import upgrade
-from bench.speed_by_owner import FILL, HOT, LEADS, OWNERS
 
 NAME = "leadheat_bench_speed_rollup"
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{NAME}"
+LEADS, HOT, OWNERS = 200_000, 13_000, 10
+
+FILL = """
+INSERT INTO leads (id, site_id, created_at, updated_at, first_seen_at, visits, page_views,
+    events_count, session_seconds, engaged_seconds, orders, revenue, identified, contacts,
+    traits, interests, products_viewed, cart, status, score, temperature, became_hot_at,
+    contact_by, first_contacted_at, owner_id, owner_assigned_at, lost_reason)
+SELECT gen_random_uuid(), :site, now(), now(), now() - (n % 90) * interval '1 day',
+    1, 1, 1, 0, 0, 0, 0, false, '{}', '{}', '{}', '[]', '{}',
+    CASE WHEN hot IS NULL THEN 'new'
+         WHEN m % 10 = 1 THEN 'won' WHEN m % 10 = 2 THEN 'lost'
+         WHEN m % 50 = 3 THEN 'new' ELSE 'contacted' END,
+    0, CASE WHEN hot IS NULL THEN 'cold' ELSE 'hot' END,
+    hot, hot + interval '5 minutes',
+    CASE WHEN hot IS NOT NULL AND m % 50 <> 3 THEN hot + (m % 1800) * interval '1 second' END,
+    CASE WHEN hot IS NOT NULL AND m % 11 <> 0 THEN (:owners)[1 + m % :n_owners] END,
+    hot,
+    CASE WHEN hot IS NOT NULL AND m % 10 = 2 THEN 'bought_elsewhere' END
+FROM generate_series(1, :leads) AS n,
+    -- every `every`-th lead turned hot (m: which one), over the last 30 days
+    LATERAL (SELECT n / :every AS m,
+                    CASE WHEN n % :every = 0
+                    THEN now() - ((n / :every) * 7 % 43200) * interval '1 minute' END AS hot) AS h
+"""
 
 
 async def timed(label: str, fn: Callable[[], Awaitable[object]], runs: int = 20) -> None:
