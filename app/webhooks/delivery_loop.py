@@ -284,9 +284,32 @@ class DeliveryService:
         await asyncio.gather(*(self.attempt(c) for c in claimed))
         return len(claimed)
 
+    async def next_due(self) -> datetime | None:
+        """When the next pending delivery of an enabled endpoint is due (a retry), if later."""
+        d = cast(Table, WebhookDelivery.__table__)
+        e = cast(Table, WebhookEndpoint.__table__)
+        async with self._engine.connect() as conn:
+            return cast(
+                datetime | None,
+                await conn.scalar(
+                    select(func.min(d.c.next_attempt_at))
+                    .join(e, e.c.id == d.c.endpoint_id)
+                    .where(
+                        d.c.status == "pending",
+                        d.c.next_attempt_at > self._now(),
+                        e.c.enabled.is_(True),
+                    )
+                ),
+            )
+
     async def run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
         """The worker loop: keep up to `concurrency` attempts in flight; claim again when
-        woken (a local commit), when an attempt ends, or at the poll interval."""
+        woken (a commit, app.wakeups), when an attempt ends, when the next retry is due, or
+        at the poll interval (a fallback: another process's attempts whose lease expired)."""
+        with notifier.wakeups.serving(outbox.DELIVERIES):
+            await self._run(stop, notifier)
+
+    async def _run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
         in_flight: set[asyncio.Task[Any]] = set()
         try:
             while not stop.is_set():
@@ -300,7 +323,13 @@ class DeliveryService:
                 if claimed and len(claimed) == free:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                await outbox.wait_until(stop, notifier.deliveries, self._settings.poll_seconds)
+                sleep = self._settings.poll_seconds
+                due = await self.next_due()
+                if due is not None:
+                    sleep = min(sleep, (due - self._now()).total_seconds())
+                if in_flight:  # an attempt ending may schedule an earlier retry
+                    sleep = min(sleep, self._settings.attempt_timeout_seconds)
+                await outbox.wait_until(stop, notifier.deliveries, sleep)
         finally:
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self._settings.attempt_timeout_seconds + 1)
