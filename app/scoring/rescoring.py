@@ -277,6 +277,9 @@ async def run_job(
         if pool is not None:
             # After the job's status changed, so that ranges still running see it and stop.
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+            # What the processes wrote for this process's loops (outbox messages, timers):
+            # on PostgreSQL their NOTIFY woke them; on SQLite this is their wake-up.
+            wakeups.wakeups_for(engine_).wake_all()
 
 
 async def _set(engine_: AsyncEngine, job: RescoreJob, token: datetime, **values: Any) -> bool:
