@@ -10,6 +10,7 @@ import math
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -73,6 +74,7 @@ def _start_job_process(niceness: int) -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+_START = threading.Lock()
 # What a job's process runs (the parts' functions): imported once, by the fork server.
 _PRELOAD = ["app.scoring.preview_jobs", "app.scoring.rescoring"]
 
@@ -88,8 +90,16 @@ def start_forkserver(preload: Sequence[str] = ()) -> None:
     `preload` (what the re-scoring's pickled lead-change consumers unpickle into); it blocks
     while the server starts (run it in a thread). The worker starts it when it starts; else
     the first job's pool does (once: it serves the process from then on)."""
-    _context(preload)
-    multiprocessing.forkserver.ensure_running()
+    with _START:
+        _context(preload)
+        # Started without the metrics' directory: neither it nor the processes forked from it
+        # count anything, so they make no metric files for every scrape to read.
+        directory = os.environ.pop(metrics.MULTIPROC_DIR, None)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            if directory is not None:
+                os.environ[metrics.MULTIPROC_DIR] = directory
 
 
 def process_pool(processes: int, niceness: int) -> ProcessPoolExecutor:
@@ -97,6 +107,7 @@ def process_pool(processes: int, niceness: int) -> ProcessPoolExecutor:
     from a fork server that imported the job's code once, so that a process starts in tens of
     milliseconds, not a second of imports; its processes `niceness` lower in priority than the
     worker and collecting garbage rarely."""
+    start_forkserver()  # at once if it runs
     return ProcessPoolExecutor(
         processes,
         mp_context=_context(),
