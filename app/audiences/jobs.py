@@ -189,16 +189,16 @@ async def membership_jobs_loop(context: BackgroundContext, stop: asyncio.Event) 
     with wakeups.wakeups_for(context.engine).serving(MEMBERSHIP_JOBS) as woken:
         while not stop.is_set():
             woken.clear()
-            if not await _run_waiting(context, stop, stopping):
-                await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
+            await _run_waiting(context, stop, stopping)
+            await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
 
 
 async def _run_waiting(
     context: BackgroundContext, stop: asyncio.Event, stopping: threading.Event
-) -> bool:
-    """Run the waiting jobs, if any; answer whether there were."""
+) -> None:
+    """Run the waiting jobs, if any (every one: `compute_memberships` goes on to the next)."""
     if not await _waiting(context, utcnow()):
-        return False
+        return
     if context.engine.dialect.name == "postgresql":
         job = asyncio.ensure_future(asyncio.to_thread(_in_own_thread, context, stopping))
         waiter = asyncio.ensure_future(stop.wait())
@@ -210,7 +210,6 @@ async def _run_waiting(
     else:
         memberships = Memberships(context.settings.webhooks, context.rule_sets)
         await compute_memberships(context, memberships, stopping=stop.is_set)
-    return True
 
 
 LOOPS = [("audiences.membership_jobs", membership_jobs_loop)]
