@@ -1,7 +1,7 @@
 """Wake-ups (app.wakeups): with idle polls far longer than the tests wait, a job made by
 another engine (another process's, PostgreSQL: NOTIFY; SQLite: the same engine, in-process)
 is started at once, also after the listening connection was killed; and timers fire when
-they are due, not at the next poll."""
+they are due, not at the next poll (retries: tests/webhooks/test_delivery.py)."""
 
 import asyncio
 from datetime import timedelta

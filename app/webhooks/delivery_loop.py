@@ -317,7 +317,7 @@ class DeliveryService:
                 free = self._settings.concurrency - len(in_flight)
                 claimed = await self.claim(free) if free > 0 else []
                 for c in claimed:
-                    task = asyncio.create_task(self._attempt_logged(c))
+                    task = asyncio.create_task(self._attempt_logged(c, notifier))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                 if claimed and len(claimed) == free:
@@ -327,19 +327,20 @@ class DeliveryService:
                 due = await self.next_due()
                 if due is not None:
                     sleep = min(sleep, (due - self._now()).total_seconds())
-                if in_flight:  # an attempt ending may schedule an earlier retry
-                    sleep = min(sleep, self._settings.attempt_timeout_seconds)
                 await outbox.wait_until(stop, notifier.deliveries, sleep)
         finally:
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self._settings.attempt_timeout_seconds + 1)
             await self.aclose()
 
-    async def _attempt_logged(self, claimed: Claimed) -> None:
+    async def _attempt_logged(self, claimed: Claimed, notifier: outbox.Notifier) -> None:
         try:
-            await self.attempt(claimed)
+            outcome = await self.attempt(claimed)
         except Exception:
             logger.exception("webhook delivery %s failed to run", claimed.delivery_id)
+            return
+        if not outcome.succeeded:  # a retry scheduled: the loop's sleep is until the earliest
+            notifier.deliveries.set()
 
 
 def outcome_label(outcome: AttemptOutcome) -> str:
