@@ -118,6 +118,9 @@ async def schedule_first_contact(
         )
     if rows:
         await conn.execute(insert_ignoring_conflicts(conn, t), rows)
+        # The timers loop sleeps until the earliest timer it knows of: it learns of these
+        # (a step can be due at once: a late event's lead turned hot in the past).
+        await outbox.wake_after_commit(conn, deliveries=False, timers=True)
 
 
 async def track_carts(
@@ -151,6 +154,8 @@ async def track_carts(
         else:
             continue
         timers.append(_timer(p, CART_ABANDONED, cart_episode(cart), 0, due))
+        # Due before the timers loop's next poll: it must learn of it (else it finds it then).
+        wake = wake or due - now < timedelta(seconds=settings.poll_seconds)
     if not (cancel_cart or cancel_follow_ups or ordered or timers):
         return  # most groups: the statements below are built per group, so skip them
     # Cancellations are one set-based statement each (an IN list cannot go through
