@@ -31,7 +31,11 @@ class ScoringSettings(BaseModel):
     )
     rescore_batch_leads: int = Field(200, description="leads per re-scoring transaction")
     rescore_lease_seconds: float = Field(60.0, description="a silent worker's job is taken over")
-    rescore_poll_seconds: float = Field(1.0, description="how often idle workers look for jobs")
+    rescore_poll_seconds: float = Field(
+        15.0,
+        description="how often idle workers look for jobs (re-scoring, previews, audiences): a"
+        " fallback, a new job wakes them at once",
+    )
     preview_sync_max_leads: int = Field(
         2000, description="POST /v1/rules/preview answers at once up to this many; more: a job"
     )
@@ -94,7 +98,11 @@ class WebhookSettings(BaseModel):
     )
     max_payload_bytes: int = Field(64 * 1024, description="larger payloads drop cart details")
     response_body_bytes: int = Field(2048, description="kept of each response, in the log")
-    poll_seconds: float = Field(1.0, description="outbox poll (other replicas' messages)")
+    poll_seconds: float = Field(
+        15.0,
+        description="outbox and timers poll, a fallback: commits wake the loops at once, and"
+        " they sleep until the next retry or timer is due",
+    )
     concurrency: int = Field(64, description="delivery attempts in flight per process")
     lease_seconds: float = Field(60, description="a dead worker's claimed attempts come back")
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from app import wakeups
 from app.audiences import jobs as audience_jobs
 from app.audiences.membership import Memberships
 from app.background import BackgroundContext, BackgroundLoop
@@ -24,7 +25,7 @@ from app.leads import moves as leads_moves
 from app.leads import rollup as leads_rollup
 from app.leads.moves import TemperatureMoves
 from app.privacy import retention as privacy_retention
-from app.scoring import preview_jobs, rescoring
+from app.scoring import job_ranges, preview_jobs, rescoring
 from app.scoring.scorer import RuleSetCache
 from app.team import service as team_service
 from app.webhooks import loops as webhooks_loops
@@ -95,6 +96,18 @@ class BackgroundRunner:
     def start(self) -> None:
         for name, loop in background_loops():
             self._tasks.append(asyncio.create_task(self._supervise(name, loop), name=name))
+        if self.context.engine.dialect.name == "postgresql":  # SQLite: one process
+            self._tasks.append(
+                asyncio.create_task(
+                    self._supervise("wakeups.listen", lambda c, s: wakeups.listen(c.engine, s)),
+                    name="wakeups.listen",
+                )
+            )
+        # The jobs' processes are forked from a server that has imported them: started now,
+        # off the event loop, so that a job's first process does not wait for it.
+        self._tasks.append(
+            asyncio.create_task(asyncio.to_thread(job_ranges.start_forkserver, [__name__]))
+        )
 
     async def _supervise(self, name: str, loop: BackgroundLoop) -> None:
         while not self._stop.is_set():

@@ -14,7 +14,8 @@ from sqlalchemy import Row, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import StreamingResponse
 
-from app.audiences.models import Audience, AudienceMember
+from app import wakeups
+from app.audiences.models import MEMBERSHIP_JOBS, Audience, AudienceMember
 from app.audiences.schemas import (
     AudienceIn,
     AudienceList,
@@ -114,6 +115,7 @@ async def add_audience(
     )
     session.add(audience)
     await session.flush()
+    await wakeups.notify(await session.connection(), MEMBERSHIP_JOBS, others=True)
     return audience
 
 
@@ -176,6 +178,8 @@ async def update_audience(
     audience.job_lease_until = None
     audience.updated_at = now
     await session.flush()
+    if audience.state == "computing":  # the job starts (or takes it up again) at once
+        await wakeups.notify(await session.connection(), MEMBERSHIP_JOBS, others=True)
     return _out(audience, (await _counts(session, [audience.id])).get(audience.id, 0))
 
 

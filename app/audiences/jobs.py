@@ -13,7 +13,6 @@ milliseconds: on PostgreSQL the jobs run in a thread with an engine of their own
 server's event loop (ingestion's requests) is never held that long."""
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -25,8 +24,9 @@ from typing import Any, cast
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import wakeups
 from app.audiences.membership import Memberships, compiled
-from app.audiences.models import Audience
+from app.audiences.models import MEMBERSHIP_JOBS, Audience
 from app.background import BackgroundContext
 from app.db import make_engine, make_sessionmaker, utcnow, writer
 from app.domain import lead_writes
@@ -182,24 +182,34 @@ def _in_own_thread(context: BackgroundContext, stopping: threading.Event) -> int
 
 
 async def membership_jobs_loop(context: BackgroundContext, stop: asyncio.Event) -> None:
-    """Audience jobs, polled like re-scoring jobs. On PostgreSQL they run in a thread with its
-    own engine (see `_in_own_thread`); SQLite has one writer, so there they run here."""
+    """Audience jobs, woken like re-scoring jobs (app.wakeups), else polled. On PostgreSQL
+    they run in a thread with its own engine (see `_in_own_thread`); SQLite has one writer, so
+    there they run here."""
     stopping = threading.Event()
-    while not stop.is_set():
-        if await _waiting(context, utcnow()):
-            if context.engine.dialect.name == "postgresql":
-                job = asyncio.ensure_future(asyncio.to_thread(_in_own_thread, context, stopping))
-                waiter = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if stop.is_set():
-                    stopping.set()  # the thread stops after its batch
-                waiter.cancel()
-                await job
-            else:
-                memberships = Memberships(context.settings.webhooks, context.rule_sets)
-                await compute_memberships(context, memberships, stopping=stop.is_set)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), context.settings.scoring.rescore_poll_seconds)
+    with wakeups.wakeups_for(context.engine).serving(MEMBERSHIP_JOBS) as woken:
+        while not stop.is_set():
+            woken.clear()
+            await _run_waiting(context, stop, stopping)
+            await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
+
+
+async def _run_waiting(
+    context: BackgroundContext, stop: asyncio.Event, stopping: threading.Event
+) -> None:
+    """Run the waiting jobs, if any (every one: `compute_memberships` goes on to the next)."""
+    if not await _waiting(context, utcnow()):
+        return
+    if context.engine.dialect.name == "postgresql":
+        job = asyncio.ensure_future(asyncio.to_thread(_in_own_thread, context, stopping))
+        waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            stopping.set()  # the thread stops after its batch
+        waiter.cancel()
+        await job
+    else:
+        memberships = Memberships(context.settings.webhooks, context.rule_sets)
+        await compute_memberships(context, memberships, stopping=stop.is_set)
 
 
 LOOPS = [("audiences.membership_jobs", membership_jobs_loop)]

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
 
+MEMBERSHIP_JOBS = "audiences.membership_jobs"  # the jobs loop's wake-up (app.wakeups)
+
 
 class Audience(Base):
     __tablename__ = "audiences"

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app import leases
+from app import leases, wakeups
 from app.background import BackgroundContext, BackgroundLoop
 from app.channel_actions import service
 from app.channels.models import TelegramBot
@@ -27,7 +27,8 @@ from app.db import utcnow, writer
 logger = logging.getLogger(__name__)
 
 LEASE = "channels.telegram_polling"
-IDLE_SECONDS = 5.0  # with no polling bot: how often to look for one
+# With no polling bot: how often to look for one (a bot switched to polling wakes the loop).
+IDLE_SECONDS = 30.0
 
 
 async def poll_once(
@@ -98,8 +99,10 @@ async def polling_loop(
     length = timedelta(seconds=settings.telegram_poll_lease_seconds)
     box = secret_box(context.settings)
     api = BotApi(context.settings.telegram_api_base, settings.telegram_timeout_seconds)
+    woken = wakeups.wakeups_for(context.engine).event(service.POLLING)
     try:
         while not stop.is_set():
+            woken.clear()
             polled = 0
             if await leases.take(writer(context.engine), LEASE, holder, clock(), length):
                 # A long poll shorter than the lease, so that it is renewed in time; the long
@@ -107,8 +110,7 @@ async def polling_loop(
                 wait = min(settings.telegram_poll_seconds, length.total_seconds() / 3)
                 polled = await poll_once(context, api, box, wait)
             if not polled:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=IDLE_SECONDS)
+                await wakeups.wait(stop, woken, IDLE_SECONDS)
     finally:
         await api.aclose()
         with contextlib.suppress(Exception):  # the lease expires anyway

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import wakeups
 from app.channels.models import ChannelLinkCode, TelegramBot, TelegramUpdateSeen
 from app.channels.telegram import BotApi
 from app.config import Settings
@@ -29,6 +30,8 @@ from app.leads import service as leads_service
 from app.leads.schemas import ContactIn
 from app.team.models import User
 from app.webhooks.models import WebhookEndpoint
+
+POLLING = "channels.telegram_polling"  # the polling loop's wake-up (app.wakeups)
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,8 @@ async def store_bot(
     bot.webhook_secret_hash = checked.webhook_secret_hash
     bot.updated_at = now
     await session.flush()
+    if mode == "polling":  # the process holding the polling lease starts at once
+        await wakeups.notify(await session.connection(), POLLING, others=True)
     return bot
 
 

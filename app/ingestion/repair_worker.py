@@ -8,7 +8,6 @@ Each lead is repaired in its own transaction, locking the lead and then its mark
 ingestion takes them in), the mark with SKIP LOCKED so that replicas share the work."""
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -16,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import wakeups
 from app.background import BackgroundContext, BackgroundLoop
 from app.db import utcnow, writer
 from app.domain import lead_writes
@@ -23,12 +23,12 @@ from app.domain.changes import LeadChange
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.ingestion.history import rebuild_profile, stored_events
-from app.ingestion.repairs import LeadRepair, RepairMark, backoff, mark_for_repair
+from app.ingestion.repairs import REPAIRS, LeadRepair, RepairMark, backoff, mark_for_repair
 from app.scoring.scorer import rescore_from_history
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 5.0
+POLL_SECONDS = 30.0
 _repairs = cast(Table, LeadRepair.__table__)
 _leads = cast(Table, Lead.__table__)
 
@@ -127,12 +127,15 @@ async def repair_due(context: BackgroundContext, now: datetime, limit: int = 100
 
 
 async def repair_loop(context: BackgroundContext, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        repaired = await repair_due(context, utcnow())
-        if repaired:
-            logger.info("repaired %d leads from their stored events", repaired)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+    """Repair what is due; then sleep until a commit marks leads (app.wakeups) or the poll
+    interval (retries after a backoff, a missed wake-up) passes."""
+    with wakeups.wakeups_for(context.engine).serving(REPAIRS) as woken:
+        while not stop.is_set():
+            woken.clear()
+            repaired = await repair_due(context, utcnow())
+            if repaired:
+                logger.info("repaired %d leads from their stored events", repaired)
+            await wakeups.wait(stop, woken, POLL_SECONDS)
 
 
 LOOPS: list[tuple[str, BackgroundLoop]] = [("ingestion.lead_repairs", repair_loop)]

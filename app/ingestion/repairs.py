@@ -12,7 +12,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import wakeups
 from app.db import Base, UTCDateTime, utcnow
+
+REPAIRS = "ingestion.lead_repairs"  # the repair loop's wake-up (app.wakeups)
 
 
 class LeadRepair(Base):
@@ -62,6 +65,7 @@ async def mark_for_repair(
     already marked keeps its earliest `since` and the state from before it."""
     if not marks:
         return
+    await wakeups.notify(conn, REPAIRS)
     now = now or utcnow()
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(_repairs)

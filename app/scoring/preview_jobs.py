@@ -18,7 +18,6 @@ in `leadheat serve` and `leadheat worker`), followed and cancelled through the A
 """
 
 import asyncio
-import contextlib
 import logging
 import math
 import uuid
@@ -31,6 +30,7 @@ from typing import Any, cast
 from sqlalchemy import Table, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app import wakeups
 from app.config import Settings
 from app.db import utcnow, writer
 from app.domain.tables import Lead
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 FINISHED = ("done", "failed", "cancelled")
+PREVIEW_JOBS = "scoring.preview_jobs"  # the loop's wake-up (app.wakeups)
 
 _jobs = cast(Table, PreviewJob.__table__)
 _leads = cast(Table, Lead.__table__)
@@ -106,6 +107,7 @@ async def create_job(
     )
     session.add(job)
     await session.flush()
+    await wakeups.notify(conn, PREVIEW_JOBS, others=True)  # started at once (app.wakeups)
     return job
 
 
@@ -405,6 +407,8 @@ async def _finish(
         condition &= _jobs.c.cancel_requested.is_(False)
     async with writer(engine_).begin() as conn:
         done = await conn.execute(update(_jobs).where(condition).values(**values))
+        if values.get("status") == "pending":  # given back: another worker takes it at once
+            await wakeups.notify(conn, PREVIEW_JOBS, others=True)
     return bool(cast(Any, done).rowcount == 1)
 
 
@@ -448,15 +452,15 @@ async def preview_jobs_loop(
     clock: Clock = utcnow,
     iterations: int | None = None,
 ) -> None:
-    """Run jobs one after another; when there are none, look again every poll interval."""
+    """Run jobs one after another; when there are none, sleep until a new one wakes the loop
+    (app.wakeups) or the poll interval (a fallback) passes."""
     done = 0
-    while not stop.is_set() and (iterations is None or done < iterations):
-        done += 1
-        if await run_next_job(context, clock, stop) is None and iterations is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    stop.wait(), timeout=context.settings.scoring.rescore_poll_seconds
-                )
+    with wakeups.wakeups_for(context.engine).serving(PREVIEW_JOBS) as woken:
+        while not stop.is_set() and (iterations is None or done < iterations):
+            done += 1
+            woken.clear()
+            if await run_next_job(context, clock, stop) is None and iterations is None:
+                await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
 
 
 LOOPS: list[tuple[str, ScoringLoop]] = [("scoring.preview_jobs", preview_jobs_loop)]

@@ -43,14 +43,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import leases
+from app import leases, wakeups
 from app.config import Settings
 from app.db import utcnow, writer
 from app.domain import lead_writes
 from app.domain.changes import AfterGroup, LeadChange, Memberships
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
-from app.scoring import engine, job_ranges
+from app.scoring import engine, job_ranges, rule_sets
 from app.scoring.histories import histories
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.scorer import (
@@ -277,12 +277,17 @@ async def run_job(
         if pool is not None:
             # After the job's status changed, so that ranges still running see it and stop.
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+            # What the processes wrote for this process's loops (outbox messages, timers):
+            # on PostgreSQL their NOTIFY woke them; on SQLite this is their wake-up.
+            wakeups.wakeups_for(engine_).wake_all()
 
 
 async def _set(engine_: AsyncEngine, job: RescoreJob, token: datetime, **values: Any) -> bool:
     """Set the job's `values` if it is still ours; answer whether it was."""
     async with writer(engine_).begin() as conn:
         done = await conn.execute(update(_jobs).where(_ours(job.id, token)).values(**values))
+        if values.get("status") == "pending":  # given back: another worker takes it at once
+            await wakeups.notify(conn, rule_sets.RESCORE_JOBS, others=True)
     return bool(cast(Any, done).rowcount == 1)
 
 
@@ -485,12 +490,15 @@ async def rescore_jobs_loop(
     clock: Clock = utcnow,
     iterations: int | None = None,
 ) -> None:
-    """Run jobs one after another; when there are none, look again every poll interval."""
+    """Run jobs one after another; when there are none, sleep until a new one wakes the loop
+    (app.wakeups) or the poll interval (a fallback) passes."""
     done = 0
-    while not stop.is_set() and (iterations is None or done < iterations):
-        done += 1
-        if await rescore_next_job(context, clock, stop) is None and iterations is None:
-            await _wait(stop, context.settings.scoring.rescore_poll_seconds)
+    with wakeups.wakeups_for(context.engine).serving(rule_sets.RESCORE_JOBS) as woken:
+        while not stop.is_set() and (iterations is None or done < iterations):
+            done += 1
+            woken.clear()
+            if await rescore_next_job(context, clock, stop) is None and iterations is None:
+                await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
 
 
 async def refresh_temperatures(

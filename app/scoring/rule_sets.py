@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import wakeups
 from app.domain.tables import Lead
 from app.errors import AppError
 from app.scoring import engine
@@ -29,6 +30,8 @@ from app.scoring.scorer import (
     stored_scoring_events,
 )
 from app.sites.models import Site
+
+RESCORE_JOBS = "scoring.rescore_jobs"  # the re-scoring loop's wake-up (app.wakeups)
 
 READ_ONLY_FIELDS = ("version", "created_at", "active")  # answered by GET; PUT ignores them
 ACTIVE_JOB_STATUSES = ("pending", "running")
@@ -148,6 +151,8 @@ async def publish(
         job.status, job.started_at, job.lease_until = "running", now, now + lease
     session.add(job)
     await session.flush()
+    if not synchronous:  # an idle worker starts it at once (app.wakeups)
+        await wakeups.notify(await session.connection(), RESCORE_JOBS, others=True)
     return Published(version=version, job=job, synchronous=synchronous, rule_set=rule_set)
 
 

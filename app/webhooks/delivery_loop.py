@@ -284,9 +284,32 @@ class DeliveryService:
         await asyncio.gather(*(self.attempt(c) for c in claimed))
         return len(claimed)
 
+    async def next_due(self) -> datetime | None:
+        """When the next pending delivery of an enabled endpoint is due (a retry), if later."""
+        d = cast(Table, WebhookDelivery.__table__)
+        e = cast(Table, WebhookEndpoint.__table__)
+        async with self._engine.connect() as conn:
+            return cast(
+                datetime | None,
+                await conn.scalar(
+                    select(func.min(d.c.next_attempt_at))
+                    .join(e, e.c.id == d.c.endpoint_id)
+                    .where(
+                        d.c.status == "pending",
+                        d.c.next_attempt_at > self._now(),
+                        e.c.enabled.is_(True),
+                    )
+                ),
+            )
+
     async def run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
         """The worker loop: keep up to `concurrency` attempts in flight; claim again when
-        woken (a local commit), when an attempt ends, or at the poll interval."""
+        woken (a commit, app.wakeups), when an attempt ends, when the next retry is due, or
+        at the poll interval (a fallback: another process's attempts whose lease expired)."""
+        with notifier.wakeups.serving(outbox.DELIVERIES):
+            await self._run(stop, notifier)
+
+    async def _run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
         in_flight: set[asyncio.Task[Any]] = set()
         try:
             while not stop.is_set():
@@ -294,23 +317,30 @@ class DeliveryService:
                 free = self._settings.concurrency - len(in_flight)
                 claimed = await self.claim(free) if free > 0 else []
                 for c in claimed:
-                    task = asyncio.create_task(self._attempt_logged(c))
+                    task = asyncio.create_task(self._attempt_logged(c, notifier))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                 if claimed and len(claimed) == free:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                await outbox.wait_until(stop, notifier.deliveries, self._settings.poll_seconds)
+                sleep = self._settings.poll_seconds
+                due = await self.next_due()
+                if due is not None:
+                    sleep = min(sleep, (due - self._now()).total_seconds())
+                await outbox.wait_until(stop, notifier.deliveries, sleep)
         finally:
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self._settings.attempt_timeout_seconds + 1)
             await self.aclose()
 
-    async def _attempt_logged(self, claimed: Claimed) -> None:
+    async def _attempt_logged(self, claimed: Claimed, notifier: outbox.Notifier) -> None:
         try:
-            await self.attempt(claimed)
+            outcome = await self.attempt(claimed)
         except Exception:
             logger.exception("webhook delivery %s failed to run", claimed.delivery_id)
+            return
+        if not outcome.succeeded:  # a retry scheduled: the loop's sleep is until the earliest
+            notifier.deliveries.set()
 
 
 def outcome_label(outcome: AttemptOutcome) -> str:

@@ -4,23 +4,23 @@ causes them, so a crash at any moment loses nothing and delivery is at least onc
 `enqueue` writes one message and a delivery row per subscribed endpoint, enabled or not: a
 disabled endpoint's deliveries wait, pending, and are sent once it is enabled again (nothing
 is lost while a shop repairs its receiver). The process that committed wakes its delivery
-loop right after the commit (`Notifier`); other replicas' loops find the rows by polling.
+loop right after the commit (`Notifier`, app.wakeups); a process that runs no delivery loop
+(a job process, an API replica without background work) wakes the others' by NOTIFY.
 """
 
-import asyncio
-import contextlib
 import uuid
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, event, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import wakeups
 from app.logs import REQUEST_ID
 from app.team.models import User
+from app.wakeups import Wakeups
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 LEAD_HOT = "lead.hot"
@@ -59,76 +59,43 @@ CHANNEL_EVENT_TYPES: tuple[str, ...] = (
     LEAD_AT_RISK,
 )
 
-_WAKE_KEY = "leadheat.webhooks.wake"
+DELIVERIES = "webhooks.deliveries"  # the loops' wake-up names (app.wakeups)
+TIMERS = "webhooks.timers"
 
 
 class Notifier:
-    """Wakes this process's delivery and timer loops once a transaction that wrote outbox
-    rows or timers has committed (the pooled connection's check-in comes after the commit)."""
+    """Wakes the delivery and timer loops once a transaction that wrote outbox rows or timers
+    has committed (app.wakeups: this process's at once, the others' by NOTIFY when this
+    process runs no such loop)."""
 
-    def __init__(self) -> None:
-        self.deliveries = asyncio.Event()
-        self.timers = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def bind(self) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, wakeups: Wakeups) -> None:
+        self.wakeups = wakeups
+        self.deliveries = wakeups.event(DELIVERIES)
+        self.timers = wakeups.event(TIMERS)
 
     def wake_committed(self, conn: AsyncConnection) -> None:
         """Wake what `conn`'s just-committed transaction asked for, for a connection that is
         kept out of the pool between transactions (the ingestion flushers': no check-in)."""
-        self.wake_for(conn.info)
-
-    def wake_for(self, info: dict[str, Any]) -> None:
-        """Wake what a connection's `info` (see `wake_after_commit`) asked for, and clear it."""
-        wake = info.pop(_WAKE_KEY, None)
-        if wake:
-            self.wake(deliveries="d" in wake, timers="t" in wake)
+        self.wakeups.wake_for(conn.info)
 
     def wake(self, deliveries: bool = True, timers: bool = False) -> None:
-        if self._loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to wake
-            if deliveries:
-                self._loop.call_soon_threadsafe(self.deliveries.set)
-            if timers:
-                self._loop.call_soon_threadsafe(self.timers.set)
+        self.wakeups.wake(*((DELIVERIES,) if deliveries else ()), *((TIMERS,) if timers else ()))
 
 
-async def wait_until(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    """A loop's sleep between polls: until it is stopped, woken, or `timeout` seconds pass."""
-    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-
-
-_notifiers: "weakref.WeakKeyDictionary[Any, Notifier]" = weakref.WeakKeyDictionary()
+wait_until = wakeups.wait
 
 
 def notifier_for(engine: AsyncEngine) -> Notifier:
-    """The notifier of this engine's process (created, and hooked to check-ins, once)."""
-    sync_engine = engine.sync_engine
-    notifier = _notifiers.get(sync_engine)
-    if notifier is None:
-        notifier = _notifiers[sync_engine] = Notifier()
-
-        def on_checkin(_dbapi_connection: Any, record: Any) -> None:
-            if record is not None:
-                notifier.wake_for(record.info)
-
-        event.listen(sync_engine, "checkin", on_checkin)
-    with contextlib.suppress(RuntimeError):
-        notifier.bind()
-    return notifier
+    """The notifier of this engine's process."""
+    return Notifier(wakeups.wakeups_for(engine))
 
 
-def wake_after_commit(conn: AsyncConnection, deliveries: bool = True, timers: bool = False) -> None:
-    """Ask for this process's loops to be woken when `conn`'s transaction has ended."""
-    flags = conn.info.get(_WAKE_KEY, "")
-    conn.info[_WAKE_KEY] = flags + ("d" if deliveries else "") + ("t" if timers else "")
+async def wake_after_commit(
+    conn: AsyncConnection, deliveries: bool = True, timers: bool = False
+) -> None:
+    """Ask for the loops to be woken when `conn`'s transaction has committed."""
+    names = (*((DELIVERIES,) if deliveries else ()), *((TIMERS,) if timers else ()))
+    await wakeups.notify(conn, *names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,5 +213,5 @@ async def enqueue(
     if message_rows:
         await conn.execute(insert(cast(Table, WebhookMessage.__table__)), message_rows)
         await conn.execute(insert(cast(Table, WebhookDelivery.__table__)), delivery_rows)
-        wake_after_commit(conn)
+        await wake_after_commit(conn)
     return [row["id"] for row in message_rows]

@@ -169,7 +169,7 @@ async def resend(session: AsyncSession, site_id: uuid.UUID, message_id: uuid.UUI
         .returning(d.c.id)
     )
     count = len(result.all())
-    outbox.wake_after_commit(await session.connection())
+    await outbox.wake_after_commit(await session.connection())
     return count
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, and_, bindparam, case, or_, select, update
+from sqlalchemy import Insert, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -118,6 +118,9 @@ async def schedule_first_contact(
         )
     if rows:
         await conn.execute(insert_ignoring_conflicts(conn, t), rows)
+        # The timers loop sleeps until the earliest timer it knows of: it learns of these
+        # (a step can be due at once: a late event's lead turned hot in the past).
+        await outbox.wake_after_commit(conn, deliveries=False, timers=True)
 
 
 async def track_carts(
@@ -151,6 +154,8 @@ async def track_carts(
         else:
             continue
         timers.append(_timer(p, CART_ABANDONED, cart_episode(cart), 0, due))
+        # Due before the timers loop's next poll: it must learn of it (else it finds it then).
+        wake = wake or due - now < timedelta(seconds=settings.poll_seconds)
     if not (cancel_cart or cancel_follow_ups or ordered or timers):
         return  # most groups: the statements below are built per group, so skip them
     # Cancellations are one set-based statement each (an IN list cannot go through
@@ -193,11 +198,12 @@ async def track_carts(
         )
         await conn.execute(insert_ignoring_conflicts(conn, t), timers)
     if wake:
-        outbox.wake_after_commit(conn, deliveries=False, timers=True)
+        await outbox.wake_after_commit(conn, deliveries=False, timers=True)
 
 
 _LAGS: dict[str, Any] = {}
 _LATER = object()  # a timer left pending for the next pass
+LATER_SECONDS = 1.0  # when the next pass looks at the timers left pending
 # The step a pending timer of the old kind takes, by its mark (the default ladder's).
 _LEGACY_STEPS = {s.after_minutes: s.action for s in escalation.DEFAULT_LADDER}
 
@@ -386,11 +392,29 @@ class TimerService:
         extra["at_risk_reason"] = escalation.AT_RISK_REASON
         return outbox.LEAD_AT_RISK, extra
 
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending timer is due (past: one a pass left for the next)."""
+        t = cast(Table, LeadTimer.__table__)
+        async with self._engine.connect() as conn:
+            return cast(
+                datetime | None,
+                await conn.scalar(select(func.min(t.c.due_at)).where(t.c.status == "pending")),
+            )
+
     async def run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
-        """The worker loop: fire what is due, then sleep until woken or the next poll."""
-        while not stop.is_set():
-            notifier.timers.clear()
-            claimed = await self.run_once()
-            if claimed:
-                continue
-            await outbox.wait_until(stop, notifier.timers, self._settings.poll_seconds)
+        """The worker loop: fire what is due, then sleep until the next timer is due, until
+        woken (a commit that wrote timers, app.wakeups), or the poll interval (a fallback)."""
+        with notifier.wakeups.serving(outbox.TIMERS):
+            while not stop.is_set():
+                notifier.timers.clear()
+                claimed = await self.run_once()
+                if claimed:
+                    continue
+                sleep = self._settings.poll_seconds
+                due = await self.next_due()
+                if due is not None:
+                    # A due timer still pending was left for the next pass (its lead held by
+                    # another transaction, or another process firing it): a second later.
+                    left = (due - self._now()).total_seconds()
+                    sleep = min(sleep, left if left > 0 else LATER_SECONDS)
+                await outbox.wait_until(stop, notifier.timers, sleep)

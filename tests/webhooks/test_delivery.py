@@ -2,6 +2,7 @@
 rotation), the retry schedule, Retry-After, 410, redirects, the attempt log and resending
 (automatic disabling after a span of failures: test_disabling.py)."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.webhooks.delivery_loop import DeliveryService
+from app.webhooks.outbox import notifier_for
 from tests.factories import bearer
 from tests.webhooks.conftest import webhook_settings
 from tests.webhooks.helpers import add_endpoint, deliveries, queue_test
@@ -204,3 +206,21 @@ async def test_endpoint_crud(client, site):
     assert r.status_code == 204
     r = await client.get(f"/v1/webhooks/{endpoint['id']}", headers=bearer(site.secret_key))
     assert r.status_code == 404
+
+
+async def test_the_loop_sends_a_retry_when_due_not_at_its_next_poll(
+    client, site, receiver, db_engine, box
+):
+    endpoint = await add_endpoint(client, site, receiver.url)
+    await queue_test(client, site, endpoint)  # committed before the loop starts: found by it
+    receiver.responses = [(500, {}, b"oops")]
+    settings = webhook_settings(poll_seconds=60, retry_schedule_seconds=[1])
+    service = DeliveryService(db_engine, settings, box)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(service.run(stop, notifier_for(db_engine)))
+    try:
+        first, second = await receiver.wait_for(2, timeout=10)  # far below the poll
+    finally:
+        stop.set()
+        await loop
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]

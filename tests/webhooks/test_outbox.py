@@ -76,7 +76,7 @@ async def test_two_delivery_loops_never_send_one_message_twice(
     loops = [
         asyncio.create_task(
             DeliveryService(engine, webhook_settings(concurrency=16, poll_seconds=0.05), box).run(
-                stop, outbox.Notifier()
+                stop, outbox.notifier_for(engine)
             )
         )
         for engine in engines
