@@ -30,6 +30,14 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+async def without_ladder(client: httpx.AsyncClient, site: sites_service.CreatedSite) -> None:
+    """Turn the site's escalation ladder off. Events timed at `T0` make leads that turned hot
+    weeks ago, so every step of the default ladder is due at once, and the timers loop (woken
+    by the commit) hands such a lead over or marks it at risk while the test reads it."""
+    r = await client.put("/v1/team/settings", headers=bearer(site.secret_key), json={"ladder": []})
+    assert r.status_code == 200, r.text
+
+
 # The tests' fixed clock origin for event times: in the past, so "now" is after every event.
 T0 = datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
 

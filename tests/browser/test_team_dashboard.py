@@ -16,7 +16,7 @@ from app.team.models import User
 from app.webhooks.models import LeadContact
 from tests.browser.conftest import leads_of
 from tests.browser.pw import expect
-from tests.factories import bearer, send
+from tests.factories import send, without_ladder
 from tests.leads.helpers import hot
 from tests.team.helpers import ALL_WEEK, PASSWORD, awake_zone, make_user
 
@@ -47,12 +47,8 @@ async def _sign_in(new_context, live_server, email: str, password: str = PASSWOR
 
 async def test_a_manager_works_their_leads(new_context, live_server, session, site, other_site):
     async with httpx.AsyncClient(base_url=live_server.url) as client:
-        # No escalation ladder: these leads turned hot weeks ago (the events' times), and the
-        # ladder would hand the unowned one to Anna as soon as she is on duty.
-        r = await client.put(
-            "/v1/team/settings", headers=bearer(site.secret_key), json={"ladder": []}
-        )
-        assert r.status_code == 200, r.text
+        # The ladder would hand the unowned lead to Anna as soon as she is on duty.
+        await without_ladder(client, site)
         await send(client, site, *hot("before-anyone"))  # nobody on duty: stays unowned
         await send(client, other_site, *hot("elsewhere"))
         in_hours = {"working_hours": ALL_WEEK, "time_zone": awake_zone()}

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from app.domain.lead_rows import lead_row
 from app.domain.tables import Lead, LeadIdentity
 from app.team import assignment
-from tests.factories import send
+from tests.factories import send, without_ladder
 from tests.helpers import eventually
 from tests.leads.helpers import cold, hot
 from tests.team.helpers import ALL_WEEK, NEVER, awake_zone, make_user
@@ -36,6 +36,7 @@ async def owners_by_visitor(session, site) -> dict[str, uuid.UUID | None]:
 
 
 async def test_round_robin_is_fair_and_skips_who_cannot_take_a_lead(client, session, site):
+    await without_ladder(client, site)  # no handovers: the owners are round-robin's
     anna = await on_duty(session, site, "anna@shop.example")
     boris = await on_duty(session, site, "boris@shop.example")
     limited = await on_duty(session, site, "lim@shop.example", max_open_hot_leads=1)

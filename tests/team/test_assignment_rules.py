@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from app.domain.profile import new_profile
 from app.team.rules import Rule
-from tests.factories import bearer, send
+from tests.factories import bearer, send, without_ladder
 from tests.leads.helpers import event, hot, identify
 from tests.team.helpers import make_token, make_user, pat
 from tests.team.test_assignment import on_duty, owners_by_visitor
@@ -20,6 +20,7 @@ def rule(name: str, user_ids, **conditions) -> dict:
 
 
 async def test_leads_go_by_the_first_matching_rule_then_round_robin(client, session, site):
+    await without_ladder(client, site)  # no handovers: the owners are the rules'
     anna = (await on_duty(session, site, "anna@shop.example")).id
     boris = (await on_duty(session, site, "boris@shop.example")).id
     carl = (await on_duty(session, site, "carl@shop.example")).id
