@@ -120,10 +120,6 @@ async def notify(conn: AsyncConnection, *names: str, others: bool | None = None)
 
 async def wait(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
     """A loop's sleep: until it is stopped, woken, or `timeout` seconds pass."""
-    await _either(stop, wake, timeout)
-
-
-async def _either(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
     if timeout <= 0:
         return
     waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
@@ -155,7 +151,7 @@ async def listen(engine: AsyncEngine, stop: asyncio.Event, retry_seconds: float 
             await conn.add_listener(CHANNEL, on_notification)
             wakeups.wake_all()  # what was created while nobody here listened
             while not stop.is_set() and not lost.is_set():
-                await _either(stop, lost, KEEPALIVE_SECONDS)
+                await wait(stop, lost, KEEPALIVE_SECONDS)
                 if not stop.is_set() and not lost.is_set():
                     await conn.execute("SELECT 1", timeout=10)
         except Exception as exc:  # the database down, the connection killed: try again
@@ -167,4 +163,4 @@ async def listen(engine: AsyncEngine, stop: asyncio.Event, retry_seconds: float 
         if not stop.is_set():
             if lost.is_set():
                 logger.warning("wake-up listener: connection lost; reconnecting")
-            await _either(stop, asyncio.Event(), retry_seconds)
+            await wait(stop, asyncio.Event(), retry_seconds)

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import wakeups
 from app.config import Settings, WebhookSettings
 from app.crypto import SecretBox, SecretsKeyError
 from app.db import utcnow
@@ -327,7 +328,7 @@ class DeliveryService:
                 due = await self.next_due()
                 if due is not None:
                     sleep = min(sleep, (due - self._now()).total_seconds())
-                await outbox.wait_until(stop, notifier.deliveries, sleep)
+                await wakeups.wait(stop, notifier.deliveries, sleep)
         finally:
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self._settings.attempt_timeout_seconds + 1)

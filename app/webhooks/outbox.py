@@ -82,9 +82,6 @@ class Notifier:
         self.wakeups.wake(*((DELIVERIES,) if deliveries else ()), *((TIMERS,) if timers else ()))
 
 
-wait_until = wakeups.wait
-
-
 def notifier_for(engine: AsyncEngine) -> Notifier:
     """The notifier of this engine's process."""
     return Notifier(wakeups.wakeups_for(engine))

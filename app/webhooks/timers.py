@@ -17,6 +17,7 @@ from sqlalchemy import Insert, Table, and_, bindparam, case, func, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import wakeups
 from app.config import WebhookSettings
 from app.db import utcnow
 from app.domain import lead_writes
@@ -417,4 +418,4 @@ class TimerService:
                     # another transaction, or another process firing it): a second later.
                     left = (due - self._now()).total_seconds()
                     sleep = min(sleep, left if left > 0 else LATER_SECONDS)
-                await outbox.wait_until(stop, notifier.timers, sleep)
+                await wakeups.wait(stop, notifier.timers, sleep)
