@@ -144,10 +144,16 @@ def evaluate(
     now: datetime,
     *,
     explain: bool = True,
+    shared: bool = False,
 ) -> ScoreResult:
     """The lead's score and temperature at `now`: decay applied, fit rules evaluated. With
     `explain=False` the breakdown is left empty (all else is the same): for callers that
-    read only scores and temperatures, such as preview."""
+    read only scores and temperatures, such as preview. `state` is not changed; with
+    `shared` the result's state shares its rules' entries (only the top level, which
+    evaluating sets, is copied): for callers that change neither afterwards."""
+    if shared and state:
+        _check_version(state)
+        return _evaluate_into(compiled, dict(state), facts, _epoch(now), explain)
     return _evaluate_into(compiled, _copy_state(state), facts, _epoch(now), explain)
 
 

@@ -51,7 +51,7 @@ from app.domain.changes import AfterGroup, LeadChange, Memberships
 from app.domain.lead_rows import LeadRow, lead_row
 from app.domain.tables import Lead
 from app.scoring import engine, job_ranges, rule_sets
-from app.scoring.histories import histories
+from app.scoring.histories import scoring_histories
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.scorer import (
     RuleSetCache,
@@ -60,7 +60,6 @@ from app.scoring.scorer import (
     record_result,
     replay_events,
     rule_set_for_version,
-    stored_scoring_events,
 )
 
 logger = logging.getLogger(__name__)
@@ -435,10 +434,10 @@ async def _rescore_batch(
         return None
     before = {p["id"]: p["temperature"] for p in profiles}
     scores = {p["id"]: p["score"] for p in profiles}
-    history = await histories(conn, part.site_id, [p["id"] for p in profiles])
+    ids = [p["id"] for p in profiles]
+    history = await scoring_histories(conn, part.site_id, ids, config.visit_timeout)
     for profile in profiles:
-        scoring_events = stored_scoring_events(history.get(profile["id"], ()), config.visit_timeout)
-        replay_events(profile, compiled, scoring_events, now)
+        replay_events(profile, compiled, history.get(profile["id"], []), now)
     await lead_writes.write_scores(conn, profiles)
     await notify_changes(conn, lead_changes, profiles, before, scores)
     # Last, so that the job's row (which every range updates) is locked only until the commit.

@@ -20,14 +20,13 @@ from app import wakeups
 from app.domain.tables import Lead
 from app.errors import AppError
 from app.scoring import engine
-from app.scoring.histories import histories
+from app.scoring.histories import scoring_histories
 from app.scoring.models import RescoreJob, RuleSetVersion
 from app.scoring.schemas import RuleSet, RuleSetInvalid, parse_rule_set
 from app.scoring.scorer import (
     default_definition,
     facts_from_profile,
     rule_set_for_version,
-    stored_scoring_events,
 )
 from app.sites.models import Site
 
@@ -351,6 +350,54 @@ def live_leads(site_id: uuid.UUID) -> Any:
     return (_leads.c.site_id == site_id) & _leads.c.merged_into_id.is_(None)
 
 
+async def preview_profiles(
+    conn: AsyncConnection,
+    site_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The site's next `limit` live leads with ids in (after, upto] (None: unbounded), in id
+    order, as dicts of `_PREVIEW_COLUMNS`. On PostgreSQL through asyncpg directly, as
+    `histories`: a preview reads every lead of a site, and SQLAlchemy's row processing cost as
+    much as replaying the lead's draft."""
+    if conn.dialect.name == "postgresql":
+        return await _pg_preview_profiles(conn, site_id, after, upto, limit)
+    query = select(*_PREVIEW_COLUMNS).where(live_leads(site_id))
+    if after is not None:
+        query = query.where(_leads.c.id > after)
+    if upto is not None:
+        query = query.where(_leads.c.id <= upto)
+    rows = await conn.execute(query.order_by(_leads.c.id).limit(limit))
+    return [dict(row) for row in rows.mappings()]
+
+
+async def _pg_preview_profiles(
+    conn: AsyncConnection,
+    site_id: uuid.UUID,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    params: list[Any] = [site_id]
+    where = "site_id = $1 AND merged_into_id IS NULL"
+    for bound, operator in ((after, ">"), (upto, "<=")):
+        if bound is not None:
+            params.append(bound)
+            where += f" AND id {operator} ${len(params)}"
+    columns = ", ".join(column.name for column in _PREVIEW_COLUMNS)
+    sql = f"SELECT {columns} FROM leads WHERE {where} ORDER BY id LIMIT {int(limit)}"
+    raw = await conn.get_raw_connection()
+    records = await raw.driver_connection.fetch(sql, *params)  # type: ignore[union-attr]
+    profiles = []
+    for record in records:
+        profile = dict(record)
+        profile["id"] = uuid.UUID(bytes=record["id"].bytes)  # asyncpg's own UUID type otherwise
+        profiles.append(profile)
+    return profiles
+
+
 async def preview_batch(
     conn: AsyncConnection,
     site_id: uuid.UUID,
@@ -370,25 +417,19 @@ async def preview_batch(
     replayed with the draft; under the active set a lead is its stored state evaluated at
     `now` (what replaying would give: ingestion applied the same events with the same engine),
     or, scored by another version, a replay too."""
-    query = select(*_PREVIEW_COLUMNS).where(live_leads(site_id))
-    if after is not None:
-        query = query.where(_leads.c.id > after)
-    if upto is not None:
-        query = query.where(_leads.c.id <= upto)
-    profiles = [
-        dict(row)
-        for row in (await conn.execute(query.order_by(_leads.c.id).limit(batch_leads))).mappings()
-    ]
+    profiles = await preview_profiles(conn, site_id, after=after, upto=upto, limit=batch_leads)
     if not profiles:
         return None, 0
-    history = await histories(conn, site_id, [p["id"] for p in profiles])
+    ids = [p["id"] for p in profiles]
+    history = await scoring_histories(conn, site_id, ids, visit_timeout)
     active, draft = sets.active, sets.draft
     for profile in profiles:
-        scoring_events = stored_scoring_events(history.get(profile["id"], ()), visit_timeout)
+        scoring_events = history.get(profile["id"], [])
         facts = facts_from_profile(profile)
         state = profile["score_state"]
         if state and profile["rule_set_version"] == active.version:
-            before = engine.evaluate(active, state, facts, now, explain=False)
+            # The state was read for this alone: evaluated without a copy of its rules.
+            before = engine.evaluate(active, state, facts, now, explain=False, shared=True)
         else:
             before = engine.replay(active, scoring_events, facts, now, explain=False)
         # Only temperatures and scores are tallied: no breakdowns (a third of a short replay).

@@ -101,6 +101,21 @@ def test_apply_event_and_evaluate_do_not_mutate_the_state() -> None:
     assert state == before
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_evaluating_a_shared_state_gives_the_same_result_and_leaves_it_as_it_was(seed) -> None:
+    """Preview evaluates stored states without copying their rules (`shared`): the result
+    must be a copy's, at moments where decay, hysteresis and holds move the temperature, and
+    the state must not change."""
+    state = apply_all(DEFAULTS, _journey(seed, 40), FACTS).state
+    before = copy.deepcopy(state)
+    for days in (0, 1, 3, 10, 60):
+        now = moment(days=days)
+        assert evaluate(DEFAULTS, state, FACTS, now, explain=False, shared=True) == evaluate(
+            DEFAULTS, state, FACTS, now, explain=False
+        )
+        assert state == before
+
+
 def test_apply_event_inplace_then_evaluate_gives_the_same_score() -> None:
     events = _journey(2, 40)
     state = empty_state()
