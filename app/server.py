@@ -19,8 +19,10 @@ that trickles its headers or body held its connection (and memory) open forever.
 
 import asyncio
 import contextlib
+import pickle
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,7 @@ import orjson
 import uvicorn
 from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
@@ -151,6 +154,28 @@ def bind_reuse_port(host: str, port: int, backlog: int = 2048) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+class Worker(multiprocess.Process):
+    """uvicorn's handle on a worker process, whose health check gives up as soon as the worker
+    is dead. uvicorn's waits the whole timeout (`WORKER_HEALTHCHECK_SECONDS`) for the answer to
+    a ping that a worker killed meanwhile never sends, and replaces nobody until then."""
+
+    def _healthcheck(self, timeout: float) -> bool | None:
+        try:
+            self.parent_conn.send(b"ping")
+            deadline = time.monotonic() + timeout
+            while not self.parent_conn.poll(max(0.0, min(0.2, deadline - time.monotonic()))):
+                if not self.process.is_alive() or time.monotonic() >= deadline:
+                    return None
+            started: bool = self.parent_conn.recv()
+            return started
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return None
+
+
+# Multiprocess builds its workers from this module global (tests/test_uvicorn_internals.py).
+multiprocess.Process = Worker  # type: ignore[misc]
 
 
 class ReusePortMultiprocess(Multiprocess):

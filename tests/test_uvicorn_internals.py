@@ -4,12 +4,23 @@ read the new source, adjust app/server.py, then record the new digests here."""
 
 import hashlib
 import inspect
+import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from uvicorn._subprocess import get_subprocess
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-from uvicorn.supervisors.multiprocess import Multiprocess, Process
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from app.server import Worker
+
+# uvicorn's: app.server puts Worker in its place in uvicorn's module.
+Process: Any = Worker.__bases__[0]
 
 # DeadlineProtocol overrides these and relies on the request cycle's `response_started`,
 # `disconnected` and `message_event`.
@@ -29,10 +40,12 @@ PROTOCOL: dict[str, Callable[..., object]] = {
 # ReusePortMultiprocess relies on Multiprocess building every worker as
 # `Process(self.config, self.sockets)` in the four methods it overrides (the whole class: a
 # new place that builds one would hand it a socket nobody closes), and on each worker taking
-# its sockets with it when it is started.
+# its sockets with it when it is started. Worker overrides `_healthcheck` and relies on the
+# module global `Process` being what Multiprocess builds workers from.
 SUPERVISOR: dict[str, Callable[..., object]] = {
     "Multiprocess": Multiprocess,
     "Process.__init__": Process.__init__,
+    "Process._healthcheck": Process._healthcheck,
     "Process.target": Process.target,
     "get_subprocess": get_subprocess,
 }
@@ -50,6 +63,7 @@ DIGESTS = {
     "RequestResponseCycle.receive": "8124ae006be71184",
     "Multiprocess": "ea4650ac0ee7c09c",
     "Process.__init__": "a8c85f799aae5b2c",
+    "Process._healthcheck": "989efe6df65860a1",
     "Process.target": "ad60ca4616de4c34",
     "get_subprocess": "247e5f2553cc9d30",
 }
@@ -66,3 +80,23 @@ def test_uvicorn_is_the_pinned_minor_version() -> None:
 def test_the_uvicorn_internals_app_server_relies_on_are_unchanged() -> None:
     digests = {name: digest(obj) for name, obj in {**PROTOCOL, **SUPERVISOR}.items()}
     assert digests == DIGESTS
+
+
+def test_a_worker_killed_while_its_ping_is_waiting_is_found_dead_at_once() -> None:
+    """The supervisor pings each worker in turn; one killed after the ping was sent never
+    answers, and uvicorn's own check waited the whole health-check timeout (30 s here) before
+    replacing it. A worker that does not answer (it sleeps) stands for one killed mid-ping."""
+    worker = Worker.__new__(Worker)  # only the pipe and the process: no server
+    worker.parent_conn, worker.child_conn = multiprocessing.Pipe()
+    worker.process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    worker.process.start()
+    killer = threading.Timer(0.5, os.kill, (worker.process.pid, signal.SIGKILL))
+    killer.start()
+    try:
+        began = time.monotonic()
+        assert worker._healthcheck(timeout=30) is None
+        assert time.monotonic() - began < 10
+    finally:
+        killer.cancel()
+        worker.process.kill()
+        worker.process.join()
