@@ -21,8 +21,9 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/leadheat serve
 
+# A process per core, each test file whole in one of them (module-scoped servers stay shared).
 test: $(VENV)/.test-installed lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # Only the end-to-end tests in headless Chromium (they need /usr/bin/chromium: apt-get install chromium).
 test-browser: $(VENV)/.test-installed

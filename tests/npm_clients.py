@@ -2,10 +2,12 @@
 lock file): installed once with `npm ci`, bundled for the browser with esbuild as a shop's own
 build would. Without Node.js the tests that need them skip, and fail when CI=true."""
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,11 +44,15 @@ def install() -> Path:
     """`npm ci` unless node_modules already holds what the lock file pins."""
     _need("node", "npm")
     lock = hashlib.sha256((CLIENTS / "package-lock.json").read_bytes()).hexdigest()
-    if not (_STAMP.exists() and _STAMP.read_text() == lock):
-        # No install scripts: none of these packages needs one to run (esbuild's binary comes
-        # as an optional dependency; bull's native msgpack extension is optional).
-        _run("npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-        _STAMP.write_text(lock)
+    # One install at a time: `make test` runs test files in two processes (pytest-xdist), and
+    # two `npm ci` in one directory remove each other's files.
+    with open(Path(tempfile.gettempdir()) / "leadheat-npm-clients.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not (_STAMP.exists() and _STAMP.read_text() == lock):
+            # No install scripts: none of these packages needs one to run (esbuild's binary
+            # comes as an optional dependency; bull's native msgpack extension is optional).
+            _run("npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts")
+            _STAMP.write_text(lock)
     return CLIENTS
 
 

@@ -2,7 +2,6 @@
 storage_unavailable with Retry-After, management routes included; one classifier decides."""
 
 import sqlite3
-import uuid
 
 import asyncpg
 import httpx
@@ -18,7 +17,7 @@ BEARER = {"Authorization": "Bearer sk_unknown"}
 WRITE_KEY = ("wk_unknown", "")
 
 
-LEAD = f"/v1/leads/{uuid.uuid4()}"
+LEAD = "/v1/leads/5e1d0c4a-0000-4000-8000-00000000000b"  # no such lead; fixed: a test id (xdist)
 MANAGEMENT = [
     ("GET", "/v1/leads", None),
     ("PATCH", LEAD, {"status": "qualified"}),

@@ -59,6 +59,7 @@ async def test_round_robin_is_fair_and_skips_who_cannot_take_a_lead(client, sess
 
 
 async def test_a_lead_that_is_won_frees_a_place_under_the_limit(client, session, site):
+    await without_ladder(client, site)  # no handovers: the owners are assignment's
     limited = await on_duty(session, site, "lim@shop.example", max_open_hot_leads=1)
     await send(client, site, *hot("a"))
     await send(client, site, *hot("b"))  # `limited` is full: nobody else, unowned
@@ -76,6 +77,7 @@ async def test_a_lead_that_is_won_frees_a_place_under_the_limit(client, session,
 
 
 async def test_nobody_on_duty_leaves_the_lead_unowned(client, session, site):
+    await without_ladder(client, site)  # no handovers: the owners are assignment's
     await on_duty(session, site, "off@shop.example", on_duty=False)
     await on_duty(session, site, "asleep@shop.example", working_hours=NEVER)
     await send(client, site, *hot("v"))
@@ -83,6 +85,7 @@ async def test_nobody_on_duty_leaves_the_lead_unowned(client, session, site):
 
 
 async def test_with_nobody_on_duty_the_person_on_call_gets_it(client, session, site):
+    await without_ladder(client, site)  # no handovers: the owners are assignment's
     await on_duty(session, site, "asleep@shop.example", working_hours=NEVER)
     # On call: whatever their hours and switch (they are called because nobody works now).
     on_call = await make_user(
@@ -93,6 +96,7 @@ async def test_with_nobody_on_duty_the_person_on_call_gets_it(client, session, s
 
 
 async def test_the_person_on_call_waits_while_a_manager_is_on_duty(client, session, site):
+    await without_ladder(client, site)  # no handovers: the owners are assignment's
     await make_user(session, site, "admin", "boss@shop.example", on_call=True)
     manager = await on_duty(session, site, "anna@shop.example")
     await send(client, site, *hot("v"))
