@@ -283,6 +283,9 @@ async def run(args: argparse.Namespace) -> None:
     if not args.no_preview:
         runs.append(("preview", args.preview_processes))
     for bump, (kind, processes) in enumerate(runs, start=1):
+        # A re-scoring rewrites every lead: the dead rows autovacuum would clean, cleaned
+        # (bench.ingest.analyze: only where the server's autovacuum is off).
+        await analyze(url)
         os.environ["LEADHEAT_SCORING__RESCORE_PROCESSES"] = str(processes)
         os.environ["LEADHEAT_SCORING__PREVIEW_PROCESSES"] = str(processes)
         os.environ["LEADHEAT_SCORING__RESCORE_BATCH_LEADS"] = str(args.batch_leads)
