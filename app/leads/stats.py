@@ -447,11 +447,11 @@ def _histogram_rows(dialect: str) -> Select:
     pairs = pair.table_valued("value").alias("pair")
     return select(
         SpeedCount.owner_id,
-        literal_column(element.format(0), Integer()).label("wait_bucket"),
-        null().label("outcome"),
-        null().label("lost_reason"),
-        literal(0).label("hot_leads"),
-        literal_column(element.format(1), Integer()).label("contacted"),
+        literal_column(element.format(0), Integer()),
+        null(),
+        null(),
+        literal(0),
+        literal_column(element.format(1), Integer()),
     ).select_from(SpeedCount.__table__.join(pairs, true()))
 
 
@@ -490,16 +490,13 @@ async def _grouped_from_rollup(
         for table in (SpeedCount, SpeedDelta)
     ]
     flat[0] = flat[0].where(SpeedCount.waits.is_(None))  # the counts' rows by outcome
+    flat.append(_histogram_rows(dialect).where(SpeedCount.site_id == site_id, *whole_days))
     if start < days_start:
         flat.append(_speed_rows(site_id, start, days_start, dialect))
     if days_end < end:
         flat.append(_speed_rows(site_id, days_end, end, dialect))
-    histograms = _histogram_rows(dialect).where(SpeedCount.site_id == site_id, *whole_days)
     if dialect == "postgresql":
-        return await _summarized_in_database(
-            session, union_all(*flat), histograms, marks, by_owner=by_owner
-        )
-    flat.append(histograms)
+        return await _summarized_in_database(session, union_all(*flat), marks, by_owner=by_owner)
     parts = union_all(*flat).subquery("parts")
     owner, wait, outcome, reason, hot, contacted = list(parts.c)
     keys = [owner, wait, outcome, reason] if by_owner else [wait, outcome, reason]
@@ -520,25 +517,19 @@ _QUANTILES = (0.5, 0.9)  # the median and p90
 
 
 async def _summarized_in_database(
-    session: AsyncSession, rows: Any, histograms: Any, marks: list[float], *, by_owner: bool
+    session: AsyncSession, rows: Any, marks: list[float], *, by_owner: bool
 ) -> dict[Key, dict[str, Any]]:
     """`_Tally`'s figures of the rollup's rows (owner, bucket, outcome, reason, hot leads,
-    contacted) and of its histograms' (bucket, count) pairs (`_histogram_rows`: they count
-    no hot leads), summed by PostgreSQL per group (the team, and each owner `by_owner`): a
-    month of a big site has a pair per owner and second of wait, and sending those to Python
-    cost more than the rest of the read. One statement, as the rows are those of one moment.
-    Each group comes back as a row per outcome (hot leads) and a row of its waits: how many,
-    the buckets at the two ranks each percentile interpolates between (the ranks
-    `waits.percentile` takes) and how many within each mark."""
+    contacted), summed by PostgreSQL per group (the team, and each owner `by_owner`): a
+    month of a big site has a histogram row per owner and second of wait, and sending those
+    to Python cost more than the rest of the read. One statement, as the rows are those of
+    one moment. Each group comes back as a row per outcome (hot leads) and a row of its
+    waits: how many, the buckets at the two ranks each percentile interpolates between (the
+    ranks `waits.percentile` takes) and how many within each mark."""
     parts = rows.cte("parts")
     owner, wait, outcome, reason, hot, contacted = list(parts.c)
-    pairs = list(histograms.subquery("pairs").c)
-    waited = union_all(
-        select(owner, wait, contacted).where(wait.is_not(None)),
-        select(pairs[0], pairs[1], pairs[5]),
-    ).subquery("waited")
 
-    def grouped(owner: Any, *keys: Any) -> tuple[list[Any], list[Any]]:
+    def grouped(*keys: Any) -> tuple[list[Any], list[Any]]:
         """The (owner, is the team's) columns and the GROUP BY of rows grouped by `keys` too,
         for the team and (`by_owner`) each owner."""
         if not by_owner:
@@ -547,19 +538,20 @@ async def _summarized_in_database(
             func.grouping_sets(tuple_(owner, *keys), tuple_(*keys))
         ]
 
-    who, group_by = grouped(owner, outcome, reason)
+    who, group_by = grouped(outcome, reason)
     width = 1 + 2 * len(_QUANTILES) + len(marks)  # the waits' columns, NULL in outcome rows
     by_outcome = select(
         literal("outcome"), *who, outcome, reason, func.sum(hot), *[null()] * width
     ).group_by(*group_by)
-    who, group_by = grouped(waited.c[0], waited.c[1])
+    who, group_by = grouped(wait)
     histogram = (
         select(
             who[0].label("owner"),
             who[1].label("team"),
-            waited.c[1].label("bucket"),
-            func.sum(waited.c[2]).label("n"),
+            wait.label("bucket"),
+            func.sum(contacted).label("n"),
         )
+        .where(wait.is_not(None))
         .group_by(*group_by)
         .cte("histogram")
     )
