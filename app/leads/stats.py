@@ -495,8 +495,6 @@ async def _grouped_from_rollup(
         flat.append(_speed_rows(site_id, start, days_start, dialect))
     if days_end < end:
         flat.append(_speed_rows(site_id, days_end, end, dialect))
-    if dialect == "postgresql":
-        return await _summarized_in_database(session, union_all(*flat), marks, by_owner=by_owner)
     parts = union_all(*flat).subquery("parts")
     owner, wait, outcome, reason, hot, contacted = list(parts.c)
     keys = [owner, wait, outcome, reason] if by_owner else [wait, outcome, reason]
@@ -511,126 +509,6 @@ async def _grouped_from_rollup(
             tally = groups.setdefault(key, _Tally())
             tally.add(bucket, won_or_lost, why, int(hot_leads or 0), int(waited or 0))
     return {key: tally.summary(marks, by_owner) for key, tally in groups.items() if tally.hot_leads}
-
-
-_QUANTILES = (0.5, 0.9)  # the median and p90
-
-
-async def _summarized_in_database(
-    session: AsyncSession, rows: Any, marks: list[float], *, by_owner: bool
-) -> dict[Key, dict[str, Any]]:
-    """`_Tally`'s figures of the rollup's rows (owner, bucket, outcome, reason, hot leads,
-    contacted), summed by PostgreSQL per group (the team, and each owner `by_owner`): a
-    month of a big site has a histogram row per owner and second of wait, and sending those
-    to Python cost more than the rest of the read. One statement, as the rows are those of
-    one moment. Each group comes back as a row per outcome (hot leads) and a row of its
-    waits: how many, the buckets at the two ranks each percentile interpolates between (the
-    ranks `waits.percentile` takes) and how many within each mark."""
-    parts = rows.cte("parts")
-    owner, wait, outcome, reason, hot, contacted = list(parts.c)
-
-    def grouped(*keys: Any) -> tuple[list[Any], list[Any]]:
-        """The (owner, is the team's) columns and the GROUP BY of rows grouped by `keys` too,
-        for the team and (`by_owner`) each owner."""
-        if not by_owner:
-            return [null(), literal(1)], list(keys)
-        return [owner, func.grouping(owner)], [
-            func.grouping_sets(tuple_(owner, *keys), tuple_(*keys))
-        ]
-
-    who, group_by = grouped(outcome, reason)
-    width = 1 + 2 * len(_QUANTILES) + len(marks)  # the waits' columns, NULL in outcome rows
-    by_outcome = select(
-        literal("outcome"), *who, outcome, reason, func.sum(hot), *[null()] * width
-    ).group_by(*group_by)
-    who, group_by = grouped(wait)
-    histogram = (
-        select(
-            who[0].label("owner"),
-            who[1].label("team"),
-            wait.label("bucket"),
-            func.sum(contacted).label("n"),
-        )
-        .where(wait.is_not(None))
-        .group_by(*group_by)
-        .cte("histogram")
-    )
-    group = (histogram.c.team, histogram.c.owner)
-    running = (
-        select(
-            *histogram.c,
-            func.sum(histogram.c.n)
-            .over(partition_by=group, order_by=histogram.c.bucket)
-            .label("upto"),
-            func.sum(histogram.c.n).over(partition_by=group).label("total"),
-        )
-        .where(histogram.c.n != 0)
-        .cte("running")
-    )
-    c = running.c
-    # Ranks as `waits.percentile` takes them: low = int((total - 1) * q), high = low + 1 but
-    # at most total - 1; the value at a rank is the first bucket whose running count passes it.
-    ranks: list[Any] = []
-    for q in _QUANTILES:
-        low = func.floor(cast(c.total - 1, Float) * q)
-        for rank in (low, func.least(low + 1, c.total - 1)):
-            ranks.append(func.min(c.bucket).filter(c.upto > rank))
-    by_wait = select(
-        literal("waits"),
-        c.owner,
-        c.team,
-        null(),
-        null(),
-        null(),
-        func.min(c.total),
-        *ranks,
-        *(func.sum(c.n).filter(c.bucket <= m * 60) for m in marks),
-    ).group_by(c.team, c.owner)
-    found: dict[Key, dict[str, Any]] = {}
-    for row in await session.execute(union_all(by_outcome, by_wait)):
-        kind, who_, team, won_or_lost, why, hot_leads, total, *rest = tuple(row)
-        group_ = found.setdefault(TEAM if team else who_, {"hot": 0, "won": 0, "lost": {}})
-        if kind == "outcome":
-            group_["hot"] += int(hot_leads or 0)
-            if won_or_lost == "won":
-                group_["won"] += int(hot_leads or 0)
-            elif won_or_lost == "lost":
-                lost = group_["lost"]
-                lost[why or "unknown"] = lost.get(why or "unknown", 0) + int(hot_leads or 0)
-        else:
-            group_["waits"] = (int(total), rest)
-    out = {}
-    for key, group_ in found.items():
-        hot_leads = group_["hot"]
-        if not hot_leads:
-            continue
-        contacted_, values = group_.get("waits", (0, None))
-        within = values[2 * len(_QUANTILES) :] if values else [0] * len(marks)
-        quantiles = [
-            _interpolated(contacted_, q, values[2 * i], values[2 * i + 1]) if values else None
-            for i, q in enumerate(_QUANTILES)
-        ]
-        out[key] = {
-            "hot_leads": hot_leads,
-            "contacted": contacted_,
-            "median_seconds": quantiles[0],
-            "p90_seconds": quantiles[1],
-            "within_minutes": {
-                f"{m:g}": round(int(n or 0) / hot_leads, 4)
-                for m, n in zip(marks, within, strict=True)
-            },
-            **_outcomes(
-                group_["won"] if by_owner else None,
-                {r: n for r, n in group_["lost"].items() if n} if by_owner else {},
-            ),
-        }
-    return out
-
-
-def _interpolated(total: int, q: float, low_value: int, high_value: int) -> float:
-    """`waits.percentile`'s answer from the values at its two ranks."""
-    position = (total - 1) * q
-    return round(low_value + (high_value - low_value) * (position - int(position)), 1)
 
 
 class _Tally:

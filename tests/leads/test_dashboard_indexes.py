@@ -90,7 +90,7 @@ def captured_lead_queries() -> Iterator[list[tuple[str, Any]]]:
     queries: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and "FROM leads" in statement:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM leads" in statement:
             queries.append((statement, parameters))
 
     event.listen(Engine, "before_cursor_execute", capture)
