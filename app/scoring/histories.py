@@ -18,25 +18,14 @@ _events = cast(Table, Event.__table__)
 HistoryRow = tuple[Any, ...]
 
 
-async def histories(
-    conn: AsyncConnection, site_id: uuid.UUID, lead_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[HistoryRow]]:
-    """The leads' stored (not bot) events as rows for `stored_scoring_events`, each lead's in
-    time order (a lead without events is absent), in one query.
-
-    Of the context only `page.url` matters to scoring (`page_url`): the database extracts it
-    (as JSON, so a url that is not text stays what it is and `page_url` judges it as before),
-    and the rest (user agent, ...) is neither sent nor decoded."""
-    if not lead_ids:
-        return {}
-    if conn.dialect.name == "postgresql":
-        return await _pg_histories(conn, site_id, lead_ids)
-    return await _histories(conn, site_id, lead_ids)
-
-
 async def _histories(
     conn: AsyncConnection, site_id: uuid.UUID, lead_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[HistoryRow]]:
+    """The leads' stored (not bot) events as rows for `stored_scoring_events`, each lead's in
+    time order (a lead without events is absent), in one query. Of the context only
+    `page.url` matters to scoring: the database extracts it (as JSON, so a url that is not
+    text stays what it is and `page_url` judges it as before), and the rest (user agent, ...)
+    is neither sent nor decoded."""
     t = _events
     result = await conn.execute(
         select(t.c.lead_id, t.c.message_id, t.c.type, t.c.name, t.c.properties)
@@ -68,28 +57,10 @@ ORDER BY lead_id, "timestamp", id
 """
 
 
-async def _pg_histories(
-    conn: AsyncConnection, site_id: uuid.UUID, lead_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[HistoryRow]]:
-    raw = await conn.get_raw_connection()
-    records = await raw.driver_connection.fetch(_PG_HISTORIES, site_id, lead_ids)  # type: ignore[union-attr]
-    by_lead: dict[uuid.UUID, list[HistoryRow]] = {}
-    current: Any = None
-    rows: list[HistoryRow] = []
-    for lead_id, message_id, kind, name, properties, text_url, json_url, at in records:
-        if lead_id != current:  # rows come grouped by lead
-            current = lead_id
-            rows = by_lead[uuid.UUID(bytes=lead_id.bytes)] = []
-        url = text_url if text_url is not None else json_url
-        context = None if url is None else {"page": {"url": url}}
-        rows.append((message_id, kind, name, properties, context, at))
-    return by_lead
-
-
 async def scoring_histories(
     conn: AsyncConnection, site_id: uuid.UUID, lead_ids: list[uuid.UUID], visit_timeout: timedelta
 ) -> dict[uuid.UUID, list[ScoringEvent]]:
-    """What `stored_scoring_events` makes of each lead's rows of `histories`, in one query. On
+    """What `stored_scoring_events` makes of each lead's rows of `_histories`, in one query. On
     PostgreSQL the events are made as the records are read: a job makes one for every stored
     event of a site, and a pass over tuples built only to be read again cost a tenth of it."""
     if not lead_ids:

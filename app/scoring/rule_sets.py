@@ -360,26 +360,16 @@ async def preview_profiles(
 ) -> list[dict[str, Any]]:
     """The site's next `limit` live leads with ids in (after, upto] (None: unbounded), in id
     order, as dicts of `_PREVIEW_COLUMNS`. On PostgreSQL through asyncpg directly, as
-    `histories`: a preview reads every lead of a site, and SQLAlchemy's row processing cost as
-    much as replaying the lead's draft."""
-    if conn.dialect.name == "postgresql":
-        return await _pg_preview_profiles(conn, site_id, after, upto, limit)
-    query = select(*_PREVIEW_COLUMNS).where(live_leads(site_id))
-    if after is not None:
-        query = query.where(_leads.c.id > after)
-    if upto is not None:
-        query = query.where(_leads.c.id <= upto)
-    rows = await conn.execute(query.order_by(_leads.c.id).limit(limit))
-    return [dict(row) for row in rows.mappings()]
-
-
-async def _pg_preview_profiles(
-    conn: AsyncConnection,
-    site_id: uuid.UUID,
-    after: uuid.UUID | None,
-    upto: uuid.UUID | None,
-    limit: int,
-) -> list[dict[str, Any]]:
+    `scoring_histories`: a preview reads every lead of a site, and SQLAlchemy's row processing
+    cost as much as replaying the lead's draft."""
+    if conn.dialect.name != "postgresql":
+        query = select(*_PREVIEW_COLUMNS).where(live_leads(site_id))
+        if after is not None:
+            query = query.where(_leads.c.id > after)
+        if upto is not None:
+            query = query.where(_leads.c.id <= upto)
+        rows = await conn.execute(query.order_by(_leads.c.id).limit(limit))
+        return [dict(row) for row in rows.mappings()]
     params: list[Any] = [site_id]
     where = "site_id = $1 AND merged_into_id IS NULL"
     for bound, operator in ((after, ">"), (upto, "<=")):

@@ -1,8 +1,9 @@
-"""A batch of leads' stored events as replays read them (app.scoring.histories): on PostgreSQL
-through asyncpg directly, which must give exactly the rows of the portable SQLAlchemy query:
-each lead's events in time order, bots left out, and a page url whatever JSON it was sent as.
-The same for the scoring events made as they are read (`scoring_histories`) and for the leads
-a preview reads (`rule_sets.preview_profiles`)."""
+"""A batch of leads' stored events as replays read them (app.scoring.histories): the portable
+SQLAlchemy query's rows (each lead's events in time order, bots left out, a page url whatever
+JSON it was sent as), and the scoring events made from them; on PostgreSQL through asyncpg
+directly, as the records arrive (`scoring_histories`), which must give exactly what
+`stored_scoring_events` makes of those rows. The same for the leads a preview reads
+(`rule_sets.preview_profiles`)."""
 
 import uuid
 from datetime import timedelta
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from app.domain.tables import Lead, LeadIdentity
 from app.scoring import histories as histories_module
 from app.scoring import rule_sets
-from app.scoring.histories import histories, scoring_histories
+from app.scoring.histories import scoring_histories
 from app.scoring.scorer import stored_scoring_events
 from tests.factories import at, send, track
 
@@ -49,11 +50,12 @@ async def test_rows_are_each_leads_events_in_time_order_with_the_url_as_sent(
         track("b", "Product Viewed", "bot", timestamp=at(2), context={"userAgent": BOT}),
     )
     ids = await lead_ids(session, site)
+    gap = timedelta(minutes=30)
     async with db_engine.connect() as conn:
-        read = await histories(conn, site.site.id, [ids["a"], ids["b"], ids["b"]])
-        portable = await histories_module._histories(conn, site.site.id, [ids["a"], ids["b"]])
+        made = await scoring_histories(conn, site.site.id, [ids["a"], ids["b"], ids["b"]], gap)
+        read = await histories_module._histories(conn, site.site.id, [ids["a"], ids["b"]])
 
-    assert read == portable
+    assert made == {lead: stored_scoring_events(rows, gap) for lead, rows in read.items()}
     assert set(read) == {ids["a"], ids["b"]}
     a = read[ids["a"]]
     assert [row[0] for row in a] == ["a1", "a2", "a3", "a4", "a5"]  # a tie kept in arrival order
