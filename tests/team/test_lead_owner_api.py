@@ -14,8 +14,10 @@ from tests.team.helpers import make_token, make_user, pat
 
 @pytest.fixture
 async def team(client, session, site):
-    """An unowned hot lead (it turned hot before anybody joined), two managers, an admin."""
-    await send(client, site, *hot("v"))
+    """Two unowned hot leads, "v" and "w" (they turned hot before anybody joined: later, in
+    the managers' working hours, the round-robin would give them an owner), two managers, an
+    admin."""
+    await send(client, site, *hot("v"), *hot("w"))
     people: dict[str, tuple[Any, dict[str, str]]] = {}
     for key, role, name in (("m1", "manager", "Anna"), ("m2", "manager", "Boris")):
         user = await make_user(session, site, role, f"{key}@shop.example", name=name)
@@ -98,8 +100,7 @@ async def test_a_manager_cannot_reassign(client, team):
 async def test_the_list_shows_and_filters_by_owner(client, session, site, team):
     lead, people = team
     (m1, h1), (_, h2) = people["m1"], people["m2"]
-    await send(client, site, *hot("w"))  # a second lead, nobody's
-    other = await id_of(session, site, "w")
+    other = await id_of(session, site, "w")  # a second lead, nobody's
     await client.post(f"/v1/leads/{lead}/claim", headers=h1)
 
     async def listed(headers, **params):
