@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.factories import bearer, send
+from tests.factories import bearer, send, without_ladder
 from tests.leads.helpers import hot, id_of
 from tests.team.helpers import make_token, make_user, pat
 
@@ -16,7 +16,9 @@ from tests.team.helpers import make_token, make_user, pat
 async def team(client, session, site):
     """Two unowned hot leads, "v" and "w" (they turned hot before anybody joined: later, in
     the managers' working hours, the round-robin would give them an owner), two managers, an
-    admin."""
+    admin. No escalation ladder: its steps, due at once for leads that turned hot at `T0`,
+    would hand a lead over while a test claims it."""
+    await without_ladder(client, site)
     await send(client, site, *hot("v"), *hot("w"))
     people: dict[str, tuple[Any, dict[str, str]]] = {}
     for key, role, name in (("m1", "manager", "Anna"), ("m2", "manager", "Boris")):
