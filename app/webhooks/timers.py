@@ -7,6 +7,7 @@ they cause), so they survive restarts and fire once.
 """
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -204,7 +205,12 @@ async def track_carts(
 
 _LAGS: dict[str, Any] = {}
 _LATER = object()  # a timer left pending for the next pass
-LATER_SECONDS = 1.0  # when the next pass looks at the timers left pending
+# Passes at most this often, each taking every timer due by then: timers that come due one
+# after another (a busy shop's carts) are fired together, up to this late, instead of each in
+# a pass (and a wake-up) of its own; the earliest timer is minutes after its lead's event.
+# A timer left pending (its lead held) is looked at again this much later too.
+PASS_SECONDS = 1.0
+RUN_LIMIT = 200  # timers a pass
 # The step a pending timer of the old kind takes, by its mark (the default ladder's).
 _LEGACY_STEPS = {s.after_minutes: s.action for s in escalation.DEFAULT_LADDER}
 
@@ -233,7 +239,7 @@ class TimerService:
         self._now = now
         self._admins: dict[uuid.UUID, list[uuid.UUID]] = {}
 
-    async def run_once(self, limit: int = 200) -> int:
+    async def run_once(self, limit: int = RUN_LIMIT) -> int:
         """Fire the timers due now (at most `limit`); returns how many were fired or found no
         longer needed (a timer whose lead another transaction holds waits for the next
         pass)."""
@@ -404,18 +410,20 @@ class TimerService:
 
     async def run(self, stop: asyncio.Event, notifier: outbox.Notifier) -> None:
         """The worker loop: fire what is due, then sleep until the next timer is due, until
-        woken (a commit that wrote timers, app.wakeups), or the poll interval (a fallback)."""
+        woken (a commit that wrote timers, app.wakeups), or the poll interval (a fallback);
+        a pass at most every `PASS_SECONDS` (a wake-up meanwhile is kept for the next)."""
         with notifier.wakeups.serving(outbox.TIMERS):
             while not stop.is_set():
                 notifier.timers.clear()
-                claimed = await self.run_once()
-                if claimed:
-                    continue
+                if await self.run_once() >= RUN_LIMIT:
+                    continue  # more are due now
                 sleep = self._settings.poll_seconds
                 due = await self.next_due()
                 if due is not None:
-                    # A due timer still pending was left for the next pass (its lead held by
-                    # another transaction, or another process firing it): a second later.
-                    left = (due - self._now()).total_seconds()
-                    sleep = min(sleep, left if left > 0 else LATER_SECONDS)
-                await wakeups.wait(stop, notifier.timers, sleep)
+                    # Past: a due timer still pending was left for the next pass (its lead
+                    # held by another transaction, or another process firing it).
+                    sleep = min(sleep, (due - self._now()).total_seconds())
+                sleep = max(sleep, PASS_SECONDS)
+                with contextlib.suppress(TimeoutError):  # only a stop ends this part
+                    await asyncio.wait_for(stop.wait(), PASS_SECONDS)
+                await wakeups.wait(stop, notifier.timers, sleep - PASS_SECONDS)
