@@ -4,6 +4,11 @@ nothing sent, for `--seconds`: the server's and PostgreSQL's CPU (share of one c
 table, from pg_stat_user_tables: which loops poll).
 
     .venv/bin/python bench/idle.py --seconds 60
+    .venv/bin/python bench/idle.py --reuse \
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/leadheat_bench_rescore
+
+`--reuse` measures a database as it is (a large site another bench loaded: the loops whose work
+grows with a site, the refresher's and the rollup's, are in it).
 """
 
 import argparse
@@ -59,7 +64,8 @@ def backends_cpu(pids: list[int]) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    await prepare_database(args.database_url)
+    if not args.reuse:
+        await prepare_database(args.database_url)
     dsn = make_url(args.database_url).set(drivername="postgresql").render_as_string(False)
     server = await asyncio.to_thread(
         start_server, args.database_url, free_port(), args.workers, True
@@ -103,6 +109,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warm-up", type=float, default=10.0)
+    parser.add_argument("--reuse", action="store_true", help="the database as it is")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))
 

@@ -10,8 +10,14 @@ visitors) is sent and each answer's latency kept: the p99 without a job, while t
 and their ratio. Then the same for a preview job (`POST /v1/rules/preview/jobs`) over the
 same site.
 
+`--burn N` instead measures the floor: the same stream while N processes that only compute
+(no database, no locks) keep N cores busy at the job's niceness for `--burn-seconds`. What
+that does to ingestion's p99 is what any job as busy as ours would do on this machine,
+whatever its design.
+
     LEADHEAT_SECRETS_KEY=... .venv/bin/python bench/rescore_job.py
     .venv/bin/python bench/rescore_job.py --leads 20000 --processes 2 --no-preview
+    .venv/bin/python bench/rescore_job.py --reuse --processes --no-preview --burn 1 2
 """
 
 import argparse
@@ -86,18 +92,18 @@ class Stream:
     ):
         self._client, self._key, self._rate, self._events = client, write_key, rate, events
         self._returning, self._run = returning, run
-        self.samples: list[tuple[float, float]] = []  # (sent at, seconds)
+        self.samples: list[tuple[float, float, bool]] = []  # (sent at, seconds, new visitor)
         self.errors = 0
         self._rng = random.Random(11)
         self._n = 0
 
-    def _batch(self) -> list[Json]:
+    def _batch(self) -> tuple[bool, list[Json]]:
         self._n += 1
         # New visitors and returning ones (of the streams'): after a publish, ingestion replays
         # a returning visitor's whole history before its new events (the lead is stale).
         new = self._rng.random() >= self._returning
         visitor = self._n if new else self._rng.randrange(1, self._n + 1)
-        return [
+        return new, [
             {
                 "type": "track",
                 "event": "Product Viewed",
@@ -110,11 +116,10 @@ class Stream:
         ]
 
     async def _one(self) -> None:
+        new, batch = self._batch()
         start = time.perf_counter()
-        r = await self._client.post(
-            "/v1/batch", auth=(self._key, ""), json={"batch": self._batch()}
-        )
-        self.samples.append((start, time.perf_counter() - start))
+        r = await self._client.post("/v1/batch", auth=(self._key, ""), json={"batch": batch})
+        self.samples.append((start, time.perf_counter() - start, new))
         if r.status_code != 200:
             self.errors += 1
 
@@ -129,8 +134,14 @@ class Stream:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
         await asyncio.gather(*tasks)
 
-    def p99_ms(self, start: float, end: float) -> tuple[float, int]:
-        ms = sorted(s * 1000 for at, s in self.samples if start <= at < end)
+    def p99_ms(self, start: float, end: float, new: bool | None = None) -> tuple[float, int]:
+        """The p99 of the requests sent in [start, end): all, or only new (True) or returning
+        (False) visitors' ones."""
+        ms = sorted(
+            s * 1000
+            for at, s, is_new in self.samples
+            if start <= at < end and (new is None or is_new == new)
+        )
         if not ms:
             return math.nan, 0
         return ms[max(0, math.ceil(0.99 * len(ms)) - 1)], len(ms)
@@ -190,6 +201,33 @@ async def follow(client: httpx.AsyncClient, secret_key: str, url: str, cpu: CpuM
         await asyncio.sleep(0.25)
 
 
+# A process that only computes, at a given niceness, for a given time.
+BURNER = """
+import os, sys, time
+os.nice(int(sys.argv[2]))
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    sum(range(1000))
+"""
+
+
+async def burn(processes: int, seconds: float, niceness: int) -> None:
+    """`processes` burners for `seconds`; none: the same window with nothing added (what two
+    windows of the stream differ by on their own)."""
+    if not processes:
+        await asyncio.sleep(seconds)
+        return
+    burners = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", BURNER, str(seconds), str(niceness)
+        )
+        for _ in range(processes)
+    ]
+    for burner in burners:
+        if await burner.wait() != 0:
+            raise SystemExit(f"a burner exited with {burner.returncode}")
+
+
 def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -201,9 +239,11 @@ async def measure(
     secret_key: str,
     kind: str,
     bump: int,
+    processes: int,
 ) -> Json:
     """With the server up: the stream's p99 over `--baseline` seconds without a job, then
-    while a job of `kind` ("rescore" or "preview") runs."""
+    while a job of `kind` ("rescore" or "preview") runs, or `--burn` processes compute
+    ("burn")."""
     headers = {"Authorization": f"Bearer {secret_key}"}
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{args.port}",
@@ -224,7 +264,10 @@ async def measure(
         cpu = CpuMeter(server_pid)
         cpu.sample()
         start = time.perf_counter()
-        if kind == "rescore":
+        if kind == "burn":
+            await burn(processes, args.burn_seconds, args.niceness)
+            job: Json = {"status": "done", "total": None}
+        elif kind == "rescore":
             r = await client.put("/v1/rules", headers=headers, json=draft)
         else:
             r = await client.post(
@@ -233,15 +276,24 @@ async def measure(
                 json=draft,
                 params={"at": NOW.isoformat()},
             )
-        if r.status_code not in (200, 202):
-            raise SystemExit(f"{kind} answered {r.status_code}: {r.text[:500]}")
-        body = r.json()
-        job_url = (body["job"] if kind == "rescore" else body)["url"]
-        job = await follow(client, secret_key, job_url, cpu)
+        if kind != "burn":
+            if r.status_code not in (200, 202):
+                raise SystemExit(f"{kind} answered {r.status_code}: {r.text[:500]}")
+            body = r.json()
+            job_url = (body["job"] if kind == "rescore" else body)["url"]
+            job = await follow(client, secret_key, job_url, cpu)
+        else:
+            cpu.sample()
         end = time.perf_counter()
         load_during = load_average()
         stop.set()
         await streaming
+    if args.samples:  # every request: seconds from the job's start, ms, new visitor
+        args.samples.write_text(
+            json.dumps(
+                [(round(at - start, 3), round(s * 1000, 2), n) for at, s, n in stream.samples]
+            ),
+        )
     base_p99, base_n = stream.p99_ms(base_start, base_end)
     job_p99, job_n = stream.p99_ms(start, end)
     return {
@@ -252,10 +304,20 @@ async def measure(
         "p99_ms_without": round(base_p99, 1),
         "p99_ms_during": round(job_p99, 1),
         "ratio": round(job_p99 / base_p99, 2),
+        # Split: a returning visitor's lead is stale after a publish (its first request
+        # replays its history under the new rules); a new visitor's is not.
+        "p99_ms_new_without_during": (
+            round(stream.p99_ms(base_start, base_end, True)[0], 1),
+            round(stream.p99_ms(start, end, True)[0], 1),
+        ),
+        "p99_ms_returning_without_during": (
+            round(stream.p99_ms(base_start, base_end, False)[0], 1),
+            round(stream.p99_ms(start, end, False)[0], 1),
+        ),
         "requests": (base_n, job_n),
         "errors": stream.errors,
         "median_ms_during": round(
-            statistics.median(s * 1000 for at, s in stream.samples if start <= at < end), 1
+            statistics.median(s * 1000 for at, s, _ in stream.samples if start <= at < end), 1
         ),
         "loadavg_before_during": (load_before, load_during),
         # CPU seconds during the job: the server (with the job's processes), PostgreSQL, and
@@ -282,6 +344,7 @@ async def run(args: argparse.Namespace) -> None:
     runs = [("rescore", p) for p in args.processes]
     if not args.no_preview:
         runs.append(("preview", args.preview_processes))
+    runs += [("burn", n) for n in args.burn]
     for bump, (kind, processes) in enumerate(runs, start=1):
         # A re-scoring rewrites every lead: the dead rows autovacuum would clean, cleaned
         # (bench.ingest.analyze: only where the server's autovacuum is off).
@@ -293,7 +356,9 @@ async def run(args: argparse.Namespace) -> None:
         os.environ["LEADHEAT_SCORING__JOB_PROCESS_NICENESS"] = str(args.niceness)
         server = await asyncio.to_thread(start_server, url, args.port, 1, True)
         try:
-            row = await measure(args, server.pid, write_key, secret_key, kind, bump + args.bump)
+            row = await measure(
+                args, server.pid, write_key, secret_key, kind, bump + args.bump, processes
+            )
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -312,9 +377,14 @@ def main() -> None:
     )
     parser.add_argument("--leads", type=int, default=200_000)
     parser.add_argument("--events-per-lead", type=int, default=9)
-    parser.add_argument("--processes", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--processes", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--preview-processes", type=int, default=2)
     parser.add_argument("--no-preview", action="store_true")
+    parser.add_argument(
+        "--burn", type=int, nargs="*", default=[], help="computing processes instead of a job"
+    )
+    parser.add_argument("--burn-seconds", type=float, default=30.0)
+    parser.add_argument("--samples", type=Path, help="write every request's latency here")
     parser.add_argument("--reuse", action="store_true", help="the database of the last run")
     parser.add_argument("--batch-leads", type=int, default=200)
     parser.add_argument("--pause", type=float, default=0.02, help="seconds between batches")

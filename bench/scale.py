@@ -15,7 +15,9 @@ cleaned the loading's dead rows), then times (with the site's secret key):
 - PUT /v1/rules with that change, until its re-scoring job is done;
 - one temperature-refresher pass (app.scoring.rescoring.refresh_temperatures, run in this
   process against the same database, at a moment when every warm and hot lead is due);
-- the server's idle CPU (its processes, from /proc) over `--idle-seconds`.
+- the server's idle CPU (its processes and PostgreSQL's, from /proc) over `--idle-seconds`,
+  twice: the window right after the jobs (the rollup folding their changes, the refresher's
+  due leads) and the next one (what an idle site costs once that is done).
 
     .venv/bin/python bench/scale.py                            # 10k, 50k, 200k leads
     .venv/bin/python bench/scale.py --sizes 2000,5000 --json scale.json
@@ -377,6 +379,7 @@ async def run(args: argparse.Namespace) -> list[Json]:
                 row["rules"] = await measure_rules(api, step)
                 row["refresher"] = await refresher_pass(args.database_url)
                 row["idle_cpu"] = await idle_cpu(server.pid, args.idle_seconds)
+                row["idle_cpu_next"] = await idle_cpu(server.pid, args.idle_seconds)
                 print(json.dumps(row), flush=True)
                 results.append(row)
     finally:
@@ -399,8 +402,11 @@ def table(results: list[Json]) -> str:
     lines.append("| funnel rollup, one pass after the load: ms | " + " | ".join(cells) + " |")
     cells = [f"{r['refresher']['ms']} ({r['refresher']['written']:,} written)" for r in results]
     lines.append("| temperature refresher, one pass: ms | " + " | ".join(cells) + " |")
-    cells = [f"{r['idle_cpu']['server_percent']} %" for r in results]
-    lines.append("| server idle CPU (of one core) | " + " | ".join(cells) + " |")
+    for key, when in (("idle_cpu", "right after the jobs"), ("idle_cpu_next", "the next window")):
+        cells = [f"{r[key]['server_percent']} + {r[key]['postgres_percent']} %" for r in results]
+        lines.append(
+            f"| idle CPU, server + PostgreSQL (of one core), {when} | " + " | ".join(cells) + " |"
+        )
     cells = [f"{r['load']['events_added']:,} in {r['load']['seconds']} s" for r in results]
     lines.append("| events added to reach the size | " + " | ".join(cells) + " |")
     cells = [str(r["cpu_reference_us"]) for r in results]
