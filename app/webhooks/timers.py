@@ -207,7 +207,8 @@ _LAGS: dict[str, Any] = {}
 _LATER = object()  # a timer left pending for the next pass
 # Passes at most this often, each taking every timer due by then: timers that come due one
 # after another (a busy shop's carts) are fired together, up to this late, instead of each in
-# a pass (and a wake-up) of its own; the earliest timer is minutes after its lead's event.
+# a pass (and a wake-up) of its own. The ladder's steps are minutes apart; a cart the
+# tracker reports abandoned (due at once) waits that second at most.
 # A timer left pending (its lead held) is looked at again this much later too.
 PASS_SECONDS = 1.0
 RUN_LIMIT = 200  # timers a pass
