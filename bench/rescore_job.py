@@ -228,6 +228,28 @@ async def burn(processes: int, seconds: float, niceness: int) -> None:
             raise SystemExit(f"a burner exited with {burner.returncode}")
 
 
+async def run_job(
+    client: httpx.AsyncClient, secret_key: str, kind: str, bump: int, cpu: CpuMeter
+) -> Json:
+    """Start a job of `kind` ("rescore": publish; "preview") with a draft unlike the last
+    runs', and follow it until it ends."""
+    headers = {"Authorization": f"Bearer {secret_key}"}
+    draft = draft_rule_set()
+    step = bump % 20  # a change every time
+    draft["thresholds"] = {"warm": 25 + step, "hot": 55 + step}
+    if kind == "rescore":
+        r = await client.put("/v1/rules", headers=headers, json=draft)
+    else:
+        r = await client.post(
+            "/v1/rules/preview/jobs", headers=headers, json=draft, params={"at": NOW.isoformat()}
+        )
+    if r.status_code not in (200, 202):
+        raise SystemExit(f"{kind} answered {r.status_code}: {r.text[:500]}")
+    body = r.json()
+    job_url = (body["job"] if kind == "rescore" else body)["url"]
+    return await follow(client, secret_key, job_url, cpu)
+
+
 def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -244,7 +266,6 @@ async def measure(
     """With the server up: the stream's p99 over `--baseline` seconds without a job, then
     while a job of `kind` ("rescore" or "preview") runs, or `--burn` processes compute
     ("burn")."""
-    headers = {"Authorization": f"Bearer {secret_key}"}
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{args.port}",
         timeout=120,
@@ -258,32 +279,15 @@ async def measure(
         await asyncio.sleep(args.baseline)
         base_end = time.perf_counter()
         load_before = load_average()
-        draft = draft_rule_set()
-        step = bump % 20  # a change every time
-        draft["thresholds"] = {"warm": 25 + step, "hot": 55 + step}
         cpu = CpuMeter(server_pid)
         cpu.sample()
         start = time.perf_counter()
         if kind == "burn":
             await burn(processes, args.burn_seconds, args.niceness)
-            job: Json = {"status": "done", "total": None}
-        elif kind == "rescore":
-            r = await client.put("/v1/rules", headers=headers, json=draft)
-        else:
-            r = await client.post(
-                "/v1/rules/preview/jobs",
-                headers=headers,
-                json=draft,
-                params={"at": NOW.isoformat()},
-            )
-        if kind != "burn":
-            if r.status_code not in (200, 202):
-                raise SystemExit(f"{kind} answered {r.status_code}: {r.text[:500]}")
-            body = r.json()
-            job_url = (body["job"] if kind == "rescore" else body)["url"]
-            job = await follow(client, secret_key, job_url, cpu)
-        else:
             cpu.sample()
+            job: Json = {"status": "done", "total": None}
+        else:
+            job = await run_job(client, secret_key, kind, bump, cpu)
         end = time.perf_counter()
         load_during = load_average()
         stop.set()
@@ -384,7 +388,9 @@ def main() -> None:
         "--burn", type=int, nargs="*", default=[], help="computing processes instead of a job"
     )
     parser.add_argument("--burn-seconds", type=float, default=30.0)
-    parser.add_argument("--samples", type=Path, help="write every request's latency here")
+    parser.add_argument(
+        "--samples", type=Path, help="write every request's latency here (the last run's)"
+    )
     parser.add_argument("--reuse", action="store_true", help="the database of the last run")
     parser.add_argument("--batch-leads", type=int, default=200)
     parser.add_argument("--pause", type=float, default=0.02, help="seconds between batches")
