@@ -36,6 +36,7 @@ from sqlalchemy import (
     Table,
     case,
     func,
+    null,
     or_,
     select,
     text,
@@ -116,6 +117,7 @@ class RescoreConfig:
 
 _leads = cast(Table, Lead.__table__)
 _jobs = cast(Table, RescoreJob.__table__)
+_REPLAYED_COLUMNS = [c for c in _leads.columns if c.name != "score_state"]
 
 
 def _stale_leads(site_id: uuid.UUID, version: int) -> Any:
@@ -421,7 +423,11 @@ async def _rescore_batch(
     in id order, as ingestion locks them; their events read in one query), then count them
     and renew the lease, if the job is still ours. Answers the last lead's id and whether the
     job was ours (if not, the caller rolls back), or None when none are left."""
-    query = select(_leads).where(_stale_leads(part.site_id, part.version))
+    # Every column but the old scoring state, the widest: the replay starts from scratch and
+    # replaces it.
+    query = select(*_REPLAYED_COLUMNS, null().label("score_state")).where(
+        _stale_leads(part.site_id, part.version)
+    )
     if after is not None:
         query = query.where(_leads.c.id > after)
     if part.upto is not None:
