@@ -158,15 +158,16 @@ async def restart_under_load(cluster: ThrowawayCluster, load: Load, stop_mode: s
 
 
 async def not_accepting_connections(cluster: ThrowawayCluster) -> float:
-    """Once the server is up but refusing connections as "not accepting connections" or
-    "starting up" (57P03): when it was first seen so."""
+    """Once the server is up as a standby, refusing connections as "not accepting
+    connections" (57P03): when it was first seen so. "Starting up" (57P03 too) comes before
+    its recovery has begun, when it cannot be promoted yet."""
 
     async def refusing() -> float | None:
         """the standby came up"""
         try:
             conn = await asyncpg.connect(cluster.admin_dsn, timeout=2)
-        except asyncpg.CannotConnectNowError:
-            return time.monotonic()
+        except asyncpg.CannotConnectNowError as exc:
+            return time.monotonic() if "not accepting connections" in str(exc) else None
         except OSError:
             return None  # not listening yet
         await conn.close()
