@@ -19,7 +19,7 @@ import contextlib
 import logging
 import weakref
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -128,6 +128,33 @@ async def wait(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None
     finally:
         for w in waiters:
             w.cancel()
+
+
+async def sleep(stop: asyncio.Event, seconds: float) -> None:
+    """A periodic loop's sleep, which nothing wakes early but its stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def serve_passes(
+    engine: AsyncEngine,
+    name: str,
+    stop: asyncio.Event,
+    one_pass: Callable[[], Awaitable[bool]],
+    poll_seconds: float,
+    iterations: int | None = None,
+) -> None:
+    """A loop woken by `name`: a pass, then a sleep until a commit notifies `name`, the loop
+    stops, or `poll_seconds` pass (the fallback). A pass that answers True found work and may
+    have left some: the next follows at once. With `iterations` (tests drive passes), that
+    many passes and no sleep."""
+    done = 0
+    with wakeups_for(engine).serving(name) as woken:
+        while not stop.is_set() and (iterations is None or done < iterations):
+            done += 1
+            woken.clear()  # before the pass: a notice during it means another
+            if not await one_pass() and iterations is None:
+                await wait(stop, woken, poll_seconds)
 
 
 async def listen(engine: AsyncEngine, stop: asyncio.Event, retry_seconds: float = 1.0) -> None:

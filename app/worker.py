@@ -48,8 +48,7 @@ async def session_sweep_loop(
     done = 0
     while not stop.is_set() and (iterations is None or done < iterations):
         if iterations is None:  # an interval after start: a short-lived process never sweeps
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=SESSION_SWEEP_SECONDS)
+            await wakeups.sleep(stop, SESSION_SWEEP_SECONDS)
             if stop.is_set():
                 break
         done += 1

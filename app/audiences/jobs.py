@@ -186,11 +186,18 @@ async def membership_jobs_loop(context: BackgroundContext, stop: asyncio.Event) 
     they run in a thread with its own engine (see `_in_own_thread`); SQLite has one writer, so
     there they run here."""
     stopping = threading.Event()
-    with wakeups.wakeups_for(context.engine).serving(MEMBERSHIP_JOBS) as woken:
-        while not stop.is_set():
-            woken.clear()
-            await _run_waiting(context, stop, stopping)
-            await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
+
+    async def one_pass() -> bool:
+        await _run_waiting(context, stop, stopping)
+        return False  # every waiting job was run: sleep
+
+    await wakeups.serve_passes(
+        context.engine,
+        MEMBERSHIP_JOBS,
+        stop,
+        one_pass,
+        context.settings.scoring.rescore_poll_seconds,
+    )
 
 
 async def _run_waiting(

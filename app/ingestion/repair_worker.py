@@ -129,13 +129,14 @@ async def repair_due(context: BackgroundContext, now: datetime, limit: int = 100
 async def repair_loop(context: BackgroundContext, stop: asyncio.Event) -> None:
     """Repair what is due; then sleep until a commit marks leads (app.wakeups) or the poll
     interval (retries after a backoff, a missed wake-up) passes."""
-    with wakeups.wakeups_for(context.engine).serving(REPAIRS) as woken:
-        while not stop.is_set():
-            woken.clear()
-            repaired = await repair_due(context, utcnow())
-            if repaired:
-                logger.info("repaired %d leads from their stored events", repaired)
-            await wakeups.wait(stop, woken, POLL_SECONDS)
+
+    async def one_pass() -> bool:
+        repaired = await repair_due(context, utcnow())
+        if repaired:
+            logger.info("repaired %d leads from their stored events", repaired)
+        return False  # everything due was repaired or put off: sleep
+
+    await wakeups.serve_passes(context.engine, REPAIRS, stop, one_pass, POLL_SECONDS)
 
 
 LOOPS: list[tuple[str, BackgroundLoop]] = [("ingestion.lead_repairs", repair_loop)]

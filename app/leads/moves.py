@@ -13,7 +13,6 @@ whatever its traffic (plus the current hour's). A period's edges are then counte
 for moves older than the current hour."""
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections import Counter
@@ -24,6 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import wakeups
 from app.background import BackgroundContext
 from app.db import utcnow, writer
 from app.domain.changes import LeadChange
@@ -130,10 +130,7 @@ async def compaction_loop(context: BackgroundContext, stop: asyncio.Event) -> No
     """`compact` every `STATS__ROLLUP_INTERVAL_SECONDS`, as the funnel's rollup runs."""
     while not stop.is_set():
         await compact(context.engine, utcnow())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                stop.wait(), timeout=context.settings.stats.rollup_interval_seconds
-            )
+        await wakeups.sleep(stop, context.settings.stats.rollup_interval_seconds)
 
 
 LOOPS = [("leads.temperature_moves", compaction_loop)]

@@ -18,7 +18,6 @@ takes the same steps in the same transaction, holding the same row, with its own
 `speed_rolled_until`: NULL until the site's first pass, which starts at its first hot lead."""
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections import Counter, defaultdict
@@ -43,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app import wakeups
 from app.background import BackgroundContext
 from app.db import UTCDateTime, make_sessionmaker, sqlstate, utcnow, writer
 from app.domain.tables import Lead
@@ -420,10 +420,7 @@ async def funnel_rollup_loop(
         if steps:
             logger.debug("funnel rollup took %d steps", steps)
         if iterations is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    stop.wait(), timeout=context.settings.stats.rollup_interval_seconds
-                )
+            await wakeups.sleep(stop, context.settings.stats.rollup_interval_seconds)
 
 
 LOOPS = [("leads.funnel_rollup", funnel_rollup_loop)]

@@ -24,7 +24,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import leases
+from app import leases, wakeups
 from app.background import BackgroundContext, BackgroundLoop
 from app.config import PrivacySettings
 from app.db import utcnow, writer
@@ -94,8 +94,7 @@ async def retention_loop(
             if iterations is None:
                 # An interval after start, as the temperature refresher: a short-lived process
                 # (a test's app) never prunes under the requests it serves.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=settings.retention_interval_seconds)
+                await wakeups.sleep(stop, settings.retention_interval_seconds)
                 if stop.is_set():
                     break
             done += 1

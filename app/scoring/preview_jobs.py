@@ -454,13 +454,18 @@ async def preview_jobs_loop(
 ) -> None:
     """Run jobs one after another; when there are none, sleep until a new one wakes the loop
     (app.wakeups) or the poll interval (a fallback) passes."""
-    done = 0
-    with wakeups.wakeups_for(context.engine).serving(PREVIEW_JOBS) as woken:
-        while not stop.is_set() and (iterations is None or done < iterations):
-            done += 1
-            woken.clear()
-            if await run_next_job(context, clock, stop) is None and iterations is None:
-                await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
+
+    async def one_job() -> bool:
+        return await run_next_job(context, clock, stop) is not None
+
+    await wakeups.serve_passes(
+        context.engine,
+        PREVIEW_JOBS,
+        stop,
+        one_job,
+        context.settings.scoring.rescore_poll_seconds,
+        iterations,
+    )
 
 
 LOOPS: list[tuple[str, ScoringLoop]] = [("scoring.preview_jobs", preview_jobs_loop)]

@@ -497,13 +497,18 @@ async def rescore_jobs_loop(
 ) -> None:
     """Run jobs one after another; when there are none, sleep until a new one wakes the loop
     (app.wakeups) or the poll interval (a fallback) passes."""
-    done = 0
-    with wakeups.wakeups_for(context.engine).serving(rule_sets.RESCORE_JOBS) as woken:
-        while not stop.is_set() and (iterations is None or done < iterations):
-            done += 1
-            woken.clear()
-            if await rescore_next_job(context, clock, stop) is None and iterations is None:
-                await wakeups.wait(stop, woken, context.settings.scoring.rescore_poll_seconds)
+
+    async def one_job() -> bool:
+        return await rescore_next_job(context, clock, stop) is not None
+
+    await wakeups.serve_passes(
+        context.engine,
+        rule_sets.RESCORE_JOBS,
+        stop,
+        one_job,
+        context.settings.scoring.rescore_poll_seconds,
+        iterations,
+    )
 
 
 async def refresh_temperatures(
@@ -594,7 +599,7 @@ async def temperature_refresher_loop(
                 # The first pass an interval after start, not at once: a short-lived process (a
                 # test's app) never rewrites scores under the requests it serves, and a replica
                 # started by a deploy leaves the pass to the lease's holder meanwhile.
-                await _wait(stop, settings.refresh_interval_seconds)
+                await wakeups.sleep(stop, settings.refresh_interval_seconds)
                 if stop.is_set():
                     break
             done += 1
@@ -605,11 +610,6 @@ async def temperature_refresher_loop(
     finally:
         with contextlib.suppress(Exception):  # the lease expires anyway
             await leases.give_up(writer(context.engine), REFRESHER, holder)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 LOOPS: list[tuple[str, ScoringLoop]] = [

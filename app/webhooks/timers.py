@@ -7,7 +7,6 @@ they cause), so they survive restarts and fire once.
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -425,6 +424,5 @@ class TimerService:
                     # held by another transaction, or another process firing it).
                     sleep = min(sleep, (due - self._now()).total_seconds())
                 sleep = max(sleep, PASS_SECONDS)
-                with contextlib.suppress(TimeoutError):  # only a stop ends this part
-                    await asyncio.wait_for(stop.wait(), PASS_SECONDS)
+                await wakeups.sleep(stop, PASS_SECONDS)  # only a stop ends this part
                 await wakeups.wait(stop, notifier.timers, sleep - PASS_SECONDS)
