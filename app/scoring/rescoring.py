@@ -410,6 +410,22 @@ async def notify_changes(
         await consumer(conn, changes)
 
 
+def stale_batch_query(
+    site_id: uuid.UUID, version: int, after: uuid.UUID | None, upto: uuid.UUID | None, limit: int
+) -> Any:
+    """The next `limit` leads of ids in (after, upto] not scored by `version`, locked in id
+    order as ingestion locks them; every column but the old scoring state, the widest: the
+    replay starts from scratch and replaces it."""
+    query = select(*_REPLAYED_COLUMNS, null().label("score_state")).where(
+        _stale_leads(site_id, version)
+    )
+    if after is not None:
+        query = query.where(_leads.c.id > after)
+    if upto is not None:
+        query = query.where(_leads.c.id <= upto)
+    return query.order_by(_leads.c.id).limit(limit).with_for_update(key_share=True)
+
+
 async def _rescore_batch(
     conn: AsyncConnection,
     part: _Part,
@@ -423,19 +439,8 @@ async def _rescore_batch(
     in id order, as ingestion locks them; their events read in one query), then count them
     and renew the lease, if the job is still ours. Answers the last lead's id and whether the
     job was ours (if not, the caller rolls back), or None when none are left."""
-    # Every column but the old scoring state, the widest: the replay starts from scratch and
-    # replaces it.
-    query = select(*_REPLAYED_COLUMNS, null().label("score_state")).where(
-        _stale_leads(part.site_id, part.version)
-    )
-    if after is not None:
-        query = query.where(_leads.c.id > after)
-    if part.upto is not None:
-        query = query.where(_leads.c.id <= part.upto)
-    rows = await conn.execute(
-        query.order_by(_leads.c.id).limit(config.batch_leads).with_for_update(key_share=True)
-    )
-    profiles = [lead_row(row) for row in rows.mappings()]
+    query = stale_batch_query(part.site_id, part.version, after, part.upto, config.batch_leads)
+    profiles = [lead_row(row) for row in (await conn.execute(query)).mappings()]
     if not profiles:
         return None
     before = {p["id"]: p["temperature"] for p in profiles}
