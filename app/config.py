@@ -49,9 +49,9 @@ class ScoringSettings(BaseModel):
         " worker's own event loop)",
     )
     rescore_pause_seconds: float = Field(
-        0.02,
-        description="a re-scoring job's process rests this long between batches, so that"
-        " ingestion gets the cores in between (bench/rescore_job.py)",
+        0.0,
+        description="a re-scoring job's process rests this long between batches (0: not at"
+        " all; the jobs' niceness already gives ingestion the cores first)",
     )
     job_process_niceness: int = Field(
         19,

@@ -45,7 +45,7 @@ from app import onboarding  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from bench.ingest import analyze, start_server  # noqa: E402
+from bench.ingest import analyze, cpu_reference_us, start_server  # noqa: E402
 from bench.preview import (  # noqa: E402
     NOW,
     draft_rule_set,
@@ -356,9 +356,11 @@ async def run(args: argparse.Namespace) -> None:
         os.environ["LEADHEAT_SCORING__RESCORE_PROCESSES"] = str(processes)
         os.environ["LEADHEAT_SCORING__PREVIEW_PROCESSES"] = str(processes)
         os.environ["LEADHEAT_SCORING__RESCORE_BATCH_LEADS"] = str(args.batch_leads)
-        os.environ["LEADHEAT_SCORING__RESCORE_PAUSE_SECONDS"] = str(args.pause)
+        if args.pause is not None:
+            os.environ["LEADHEAT_SCORING__RESCORE_PAUSE_SECONDS"] = str(args.pause)
         os.environ["LEADHEAT_SCORING__JOB_PROCESS_NICENESS"] = str(args.niceness)
         server = await asyncio.to_thread(start_server, url, args.port, 1, True)
+        reference = cpu_reference_us()  # this machine's speed now: quote it with the figures
         try:
             row = await measure(
                 args, server.pid, write_key, secret_key, kind, bump + args.bump, processes
@@ -367,7 +369,10 @@ async def run(args: argparse.Namespace) -> None:
             server.terminate()
             server.wait(timeout=60)
         row.update(processes=processes, batch_leads=args.batch_leads, niceness=args.niceness)
-        row["pause"] = args.pause
+        row["pause"] = (
+            Settings().scoring.rescore_pause_seconds if args.pause is None else args.pause
+        )
+        row["cpu_reference_us"] = (reference, cpu_reference_us())
         print(row, flush=True)
 
 
@@ -393,7 +398,9 @@ def main() -> None:
     )
     parser.add_argument("--reuse", action="store_true", help="the database of the last run")
     parser.add_argument("--batch-leads", type=int, default=200)
-    parser.add_argument("--pause", type=float, default=0.02, help="seconds between batches")
+    parser.add_argument(
+        "--pause", type=float, help="seconds between batches (default: the server's)"
+    )
     parser.add_argument("--niceness", type=int, default=19)
     parser.add_argument("--rate", type=float, default=20, help="ingestion requests per second")
     parser.add_argument("--batch-events", type=int, default=5, help="events per request")
