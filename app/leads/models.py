@@ -34,12 +34,11 @@ class FunnelRollup(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class FunnelCount(Base):
-    __tablename__ = "funnel_counts"
-    __table_args__ = (Index("ix_funnel_counts_site_id_day", "site_id", "day"),)
+class _FunnelGroup:
+    """What the funnel groups leads on: a day's count (`funnel_counts`) and a change to it
+    (`funnel_deltas`) carry the same columns."""
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     day: Mapped[datetime] = mapped_column(UTCDateTime)
     temperature: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))
@@ -49,25 +48,38 @@ class FunnelCount(Base):
     leads: Mapped[int] = mapped_column(Integer)
 
 
-class FunnelDelta(Base):
+class FunnelCount(_FunnelGroup, Base):
+    __tablename__ = "funnel_counts"
+    __table_args__ = (Index("ix_funnel_counts_site_id_day", "site_id", "day"),)
+
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+
+
+class FunnelDelta(_FunnelGroup, Base):
     """Written by the triggers only. No foreign key: a key check per row on ingestion's path
     would cost more than the row (as for events); the loop drops the rows of deleted sites."""
 
     __tablename__ = "funnel_deltas"
     __table_args__ = (Index("ix_funnel_deltas_site_id_day", "site_id", "day"),)
 
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     site_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class _SpeedGroup:
+    """What speed to lead groups hot leads on: a day's count (`speed_counts`) and a change to
+    it (`speed_deltas`) carry the same columns."""
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     day: Mapped[datetime] = mapped_column(UTCDateTime)
-    temperature: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    wait_bucket: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(8))
     lost_reason: Mapped[str | None] = mapped_column(String(32))
-    identified: Mapped[bool] = mapped_column(Boolean)
-    contacted: Mapped[bool] = mapped_column(Boolean)
-    leads: Mapped[int] = mapped_column(Integer)
+    hot_leads: Mapped[int] = mapped_column(Integer)
+    contacted: Mapped[int] = mapped_column(Integer)
 
 
-class SpeedCount(Base):
+class SpeedCount(_SpeedGroup, Base):
     """Speed to lead's rollup: per site, UTC day of `became_hot_at` and current owner (NULL:
     unowned), the live leads that turned hot that day, in two kinds of rows: by outcome
     (`hot_leads`: outcome 'won', 'lost' with its reason, or NULL), and one row of their waits
@@ -80,19 +92,11 @@ class SpeedCount(Base):
     __tablename__ = "speed_counts"
     __table_args__ = (Index("ix_speed_counts_site_id_day", "site_id", "day"),)
 
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
-    day: Mapped[datetime] = mapped_column(UTCDateTime)
-    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    wait_bucket: Mapped[int | None] = mapped_column(Integer)
-    outcome: Mapped[str | None] = mapped_column(String(8))
-    lost_reason: Mapped[str | None] = mapped_column(String(32))
-    hot_leads: Mapped[int] = mapped_column(Integer)
-    contacted: Mapped[int] = mapped_column(Integer)
     waits: Mapped[list[list[int]] | None] = mapped_column(JSONType, default=None)
 
 
-class SpeedDelta(Base):
+class SpeedDelta(_SpeedGroup, Base):
     """Written by the triggers only (migration 0022), like `funnel_deltas`: for a lead that
     counts (hot, not merged), a row with its wait's bucket (NULL: not contacted), outcome and
     reason, hot_leads = +-1 and contacted = +-1 (0 when not contacted)."""
@@ -100,15 +104,7 @@ class SpeedDelta(Base):
     __tablename__ = "speed_deltas"
     __table_args__ = (Index("ix_speed_deltas_site_id_day", "site_id", "day"),)
 
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     site_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    day: Mapped[datetime] = mapped_column(UTCDateTime)
-    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    wait_bucket: Mapped[int | None] = mapped_column(Integer)
-    outcome: Mapped[str | None] = mapped_column(String(8))
-    lost_reason: Mapped[str | None] = mapped_column(String(32))
-    hot_leads: Mapped[int] = mapped_column(Integer)
-    contacted: Mapped[int] = mapped_column(Integer)
 
 
 class TemperatureMove(Base):
