@@ -28,9 +28,7 @@ import asyncio
 import copy
 import functools
 import json
-import math
 import random
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -62,6 +60,7 @@ from bench.ingest import (  # noqa: E402
     start_server,
 )
 from bench.preview import CATEGORIES, CITIES, INTENTS, UA  # noqa: E402
+from bench.timing import timed  # noqa: E402
 
 HEAVY_EVERY = 5000  # one lead in this many has about 300 events
 HEAVY_EVENTS = 300
@@ -180,22 +179,6 @@ async def grow(
         "seconds": round(seconds, 1),
         "events_per_s": round(sent["events"] / seconds),
     }
-
-
-def summary(ms: list[float]) -> Json:
-    ordered = sorted(ms)
-    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-    return {"median_ms": round(statistics.median(ordered), 1), "p95_ms": round(p95, 1)}
-
-
-async def timed(call: Callable[[], Awaitable[None]], runs: int) -> Json:
-    await call()  # warm: the first call pays for caches and connections
-    ms = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        await call()
-        ms.append((time.perf_counter() - start) * 1000)
-    return summary(ms)
 
 
 async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Json:

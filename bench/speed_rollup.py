@@ -17,11 +17,10 @@ an hour).
 """
 
 import asyncio
-import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from app.db import make_engine, make_sessionmaker
 from app.leads import rollup, stats
 from app.main import tune_gc
 from app.migrate import upgrade
+from bench.timing import line, timed
 
 NAME = "leadheat_bench_speed_rollup"
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -63,18 +63,6 @@ FROM generate_series(1, :leads) AS n,
                     CASE WHEN n % :every = 0
                     THEN now() - ((n / :every) * 7 % 43200) * interval '1 minute' END AS hot) AS h
 """
-
-
-async def timed(label: str, fn: Callable[[], Awaitable[object]], runs: int = 20) -> None:
-    await fn()
-    ms = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        await fn()
-        ms.append((time.perf_counter() - t) * 1000)
-    ms.sort()
-    p95 = ms[int(0.95 * (len(ms) - 1))]
-    print(f"  {label}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms")
 
 
 def agree(new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -106,8 +94,8 @@ async def compare(sessions: Any, site: uuid.UUID, label: str) -> None:
 
             agree(await call(True), await call(False))
             what = "team and per owner (by=owner)" if by_owner else "team"
-            await timed(f"{what}, leads of the period", lambda: call(False))
-            await timed(f"{what}, rollup", lambda: call(True))
+            print("  " + line(f"{what}, leads of the period", await timed(lambda: call(False))))
+            print("  " + line(f"{what}, rollup", await timed(lambda: call(True))))
 
 
 async def main(hot: int) -> None:

@@ -6,10 +6,8 @@ refresher pass ahead of time and the funnel with the deltas it wrote, and a roll
 """
 
 import asyncio
-import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -22,20 +20,9 @@ from app.leads import rollup, service, stats
 from app.scoring.rescoring import refresh_temperatures
 from app.scoring.scorer import RuleSetCache
 from app.webhooks.consumer import WebhookConsumer
+from bench.timing import line, timed
 
 URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/leadheat_bench_stats"
-
-
-async def timed(label: str, fn: Callable[[], Awaitable[None]], runs: int = 20) -> None:
-    await fn()
-    ms = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        await fn()
-        ms.append((time.perf_counter() - t) * 1000)
-    ms.sort()
-    p95 = ms[int(0.95 * (len(ms) - 1))]
-    print(f"{label}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms")
 
 
 async def main() -> None:
@@ -79,10 +66,10 @@ async def main() -> None:
                 s, site, service.LeadFilter(statuses=("won",)), "score", 51, None
             )
 
-    await timed("funnel, rollup (default 30 days)", funnel)
-    await timed("funnel, counted from the leads (before)", live, 5)
-    await timed("speed to lead", speed)
-    await timed("status=won page keys", won)
+    print(line("funnel, rollup (default 30 days)", await timed(funnel)))
+    print(line("funnel, counted from the leads (before)", await timed(live, 5)))
+    print(line("speed to lead", await timed(speed)))
+    print(line("status=won page keys", await timed(won)))
     rs = RuleSetCache(settings.scoring.rule_set_cache_seconds)
     ctx = BackgroundContext(
         settings,
@@ -99,7 +86,7 @@ async def main() -> None:
             "; deltas now",
             await s.scalar(text("select count(*) from funnel_deltas")),
         )
-    await timed("funnel, rollup + those deltas", funnel)
+    print(line("funnel, rollup + those deltas", await timed(funnel)))
     t = time.perf_counter()
     steps = await rollup.roll_up(engine, datetime.now(UTC))
     print(f"rollup pass folding them: {(time.perf_counter() - t) * 1000:.0f} ms")
