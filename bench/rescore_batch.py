@@ -29,6 +29,7 @@ from app.scoring.models import RuleSetVersion  # noqa: E402
 from app.scoring.rescoring import stale_batch_query  # noqa: E402
 from app.scoring.scorer import replay_events, rule_set_for_version  # noqa: E402
 from bench.ingest import cpu_reference_us  # noqa: E402
+from bench.rescore_job import DATABASE_URL  # noqa: E402
 
 
 async def run(url: str, batches: int, batch_leads: int) -> None:
@@ -74,10 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--database-url",
-        default="postgresql+asyncpg://postgres@127.0.0.1:5432/leadheat_bench_rescore",
-    )
+    parser.add_argument("--database-url", default=DATABASE_URL)
     parser.add_argument("--batches", type=int, default=25)
     parser.add_argument("--batch-leads", type=int, default=200)
     args = parser.parse_args()

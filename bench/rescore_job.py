@@ -56,6 +56,7 @@ from bench.preview import (  # noqa: E402
 )
 
 Json = dict[str, Any]
+DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/leadheat_bench_rescore"
 
 
 async def create_site(url: str) -> tuple[uuid.UUID, str, str]:
@@ -380,10 +381,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--database-url",
-        default="postgresql+asyncpg://postgres@127.0.0.1:5432/leadheat_bench_rescore",
-    )
+    parser.add_argument("--database-url", default=DATABASE_URL)
     parser.add_argument("--leads", type=int, default=200_000)
     parser.add_argument("--events-per-lead", type=int, default=9)
     parser.add_argument("--processes", type=int, nargs="*", default=[0, 1, 2])
