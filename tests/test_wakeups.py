@@ -231,3 +231,76 @@ async def test_timers_coming_due_one_after_another_are_fired_together(
     assert fired
     # A second late at most, and what a busy test machine adds.
     assert max((t.fired_at - t.due_at).total_seconds() for t in fired) < 3
+
+
+NAME = "tests.passes"
+
+
+async def test_serve_passes_goes_on_at_once_while_passes_find_work_then_sleeps_until_woken(
+    db_engine,
+):
+    """Three passes that find work follow each other with no wake-up (the poll is a minute
+    away); the fourth finds none and the loop sleeps; a wake-up brings a fifth."""
+    stop = asyncio.Event()
+    passes = 0
+
+    async def one_pass() -> bool:
+        nonlocal passes
+        passes += 1
+        return passes <= 3
+
+    loop = asyncio.create_task(wakeups.serve_passes(db_engine, NAME, stop, one_pass, LONG_POLL))
+    try:
+        await eventually(lambda: _at_least(passes, 4))
+        await asyncio.sleep(0.3)  # asleep now: nothing calls it again
+        assert passes == 4
+        wakeups.wakeups_for(db_engine).wake(NAME)
+        await eventually(lambda: _at_least(passes, 5))
+        await asyncio.sleep(0.3)
+        assert passes == 5
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 5)  # a stop ends the sleep, not the poll
+
+
+async def test_a_wake_up_during_a_pass_brings_another_pass(db_engine):
+    """Work that appears while a pass runs (after it looked) is not left to the poll."""
+    stop = asyncio.Event()
+    passes = 0
+
+    async def one_pass() -> bool:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            wakeups.wakeups_for(db_engine).wake(NAME)
+            await asyncio.sleep(0.05)  # the wake-up lands while the pass is still running
+        return False
+
+    loop = asyncio.create_task(wakeups.serve_passes(db_engine, NAME, stop, one_pass, LONG_POLL))
+    try:
+        await eventually(lambda: _at_least(passes, 2))
+        await asyncio.sleep(0.3)
+        assert passes == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 5)
+
+
+async def test_serve_passes_with_iterations_runs_that_many_and_never_sleeps(db_engine):
+    """Tests drive a loop's passes: `iterations` passes, returning at once though none found
+    work (a sleep would be the minute's poll)."""
+    passes = 0
+
+    async def one_pass() -> bool:
+        nonlocal passes
+        passes += 1
+        return False
+
+    await asyncio.wait_for(
+        wakeups.serve_passes(db_engine, NAME, asyncio.Event(), one_pass, LONG_POLL, 3), 5
+    )
+    assert passes == 3
+
+
+async def _at_least(value: int, wanted: int) -> bool:
+    return value >= wanted
