@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import IN_CI
 
 try:
-    from playwright.async_api import Request, Route, expect
+    from playwright.async_api import APIResponse, Request, Route, expect
 except ImportError:
     if IN_CI:
         raise
@@ -19,4 +19,4 @@ except ImportError:
 # ReDoc laying out the whole API document has taken longer than 5 s. A bound, not a speed test.
 expect.set_options(timeout=15_000)
 
-__all__ = ["Request", "Route", "expect"]
+__all__ = ["APIResponse", "Request", "Route", "expect"]

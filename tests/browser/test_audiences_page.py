@@ -3,6 +3,7 @@ error shown under its field first), watch a visitor enter as events arrive throu
 ingestion API and leave as the score decays (the refresher driven by its clock, as the API
 tests do), the `audience.entered` webhook at a local receiver, the CSV with contacts."""
 
+import asyncio
 import csv
 import io
 import json
@@ -14,7 +15,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.scoring import rescoring
 from tests.audiences.test_membership import compute, lead_of
-from tests.browser.pw import expect
+from tests.browser.pw import APIResponse, Request, Route, expect
 from tests.factories import send
 from tests.helpers import eventually
 from tests.rules.helpers import publish, views, views_rule_set
@@ -123,3 +124,43 @@ async def test_define_an_audience_and_watch_a_visitor_enter_and_leave(
     await page.get_by_test_id("aud-delete").click()
     await expect(row).to_have_count(0)
     await expect(page.get_by_test_id("aud-row")).to_have_count(3)
+
+
+async def test_a_list_answer_older_than_a_save_does_not_deselect_the_audience_just_made(
+    new_context, live_server, site
+):
+    """The page polls the list. A poll answered before the save (without the new audience) but
+    delivered after it used to deselect the audience just created, hiding its members."""
+    context = await new_context(viewport={"width": 1360, "height": 1000})
+    await context.add_init_script("window.LEADHEAT_DASHBOARD = {pollMs: 250};")
+    page = await context.new_page()
+    await page.goto(f"{live_server.url}/dashboard")
+    await page.get_by_test_id("secret-key").fill(site.secret_key)
+    await page.get_by_test_id("sign-in").click()
+    await page.get_by_test_id("nav-audiences").click()
+    await expect(page.get_by_test_id("aud-row")).to_have_count(3)
+
+    held: list[tuple[Route, APIResponse]] = []
+    holding = asyncio.Event()
+
+    async def hold_one_poll(route: Route, request: Request) -> None:
+        if request.method != "GET" or holding.is_set():
+            await route.continue_()
+            return
+        holding.set()
+        held.append((route, await route.fetch()))  # answered now, before the save
+
+    await page.route("**/v1/audiences", hold_one_poll)
+    await asyncio.wait_for(holding.wait(), 10)  # the next poll, answered and held
+    await page.get_by_test_id("aud-name").fill("Warm leads")
+    await page.get_by_test_id("aud-temperature-warm").check()
+    await page.get_by_test_id("aud-save").click()
+    row = page.locator("[data-testid=aud-row][data-name='Warm leads']")
+    await expect(row).to_be_visible()  # the save's own list request
+    await expect(page.get_by_test_id("aud-members")).to_be_visible()
+    route, stale = held[0]
+    assert "Warm leads" not in await stale.text()
+    await route.fulfill(response=stale)  # the poll's answer arrives last
+    await page.wait_for_timeout(600)  # two polls' worth
+    await expect(page.get_by_test_id("aud-members")).to_be_visible()
+    await expect(page.locator("#aud-members-title")).to_have_text("Warm leads")

@@ -18,6 +18,7 @@
   const state = {
     admin: false, ui: null, on: false, audiences: [], selected: null, editing: null,
     cursors: [null], page: 0, nextCursor: null, timer: null,
+    listAsked: 0, // the list requests made: only the latest one's answer is shown
   };
 
   // The form: one entry per filter of AudienceFilters (a filter not listed here, set through
@@ -221,8 +222,13 @@
 
   // The list
   const loadList = async () => {
+    const asked = ++state.listAsked;
     try {
-      state.audiences = (await api.get('/v1/audiences')).data.data;
+      const audiences = (await api.get('/v1/audiences')).data.data;
+      // A poll sent before a save may answer after it, without the audience just created;
+      // it would deselect it. The save's own request, sent later, answers for the list.
+      if (asked !== state.listAsked) return;
+      state.audiences = audiences;
       renderList();
       if (state.selected && !state.audiences.some((a) => a.id === state.selected)) select(null);
       else renderMembersHead();
