@@ -16,6 +16,7 @@ from app.db import utcnow
 from app.scoring import rescoring
 from tests.audiences.test_membership import compute, lead_of
 from tests.browser.pw import APIResponse, Request, Route, expect
+from tests.browser.test_dashboard import open_dashboard
 from tests.factories import send
 from tests.helpers import eventually
 from tests.rules.helpers import publish, views, views_rule_set
@@ -38,12 +39,7 @@ async def test_define_an_audience_and_watch_a_visitor_enter_and_leave(
     # 10 points a product view, warm at 30, halved every hour.
     await publish(client, site.secret_key, views_rule_set(decay={"half_life": "1h"}))
     await add_endpoint(client, site, receiver.url, event_types=["audience.entered"])
-    context = await new_context(viewport={"width": 1360, "height": 1000})
-    await context.add_init_script("window.LEADHEAT_DASHBOARD = {pollMs: 250};")
-    page = await context.new_page()
-    await page.goto(f"{live_server.url}/dashboard")
-    await page.get_by_test_id("secret-key").fill(site.secret_key)
-    await page.get_by_test_id("sign-in").click()
+    page = await open_dashboard(new_context, live_server, site.secret_key)
     await page.get_by_test_id("nav-audiences").click()
     await expect(page.get_by_test_id("audiences-page")).to_be_visible()
     await expect(page.get_by_test_id("aud-row")).to_have_count(3)  # the starter audiences
@@ -131,12 +127,7 @@ async def test_a_list_answer_older_than_a_save_does_not_deselect_the_audience_ju
 ):
     """The page polls the list. A poll answered before the save (without the new audience) but
     delivered after it used to deselect the audience just created, hiding its members."""
-    context = await new_context(viewport={"width": 1360, "height": 1000})
-    await context.add_init_script("window.LEADHEAT_DASHBOARD = {pollMs: 250};")
-    page = await context.new_page()
-    await page.goto(f"{live_server.url}/dashboard")
-    await page.get_by_test_id("secret-key").fill(site.secret_key)
-    await page.get_by_test_id("sign-in").click()
+    page = await open_dashboard(new_context, live_server, site.secret_key)
     await page.get_by_test_id("nav-audiences").click()
     await expect(page.get_by_test_id("aud-row")).to_have_count(3)
 
