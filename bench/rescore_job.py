@@ -18,6 +18,11 @@ whatever its design.
     LEADHEAT_SECRETS_KEY=... .venv/bin/python bench/rescore_job.py
     .venv/bin/python bench/rescore_job.py --leads 20000 --processes 2 --no-preview
     .venv/bin/python bench/rescore_job.py --reuse --processes --no-preview --burn 1 2
+    .venv/bin/python bench/rescore_job.py --reuse --processes 1 2 --no-preview --repeat 3
+
+Each run also prints the WAL PostgreSQL wrote during the job (MB, full-page images) and the
+checkpoints that fell in it. With `--repeat`, the runs are interleaved and a pooled line per
+kind compares all the runs' requests without a job with all of theirs during one.
 """
 
 import argparse
@@ -34,6 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
@@ -135,17 +141,41 @@ class Stream:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
         await asyncio.gather(*tasks)
 
-    def p99_ms(self, start: float, end: float, new: bool | None = None) -> tuple[float, int]:
-        """The p99 of the requests sent in [start, end): all, or only new (True) or returning
-        (False) visitors' ones."""
-        ms = sorted(
+    def window_ms(self, start: float, end: float, new: bool | None = None) -> list[float]:
+        """The latencies (ms) of the requests sent in [start, end): all, or only new (True)
+        or returning (False) visitors' ones."""
+        return [
             s * 1000
             for at, s, is_new in self.samples
             if start <= at < end and (new is None or is_new == new)
+        ]
+
+    def p99_ms(self, start: float, end: float, new: bool | None = None) -> tuple[float, int]:
+        ms = self.window_ms(start, end, new)
+        return percentile(ms, 0.99), len(ms)
+
+
+def percentile(ms: list[float], q: float) -> float:
+    if not ms:
+        return math.nan
+    ordered = sorted(ms)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+async def wal_counters(url: str) -> tuple[int, int, int]:
+    """PostgreSQL's WAL bytes, full-page images and checkpoints so far (the whole server's):
+    what a job writes, which every ingestion commit's WAL flush queues behind, and whether
+    a checkpoint (after which each page's first change is logged whole) fell in its window."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT wal_bytes::bigint, wal_fpi, (SELECT checkpoints_timed + checkpoints_req"
+            " FROM pg_stat_bgwriter) FROM pg_stat_wal"
         )
-        if not ms:
-            return math.nan, 0
-        return ms[max(0, math.ceil(0.99 * len(ms)) - 1)], len(ms)
+    finally:
+        await conn.close()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -266,7 +296,7 @@ async def measure(
 ) -> Json:
     """With the server up: the stream's p99 over `--baseline` seconds without a job, then
     while a job of `kind` ("rescore" or "preview") runs, or `--burn` processes compute
-    ("burn")."""
+    ("burn"). The row's `_without_during_ms` (both windows' latencies) is for pooling."""
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{args.port}",
         timeout=120,
@@ -282,6 +312,8 @@ async def measure(
         load_before = load_average()
         cpu = CpuMeter(server_pid)
         cpu.sample()
+        wal_before = await wal_counters(args.database_url)
+        started_at = time.time()  # to line the samples up with PostgreSQL's and the server's logs
         start = time.perf_counter()
         if kind == "burn":
             await burn(processes, args.burn_seconds, args.niceness)
@@ -290,6 +322,7 @@ async def measure(
         else:
             job = await run_job(client, secret_key, kind, bump, cpu)
         end = time.perf_counter()
+        wal_after = await wal_counters(args.database_url)
         load_during = load_average()
         stop.set()
         await streaming
@@ -303,6 +336,7 @@ async def measure(
     job_p99, job_n = stream.p99_ms(start, end)
     return {
         "kind": kind,
+        "started_at_unix": round(started_at, 2),
         "status": job["status"],
         "leads": job.get("total"),
         "seconds": round(end - start, 1),
@@ -328,6 +362,15 @@ async def measure(
         # CPU seconds during the job: the server (with the job's processes), PostgreSQL, and
         # the whole machine (everyone's).
         "cpu_seconds": cpu.used(),
+        "wal_mb_fpi_checkpoints": (
+            round((wal_after[0] - wal_before[0]) / 1e6),
+            wal_after[1] - wal_before[1],
+            wal_after[2] - wal_before[2],
+        ),
+        "_without_during_ms": (
+            stream.window_ms(base_start, base_end),
+            stream.window_ms(start, end),
+        ),
     }
 
 
@@ -350,6 +393,8 @@ async def run(args: argparse.Namespace) -> None:
     if not args.no_preview:
         runs.append(("preview", args.preview_processes))
     runs += [("burn", n) for n in args.burn]
+    runs = [run for _ in range(args.repeat) for run in runs]  # interleaved: drift hits all
+    pooled: dict[tuple[str, int], list[Json]] = {}
     for bump, (kind, processes) in enumerate(runs, start=1):
         # A re-scoring rewrites every lead: the dead rows autovacuum would clean, cleaned
         # (bench.ingest.analyze: only where the server's autovacuum is off).
@@ -374,7 +419,34 @@ async def run(args: argparse.Namespace) -> None:
             Settings().scoring.rescore_pause_seconds if args.pause is None else args.pause
         )
         row["cpu_reference_us"] = (reference, cpu_reference_us())
-        print(row, flush=True)
+        pooled.setdefault((kind, processes), []).append(row)
+        print({k: v for k, v in row.items() if not k.startswith("_")}, flush=True)
+    if args.repeat > 1:
+        for (kind, processes), rows in pooled.items():
+            print(pooled_summary(kind, processes, rows), flush=True)
+
+
+def pooled_summary(kind: str, processes: int, rows: list[Json]) -> Json:
+    """Several runs of one kind as one: the p99 (and p95) of all their requests without a
+    job against all of theirs during one. A window's p99 is its few slowest requests, which
+    one stall (a burst of the disk's writeback, a neighbour on the machine) decides; pooled windows
+    have more of them."""
+    without = [ms for row in rows for ms in row["_without_during_ms"][0]]
+    during = [ms for row in rows for ms in row["_without_during_ms"][1]]
+    p99 = percentile(without, 0.99), percentile(during, 0.99)
+    p95 = percentile(without, 0.95), percentile(during, 0.95)
+    return {
+        "kind": kind,
+        "processes": processes,
+        "runs": len(rows),
+        "seconds": sorted(row["seconds"] for row in rows),
+        "ratios": sorted(row["ratio"] for row in rows),
+        "pooled_p99_ms_without_during": (round(p99[0], 1), round(p99[1], 1)),
+        "pooled_p99_ratio": round(p99[1] / p99[0], 2),
+        "pooled_p95_ratio": round(p95[1] / p95[0], 2),
+        "requests": (len(without), len(during)),
+        "checkpoints_during": sum(row["wal_mb_fpi_checkpoints"][2] for row in rows),
+    }
 
 
 def main() -> None:
@@ -406,6 +478,9 @@ def main() -> None:
     parser.add_argument("--baseline", type=float, default=20, help="seconds without a job")
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--bump", type=int, default=0, help="reused: unlike the last drafts")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each; more than one: a pooled summary"
+    )
     args = parser.parse_args()
     # PostgreSQL needs a key for webhook secrets; a fresh database can take a new one.
     os.environ.setdefault("LEADHEAT_SECRETS_KEY", Fernet.generate_key().decode())
