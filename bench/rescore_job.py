@@ -407,7 +407,7 @@ async def run(args: argparse.Namespace) -> None:
     if not args.no_preview:
         runs.append(("preview", args.preview_processes))
     runs += [("burn", n) for n in args.burn]
-    runs = [run for _ in range(args.repeat) for run in runs]  # interleaved: drift hits all
+    runs = [one for _ in range(args.repeat) for one in runs]  # interleaved: drift hits all
     pooled: dict[tuple[str, int], list[Json]] = {}
     for bump, (kind, processes) in enumerate(runs, start=1):
         # A re-scoring rewrites every lead: the dead rows autovacuum would clean, cleaned
