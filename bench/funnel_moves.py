@@ -22,12 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
 from app.leads import moves, stats  # noqa: E402
-from bench.ingest import prepare_database  # noqa: E402
+from bench.ingest import asyncpg_dsn, prepare_database  # noqa: E402
 
 MOVES = [("cold", "warm"), ("warm", "hot"), ("hot", "warm"), ("warm", "cold"), ("hot", "cold")]
 
@@ -35,8 +34,7 @@ MOVES = [("cold", "warm"), ("warm", "hot"), ("hot", "warm"), ("warm", "cold"), (
 async def main(args: argparse.Namespace) -> None:
     url = args.database_url
     await prepare_database(url, 0)
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     site = await conn.fetchval("SELECT id FROM sites")
     now = utcnow()
     rows = []

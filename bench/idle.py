@@ -20,12 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.hot_to_webhook import free_port  # noqa: E402
-from bench.ingest import TICKS, cpu_seconds, prepare_database, start_server  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    TICKS,
+    asyncpg_dsn,
+    cpu_seconds,
+    prepare_database,
+    start_server,
+)
 
 STATS = """
 SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database
@@ -66,7 +71,7 @@ def backends_cpu(pids: list[int]) -> float:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.reuse:
         await prepare_database(args.database_url)
-    dsn = make_url(args.database_url).set(drivername="postgresql").render_as_string(False)
+    dsn = asyncpg_dsn(args.database_url)
     server = await asyncio.to_thread(
         start_server, args.database_url, free_port(), args.workers, True
     )

@@ -115,6 +115,11 @@ end
 """
 
 
+def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy URL (`postgresql+asyncpg://...`) as a DSN asyncpg connects to."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 async def prepare_database(url: str, audiences: int | None = None) -> str:
     admin = make_url(url).set(drivername="postgresql")
     name = admin.database
@@ -138,7 +143,7 @@ async def prepare_database(url: str, audiences: int | None = None) -> str:
 
 
 async def count_events(url: str) -> int:
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         return int(await conn.fetchval("SELECT count(*) FROM events"))
     finally:
@@ -150,7 +155,7 @@ async def analyze(url: str) -> bool:
     autovacuum (some CI machines' PostgreSQL): a live database's dead rows are cleaned, and
     figures on a table three times its size in dead rows would not be a shop's. Answers
     whether it vacuumed."""
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         vacuum = await conn.fetchval("SHOW autovacuum") == "off"
         await conn.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")

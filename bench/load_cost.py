@@ -15,18 +15,17 @@ import sys
 from pathlib import Path
 
 import httpx
-from sqlalchemy import make_url
 
 
 async def run(args: argparse.Namespace) -> dict:
     from bench import scale
     from bench.hot_to_webhook import bench_site, free_port
     from bench.idle import backends_cpu, database_stats
-    from bench.ingest import cpu_seconds, prepare_database, start_server
+    from bench.ingest import asyncpg_dsn, cpu_seconds, prepare_database, start_server
 
     await prepare_database(args.database_url)
     write_key, _ = (await bench_site(args.database_url)).split("\n")
-    dsn = make_url(args.database_url).set(drivername="postgresql").render_as_string(False)
+    dsn = asyncpg_dsn(args.database_url)
     port = free_port()
     server = await asyncio.to_thread(start_server, args.database_url, port, 2, True)
     grow = argparse.Namespace(clients=4, batch_events=300, events_per_lead=9.0, seed=1)

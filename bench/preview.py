@@ -43,6 +43,7 @@ from app.migrate import upgrade  # noqa: E402
 from app.scoring import engine, scorer  # noqa: E402
 from app.scoring.defaults import DEFAULT_RULE_SET  # noqa: E402
 from app.scoring.scorer import default_definition, rule_set_for_version  # noqa: E402
+from bench.ingest import asyncpg_dsn  # noqa: E402
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
@@ -170,8 +171,7 @@ async def create_site(url: str) -> tuple[uuid.UUID, str]:
 async def load_postgres(url: str, leads: list[LeadRow], events: list[dict[str, Any]]) -> None:
     import orjson
 
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         for table, rows in (("leads", leads), ("events", events)):
             columns = list(rows[0])

@@ -28,7 +28,6 @@ kind compares all the runs' requests without a job with all of theirs during one
 import argparse
 import asyncio
 import json
-import math
 import os
 import random
 import statistics
@@ -51,7 +50,7 @@ from app import onboarding  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from bench.ingest import analyze, cpu_reference_us, start_server  # noqa: E402
+from bench.ingest import analyze, asyncpg_dsn, cpu_reference_us, start_server  # noqa: E402
 from bench.preview import (  # noqa: E402
     NOW,
     draft_rule_set,
@@ -60,6 +59,7 @@ from bench.preview import (  # noqa: E402
     load_postgres,
     score_leads,
 )
+from bench.timing import percentile  # noqa: E402
 
 Json = dict[str, Any]
 DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/leadheat_bench_rescore"
@@ -155,20 +155,12 @@ class Stream:
         return percentile(ms, 0.99), len(ms)
 
 
-def percentile(ms: list[float], q: float) -> float:
-    if not ms:
-        return math.nan
-    ordered = sorted(ms)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 async def settle(url: str) -> None:
     """Put the last run's writes (its job's, the vacuum's) on disk before the next run's
     window without a job: a CHECKPOINT, then the kernel's dirty pages written out. Otherwise
     the writeback of one run falls in the next one's baseline, as stalls the job did not
     cause (seen: a baseline p99 of 43 ms against 10)."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute("CHECKPOINT")
     finally:
@@ -180,8 +172,7 @@ async def wal_counters(url: str) -> tuple[int, int, int]:
     """PostgreSQL's WAL bytes, full-page images and checkpoints so far (the whole server's):
     what a job writes, which every ingestion commit's WAL flush queues behind, and whether
     a checkpoint (after which each page's first change is logged whole) fell in its window."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         row = await conn.fetchrow(
             "SELECT wal_bytes::bigint, wal_fpi, (SELECT checkpoints_timed + checkpoints_req"

@@ -38,7 +38,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,6 +53,7 @@ from app.webhooks.consumer import WebhookConsumer  # noqa: E402
 from bench.hot_to_webhook import bench_site, free_port  # noqa: E402
 from bench.ingest import (  # noqa: E402
     analyze,
+    asyncpg_dsn,
     cpu_reference_us,
     cpu_seconds,
     prepare_database,
@@ -191,8 +191,7 @@ async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Json:
 
 async def heavy_lead(url: str) -> str:
     """The live lead with the most events (one of the ~300-event ones)."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         return str(
             await conn.fetchval(

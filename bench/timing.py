@@ -7,10 +7,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-def summary(ms: list[float]) -> dict[str, Any]:
+def percentile(ms: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile (0.99: the p99); NaN for no values."""
+    if not ms:
+        return math.nan
     ordered = sorted(ms)
-    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-    return {"median_ms": round(statistics.median(ordered), 1), "p95_ms": round(p95, 1)}
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def summary(ms: list[float]) -> dict[str, Any]:
+    return {
+        "median_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(percentile(ms, 0.95), 1),
+    }
 
 
 async def timed(call: Callable[[], Awaitable[object]], runs: int = 20) -> dict[str, Any]:
