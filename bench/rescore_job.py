@@ -13,11 +13,14 @@ same site.
 `--burn N` instead measures the floor: the same stream while N processes that only compute
 (no database, no locks) keep N cores busy at the job's niceness for `--burn-seconds`. What
 that does to ingestion's p99 is what any job as busy as ours would do on this machine,
-whatever its design.
+whatever its design. `--burn-kind memory` makes them copy a 64 MB buffer instead, to see what
+a neighbour busy with memory (the shared cache, the memory bus) costs.
 
     LEADHEAT_SECRETS_KEY=... .venv/bin/python bench/rescore_job.py
     .venv/bin/python bench/rescore_job.py --leads 20000 --processes 2 --no-preview
     .venv/bin/python bench/rescore_job.py --reuse --processes --no-preview --burn 1 2
+    .venv/bin/python bench/rescore_job.py --reuse --processes --no-preview \\
+        --burn 2 --burn-kind memory --repeat 3
     .venv/bin/python bench/rescore_job.py --reuse --processes 1 2 --no-preview --repeat 3
 
 Each run also prints the WAL PostgreSQL wrote during the job (MB, full-page images) and the
@@ -183,79 +186,127 @@ async def wal_counters(url: str) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
-TICKS = os.sysconf("SC_CLK_TCK")
+# The CPU sampler runs in a process of its own: a pass over every /proc/<pid>/stat takes 3-10 ms,
+# which in the bench's process would hold up the stream's answers 4 times a second, only while
+# a job runs, and add itself to the p99 measured during jobs.
+CPU_SAMPLER = """
+import json, os, sys, threading
+server, ticks = int(sys.argv[1]), os.sysconf("SC_CLK_TCK")
+first, last = {}, {}
+
+
+def busy():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / ticks  # all but idle and iowait
+
+
+def sample():
+    found = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    head, _, tail = f.read().rpartition(")")
+            except OSError:
+                continue
+            fields = tail.split()
+            seconds = (int(fields[11]) + int(fields[12])) / ticks
+            found[int(name)] = (head.partition("(")[2], int(fields[1]), seconds)
+    ours, grew = {server}, True
+    while grew:  # the server's descendants: its job pool is its forkserver's children
+        more = {pid for pid, (_, ppid, _) in found.items() if ppid in ours} - ours
+        ours |= more
+        grew = bool(more)
+    for pid, (comm, _, seconds) in found.items():
+        group = "server" if pid in ours else comm
+        if group in ("server", "postgres"):
+            first.setdefault(pid, (group, seconds))
+            last[pid] = (group, seconds)
+
+
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+machine = busy()
+sample()
+while not stop.wait(0.25):  # often: a pool's processes and their backends end with the job
+    sample()
+sample()
+totals = {"server": 0.0, "postgres": 0.0}
+for pid, (group, seconds) in last.items():
+    totals[group] += seconds - first[pid][1]
+totals["machine"] = busy() - machine
+print(json.dumps({k: round(v, 1) for k, v in totals.items()}))
+"""
 
 
 class CpuMeter:
     """CPU seconds used by the server's processes (its job pool included) and PostgreSQL's,
-    per process from /proc, sampled often (a pool's processes and their backends end with
-    the job); and the whole machine's busy seconds (everyone's: this machine is shared)."""
+    per process from /proc, and the whole machine's busy seconds (everyone's: this machine is
+    shared), between `start` and `stop`; sampled by `CPU_SAMPLER` in a process of its own."""
 
     def __init__(self, server_pid: int) -> None:
         self._server = server_pid
-        self._first: dict[int, tuple[str, float]] = {}
-        self._last: dict[int, tuple[str, float]] = {}
-        self._machine = self._busy()
+        self._sampler: asyncio.subprocess.Process | None = None
 
-    @staticmethod
-    def _busy() -> float:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return (sum(fields) - fields[3] - fields[4]) / TICKS  # all but idle and iowait
+    async def start(self) -> None:
+        self._sampler = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CPU_SAMPLER, str(self._server),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
 
-    def sample(self) -> None:
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                head, _, tail = stat.read_text().rpartition(")")
-            except OSError:
-                continue
-            comm, fields = head.partition("(")[2], tail.split()
-            pid, ppid = int(stat.parent.name), int(fields[1])
-            group = "server" if self._server in (pid, ppid) else comm
-            if group not in ("server", "postgres"):
-                continue
-            seconds = (int(fields[11]) + int(fields[12])) / TICKS
-            self._first.setdefault(pid, (group, seconds))
-            self._last[pid] = (group, seconds)
-
-    def used(self) -> Json:
-        totals = {"server": 0.0, "postgres": 0.0}
-        for pid, (group, seconds) in self._last.items():
-            totals[group] += seconds - self._first[pid][1]
-        totals["machine"] = self._busy() - self._machine
-        return {k: round(v, 1) for k, v in totals.items()}
+    async def stop(self) -> Json:
+        if self._sampler is None:
+            raise RuntimeError("the CPU meter was not started")
+        out, _ = await self._sampler.communicate(b"\n")
+        if self._sampler.returncode != 0:
+            raise SystemExit(f"the CPU sampler exited with {self._sampler.returncode}")
+        used: Json = json.loads(out)
+        return used
 
 
-async def follow(client: httpx.AsyncClient, secret_key: str, url: str, cpu: CpuMeter) -> Json:
+async def follow(client: httpx.AsyncClient, secret_key: str, url: str) -> Json:
     headers = {"Authorization": f"Bearer {secret_key}"}
     while True:
         r = await client.get(url, headers=headers)
         r.raise_for_status()
         job = r.json()
-        cpu.sample()
         if job["status"] not in ("pending", "running"):
             return job
         await asyncio.sleep(0.25)
 
 
-# A process that only computes, at a given niceness, for a given time.
-BURNER = """
+# What a burner does, by `--burn-kind`: "compute" stays in the core's own caches; "memory"
+# copies a 64 MB buffer over and over, keeping the shared cache and the memory bus busy as a
+# job's data does, at the same niceness.
+BURNERS = {
+    "compute": """
 import os, sys, time
 os.nice(int(sys.argv[2]))
 end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
     sum(range(1000))
-"""
+""",
+    "memory": """
+import os, sys, time
+os.nice(int(sys.argv[2]))
+buffer = bytearray(64 << 20)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    bytes(buffer)
+""",
+}
 
 
-async def burn(processes: int, seconds: float, niceness: int) -> None:
-    """`processes` burners for `seconds`; none: the same window with nothing added (what two
-    windows of the stream differ by on their own)."""
+async def burn(processes: int, seconds: float, niceness: int, kind: str = "compute") -> None:
+    """`processes` burners of `kind` (`BURNERS`) for `seconds`; none: the same window with
+    nothing added (what two windows of the stream differ by on their own)."""
     if not processes:
         await asyncio.sleep(seconds)
         return
     burners = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", BURNER, str(seconds), str(niceness)
+            sys.executable, "-c", BURNERS[kind], str(seconds), str(niceness)
         )
         for _ in range(processes)
     ]
@@ -264,9 +315,7 @@ async def burn(processes: int, seconds: float, niceness: int) -> None:
             raise SystemExit(f"a burner exited with {burner.returncode}")
 
 
-async def run_job(
-    client: httpx.AsyncClient, secret_key: str, kind: str, bump: int, cpu: CpuMeter
-) -> Json:
+async def run_job(client: httpx.AsyncClient, secret_key: str, kind: str, bump: int) -> Json:
     """Start a job of `kind` ("rescore": publish; "preview") with a draft unlike the last
     runs', and follow it until it ends."""
     headers = {"Authorization": f"Bearer {secret_key}"}
@@ -283,7 +332,7 @@ async def run_job(
         raise SystemExit(f"{kind} answered {r.status_code}: {r.text[:500]}")
     body = r.json()
     job_url = (body["job"] if kind == "rescore" else body)["url"]
-    return await follow(client, secret_key, job_url, cpu)
+    return await follow(client, secret_key, job_url)
 
 
 def load_average() -> str:
@@ -316,17 +365,17 @@ async def measure(
         base_end = time.perf_counter()
         load_before = load_average()
         cpu = CpuMeter(server_pid)
-        cpu.sample()
+        await cpu.start()
         wal_before = await wal_counters(args.database_url)
         started_at = time.time()  # to line the samples up with PostgreSQL's and the server's logs
         start = time.perf_counter()
         if kind == "burn":
-            await burn(processes, args.burn_seconds, args.niceness)
-            cpu.sample()
+            await burn(processes, args.burn_seconds, args.niceness, args.burn_kind)
             job: Json = {"status": "done", "total": None}
         else:
-            job = await run_job(client, secret_key, kind, bump, cpu)
+            job = await run_job(client, secret_key, kind, bump)
         end = time.perf_counter()
+        cpu_used = await cpu.stop()
         wal_after = await wal_counters(args.database_url)
         load_during = load_average()
         stop.set()
@@ -366,7 +415,7 @@ async def measure(
         "loadavg_before_during": (load_before, load_during),
         # CPU seconds during the job: the server (with the job's processes), PostgreSQL, and
         # the whole machine (everyone's).
-        "cpu_seconds": cpu.used(),
+        "cpu_seconds": cpu_used,
         "wal_mb_fpi_checkpoints": (
             round((wal_after[0] - wal_before[0]) / 1e6),
             wal_after[1] - wal_before[1],
@@ -469,6 +518,9 @@ def main() -> None:
         "--burn", type=int, nargs="*", default=[], help="computing processes instead of a job"
     )
     parser.add_argument("--burn-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--burn-kind", choices=sorted(BURNERS), default="compute", help="what a burner does"
+    )
     parser.add_argument(
         "--samples", type=Path, help="write every request's latency here (the last run's)"
     )
