@@ -123,6 +123,52 @@ async def test_a_manager_works_their_leads(new_context, live_server, session, si
     assert anna.working_hours["mon"] == {"start": "08:30", "end": "23:59"}
 
 
+async def test_an_open_menu_stays_open_when_a_poll_redraws_the_rows(
+    new_context, live_server, session, site
+):
+    """A poll that brings any change redraws every row. The hand-over menu the user has open
+    (and the colleague picked in it) must survive that, where it used to close under the
+    cursor; a menu's action closes its menu, so that the redraw after it does not reopen it."""
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        await without_ladder(client, site)
+        in_hours = {"working_hours": ALL_WEEK, "time_zone": awake_zone()}
+        await make_user(session, site, "manager", "anna@shop.example", name="Anna", **in_hours)
+        await send(client, site, *hot("for-anna"))  # round-robin: Anna's
+    boris = await make_user(
+        session, site, "manager", "boris@shop.example", name="Boris", on_duty=False
+    )
+    boris_id = boris.id
+    (hers,) = await leads_of(session, site)
+    await session.rollback()
+
+    page = await _sign_in(new_context, live_server, "anna@shop.example")
+    rows = page.get_by_test_id("lead-row")
+    row = page.locator(f"[data-lead-id='{hers.id}']")
+    await expect(rows).to_have_count(1)
+    await row.get_by_test_id("handover").click()
+    await row.get_by_test_id("handover-to").select_option(label="Boris (off duty)")
+
+    # Another visitor turns hot meanwhile: the next poll redraws the list, now of two leads.
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        await send(client, site, *hot("newcomer"))
+    await expect(rows).to_have_count(2)
+    await expect(row.get_by_test_id("handover-confirm")).to_be_visible()
+    await expect(row.get_by_test_id("handover-to")).to_have_value(str(boris_id))
+    await row.get_by_test_id("handover-confirm").click()
+    await expect(row.get_by_test_id("owner")).to_have_text("Boris")
+    lead = await session.scalar(select(Lead).where(Lead.id == hers.id))
+    assert lead is not None
+    assert lead.owner_id == boris_id
+    await session.rollback()
+
+    # The newcomer is lost for a reason: its menu closes, and the redraw leaves it closed.
+    newcomer = page.locator(f"[data-testid='lead-row']:not([data-lead-id='{hers.id}'])")
+    await newcomer.get_by_test_id("status-lost").click()
+    await newcomer.get_by_test_id("lost-nothing_in_budget").click()
+    await expect(newcomer.get_by_test_id("status")).to_have_text("lost: Nothing in budget")
+    await expect(newcomer.get_by_test_id("lost-nothing_in_budget")).to_be_hidden()
+
+
 async def test_an_admin_invites_a_manager_who_signs_in(new_context, live_server, session, site):
     await make_user(session, site, "admin", "owner@shop.example", name="Olga")
     await make_user(session, site, "manager", "leaving@shop.example")

@@ -325,6 +325,11 @@
   const mine = (lead) => !!(state.me && lead.owner && lead.owner.id === state.me.id);
   const ownerBadge = (lead) => h('span', { class: `owner${mine(lead) ? ' is-mine' : lead.owner ? '' : ' is-none'}`, dataset: { testid: 'owner' } },
     mine(lead) ? 'yours' : lead.owner ? (lead.owner.name || lead.owner.email) : 'unowned');
+  /** A menu's action closes the menu first, so that the redraw after it does not reopen it. */
+  const fromMenu = (act) => (event) => {
+    event.currentTarget.closest('details').open = false;
+    return act();
+  };
   /** Claim an unowned lead; hand one's own (an admin: any) over to a colleague. */
   const ownerActions = (lead) => {
     if (!state.me) return null;
@@ -336,8 +341,8 @@
     if (!others.length) return null;
     const pick = h('select', { dataset: { testid: 'handover-to' }, 'aria-label': 'Hand over to' },
       others.map((c) => h('option', { value: c.id }, `${c.name || c.email}${c.on_duty ? '' : ' (off duty)'}`)));
-    return h('details', { class: 'lost-menu handover' }, h('summary', { class: 'btn btn-small btn-quiet', dataset: { testid: 'handover' } }, 'hand over…'),
-      h('div', { class: 'lost-reasons' }, pick, h('button', { type: 'button', class: 'btn btn-small', dataset: { testid: 'handover-confirm' }, onclick: () => handOver(lead, pick.value) }, 'Hand over')));
+    return h('details', { class: 'lost-menu handover', dataset: { menu: 'handover' } }, h('summary', { class: 'btn btn-small btn-quiet', dataset: { testid: 'handover' } }, 'hand over…'),
+      h('div', { class: 'lost-reasons' }, pick, h('button', { type: 'button', class: 'btn btn-small', dataset: { testid: 'handover-confirm' }, onclick: fromMenu(() => handOver(lead, pick.value)) }, 'Hand over')));
   };
   const actions = (lead) => {
     const contactButtons = CHANNELS.slice(0, 4).map((channel) => h('button', {
@@ -353,9 +358,9 @@
     if (lead.status === 'lost' || lead.status === 'won') {
       statusButtons.push(h('button', { type: 'button', class: 'btn btn-small btn-quiet', dataset: { testid: 'status-new' }, onclick: () => setStatus(lead, { status: 'new' }) }, 'reopen'));
     }
-    const lost = h('details', { class: 'lost-menu' }, h('summary', { class: 'btn btn-small btn-quiet', dataset: { testid: 'status-lost' } }, 'lost…'),
+    const lost = h('details', { class: 'lost-menu', dataset: { menu: 'lost' } }, h('summary', { class: 'btn btn-small btn-quiet', dataset: { testid: 'status-lost' } }, 'lost…'),
       h('div', { class: 'lost-reasons' }, LOST_REASONS.map((reason) => h('button', {
-        type: 'button', class: 'btn btn-small btn-quiet', dataset: { testid: `lost-${reason}` }, onclick: () => setStatus(lead, { status: 'lost', lost_reason: reason }),
+        type: 'button', class: 'btn btn-small btn-quiet', dataset: { testid: `lost-${reason}` }, onclick: fromMenu(() => setStatus(lead, { status: 'lost', lost_reason: reason })),
       }, v.humanize(reason)))));
     return h('div', { class: 'lead-actions' },
       v.countdown(lead),
@@ -392,7 +397,21 @@
       h('strong', null, v.humanize(step.step)),
       h('span', { class: 'muted small' }, `at ${v.number(step.mark_minutes, 1)} min · ${step.status === 'fired' ? `done ${v.clock(step.fired_at)}` : step.status === 'cancelled' ? 'not needed' : `due ${v.clock(step.due_at)}`}`))))]
     : null);
+  /** The row menus open now (hand over…, lost…), with what is picked in them: a poll redraws
+   * every row when anything changed, and must not close a menu under the user's cursor. */
+  const openMenus = () => [...document.querySelectorAll('.lead-row details[open][data-menu]')].map((menu) => {
+    const select = menu.querySelector('select');
+    return { lead: menu.closest('.lead-row').dataset.leadId, menu: menu.dataset.menu, picked: select ? select.value : null };
+  });
+  const reopenMenus = (menus) => menus.forEach(({ lead, menu, picked }) => {
+    const again = document.querySelector(`.lead-row[data-lead-id="${CSS.escape(lead)}"] details[data-menu="${menu}"]`);
+    if (!again) return; // the lead left the list, or the menu no longer applies to it
+    again.open = true;
+    const select = again.querySelector('select');
+    if (select && [...select.options].some((option) => option.value === picked)) select.value = picked;
+  });
   const renderLeads = () => {
+    const menus = openMenus();
     const leads = [...state.leads].sort(byUrgency);
     const own = leads.filter(mine);
     const rest = leads.filter((lead) => !mine(lead));
@@ -402,6 +421,7 @@
     $('my-count').textContent = own.length ? `${own.length}${overdue ? ` · ${overdue} overdue` : ''}` : '';
     $('lead-list').replaceChildren(...rest.map(leadRow));
     $('lead-empty').hidden = rest.length > 0 || own.length > 0;
+    reopenMenus(menus);
   };
 
   // Actions
