@@ -5,6 +5,7 @@ the bot's side: it posts the `/start <code>` update to the webhook route with th
 header, as Telegram would), sees "linked" and sends a test alert that reaches the local fake
 Bot API."""
 
+import asyncio
 import re
 
 import httpx
@@ -104,3 +105,36 @@ async def test_a_bot_set_up_then_a_manager_links_telegram_and_tests_it(
         "sendMessage", lambda p: p["chat_id"] == str(CHAT) and "nobody (a test)" in p["text"]
     )
     assert alert.token == bot_api.token
+
+
+async def test_a_bot_saved_while_the_team_page_loads_stays_drawn(
+    new_context,
+    live_server,
+    session,
+    site,
+    bot_api,  # noqa: F811
+):
+    """The team page's load (bot, then team channels) may answer after the admin has already
+    saved a bot: it must not draw "No bot yet" over the bot just set up. The test holds the
+    load's channels request until the save has been drawn."""
+    await make_user(session, site, "admin", "olga@shop.example", name="Olga")
+    await session.rollback()
+    admin = await _page(new_context, f"{live_server.url}/dashboard#team")
+    release = asyncio.Event()
+
+    async def hold_channel_reads(route) -> None:
+        if route.request.method == "GET":
+            await release.wait()
+        await route.continue_()
+
+    await admin.route(re.compile(r".*/v1/channels$"), hold_channel_reads)
+    await _sign_in(admin, "olga@shop.example")
+    await expect(admin.get_by_test_id("bot-token")).to_be_visible()
+    await admin.get_by_test_id("bot-token").fill(BOT_TOKEN)
+    await admin.get_by_test_id("bot-save").click()
+    await expect(admin.get_by_test_id("bot-username")).to_have_text(f"@{BOT_USERNAME}")
+
+    release.set()  # the load started at sign-in answers now, after the save
+    await expect(admin.locator("#team-channels-empty")).to_be_visible()
+    await expect(admin.get_by_test_id("bot-username")).to_have_text(f"@{BOT_USERNAME}")
+    await expect(admin.get_by_test_id("bot-status")).to_have_attribute("data-state", "webhook")

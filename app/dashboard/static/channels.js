@@ -173,7 +173,14 @@
   // -- the site's bot and team channels (admins, on the team page) -----------------------------
 
   const TEAM_ERR = 'team-channels-error';
+  // A load draws only what nothing newer has drawn since it started: a load started before a
+  // bot was saved here, answering after it, would otherwise draw "No bot yet" over the bot
+  // just set up (and an older load's channels would replace a newer one's).
+  let loads = 0;
+  let botDrawn = 0;
   const loadTeam = async () => {
+    const load = ++loads;
+    const botTurn = ++botDrawn;
     let bot = null;
     let channels = [];
     try {
@@ -187,8 +194,8 @@
       failed(e, 'Loading the team channels', TEAM_ERR);
       return;
     }
-    renderBot(bot);
-    renderTeamChannels(channels);
+    if (botTurn === botDrawn) renderBot(bot);
+    if (load === loads) renderTeamChannels(channels);
   };
   const renderBot = (bot) => {
     $('bot-status').replaceChildren(bot
@@ -206,6 +213,7 @@
     try {
       const bot = (await api.request('PUT', '/v1/channels/telegram', { body: { token: $('bot-token').value.trim(), mode: $('bot-mode').value } })).data;
       $('bot-token').value = '';
+      botDrawn += 1; // a load still under way would draw the bot as it was before
       renderBot(bot);
       if (state.ui) state.ui.toast(`The bot @${bot.username} is set up.`);
     } catch (e) {
