@@ -4,6 +4,8 @@ and keeps their settings; an admin invites a manager on the team page, changes a
 deactivates someone; the invited manager signs in (no team page for them) and changes that
 first password; nobody sees another site's leads."""
 
+import asyncio
+import re
 from datetime import timedelta
 
 import httpx
@@ -126,9 +128,10 @@ async def test_a_manager_works_their_leads(new_context, live_server, session, si
 async def test_an_open_menu_stays_open_when_a_poll_redraws_the_rows(
     new_context, live_server, session, site
 ):
-    """A poll that brings any change redraws every row. The hand-over menu the user has open
-    (and the colleague picked in it) must survive that, where it used to close under the
-    cursor; a menu's action closes its menu, so that the redraw after it does not reopen it."""
+    """Rows drawn before the colleagues are known get their "hand over..." once they are. A
+    poll that brings any change redraws every row: the hand-over menu the user has open (and
+    the colleague picked in it) must survive that, where it used to close under the cursor;
+    a menu's action closes its menu, so that the redraw after it does not reopen it."""
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         await without_ladder(client, site)
         in_hours = {"working_hours": ALL_WEEK, "time_zone": awake_zone()}
@@ -141,10 +144,26 @@ async def test_an_open_menu_stays_open_when_a_poll_redraws_the_rows(
     (hers,) = await leads_of(session, site)
     await session.rollback()
 
-    page = await _sign_in(new_context, live_server, "anna@shop.example")
+    # The colleagues arrive after the rows are drawn: the rows get their "hand over..." then.
+    release = asyncio.Event()
+
+    async def hold_colleagues(route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    context = await new_context()
+    await context.add_init_script(FAST_POLLING)
+    page = await context.new_page()
+    await page.route(re.compile(r".*/v1/me/colleagues$"), hold_colleagues)
+    await page.goto(f"{live_server.url}/dashboard")
+    await page.get_by_test_id("email").fill("anna@shop.example")
+    await page.get_by_test_id("password").fill(PASSWORD)
+    await page.get_by_test_id("sign-in-password").click()
     rows = page.get_by_test_id("lead-row")
     row = page.locator(f"[data-lead-id='{hers.id}']")
     await expect(rows).to_have_count(1)
+    await expect(row.get_by_test_id("handover")).to_have_count(0)
+    release.set()
     await row.get_by_test_id("handover").click()
     await row.get_by_test_id("handover-to").select_option(label="Boris (off duty)")
 

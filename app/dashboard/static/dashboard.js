@@ -177,7 +177,10 @@
       state.colleagues = (await api.get('/v1/me/colleagues')).data;
     } catch (e) {
       fail(e, 'Loading your team');
+      return;
     }
+    // Rows drawn before the colleagues were known have no "hand over…": draw them again.
+    if (state.signedIn && state.leads.length) renderLeads();
   };
   const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
   const zones = () => {
