@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.hot_to_webhook import free_port  # noqa: E402
 from bench.ingest import (  # noqa: E402
-    TICKS,
     asyncpg_dsn,
     cpu_seconds,
     prepare_database,
     start_server,
 )
+from bench.procstat import process_cpu  # noqa: E402
 
 STATS = """
 SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database
@@ -61,10 +61,9 @@ def backends_cpu(pids: list[int]) -> float:
     used = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            used += process_cpu(pid)[2]
         except OSError:  # gone meanwhile
             continue
-        used += (int(fields[11]) + int(fields[12])) / TICKS
     return used
 
 

@@ -44,6 +44,7 @@ from app.audiences.starters import STARTER_AUDIENCES  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
+from bench.procstat import processes  # noqa: E402
 
 # `--audiences N`: the first N of these (the starters, and two that the bench's events match).
 BENCH_AUDIENCES = [
@@ -216,23 +217,13 @@ def cpu_reference_us() -> float:
     return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 1)
 
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_seconds(server_pid: int) -> dict[str, float]:
     """CPU time used so far by the server (its processes) and by PostgreSQL (all its
     processes), from /proc; wrk's comes from the children's rusage once it has exited."""
     import resource
 
     used = {"server": 0.0, "postgres": 0.0}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, _, tail = stat.read_text().rpartition(")")
-        except OSError:  # gone meanwhile
-            continue
-        comm, fields = head.partition("(")[2], tail.split()
-        pid, ppid = int(stat.parent.name), int(fields[1])
-        seconds = (int(fields[11]) + int(fields[12])) / TICKS
+    for pid, (comm, ppid, seconds) in processes().items():
         if pid == server_pid or ppid == server_pid:
             used["server"] += seconds
         elif comm == "postgres":

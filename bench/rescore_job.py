@@ -186,64 +186,10 @@ async def wal_counters(url: str) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
-# The CPU sampler runs in a process of its own: a pass over every /proc/<pid>/stat takes 3-10 ms,
-# which in the bench's process would hold up the stream's answers 4 times a second, only while
-# a job runs, and add itself to the p99 measured during jobs.
-CPU_SAMPLER = """
-import json, os, sys, threading
-server, ticks = int(sys.argv[1]), os.sysconf("SC_CLK_TCK")
-first, last = {}, {}
-
-
-def busy():
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / ticks  # all but idle and iowait
-
-
-def sample():
-    found = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    head, _, tail = f.read().rpartition(")")
-            except OSError:
-                continue
-            fields = tail.split()
-            seconds = (int(fields[11]) + int(fields[12])) / ticks
-            found[int(name)] = (head.partition("(")[2], int(fields[1]), seconds)
-    ours, grew = {server}, True
-    while grew:  # the server's descendants: its job pool is its forkserver's children
-        more = {pid for pid, (_, ppid, _) in found.items() if ppid in ours} - ours
-        ours |= more
-        grew = bool(more)
-    for pid, (comm, _, seconds) in found.items():
-        group = "server" if pid in ours else comm
-        if group in ("server", "postgres"):
-            first.setdefault(pid, (group, seconds))
-            last[pid] = (group, seconds)
-
-
-stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
-machine = busy()
-sample()
-while not stop.wait(0.25):  # often: a pool's processes and their backends end with the job
-    sample()
-sample()
-totals = {"server": 0.0, "postgres": 0.0}
-for pid, (group, seconds) in last.items():
-    totals[group] += seconds - first[pid][1]
-totals["machine"] = busy() - machine
-print(json.dumps({k: round(v, 1) for k, v in totals.items()}))
-"""
-
-
 class CpuMeter:
     """CPU seconds used by the server's processes (its job pool included) and PostgreSQL's,
     per process from /proc, and the whole machine's busy seconds (everyone's: this machine is
-    shared), between `start` and `stop`; sampled by `CPU_SAMPLER` in a process of its own."""
+    shared), between `start` and `stop`; sampled by bench/procstat.py in a process of its own."""
 
     def __init__(self, server_pid: int) -> None:
         self._server = server_pid
@@ -251,7 +197,7 @@ class CpuMeter:
 
     async def start(self) -> None:
         self._sampler = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CPU_SAMPLER, str(self._server),
+            sys.executable, "-m", "bench.procstat", str(self._server), cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
 

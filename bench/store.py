@@ -14,7 +14,6 @@ the cost can be told apart and changed one at a time.
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
@@ -38,12 +37,12 @@ from app.ingestion.parsing import validate_event  # noqa: E402
 from app.ingestion.store import Submission, store_group  # noqa: E402
 from app.scoring.scorer import LeadScorer, RuleSetCache  # noqa: E402
 from bench.ingest import prepare_database  # noqa: E402
+from bench.procstat import process_cpu  # noqa: E402
 
 UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
 )
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _raw_event(visitor: int, n: int, run: str) -> dict[str, object]:
@@ -55,11 +54,6 @@ def _raw_event(visitor: int, n: int, run: str) -> dict[str, object]:
         "properties": {"product_id": f"p{n % 500}", "category": "fridges", "price": 499},
         "context": {"userAgent": UA, "page": {"url": f"https://shop.example/fridges/p{n % 500}"}},
     }
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -109,7 +103,7 @@ async def main(args: argparse.Namespace) -> None:
     visit_timeout = timedelta(minutes=30)
     wall: list[float] = []
     py0 = time.process_time()
-    pg0 = _cpu_seconds(backend)
+    pg0 = process_cpu(backend)[2]
     start = time.perf_counter()
     # One pooled connection (pool_size 1 is not guaranteed): keep a connection and reuse it.
     async with engine.connect() as conn:
@@ -131,7 +125,7 @@ async def main(args: argparse.Namespace) -> None:
             wall.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - start
     py = time.process_time() - py0
-    pg = _cpu_seconds(backend) - pg0
+    pg = process_cpu(backend)[2] - pg0
     await engine.dispose()
     n = args.groups * args.group_size
     print(
