@@ -35,10 +35,14 @@ async def _user(session, email: str) -> User:
     return user
 
 
-async def _sign_in(new_context, live_server, email: str, password: str = PASSWORD):
+async def _sign_in(new_context, live_server, email: str, password: str = PASSWORD, *, before=None):
+    """A signed-in page; `before(page)`, if given, runs before the dashboard is loaded (to
+    route its requests, say)."""
     context = await new_context()
     await context.add_init_script(FAST_POLLING)
     page = await context.new_page()
+    if before is not None:
+        await before(page)
     await page.goto(f"{live_server.url}/dashboard")
     await page.get_by_test_id("email").fill(email)
     await page.get_by_test_id("password").fill(password)
@@ -151,14 +155,10 @@ async def test_an_open_menu_stays_open_when_a_poll_redraws_the_rows(
         await release.wait()
         await route.continue_()
 
-    context = await new_context()
-    await context.add_init_script(FAST_POLLING)
-    page = await context.new_page()
-    await page.route(re.compile(r".*/v1/me/colleagues$"), hold_colleagues)
-    await page.goto(f"{live_server.url}/dashboard")
-    await page.get_by_test_id("email").fill("anna@shop.example")
-    await page.get_by_test_id("password").fill(PASSWORD)
-    await page.get_by_test_id("sign-in-password").click()
+    async def route_colleagues(page) -> None:
+        await page.route(re.compile(r".*/v1/me/colleagues$"), hold_colleagues)
+
+    page = await _sign_in(new_context, live_server, "anna@shop.example", before=route_colleagues)
     rows = page.get_by_test_id("lead-row")
     row = page.locator(f"[data-lead-id='{hers.id}']")
     await expect(rows).to_have_count(1)
