@@ -22,6 +22,11 @@ a neighbour busy with memory (the shared cache, the memory bus) costs.
     .venv/bin/python bench/rescore_job.py --reuse --processes --no-preview \\
         --burn 2 --burn-kind memory --repeat 3
     .venv/bin/python bench/rescore_job.py --reuse --processes 1 2 --no-preview --repeat 3
+    .venv/bin/python bench/rescore_job.py --reuse --processes 2 --repeat 3 --split-cores
+
+`--split-cores` runs bench/split_cores.py beside the runs: the API and the PostgreSQL backends
+serving it on one core, the job (its processes and backends) and PostgreSQL's own processes
+on the others, as if the job had cores of its own; the disk stays shared.
 
 Each run also prints the WAL PostgreSQL wrote during the job (MB, full-page images) and the
 checkpoints that fell in it. With `--repeat`, the runs are interleaved and a pooled line per
@@ -34,6 +39,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -394,6 +400,34 @@ async def run(args: argparse.Namespace) -> None:
         runs.append(("preview", args.preview_processes))
     runs += [("burn", n) for n in args.burn]
     runs = [one for _ in range(args.repeat) for one in runs]  # interleaved: drift hits all
+    splitter = start_split_cores(args) if args.split_cores else None
+    try:
+        pooled = await run_all(args, runs, write_key, secret_key)
+    finally:
+        if splitter is not None:
+            splitter.terminate()
+            splitter.wait(timeout=30)
+    if args.repeat > 1:
+        for (kind, processes), rows in pooled.items():
+            print(pooled_summary(kind, processes, rows), flush=True)
+
+
+def start_split_cores(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """bench/split_cores.py beside the runs: the API and its backends on one core, the job,
+    its backends and PostgreSQL's own processes on the others."""
+    database, client = str(make_url(args.database_url).database), str(os.getpid())
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.split_cores", "--database", database, "--client", client]
+        + ["--niceness", str(args.niceness)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+    )
+
+
+async def run_all(
+    args: argparse.Namespace, runs: list[tuple[str, int]], write_key: str, secret_key: str
+) -> dict[tuple[str, int], list[Json]]:
+    url = args.database_url
     pooled: dict[tuple[str, int], list[Json]] = {}
     for bump, (kind, processes) in enumerate(runs, start=1):
         # A re-scoring rewrites every lead: the dead rows autovacuum would clean, cleaned
@@ -420,11 +454,10 @@ async def run(args: argparse.Namespace) -> None:
             Settings().scoring.rescore_pause_seconds if args.pause is None else args.pause
         )
         row["cpu_reference_us"] = (reference, cpu_reference_us())
+        row["split_cores"] = args.split_cores
         pooled.setdefault((kind, processes), []).append(row)
         print({k: v for k, v in row.items() if not k.startswith("_")}, flush=True)
-    if args.repeat > 1:
-        for (kind, processes), rows in pooled.items():
-            print(pooled_summary(kind, processes, rows), flush=True)
+    return pooled
 
 
 def pooled_summary(kind: str, processes: int, rows: list[Json]) -> Json:
@@ -455,6 +488,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database-url", default=DATABASE_URL)
+    parser.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="the API and its backends on one core, the job on the others (bench/split_cores.py)",
+    )
     parser.add_argument("--leads", type=int, default=200_000)
     parser.add_argument("--events-per-lead", type=int, default=9)
     parser.add_argument("--processes", type=int, nargs="*", default=[0, 1, 2])
